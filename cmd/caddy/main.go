@@ -5,6 +5,8 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mholt/caddy-l4"
+
+	_ "github.com/caddy-vipa/caddy-vipa"
 )
 
 func main() {

@@ -1,0 +1,225 @@
+package module
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves the routing tables, definitions and members under /vipa/
+// on Caddy's admin endpoint.
+type adminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.vipa",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/vipa/dpt", Handler: get(dptRows)},
+		{Pattern: "/vipa/crt", Handler: get(crtRows)},
+		{Pattern: "/vipa/definitions", Handler: get(definitionRows)},
+		{Pattern: "/vipa/members", Handler: get(memberRows)},
+	}
+}
+
+// dptRow is one DPT row in /vipa/dpt.
+type dptRow struct {
+	VIPA        string `json:"vipa"`
+	Port        uint16 `json:"port"`
+	Node        string `json:"node"`
+	Address     string `json:"address"`
+	Ready       int    `json:"ready"`
+	Weight      int    `json:"weight"`
+	State       string `json:"state"`
+	ActiveConns int64  `json:"active_conns"`
+	TotalConns  uint64 `json:"total_conns"`
+}
+
+// crtRow is one live routed connection in /vipa/crt.
+type crtRow struct {
+	Client        string `json:"client"`
+	VIPA          string `json:"vipa"`
+	Port          uint16 `json:"port"`
+	Node          string `json:"node"`
+	Address       string `json:"address"`
+	Since         string `json:"since"`
+	BytesToTarget int64  `json:"bytes_to_target"`
+	BytesToClient int64  `json:"bytes_to_client"`
+}
+
+// definitionRow is one VIPADISTRIBUTE definition in /vipa/definitions.
+type definitionRow struct {
+	VIPA        string   `json:"vipa"`
+	Ports       []int    `json:"ports"`
+	DestIP      []string `json:"destip"`
+	Distmethod  string   `json:"distmethod"`
+	RoutingNode string   `json:"routing_node"`
+	Conflict    string   `json:"conflict"`
+}
+
+// memberRow is one serf member in /vipa/members.
+type memberRow struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Status  string `json:"status"`
+}
+
+// get wraps a row producer as a GET-only JSON endpoint. Without a running
+// vipadynamic app every table is empty.
+func get[T any](rows func(*fleet, *http.Request) ([]T, error)) caddy.AdminHandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+		}
+		out := []T{}
+		if app := current.Load(); app != nil {
+			got, err := rows(app.fleet, r)
+			if err != nil {
+				return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+			}
+			if got != nil {
+				out = got
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(out)
+	}
+}
+
+func dptRows(f *fleet, _ *http.Request) ([]dptRow, error) {
+	var out []dptRow
+	for _, r := range f.dpt.Rows() {
+		out = append(out, dptRow{
+			VIPA:        r.VIPA.String(),
+			Port:        r.Port,
+			Node:        r.Node,
+			Address:     r.Address.String(),
+			Ready:       r.Ready,
+			Weight:      r.Weight,
+			State:       r.State.String(),
+			ActiveConns: r.ActiveConns,
+			TotalConns:  r.TotalConns,
+		})
+	}
+	return out, nil
+}
+
+// crtFilter holds the /vipa/crt query: vipa, port, node, limit.
+type crtFilter struct {
+	vipa  netip.Addr
+	port  uint16
+	node  string
+	limit int
+}
+
+func parseCRTFilter(r *http.Request) (crtFilter, error) {
+	q := r.URL.Query()
+	var f crtFilter
+	if v := q.Get("vipa"); v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return f, fmt.Errorf("vipa %q: %w", v, err)
+		}
+		f.vipa = a.Unmap()
+	}
+	if v := q.Get("port"); v != "" {
+		p, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			return f, fmt.Errorf("port %q: want 0-65535", v)
+		}
+		f.port = uint16(p)
+	}
+	f.node = q.Get("node")
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("limit %q: want a number ≥ 0", v)
+		}
+		f.limit = n
+	}
+	return f, nil
+}
+
+func (f crtFilter) match(e *tables.Entry) bool {
+	return (!f.vipa.IsValid() || e.VIPA == f.vipa) &&
+		(f.port == 0 || e.Port == f.port) &&
+		(f.node == "" || e.Target.Node == f.node)
+}
+
+func crtRows(fl *fleet, r *http.Request) ([]crtRow, error) {
+	f, err := parseCRTFilter(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []crtRow
+	fl.crt.Range(func(e *tables.Entry) bool {
+		if !f.match(e) {
+			return true
+		}
+		out = append(out, crtRow{
+			Client:        e.Client.String(),
+			VIPA:          e.VIPA.String(),
+			Port:          e.Port,
+			Node:          e.Target.Node,
+			Address:       e.Target.Address.String(),
+			Since:         time.Unix(0, e.Since).UTC().Format(time.RFC3339),
+			BytesToTarget: e.ToTarget.Load(),
+			BytesToClient: e.ToClient.Load(),
+		})
+		return f.limit == 0 || len(out) < f.limit
+	})
+	return out, nil
+}
+
+func definitionRows(f *fleet, _ *http.Request) ([]definitionRow, error) {
+	f.mu.Lock()
+	defs := f.cfg.defs
+	f.mu.Unlock()
+	var out []definitionRow
+	for _, d := range defs {
+		out = append(out, definitionRowOf(d, ""))
+	}
+	return out, nil
+}
+
+func definitionRowOf(d *serfsync.Definition, conflict string) definitionRow {
+	return definitionRow{
+		VIPA:        d.VIPA.String(),
+		Ports:       d.Ports.Ports(),
+		DestIP:      d.DestIP,
+		Distmethod:  d.Distmethod,
+		RoutingNode: d.RoutingNode,
+		Conflict:    conflict,
+	}
+}
+
+func memberRows(f *fleet, _ *http.Request) ([]memberRow, error) {
+	var out []memberRow
+	for _, m := range f.members() {
+		out = append(out, memberRow{Name: m.Name, Address: m.Address.String(), Status: m.Status})
+	}
+	return out, nil
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = adminAPI{}
+)

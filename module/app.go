@@ -1,0 +1,278 @@
+// Package module is the Caddy side of caddy-vipa: the vipadynamic app, the
+// layer4 distribute handler, the admin API and the listener watch wiring.
+package module
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the VIPADYNAMIC block: this node's identity in the fleet, its gossip
+// settings, how it finds its application listeners, and the VIPADISTRIBUTE
+// definitions it routes. The node whose config defines a VIPA is that VIPA's
+// routing node; every node may be a target.
+type App struct {
+	// Node is this node's serf name. Default: the host name.
+	Node string `json:"node,omitempty"`
+
+	// Advertise is the address other nodes dial to reach this host's
+	// applications. Default: the gossip bind address.
+	Advertise string `json:"advertise,omitempty"`
+
+	// Gossip configures the serf agent. Default: bind 127.0.0.1:7946.
+	Gossip *Gossip `json:"gossip,omitempty"`
+
+	// Listeners says how this node finds its application listeners: "auto"
+	// (default) reads the kernel's socket table, "off" reports nothing.
+	Listeners string `json:"listeners,omitempty"`
+
+	// ListenersInterval is how often the socket table is read. Default: 100ms.
+	ListenersInterval caddy.Duration `json:"listeners_interval,omitempty"`
+
+	// Distribute holds the VIPADISTRIBUTE definitions this node routes.
+	Distribute []*Distribute `json:"distribute,omitempty"`
+
+	fleet     *fleet
+	fleetKey  string
+	identity  identity
+	defs      []*serfsync.Definition
+	advertise netip.Addr
+	ctx       caddy.Context
+	logger    *zap.Logger
+}
+
+// Gossip is the serf agent's configuration.
+type Gossip struct {
+	// Bind is the gossip address (host:port), UDP and TCP.
+	Bind string `json:"bind,omitempty"`
+
+	// Join lists gossip addresses of fleet members to join at start.
+	Join []string `json:"join,omitempty"`
+
+	// KeyringFile is a serf keyring file: a JSON array of base64 keys, the
+	// first one primary.
+	KeyringFile string `json:"keyring_file,omitempty"`
+
+	// EncryptKey is a base64 16, 24 or 32-byte gossip key.
+	EncryptKey string `json:"encrypt_key,omitempty"`
+
+	// Label separates fleets sharing a network. Default: "caddy-vipa".
+	Label string `json:"label,omitempty"`
+
+	// Profile is the serf timing profile: lan (default), fast or wan.
+	Profile string `json:"profile,omitempty"`
+
+	// Insecure allows gossip in clear text on a non-loopback bind address.
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// Distribute is one VIPADISTRIBUTE statement.
+type Distribute struct {
+	// VIPA is the distributed virtual IP address.
+	VIPA string `json:"vipa"`
+
+	// Ports lists the routable ports and ranges, e.g. "8080", "9000-9009".
+	Ports []string `json:"ports"`
+
+	// DestIP lists the candidate target nodes by serf name or advertise
+	// address; ["all"] makes every fleet node a candidate.
+	DestIP []string `json:"destip"`
+
+	// Distmethod picks a target for each new connection. Default: roundrobin.
+	Distmethod string `json:"distmethod,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "vipadynamic",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+const (
+	defaultGossipBind        = "127.0.0.1:7946"
+	defaultLabel             = "caddy-vipa"
+	defaultListenersInterval = 100 * time.Millisecond
+)
+
+// Provision sets defaults, parses the definitions and takes the pooled
+// fleet state; it binds nothing (caddy validate provisions too).
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	if a.Node == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node name: %w", err)
+		}
+		a.Node = host
+	}
+	if a.Gossip == nil {
+		a.Gossip = new(Gossip)
+	}
+	if a.Gossip.Bind == "" {
+		a.Gossip.Bind = defaultGossipBind
+	}
+	if a.Gossip.Label == "" {
+		a.Gossip.Label = defaultLabel
+	}
+	if a.Listeners == "" {
+		a.Listeners = "auto"
+	}
+	if a.ListenersInterval <= 0 {
+		a.ListenersInterval = caddy.Duration(defaultListenersInterval)
+	}
+	id, err := a.buildIdentity()
+	if err != nil {
+		return err
+	}
+	a.identity = id
+	a.advertise = id.agent.Advertise
+	defs, err := a.buildDefinitions()
+	if err != nil {
+		return err
+	}
+	a.defs = defs
+
+	a.fleetKey = id.agent.BindAddr.String()
+	val, _, err := fleets.LoadOrNew(a.fleetKey, func() (caddy.Destructor, error) {
+		return newFleet(id), nil
+	})
+	if err != nil {
+		return err
+	}
+	a.fleet = val.(*fleet)
+	return nil
+}
+
+// buildIdentity turns the gossip settings into an agent config.
+func (a *App) buildIdentity() (identity, error) {
+	bind, err := netip.ParseAddrPort(a.Gossip.Bind)
+	if err != nil {
+		return identity{}, fmt.Errorf("gossip bind address %q: want ip:port: %w", a.Gossip.Bind, err)
+	}
+	adv := bind.Addr()
+	if a.Advertise != "" {
+		adv, err = netip.ParseAddr(a.Advertise)
+		if err != nil {
+			return identity{}, fmt.Errorf("advertise address %q: %w", a.Advertise, err)
+		}
+	}
+	if adv.IsUnspecified() {
+		return identity{}, errors.New("advertise address is required when gossip binds the wildcard address")
+	}
+	var keys [][]byte
+	switch {
+	case a.Gossip.KeyringFile != "" && a.Gossip.EncryptKey != "":
+		return identity{}, errors.New("gossip: keyring_file and encrypt_key are exclusive")
+	case a.Gossip.KeyringFile != "":
+		keys, err = serfsync.LoadKeyring(a.Gossip.KeyringFile)
+	case a.Gossip.EncryptKey != "":
+		var k []byte
+		k, err = serfsync.DecodeKey(a.Gossip.EncryptKey)
+		keys = [][]byte{k}
+	}
+	if err != nil {
+		return identity{}, err
+	}
+	cfg := serfsync.Config{
+		NodeName:  a.Node,
+		BindAddr:  bind,
+		Advertise: adv.Unmap(),
+		Join:      a.Gossip.Join,
+		Keys:      keys,
+		Label:     a.Gossip.Label,
+		Insecure:  a.Gossip.Insecure,
+		Profile:   a.Gossip.Profile,
+	}
+	if err := cfg.Validate(); err != nil {
+		return identity{}, err
+	}
+	return identity{agent: cfg}, nil
+}
+
+// buildDefinitions parses the VIPADISTRIBUTE statements.
+func (a *App) buildDefinitions() ([]*serfsync.Definition, error) {
+	seen := make(map[netip.Addr]bool)
+	var defs []*serfsync.Definition
+	for i, d := range a.Distribute {
+		def, err := d.definition(a.Node)
+		if err != nil {
+			return nil, fmt.Errorf("vipadistribute %d: %w", i, err)
+		}
+		if seen[def.VIPA] {
+			return nil, fmt.Errorf("vipadistribute %s: VIPA defined twice", def.VIPA)
+		}
+		seen[def.VIPA] = true
+		defs = append(defs, def)
+	}
+	return defs, nil
+}
+
+// Validate checks what Provision did not.
+func (a *App) Validate() error {
+	switch a.Listeners {
+	case "auto", "off":
+	default:
+		return fmt.Errorf("listeners %q: want auto or off", a.Listeners)
+	}
+	return nil
+}
+
+// Start binds the gossip address (once per fleet, kept across reloads),
+// starts the listener watch and installs this config's definitions.
+func (a *App) Start() error {
+	if err := a.fleet.start(a.identity, a.logger); err != nil {
+		return err
+	}
+	a.fleet.configure(config{
+		node:      a.Node,
+		advertise: a.advertise,
+		defs:      a.defs,
+		listeners: a.Listeners,
+		interval:  time.Duration(a.ListenersInterval),
+	})
+	current.Store(a)
+	a.logger.Info("vipadynamic started",
+		zap.String("node", a.Node),
+		zap.Stringer("advertise", a.advertise),
+		zap.String("gossip", a.fleetKey),
+		zap.Int("definitions", len(a.defs)))
+	return nil
+}
+
+// Stop does nothing: the fleet state outlives a config, and Cleanup
+// releases it when no config uses it any more.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's hold on the pooled fleet state; the last
+// holder leaves the fleet and stops the listener watch.
+func (a *App) Cleanup() error {
+	if a.fleet == nil {
+		return nil
+	}
+	current.CompareAndSwap(a, nil)
+	_, err := fleets.Delete(a.fleetKey)
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,366 @@
+package module
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+)
+
+// UnmarshalCaddyfile sets up the app from the VIPADYNAMIC block. Syntax:
+//
+//	vipadynamic {
+//		node <name>
+//		advertise <ip>
+//		gossip <ip:port> {
+//			join <ip:port>...
+//			keyring_file <path>
+//			encrypt_key <base64>
+//			label <label>
+//			profile lan|fast|wan
+//			insecure
+//		}
+//		listeners auto|off {
+//			interval <duration>
+//		}
+//		vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
+//			port <port|lo-hi>...
+//			destip all|<node-or-address>...
+//			distmethod roundrobin
+//		}
+//	}
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	vipas := make(map[netip.Addr]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt != "vipadistribute" {
+			if seen[opt] {
+				return d.Errf("duplicate vipadynamic option '%s'", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "node":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Node = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "advertise":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := netip.ParseAddr(d.Val()); err != nil {
+				return d.Errf("invalid advertise address '%s': %v", d.Val(), err)
+			}
+			a.Advertise = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "gossip":
+			g, err := unmarshalGossip(d)
+			if err != nil {
+				return err
+			}
+			a.Gossip = g
+		case "listeners":
+			if err := a.unmarshalListeners(d); err != nil {
+				return err
+			}
+		case "vipadistribute":
+			dist, err := unmarshalDistribute(d)
+			if err != nil {
+				return err
+			}
+			vipa, _ := netip.ParseAddr(dist.VIPA)
+			if vipas[vipa] {
+				return d.Errf("VIPA %s is already defined by another vipadistribute statement", vipa)
+			}
+			vipas[vipa] = true
+			a.Distribute = append(a.Distribute, dist)
+		default:
+			return d.Errf("unknown vipadynamic option '%s'", opt)
+		}
+	}
+	return nil
+}
+
+func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
+	g := new(Gossip)
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	if _, err := netip.ParseAddrPort(d.Val()); err != nil {
+		return nil, d.Errf("invalid gossip address '%s': want ip:port", d.Val())
+	}
+	g.Bind = d.Val()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] && opt != "join" {
+			return nil, d.Errf("duplicate gossip option '%s'", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "join":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, j := range args {
+				if _, err := netip.ParseAddrPort(j); err != nil {
+					return nil, d.Errf("invalid join address '%s': want ip:port", j)
+				}
+			}
+			g.Join = append(g.Join, args...)
+		case "keyring_file", "encrypt_key", "label", "profile":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			val := d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			switch opt {
+			case "keyring_file":
+				g.KeyringFile = val
+			case "encrypt_key":
+				if _, err := serfsync.DecodeKey(val); err != nil {
+					return nil, d.Errf("encrypt_key: %v", err)
+				}
+				g.EncryptKey = val
+			case "label":
+				g.Label = val
+			case "profile":
+				if !slices.Contains(serfsync.Profiles, val) {
+					return nil, d.Errf("unknown gossip profile '%s': want lan, fast or wan", val)
+				}
+				g.Profile = val
+			}
+		case "insecure":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			g.Insecure = true
+		default:
+			return nil, d.Errf("unknown gossip option '%s'", opt)
+		}
+	}
+	if g.KeyringFile != "" && g.EncryptKey != "" {
+		return nil, d.Err("gossip: keyring_file and encrypt_key are exclusive")
+	}
+	return g, nil
+}
+
+func (a *App) unmarshalListeners(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	switch d.Val() {
+	case "auto", "off":
+		a.Listeners = d.Val()
+	default:
+		return d.Errf("listeners '%s': want auto or off", d.Val())
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "interval":
+			if a.ListenersInterval != 0 {
+				return d.Errf("duplicate listeners option 'interval'")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("invalid listeners interval '%s'", d.Val())
+			}
+			a.ListenersInterval = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unknown listeners option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalDistribute parses one VIPADISTRIBUTE statement, inline and
+// block forms alike.
+func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
+	dist := new(Distribute)
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	if d.Val() == "define" && !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	vipa, err := netip.ParseAddr(d.Val())
+	if err != nil || vipa.IsUnspecified() || vipa.IsMulticast() {
+		return nil, d.Errf("invalid VIPA '%s': want a unicast IP address", d.Val())
+	}
+	dist.VIPA = vipa.String()
+	var portsSet, destSet bool
+	parse := func(opt string, args []string) error {
+		switch opt {
+		case "port":
+			if portsSet {
+				return d.Errf("duplicate vipadistribute option 'port'")
+			}
+			portsSet = true
+			if len(args) == 0 {
+				return d.Errf("vipadistribute %s: port needs at least one port or range", vipa)
+			}
+			for _, p := range args {
+				if _, err := serfsync.ParsePortRange(p); err != nil {
+					return d.Errf("vipadistribute %s: %v", vipa, err)
+				}
+			}
+			dist.Ports = args
+		case "destip":
+			if destSet {
+				return d.Errf("duplicate vipadistribute option 'destip'")
+			}
+			destSet = true
+			if len(args) == 0 {
+				return d.Errf("vipadistribute %s: empty destip list", vipa)
+			}
+			if slices.Contains(args, serfsync.DestAll) && len(args) > 1 {
+				return d.Errf("vipadistribute %s: destip all excludes other destinations", vipa)
+			}
+			dist.DestIP = args
+		case "distmethod":
+			if dist.Distmethod != "" {
+				return d.Errf("duplicate vipadistribute option 'distmethod'")
+			}
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			if args[0] != "roundrobin" {
+				return d.Errf("vipadistribute %s: unknown distmethod '%s'", vipa, args[0])
+			}
+			dist.Distmethod = args[0]
+		default:
+			return d.Errf("unknown vipadistribute option '%s'", opt)
+		}
+		return nil
+	}
+
+	// Inline form: port <p>... destip <d>...
+	var opt string
+	var args []string
+	for d.NextArg() {
+		switch v := d.Val(); {
+		case v == "port" || v == "destip" || v == "distmethod":
+			if opt != "" {
+				if err := parse(opt, args); err != nil {
+					return nil, err
+				}
+			}
+			opt, args = v, nil
+		case opt == "":
+			return nil, d.Errf("unknown vipadistribute option '%s'", v)
+		default:
+			args = append(args, v)
+		}
+	}
+	if opt != "" {
+		if err := parse(opt, args); err != nil {
+			return nil, err
+		}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if err := parse(opt, d.RemainingArgs()); err != nil {
+			return nil, err
+		}
+	}
+	if !portsSet {
+		return nil, d.Errf("vipadistribute %s: missing port", vipa)
+	}
+	if !destSet {
+		return nil, d.Errf("vipadistribute %s: missing destip", vipa)
+	}
+	return dist, nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	distribute [<vipa>] {
+//		dial_timeout <duration>
+//		max_attempts <n>
+//		idle_timeout <duration>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the handler name
+	if d.NextArg() {
+		v, err := netip.ParseAddr(d.Val())
+		if err != nil {
+			return d.Errf("distribute: invalid VIPA '%s'", d.Val())
+		}
+		h.VIPA = v.String()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("duplicate distribute option '%s'", opt)
+		}
+		seen[opt] = true
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		val := d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "dial_timeout", "idle_timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur < 0 {
+				return d.Errf("distribute: invalid %s '%s'", opt, val)
+			}
+			if opt == "dial_timeout" {
+				h.DialTimeout = caddy.Duration(dur)
+			} else {
+				h.IdleTimeout = caddy.Duration(dur)
+			}
+		case "max_attempts":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 {
+				return d.Errf("distribute: invalid max_attempts '%s': want a number ≥ 1", val)
+			}
+			h.MaxAttempts = n
+		default:
+			return d.Errf("unknown distribute option '%s'", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,203 @@
+package module
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/listenwatch"
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+)
+
+// fleets holds the state that outlives a config, keyed by gossip bind
+// address: a reload that keeps the gossip settings keeps the serf agent, the
+// DPT and the CRT, so established connections stay routed and visible.
+var fleets = caddy.NewUsagePool()
+
+// current is the running app, for the admin API.
+var current atomic.Pointer[App]
+
+// identity is what a running agent cannot change without a restart.
+type identity struct {
+	agent serfsync.Config
+}
+
+func (id identity) sameAgent(o identity) bool {
+	a, b := id.agent, o.agent
+	return a.NodeName == b.NodeName && a.BindAddr == b.BindAddr &&
+		a.Advertise == b.Advertise && a.Label == b.Label &&
+		a.Profile == b.Profile && a.Insecure == b.Insecure &&
+		slices.EqualFunc(a.Keys, b.Keys, bytes.Equal)
+}
+
+// config is the part of a config the fleet follows on every reload.
+type config struct {
+	node      string
+	advertise netip.Addr
+	defs      []*serfsync.Definition
+	listeners string
+	interval  time.Duration
+}
+
+// route is what the handler needs for one VIPA.
+type route struct {
+	def        *serfsync.Definition
+	distmethod tables.Distmethod
+}
+
+// fleet is one node's pooled state.
+type fleet struct {
+	dpt *tables.DPT
+	crt *tables.CRT
+
+	// routes maps a VIPA this node routes to its definition; read on every
+	// connection, replaced whole on reload.
+	routes atomic.Pointer[map[netip.Addr]*route]
+
+	mu       sync.Mutex
+	id       identity
+	agent    *serfsync.Agent
+	cfg      config
+	watcher  *listenwatch.Watcher
+	watchCfg config
+	snap     listenwatch.Snapshot
+	logger   *zap.Logger
+}
+
+func newFleet(id identity) *fleet {
+	f := &fleet{dpt: tables.NewDPT(), crt: tables.NewCRT(), id: id}
+	empty := map[netip.Addr]*route{}
+	f.routes.Store(&empty)
+	return f
+}
+
+// start starts the serf agent once; a later config must keep its identity.
+func (f *fleet) start(id identity, logger *zap.Logger) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.agent != nil {
+		if !f.id.sameAgent(id) {
+			return errors.New("gossip settings changed (node, advertise, key, label, profile or insecure): restart required")
+		}
+		return nil
+	}
+	f.logger = logger
+	cfg := id.agent
+	cfg.Logger = logger.Named("gossip")
+	agent, err := serfsync.New(cfg)
+	if err != nil {
+		return err
+	}
+	agent.OnMemberGone = f.memberGone
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	f.agent, f.id = agent, id
+	return nil
+}
+
+// configure installs a config's definitions and listener watch settings.
+func (f *fleet) configure(c config) {
+	routes := make(map[netip.Addr]*route, len(c.defs))
+	for _, d := range c.defs {
+		dm, _ := tables.NewDistmethod(d.Distmethod) // checked in Provision
+		routes[d.VIPA] = &route{def: d, distmethod: dm}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Keep the distmethod state of unchanged definitions.
+	for vipa, r := range *f.routes.Load() {
+		if nr, ok := routes[vipa]; ok && nr.def.Distmethod == r.def.Distmethod {
+			nr.distmethod = r.distmethod
+		}
+	}
+	f.routes.Store(&routes)
+	f.cfg = c
+	for _, row := range f.dpt.Rows() {
+		if _, ok := routes[row.VIPA]; !ok {
+			f.dpt.Delete(row.VIPA, row.Port, row.Node)
+		}
+	}
+	if f.watcher != nil && (c.listeners != f.watchCfg.listeners || c.interval != f.watchCfg.interval) {
+		f.watcher.Stop()
+		f.watcher = nil
+	}
+	if f.watcher == nil && c.listeners == "auto" {
+		f.watcher = &listenwatch.Watcher{
+			Interval: c.interval,
+			OnChange: f.listenersChanged,
+			OnError: func(err error) {
+				f.logger.Error("reading the socket table", zap.Error(err))
+			},
+		}
+		if err := f.watcher.Start(); err != nil {
+			f.logger.Error("starting the listener watch", zap.Error(err))
+			f.watcher = nil
+		}
+		f.watchCfg = c
+	}
+	if c.listeners == "off" {
+		f.snap = nil
+	}
+	f.publishLocked()
+}
+
+// listenersChanged takes a new socket table snapshot.
+func (f *fleet) listenersChanged(s listenwatch.Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap = s
+	f.publishLocked()
+}
+
+// publishLocked turns the latest snapshot into this node's report and
+// applies it to the DPT of the VIPAs this node routes.
+func (f *fleet) publishLocked() {
+	rows := localReport(f.snap, f.cfg.node, f.cfg.advertise, f.cfg.defs)
+	f.dpt.Replace(f.cfg.node, rows)
+}
+
+// memberGone drops the rows of a member that failed or left.
+func (f *fleet) memberGone(name string) {
+	if n := f.dpt.DeleteNode(name); n > 0 {
+		f.logger.Info("member gone: rows removed", zap.String("node", name), zap.Int("rows", n))
+	}
+}
+
+// members lists the fleet for the admin API.
+func (f *fleet) members() []serfsync.Member {
+	f.mu.Lock()
+	agent := f.agent
+	f.mu.Unlock()
+	if agent == nil {
+		return nil
+	}
+	return agent.Members()
+}
+
+// Destruct leaves the fleet and stops watching: the last config using this
+// state is gone.
+func (f *fleet) Destruct() error {
+	f.mu.Lock()
+	w, agent := f.watcher, f.agent
+	f.watcher, f.agent = nil, nil
+	f.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
+	if agent != nil {
+		if err := agent.Stop(); err != nil {
+			return fmt.Errorf("stopping gossip: %w", err)
+		}
+	}
+	return nil
+}

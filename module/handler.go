@@ -1,0 +1,190 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-vipa/caddy-vipa/module/relay"
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+)
+
+func init() {
+	caddy.RegisterModule(&Handler{})
+}
+
+// Handler is the layer4 distribute handler: for each connection accepted on
+// a VIPA port it selects a target from the DPT by the definition's
+// distmethod, records the connection in the CRT, dials the target and
+// copies bytes both ways until both sides end (claims 1, 11, 12).
+type Handler struct {
+	// VIPA is the distributed address whose definition routes the
+	// connections. Default: the address the client connected to.
+	VIPA string `json:"vipa,omitempty"`
+
+	// DialTimeout bounds each dial of a target. Default: 3s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// MaxAttempts bounds how many targets are dialed for one connection
+	// before the client is closed. Default: 3.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// IdleTimeout closes a connection when no byte moved either way for
+	// this long. Default: 0, no idle timeout.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	vipa   netip.Addr
+	fleet  *fleet
+	dialer net.Dialer
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "layer4.handlers.distribute",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+const (
+	defaultDialTimeout = 3 * time.Second
+	defaultMaxAttempts = 3
+)
+
+// Provision finds the vipadynamic app; it must be configured.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.VIPA != "" {
+		v, err := netip.ParseAddr(h.VIPA)
+		if err != nil {
+			return fmt.Errorf("distribute: invalid VIPA %q: %w", h.VIPA, err)
+		}
+		h.vipa = v.Unmap()
+	}
+	if h.DialTimeout <= 0 {
+		h.DialTimeout = caddy.Duration(defaultDialTimeout)
+	}
+	if h.MaxAttempts <= 0 {
+		h.MaxAttempts = defaultMaxAttempts
+	}
+	h.dialer = net.Dialer{Timeout: time.Duration(h.DialTimeout)}
+	app, err := ctx.AppIfConfigured("vipadynamic")
+	if err != nil {
+		return fmt.Errorf("distribute: the vipadynamic app must be configured (global option vipadynamic): %w", err)
+	}
+	h.fleet = app.(*App).fleet
+	return nil
+}
+
+// Handle routes one connection. It is terminal: next is never called.
+func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
+	local := addrPort(cx.LocalAddr())
+	vipa, port := local.Addr(), local.Port()
+	if h.vipa.IsValid() {
+		vipa = h.vipa
+	}
+	rt := (*h.fleet.routes.Load())[vipa]
+	if rt == nil {
+		h.refuse(cx, vipa, port, "no VIPADISTRIBUTE definition for this VIPA", nil)
+		return nil
+	}
+	g := h.fleet.dpt.Lookup(vipa, port)
+	if g == nil || g.Len() == 0 {
+		h.refuse(cx, vipa, port, "no target has an application listening on this port", nil)
+		return nil
+	}
+
+	targets := g.Targets()
+	start := rt.distmethod.Start(g)
+	var (
+		conn    net.Conn
+		target  *tables.Target
+		lastErr error
+	)
+	for k := range min(len(targets), h.MaxAttempts) {
+		target = targets[(start+k)%len(targets)]
+		conn, lastErr = h.dialer.Dial("tcp", target.Address.String())
+		if lastErr == nil {
+			break
+		}
+		if ce := h.logger.Check(zapcore.WarnLevel, "dialing target failed; trying the next"); ce != nil {
+			ce.Write(zap.String("node", target.Node), zap.Stringer("address", target.Address), zap.Error(lastErr))
+		}
+	}
+	if lastErr != nil {
+		h.refuse(cx, vipa, port, "no target answered", lastErr)
+		return nil
+	}
+	defer conn.Close()
+
+	e := h.fleet.crt.Acquire()
+	e.Client = addrPort(cx.RemoteAddr())
+	e.VIPA, e.Port, e.Target = vipa, port, target
+	e.Since = time.Now().UnixNano()
+	h.fleet.crt.Insert(e)
+	defer func() {
+		h.fleet.crt.Remove(e)
+		h.fleet.crt.Release(e)
+	}()
+
+	err := relay.Join(cx.Conn, conn, prefetched(cx), relay.Options{
+		IdleTimeout: time.Duration(h.IdleTimeout),
+		ToTarget:    &e.ToTarget,
+		ToClient:    &e.ToClient,
+	})
+	if err != nil && !isPeerGone(err) {
+		return fmt.Errorf("distribute %s to %s (%s): %w", local, target.Node, target.Address, err)
+	}
+	return nil
+}
+
+// refuse logs why a connection gets no target; the layer4 server closes it
+// when the handler returns.
+func (h *Handler) refuse(cx *layer4.Connection, vipa netip.Addr, port uint16, why string, err error) {
+	if ce := h.logger.Check(zapcore.WarnLevel, "connection refused: "+why); ce != nil {
+		ce.Write(zap.Stringer("client", cx.RemoteAddr()), zap.Stringer("vipa", vipa),
+			zap.Uint16("port", port), zap.Error(err))
+	}
+}
+
+// prefetched takes the bytes caddy-l4 read while matching, so they reach
+// the target first and later reads go straight to the socket.
+func prefetched(cx *layer4.Connection) []byte {
+	p := cx.MatchingBytes()
+	if len(p) == 0 {
+		return nil
+	}
+	n, _ := cx.Read(p) // copies the buffer onto itself and marks it consumed
+	return p[:n]
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// isPeerGone tells an ordinary end of a connection from a real failure.
+func isPeerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner  = (*Handler)(nil)
+	_ layer4.NextHandler = (*Handler)(nil)
+)

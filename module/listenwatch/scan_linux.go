@@ -1,0 +1,95 @@
+package listenwatch
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// procFiles hold the same table as sock_diag, one line per socket of any state.
+var procFiles = [...]string{"/proc/net/tcp", "/proc/net/tcp6"}
+
+// scanner reads the socket table with buffers and a netlink socket reused
+// from one scan to the next. It is not safe for concurrent use.
+type scanner struct {
+	diag *diagConn
+	proc []byte
+}
+
+func newScanner() (*scanner, error) {
+	return &scanner{diag: newDiagConn()}, nil
+}
+
+// scan replaces the contents of s with the host's listening sockets. It asks
+// netlink and, if that fails, parses /proc; the next scan tries netlink again.
+func (sc *scanner) scan(s Snapshot) error {
+	clear(s)
+	nlErr := sc.scanNetlink(s)
+	if nlErr == nil {
+		return nil
+	}
+	clear(s)
+	if err := sc.scanProc(s); err != nil {
+		return fmt.Errorf("listenwatch: %w; fallback: %w", nlErr, err)
+	}
+	return nil
+}
+
+func (sc *scanner) scanNetlink(s Snapshot) error {
+	if err := sc.diag.open(); err != nil {
+		return err
+	}
+	for _, family := range [...]uint8{unix.AF_INET, unix.AF_INET6} {
+		if err := sc.diag.dump(family, s); err != nil {
+			sc.diag.close()
+			return err
+		}
+	}
+	return nil
+}
+
+func (sc *scanner) scanProc(s Snapshot) error {
+	for _, path := range procFiles {
+		var err error
+		sc.proc, err = readFile(path, sc.proc)
+		if errors.Is(err, unix.ENOENT) && path == procFiles[1] {
+			continue // IPv6 disabled
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := parseProcNetTCP(sc.proc, s); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func (sc *scanner) close() { sc.diag.close() }
+
+// readFile reads path into buf, reusing its capacity. /proc files report size
+// 0, so it reads until EOF.
+func readFile(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer unix.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(cap(buf), 64<<10))...)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return buf, err
+		case n == 0:
+			return buf, nil
+		default:
+			buf = buf[:len(buf)+n]
+		}
+	}
+}

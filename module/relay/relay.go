@@ -1,0 +1,119 @@
+// Package relay copies bytes between a client connection and the target it
+// was routed to, in both directions, preserving TCP half-close.
+//
+// On Linux, when both ends are *net.TCPConn, the bytes never enter user space:
+// they are spliced through a kernel pipe that is borrowed from a pool only
+// while data flows, and one goroutine (the caller's) serves both directions
+// through a small per-connection epoll set. An idle relayed connection
+// therefore holds no pipe, no buffer and no extra goroutine. Other
+// connections are copied through pooled buffers taken only during a burst.
+package relay
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrIdleTimeout is returned by Join when neither direction moved a byte for
+// Options.IdleTimeout.
+var ErrIdleTimeout = errors.New("relay: idle timeout")
+
+// Options for one relayed connection.
+type Options struct {
+	// IdleTimeout closes both connections when no byte moved in either
+	// direction for this long. 0 means no timeout.
+	IdleTimeout time.Duration
+
+	// ToTarget and ToClient are live byte counters (may be nil), updated as
+	// bytes move so that an admin API can show them.
+	ToTarget *atomic.Int64
+	ToClient *atomic.Int64
+
+	// Context, when not nil, aborts the relay (both connections closed,
+	// Join returns the context's error) once it is done. Leave it nil for
+	// connections that must outlive a configuration reload.
+	Context context.Context
+}
+
+// Join sends prefetched to target first, then copies client<->target in both
+// directions until both directions have ended, preserving TCP half-close:
+// when one side's read returns EOF, the other side's write half is closed and
+// the other direction keeps copying. On an error in either direction (reset,
+// write error, idle timeout) both connections are closed. Join returns when
+// both directions are done; it does not close client or target itself on a
+// clean finish (the caller closes). It returns the first non-EOF error, if
+// any.
+//
+// Join owns client and target until it returns: the caller must not read,
+// write or close them meanwhile (use Options.Context to abort).
+func Join(client, target net.Conn, prefetched []byte, o Options) error {
+	if len(prefetched) > 0 {
+		if err := writePrefetched(target, prefetched, o); err != nil {
+			client.Close()
+			target.Close()
+			return err
+		}
+	}
+	if done, err := joinFast(client, target, o); done {
+		return err
+	}
+	return joinCopy(client, target, o)
+}
+
+// writePrefetched hands the bytes read while matching to the target, bounded
+// by the idle timeout so a target that never reads cannot stall the caller.
+func writePrefetched(target net.Conn, p []byte, o Options) error {
+	if o.IdleTimeout > 0 {
+		target.SetWriteDeadline(time.Now().Add(o.IdleTimeout))
+		defer target.SetWriteDeadline(time.Time{})
+	}
+	n, err := target.Write(p)
+	add(o.ToTarget, n)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrIdleTimeout
+	}
+	return err
+}
+
+// add counts n bytes on c, if c is set.
+func add(c *atomic.Int64, n int) {
+	if c != nil && n > 0 {
+		c.Add(int64(n))
+	}
+}
+
+// outcome records the first error of a relay and closes both connections on
+// it, exactly once.
+type outcome struct {
+	client, target net.Conn
+	mu             sync.Mutex
+	err            error
+	closed         bool
+}
+
+// fail keeps err if it is the first one and closes both connections.
+func (r *outcome) fail(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	closed := r.closed
+	r.closed = true
+	r.mu.Unlock()
+	if !closed {
+		r.client.Close()
+		r.target.Close()
+	}
+}
+
+// result is the first error recorded, if any.
+func (r *outcome) result() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}

@@ -1,0 +1,343 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// hidden hides the concrete *net.TCPConn so Join takes the portable path.
+type hidden struct{ net.Conn }
+
+func (h hidden) CloseWrite() error { return h.Conn.(*net.TCPConn).CloseWrite() }
+
+// modes runs a test against each relay path.
+var modes = []struct {
+	name string
+	wrap func(net.Conn) net.Conn
+}{
+	{"fast", func(c net.Conn) net.Conn { return c }},
+	{"copy", func(c net.Conn) net.Conn { return hidden{c} }},
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(tb testing.TB, ln net.Listener) (dialed, accepted *net.TCPConn) {
+	tb.Helper()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			acc <- nil
+			return
+		}
+		acc <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := <-acc
+	if a == nil {
+		tb.Fatal("accept failed")
+	}
+	return d.(*net.TCPConn), a.(*net.TCPConn)
+}
+
+func listen(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ln
+}
+
+// rig is client app -- (rc | Join | rt) -- backend.
+type rig struct {
+	client, backend *net.TCPConn
+	rc, rt          *net.TCPConn
+	toTarget        atomic.Int64
+	toClient        atomic.Int64
+	done            chan error
+}
+
+func newRig(t *testing.T, wrap func(net.Conn) net.Conn, prefetched []byte, idle time.Duration) *rig {
+	t.Helper()
+	ln := listen(t)
+	defer ln.Close()
+	r := &rig{done: make(chan error, 1)}
+	r.client, r.rc = tcpPair(t, ln)
+	r.rt, r.backend = tcpPair(t, ln)
+	o := Options{IdleTimeout: idle, ToTarget: &r.toTarget, ToClient: &r.toClient}
+	go func() { r.done <- Join(wrap(r.rc), wrap(r.rt), prefetched, o) }()
+	t.Cleanup(func() {
+		r.client.Close()
+		r.backend.Close()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("Join did not return")
+		}
+		r.rc.Close()
+		r.rt.Close()
+	})
+	return r
+}
+
+func (r *rig) wait(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(within):
+		t.Fatalf("Join still running after %v", within)
+		return nil
+	}
+}
+
+// stream writes n pseudo-random bytes to w and returns their digest.
+func stream(w io.Writer, n int, seed uint64) ([32]byte, error) {
+	h := sha256.New()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	buf := make([]byte, 64<<10)
+	for n > 0 {
+		k := min(n, 1+rng.IntN(len(buf)))
+		for i := range buf[:k] {
+			buf[i] = byte(rng.Uint32())
+		}
+		h.Write(buf[:k])
+		if _, err := w.Write(buf[:k]); err != nil {
+			return [32]byte{}, err
+		}
+		n -= k
+	}
+	return [32]byte(h.Sum(nil)), nil
+}
+
+// drain reads r to EOF and returns the byte count and digest.
+func drain(r io.Reader) (int64, [32]byte, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return n, [32]byte(h.Sum(nil)), err
+}
+
+func TestBulkBothWays(t *testing.T) {
+	const size = 6 << 20
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			pre := []byte("prefetched:")
+			r := newRig(t, m.wrap, pre, 0)
+			type res struct {
+				n   int64
+				sum [32]byte
+				err error
+			}
+			up, down := make(chan res, 1), make(chan res, 1)
+			go func() { n, s, err := drain(r.backend); up <- res{n, s, err} }()
+			go func() { n, s, err := drain(r.client); down <- res{n, s, err} }()
+			var downSum [32]byte
+			werr := make(chan error, 2)
+			go func() {
+				_, err := stream(r.client, size, 1)
+				werr <- errors.Join(err, r.client.CloseWrite())
+			}()
+			go func() {
+				s, err := stream(r.backend, size, 2)
+				downSum = s
+				werr <- errors.Join(err, r.backend.CloseWrite())
+			}()
+			for range 2 {
+				if err := <-werr; err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The backend sees the prefetched bytes, then the client's stream.
+			h := sha256.New()
+			h.Write(pre)
+			stream(h, size, 1)
+			upSum := [32]byte(h.Sum(nil))
+			u, d := <-up, <-down
+			if u.err != nil || d.err != nil {
+				t.Fatal(u.err, d.err)
+			}
+			if u.n != size+int64(len(pre)) || u.sum != upSum {
+				t.Errorf("to target: %d bytes, digest match %v", u.n, u.sum == upSum)
+			}
+			if d.n != size || d.sum != downSum {
+				t.Errorf("to client: %d bytes, digest match %v", d.n, d.sum == downSum)
+			}
+			if err := r.wait(t, 5*time.Second); err != nil {
+				t.Errorf("Join: %v", err)
+			}
+			if got := r.toTarget.Load(); got != u.n {
+				t.Errorf("ToTarget = %d, want %d", got, u.n)
+			}
+			if got := r.toClient.Load(); got != d.n {
+				t.Errorf("ToClient = %d, want %d", got, d.n)
+			}
+		})
+	}
+}
+
+func TestPrefetchedFirst(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := newRig(t, m.wrap, []byte("HELLO "), 0)
+			r.client.Write([]byte("world"))
+			r.client.CloseWrite()
+			got, err := io.ReadAll(r.backend)
+			if err != nil || string(got) != "HELLO world" {
+				t.Fatalf("backend read %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := newRig(t, m.wrap, nil, 0)
+			if _, err := r.client.Write([]byte("request")); err != nil {
+				t.Fatal(err)
+			}
+			r.client.CloseWrite()
+			req, err := io.ReadAll(r.backend) // ends only if the EOF was passed on
+			if err != nil || string(req) != "request" {
+				t.Fatalf("backend read %q, %v", req, err)
+			}
+			// The target answers after the client's EOF, in several writes.
+			reply := bytes.Repeat([]byte("reply "), 200_000)
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				for p := reply; len(p) > 0; p = p[min(len(p), 7000):] {
+					r.backend.Write(p[:min(len(p), 7000)])
+				}
+				r.backend.CloseWrite()
+			}()
+			got, err := io.ReadAll(r.client)
+			if err != nil || !bytes.Equal(got, reply) {
+				t.Fatalf("client read %d bytes (want %d), %v", len(got), len(reply), err)
+			}
+			if err := r.wait(t, 5*time.Second); err != nil {
+				t.Fatalf("Join: %v", err)
+			}
+			// A clean finish leaves the connections to the caller.
+			if _, err := r.rc.Write([]byte("x")); errors.Is(err, net.ErrClosed) {
+				t.Error("Join closed the client connection on a clean finish")
+			}
+		})
+	}
+}
+
+// reset makes c's peer see a TCP RST.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
+}
+
+func TestResetEndsJoin(t *testing.T) {
+	for _, m := range modes {
+		for _, side := range []string{"backend", "client"} {
+			t.Run(m.name+"/"+side, func(t *testing.T) {
+				r := newRig(t, m.wrap, nil, 0)
+				// Traffic first, so the relay is in its steady state.
+				r.client.Write([]byte("ping"))
+				buf := make([]byte, 4)
+				io.ReadFull(r.backend, buf)
+				start := time.Now()
+				if side == "backend" {
+					reset(r.backend)
+				} else {
+					reset(r.client)
+				}
+				err := r.wait(t, 2*time.Second)
+				if err == nil {
+					t.Error("Join returned nil after a reset")
+				}
+				t.Logf("Join ended after %v: %v", time.Since(start), err)
+				for _, c := range []*net.TCPConn{r.rc, r.rt} {
+					if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+						t.Errorf("relay side still open after reset: %v", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := newRig(t, m.wrap, nil, idle)
+			start := time.Now()
+			// Alternate directions for a while: the relay must stay up.
+			buf := make([]byte, 1)
+			for i := range 8 {
+				from, to := r.client, r.backend
+				if i%2 == 1 {
+					from, to = r.backend, r.client
+				}
+				from.Write([]byte{byte(i)})
+				if _, err := io.ReadFull(to, buf); err != nil {
+					t.Fatalf("round %d after %v: %v", i, time.Since(start), err)
+				}
+				time.Sleep(idle / 3)
+			}
+			last := time.Now()
+			err := r.wait(t, 3*idle)
+			took := time.Since(last)
+			if !errors.Is(err, ErrIdleTimeout) {
+				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
+			}
+			if took < idle-idle/3 || took > 2*idle {
+				t.Errorf("idle close after %v of silence, want about %v", took, idle)
+			}
+			if _, err := r.client.Read(buf); err == nil {
+				t.Error("client connection still open")
+			}
+		})
+	}
+}
+
+// A half-closed connection whose remaining direction stalls must still time out.
+func TestIdleTimeoutAfterHalfClose(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := newRig(t, m.wrap, nil, 200*time.Millisecond)
+			r.client.CloseWrite()
+			if _, err := io.ReadAll(r.backend); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.wait(t, time.Second); !errors.Is(err, ErrIdleTimeout) {
+				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
+			}
+		})
+	}
+}
+
+// A target that stops reading must not stop the relay from timing out.
+func TestIdleTimeoutStalledWriter(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := newRig(t, m.wrap, nil, 200*time.Millisecond)
+			go io.Copy(r.client, bytes.NewReader(make([]byte, 64<<20)))
+			if err := r.wait(t, 3*time.Second); !errors.Is(err, ErrIdleTimeout) {
+				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
+			}
+		})
+	}
+}

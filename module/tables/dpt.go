@@ -1,0 +1,262 @@
+package tables
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// DPT is the destination port table. Writers are serialized by a mutex and
+// publish a new immutable snapshot; readers load the current snapshot
+// without locking. Use NewDPT to make one.
+//
+// VIPAs are unmapped (::ffff:a.b.c.d becomes a.b.c.d) on the way in, so a
+// dual-stack listener's local address finds IPv4 rows.
+type DPT struct {
+	snap atomic.Pointer[snapshot]
+
+	mu    sync.Mutex
+	nodes map[string]map[key]struct{} // groups holding a row of each node; guarded by mu
+}
+
+type key struct {
+	vipa netip.Addr
+	port uint16
+}
+
+func keyOf(vipa netip.Addr, port uint16) key { return key{vipa.Unmap(), port} }
+
+// snapshot is never modified once published.
+type snapshot struct {
+	groups  map[key]*Group
+	rows    int
+	version uint64
+}
+
+// NewDPT returns an empty table.
+func NewDPT() *DPT {
+	d := &DPT{nodes: make(map[string]map[key]struct{})}
+	d.snap.Store(&snapshot{groups: map[key]*Group{}})
+	return d
+}
+
+// Lookup returns the rows for (vipa, port), or nil when there are none. It
+// is lock-free and allocates nothing.
+func (d *DPT) Lookup(vipa netip.Addr, port uint16) *Group {
+	return d.snap.Load().groups[keyOf(vipa, port)]
+}
+
+// Len is the number of rows.
+func (d *DPT) Len() int { return d.snap.Load().rows }
+
+// Version increments on every change, so pollers can tell whether to look.
+func (d *DPT) Version() uint64 { return d.snap.Load().version }
+
+// Rows returns every row with its counters, sorted by VIPA, Port, Node.
+func (d *DPT) Rows() []Row {
+	s := d.snap.Load()
+	rows := make([]Row, 0, s.rows)
+	for _, g := range s.groups {
+		for _, t := range g.all {
+			rows = append(rows, t.Row())
+		}
+	}
+	slices.SortFunc(rows, func(a, b Row) int {
+		if c := a.VIPA.Compare(b.VIPA); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Node, b.Node)
+	})
+	return rows
+}
+
+// Set inserts or updates the row (r.VIPA, r.Port, r.Node). A row with
+// Ready <= 0 is deleted instead: the node stopped listening.
+func (d *DPT) Set(r Row) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.edit()
+	e.set(r)
+	e.commit()
+}
+
+// Delete removes one row and reports whether it existed.
+func (d *DPT) Delete(vipa netip.Addr, port uint16, node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.edit()
+	ok := e.delete(keyOf(vipa, port), node)
+	e.commit()
+	return ok
+}
+
+// DeleteNode removes every row of node, as when the fleet declares it failed
+// or left, and returns how many there were.
+func (d *DPT) DeleteNode(node string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.edit()
+	n := 0
+	for k := range d.nodes[node] {
+		if e.delete(k, node) {
+			n++
+		}
+	}
+	e.commit()
+	return n
+}
+
+// Replace makes node's rows exactly rows, in one snapshot: a reader sees the
+// node's previous report or this one, never a mix. The rows' Node fields are
+// ignored, rows with Ready <= 0 are absent, and of duplicate (VIPA, Port)
+// rows the last wins.
+func (d *DPT) Replace(node string, rows []Row) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := make(map[key]struct{}, len(rows))
+	for _, r := range rows {
+		if r.Ready > 0 {
+			want[keyOf(r.VIPA, r.Port)] = struct{}{}
+		}
+	}
+	e := d.edit()
+	for k := range d.nodes[node] {
+		if _, ok := want[k]; !ok {
+			e.delete(k, node)
+		}
+	}
+	for _, r := range rows {
+		r.Node = node
+		e.set(r)
+	}
+	e.commit()
+}
+
+// edit collects the changes of one write and publishes them as one snapshot.
+type edit struct {
+	d     *DPT
+	base  *snapshot
+	dirty map[key][]*Target // the complete new rows of each changed group
+	attrs map[*Target]*attrs
+}
+
+func (d *DPT) edit() *edit {
+	return &edit{d: d, base: d.snap.Load()}
+}
+
+// rows returns the group's rows as this edit has left them so far.
+func (e *edit) rows(k key) []*Target {
+	if ts, ok := e.dirty[k]; ok {
+		return ts
+	}
+	return e.base.groups[k].All()
+}
+
+func (e *edit) put(k key, ts []*Target) {
+	if e.dirty == nil {
+		e.dirty = make(map[key][]*Target)
+	}
+	e.dirty[k] = ts
+}
+
+func findNode(ts []*Target, node string) (int, bool) {
+	return slices.BinarySearchFunc(ts, node, func(t *Target, n string) int { return cmp.Compare(t.Node, n) })
+}
+
+func (e *edit) set(r Row) {
+	k := keyOf(r.VIPA, r.Port)
+	if r.Ready <= 0 {
+		e.delete(k, r.Node)
+		return
+	}
+	r.VIPA = k.vipa
+	ts := e.rows(k)
+	i, found := findNode(ts, r.Node)
+	if !found {
+		e.put(k, slices.Insert(slices.Clone(ts), i, newTarget(r, nil)))
+		e.d.index(r.Node, k, true)
+		return
+	}
+	t := ts[i]
+	if t.Address != r.Address {
+		ts = slices.Clone(ts)
+		ts[i] = newTarget(r, t.stats)
+		e.put(k, ts)
+		return
+	}
+	cur := e.attrs[t]
+	if cur == nil {
+		cur = t.attrs.Load()
+	}
+	if a := attrsOf(r); *a != *cur {
+		if e.attrs == nil {
+			e.attrs = make(map[*Target]*attrs)
+		}
+		e.attrs[t] = a
+		// Rebuild the group even if only Ready changed: it is cheap, and
+		// distmethods may precompute from the attributes.
+		e.put(k, ts)
+	}
+}
+
+func (e *edit) delete(k key, node string) bool {
+	ts := e.rows(k)
+	i, found := findNode(ts, node)
+	if !found {
+		return false
+	}
+	e.put(k, slices.Delete(slices.Clone(ts), i, i+1))
+	e.d.index(node, k, false)
+	return true
+}
+
+func (d *DPT) index(node string, k key, add bool) {
+	ks := d.nodes[node]
+	if add {
+		if ks == nil {
+			ks = make(map[key]struct{})
+			d.nodes[node] = ks
+		}
+		ks[k] = struct{}{}
+		return
+	}
+	delete(ks, k)
+	if len(ks) == 0 {
+		delete(d.nodes, node)
+	}
+}
+
+func (e *edit) commit() {
+	if len(e.dirty) == 0 {
+		return
+	}
+	// Attributes are stored just before the snapshot that reflects them.
+	for t, a := range e.attrs {
+		t.attrs.Store(a)
+	}
+	next := &snapshot{
+		groups:  maps.Clone(e.base.groups),
+		rows:    e.base.rows,
+		version: e.base.version + 1,
+	}
+	for k, ts := range e.dirty {
+		old := e.base.groups[k]
+		next.rows += len(ts) - len(old.All())
+		if len(ts) == 0 {
+			delete(next.groups, k)
+			continue
+		}
+		rr := new(counter)
+		if old != nil {
+			rr = old.rr
+		}
+		next.groups[k] = newGroup(k, ts, rr)
+	}
+	e.d.snap.Store(next)
+}

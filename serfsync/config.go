@@ -1,0 +1,131 @@
+package serfsync
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+)
+
+// Config of one fleet agent. Zero values take the defaults of DefaultConfig.
+type Config struct {
+	// NodeName is this node's serf name; unique in the fleet.
+	NodeName string
+
+	// BindAddr is the gossip address (UDP and TCP) this agent listens on.
+	// Port 0 picks a free port.
+	BindAddr netip.AddrPort
+
+	// Advertise is the address other nodes dial to reach this host's
+	// applications; it travels in the node's tags.
+	Advertise netip.Addr
+
+	// Join lists gossip addresses of existing members to join at start.
+	Join []string
+
+	// Keys are the fleet's gossip encryption keys (16, 24 or 32 bytes); the
+	// first is the primary. Empty means no encryption.
+	Keys [][]byte
+
+	// Label separates fleets that share a network; packets with another
+	// label are dropped.
+	Label string
+
+	// Insecure allows a non-loopback bind address without a key.
+	Insecure bool
+
+	// Profile is the timing profile: "lan" (default), "fast" or "wan".
+	Profile string
+
+	// Logger receives the agent's logs and serf's and memberlist's.
+	Logger *zap.Logger
+}
+
+// Profiles are the serf timing profiles a Config may name.
+var Profiles = []string{"lan", "fast", "wan"}
+
+// Validate checks the config without binding anything.
+func (c *Config) Validate() error {
+	if c.NodeName == "" {
+		return errors.New("node name is required")
+	}
+	if !c.BindAddr.IsValid() {
+		return errors.New("gossip bind address is required")
+	}
+	if _, err := memberlistConfig(c.Profile); err != nil {
+		return err
+	}
+	for _, k := range c.Keys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			return fmt.Errorf("gossip key: %w", err)
+		}
+	}
+	if len(c.Keys) == 0 && !c.BindAddr.Addr().IsLoopback() && !c.Insecure {
+		return fmt.Errorf("gossip bind address %s is not loopback: set encrypt_key or keyring_file, or write 'insecure' to gossip in clear text", c.BindAddr)
+	}
+	return nil
+}
+
+// memberlistConfig returns the memberlist timing for a profile name.
+func memberlistConfig(profile string) (*memberlist.Config, error) {
+	switch profile {
+	case "", "lan":
+		return memberlist.DefaultLANConfig(), nil
+	case "wan":
+		return memberlist.DefaultWANConfig(), nil
+	case "fast":
+		// LAN with quicker gossip and probes: one switch, low loss.
+		mc := memberlist.DefaultLANConfig()
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.GossipNodes = 4
+		mc.ProbeInterval = 500 * time.Millisecond
+		mc.ProbeTimeout = 200 * time.Millisecond
+		mc.SuspicionMult = 3
+		mc.PushPullInterval = 10 * time.Second
+		return mc, nil
+	}
+	return nil, fmt.Errorf("unknown gossip profile %q: want lan, fast or wan", profile)
+}
+
+// DecodeKey decodes a base64 gossip key.
+func DecodeKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key is not base64: %w", err)
+	}
+	if err := memberlist.ValidateKey(k); err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+	return k, nil
+}
+
+// LoadKeyring reads a serf keyring file: a JSON array of base64 keys, the
+// first one primary.
+func LoadKeyring(path string) ([][]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading keyring: %w", err)
+	}
+	var encoded []string
+	if err := json.Unmarshal(raw, &encoded); err != nil {
+		return nil, fmt.Errorf("keyring %s: want a JSON array of base64 keys: %w", path, err)
+	}
+	if len(encoded) == 0 {
+		return nil, fmt.Errorf("keyring %s holds no key", path)
+	}
+	keys := make([][]byte, 0, len(encoded))
+	for i, s := range encoded {
+		k, err := DecodeKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("keyring %s, key %d: %w", path, i, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
