@@ -18,6 +18,7 @@ func init() {
 // app. One block per Caddyfile: a second is an error.
 func parseVIPADynamic(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
+		d.Next()
 		return nil, d.Err("duplicate global option 'vipadynamic'")
 	}
 	app := new(module.App)

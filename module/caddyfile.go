@@ -135,6 +135,9 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
+			if (opt == "keyring_file" && g.EncryptKey != "") || (opt == "encrypt_key" && g.KeyringFile != "") {
+				return nil, d.Err("gossip: keyring_file and encrypt_key are exclusive")
+			}
 			switch opt {
 			case "keyring_file":
 				g.KeyringFile = val
@@ -159,9 +162,6 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 		default:
 			return nil, d.Errf("unknown gossip option '%s'", opt)
 		}
-	}
-	if g.KeyringFile != "" && g.EncryptKey != "" {
-		return nil, d.Err("gossip: keyring_file and encrypt_key are exclusive")
 	}
 	return g, nil
 }

@@ -223,8 +223,14 @@ func TestScannerReopens(t *testing.T) {
 			t.Fatalf("scan %d: netlink socket not kept open", i)
 		}
 	}
-	fd := sc.diag.fd
-	unix.Close(fd) // the next send fails with EBADF
+	// Swap in a pipe: the request is written, receiving fails with ENOTSOCK.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(sc.diag.fd)
+	sc.diag.fd = p[1]
 	if err := sc.scan(s); err != nil || s[ap] != 1 {
 		t.Fatalf("scan after failure: %v, count %d", err, s[ap])
 	}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -337,6 +338,106 @@ func TestIdleTimeoutStalledWriter(t *testing.T) {
 			go io.Copy(r.client, bytes.NewReader(make([]byte, 64<<20)))
 			if err := r.wait(t, 3*time.Second); !errors.Is(err, ErrIdleTimeout) {
 				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
+			}
+		})
+	}
+}
+
+func TestContextAbort(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			ln := listen(t)
+			defer ln.Close()
+			client, rc := tcpPair(t, ln)
+			rt, backend := tcpPair(t, ln)
+			defer func() { client.Close(); backend.Close(); rc.Close(); rt.Close() }()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- Join(m.wrap(rc), m.wrap(rt), nil, Options{Context: ctx}) }()
+			time.Sleep(20 * time.Millisecond)
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Join: %v, want context.Canceled", err)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("Join ignored the cancelled context")
+			}
+		})
+	}
+}
+
+// A slow reader keeps the pipe (or buffer) full and the writer waiting.
+func TestSlowReader(t *testing.T) {
+	const size = 3 << 20
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := newRig(t, m.wrap, nil, 0)
+			sum := make(chan [32]byte, 1)
+			go func() {
+				s, _ := stream(r.client, size, 7)
+				r.client.CloseWrite()
+				sum <- s
+			}()
+			h := sha256.New()
+			buf := make([]byte, 100<<10)
+			var n int64
+			for {
+				k, err := r.backend.Read(buf)
+				h.Write(buf[:k])
+				n += int64(k)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if n != size || [32]byte(h.Sum(nil)) != <-sum {
+				t.Fatalf("backend got %d bytes, digest mismatch or short", n)
+			}
+			r.backend.CloseWrite()
+			if err := r.wait(t, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Many relays at once, with echo traffic of random sizes in both directions.
+func TestManyConcurrent(t *testing.T) {
+	const conns = 64
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			errs := make(chan error, conns)
+			for i := range conns {
+				r := newRig(t, m.wrap, nil, 10*time.Second)
+				go func() {
+					size := 1 + rand.IntN(256<<10)
+					// The backend echoes what it receives.
+					go func() {
+						io.Copy(r.backend, r.backend)
+						r.backend.CloseWrite()
+					}()
+					go func() {
+						stream(r.client, size, uint64(i))
+						r.client.CloseWrite()
+					}()
+					n, s, err := drain(r.client)
+					h := sha256.New()
+					stream(h, size, uint64(i))
+					if err == nil && (n != int64(size) || s != [32]byte(h.Sum(nil))) {
+						err = errors.New("echo mismatch")
+					}
+					errs <- errors.Join(err, r.wait(t, 10*time.Second))
+				}()
+			}
+			for range conns {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
 			}
 		})
 	}

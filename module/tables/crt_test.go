@@ -8,7 +8,7 @@ import (
 	"unsafe"
 )
 
-func targets(t *testing.T, names ...string) []*Target {
+func targets(t testing.TB, names ...string) []*Target {
 	t.Helper()
 	d := NewDPT()
 	for _, n := range names {

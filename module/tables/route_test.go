@@ -106,7 +106,7 @@ func BenchmarkLookup(b *testing.B) {
 }
 
 func BenchmarkCRTInsertRemove(b *testing.B) {
-	tg := targets(&testing.T{}, "a")[0]
+	tg := targets(b, "a")[0]
 	c := NewCRT()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -59,7 +59,7 @@ func (f *failures) add(kind, msg string) {
 	}
 }
 
-// count returns the failures so far, and since a previous count.
+// count returns the number of failures so far.
 func (f *failures) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,0 +1,207 @@
+package caddyfile
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func adapt(t *testing.T, body string) error {
+	t.Helper()
+	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), map[string]any{"filename": "Caddyfile"})
+	return err
+}
+
+func TestErrorsNameFileAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"invalid VIPA", `{
+	vipadynamic {
+		vipadistribute define 300.1.2.3 port 80 destip all
+	}
+}`, "Caddyfile:3: invalid VIPA '300.1.2.3'"},
+		{"port 0", `{
+	vipadynamic {
+		node a
+		vipadistribute define 127.0.0.100 port 0 destip all
+	}
+}`, `Caddyfile:4: vipadistribute 127.0.0.100: invalid port "0"`},
+		{"port above 65535", `{
+	vipadynamic {
+		vipadistribute define 127.0.0.100 port 80 65536 destip all
+	}
+}`, `Caddyfile:3: vipadistribute 127.0.0.100: invalid port "65536"`},
+		{"reversed range", `{
+	vipadynamic {
+		vipadistribute define 127.0.0.100 port 90-80 destip all
+	}
+}`, "Caddyfile:3: vipadistribute 127.0.0.100: port range \"90-80\": end is below start"},
+		{"empty destip", `{
+	vipadynamic {
+		vipadistribute define 127.0.0.100 port 80 destip
+	}
+}`, "Caddyfile:3: vipadistribute 127.0.0.100: empty destip list"},
+		{"missing destip", `{
+	vipadynamic {
+		vipadistribute define 127.0.0.100 port 80
+	}
+}`, "Caddyfile:3: vipadistribute 127.0.0.100: missing destip"},
+		{"missing port", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 {
+			destip all
+		}
+	}
+}`, "Caddyfile:5: vipadistribute 127.0.0.100: missing port"},
+		{"all with others", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip all caddy-b
+	}
+}`, "Caddyfile:3: vipadistribute 127.0.0.100: destip all excludes other destinations"},
+		{"unknown statement option", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip all {
+			weight 3
+		}
+	}
+}`, "Caddyfile:4: unknown vipadistribute option 'weight'"},
+		{"unknown inline word", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 ports 80 destip all
+	}
+}`, "Caddyfile:3: unknown vipadistribute option 'ports'"},
+		{"unknown distmethod", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip all {
+			distmethod random
+		}
+	}
+}`, "Caddyfile:4: vipadistribute 127.0.0.100: unknown distmethod 'random'"},
+		{"duplicate port option", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip all {
+			port 81
+		}
+	}
+}`, "Caddyfile:4: duplicate vipadistribute option 'port'"},
+		{"VIPA repeated", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip all
+		vipadistribute 127.0.0.100 port 81 destip all
+	}
+}`, "Caddyfile:4: VIPA 127.0.0.100 is already defined"},
+		{"unknown vipadynamic option", `{
+	vipadynamic {
+		nodes a
+	}
+}`, "Caddyfile:3: unknown vipadynamic option 'nodes'"},
+		{"duplicate node", `{
+	vipadynamic {
+		node a
+		node b
+	}
+}`, "Caddyfile:4: duplicate vipadynamic option 'node'"},
+		{"bad advertise", `{
+	vipadynamic {
+		advertise caddy-a.example
+	}
+}`, "Caddyfile:3: invalid advertise address 'caddy-a.example'"},
+		{"bad gossip address", `{
+	vipadynamic {
+		gossip 127.0.0.1
+	}
+}`, "Caddyfile:3: invalid gossip address '127.0.0.1'"},
+		{"bad join address", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			join nowhere
+		}
+	}
+}`, "Caddyfile:4: invalid join address 'nowhere'"},
+		{"bad key", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			encrypt_key c2hvcnQ=
+		}
+	}
+}`, "Caddyfile:4: encrypt_key: gossip key:"},
+		{"key and keyring", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			encrypt_key 3k7VBm6mYxT6kzF8xj0s0m9cRSuqkC3QfWzE4u8i5Bw=
+			keyring_file /etc/caddy/vipa.keyring
+		}
+	}
+}`, "Caddyfile:5: gossip: keyring_file and encrypt_key are exclusive"},
+		{"unknown profile", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			profile turbo
+		}
+	}
+}`, "Caddyfile:4: unknown gossip profile 'turbo'"},
+		{"unknown gossip option", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			retransmit 4
+		}
+	}
+}`, "Caddyfile:4: unknown gossip option 'retransmit'"},
+		{"bad listeners", `{
+	vipadynamic {
+		listeners manual
+	}
+}`, "Caddyfile:3: listeners 'manual': want auto or off"},
+		{"bad interval", `{
+	vipadynamic {
+		listeners auto {
+			interval soon
+		}
+	}
+}`, "Caddyfile:4: invalid listeners interval 'soon'"},
+		{"two blocks", `{
+	vipadynamic {
+		node a
+	}
+	vipadynamic {
+		node b
+	}
+}`, "Caddyfile:5: duplicate global option 'vipadynamic'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := adapt(t, tc.body)
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tc.want)
+			}
+			// tc.want is "Caddyfile:N: message": Caddy puts the place last.
+			where, msg, ok := strings.Cut(tc.want, ": ")
+			if !ok || !strings.HasPrefix(where, "Caddyfile:") {
+				msg, where = tc.want, ""
+			}
+			if !strings.Contains(err.Error(), msg) {
+				t.Fatalf("error %q\nwant it to contain %q", err, msg)
+			}
+			if where != "" && !strings.HasSuffix(err.Error(), "at "+where) {
+				t.Fatalf("error %q\nwant it to end with %q", err, "at "+where)
+			}
+		})
+	}
+}
+
+func TestValidBlockAdapts(t *testing.T) {
+	err := adapt(t, `{
+	vipadynamic {
+		node caddy-a
+		vipadistribute define 127.0.0.100 port 8080 8443 destip all
+		vipadistribute 127.0.0.101 port 9000-9009 destip caddy-b caddy-c {
+			distmethod roundrobin
+		}
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+}

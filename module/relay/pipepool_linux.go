@@ -1,0 +1,85 @@
+package relay
+
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeSize is the capacity asked of each pipe: big enough that one splice
+// moves a large batch, small enough that a pool of them stays well within
+// the per-user pipe budget (fs.pipe-user-pages-soft, 64 MiB by default).
+const pipeSize = 256 << 10
+
+// maxIdlePipes bounds the pipes kept for reuse; more are closed when given
+// back. An empty pipe holds no pages, only its two descriptors and slot array.
+const maxIdlePipes = 64
+
+// pipe is a kernel pipe used as the splice buffer between two sockets.
+type pipe struct {
+	r, w int
+	size int // capacity the kernel granted
+}
+
+// pipePool lends pipes to connections only while their bytes are in flight,
+// so an idle connection holds none.
+type pipePool struct {
+	mu   sync.Mutex
+	free []*pipe
+}
+
+var pipes pipePool
+
+// get returns an empty pipe, reused or new.
+func (pp *pipePool) get() (*pipe, error) {
+	pp.mu.Lock()
+	if n := len(pp.free); n > 0 {
+		p := pp.free[n-1]
+		pp.free[n-1] = nil
+		pp.free = pp.free[:n-1]
+		pp.mu.Unlock()
+		return p, nil
+	}
+	pp.mu.Unlock()
+	return newPipe()
+}
+
+// put takes back an empty pipe.
+func (pp *pipePool) put(p *pipe) {
+	pp.mu.Lock()
+	if len(pp.free) < maxIdlePipes {
+		pp.free = append(pp.free, p)
+		pp.mu.Unlock()
+		return
+	}
+	pp.mu.Unlock()
+	p.close()
+}
+
+// idle is how many pipes wait in the pool.
+func (pp *pipePool) idle() int {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return len(pp.free)
+}
+
+func newPipe() (*pipe, error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	p := &pipe{r: fds[0], w: fds[1], size: 64 << 10}
+	// Growing may be refused (per-user limit); the default size still works.
+	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
+		p.size = n
+	} else if n, err := unix.FcntlInt(uintptr(p.w), unix.F_GETPIPE_SZ, 0); err == nil {
+		p.size = n
+	}
+	return p, nil
+}
+
+// close discards a pipe, with whatever it still holds.
+func (p *pipe) close() {
+	unix.Close(p.r)
+	unix.Close(p.w)
+}

@@ -1,0 +1,71 @@
+package relay
+
+import (
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// countFDs counts this process's descriptors whose link starts with prefix.
+func countFDs(tb testing.TB, prefix string) int {
+	tb.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// Two TCP sockets take the splice path, which holds one epoll set.
+func TestFastPathTaken(t *testing.T) {
+	before := countFDs(t, "anon_inode:[eventpoll]")
+	r := newRig(t, modes[0].wrap, nil, 0)
+	r.client.Write([]byte("x"))
+	io.ReadFull(r.backend, make([]byte, 1))
+	if got := countFDs(t, "anon_inode:[eventpoll]") - before; got != 1 {
+		t.Fatalf("%d epoll sets opened by Join, want 1", got)
+	}
+}
+
+// After traffic, idle relays hold no pipe: all pipes are back in the pool.
+func TestNoPipeHeldWhenIdle(t *testing.T) {
+	const conns = 32
+	before := countFDs(t, "pipe:") - 2*pipes.idle()
+	for range conns {
+		r := newRig(t, modes[0].wrap, nil, 0)
+		// A user-space echo: io.Copy between two TCP sockets would splice and
+		// hold a pipe of its own.
+		go io.Copy(struct{ io.Writer }{r.backend}, struct{ io.Reader }{r.backend})
+		r.client.Write(make([]byte, 200<<10))
+		io.ReadFull(r.client, make([]byte, 200<<10))
+	}
+	time.Sleep(10 * time.Millisecond)
+	if held := countFDs(t, "pipe:") - 2*pipes.idle() - before; held != 0 {
+		t.Fatalf("idle relays hold %d pipe descriptors", held)
+	}
+}
+
+// A reset on a side whose direction is already finished still ends the relay.
+func TestResetAfterHalfClose(t *testing.T) {
+	r := newRig(t, modes[0].wrap, nil, 0)
+	r.client.CloseWrite()
+	if _, err := io.ReadAll(r.backend); err != nil {
+		t.Fatal(err)
+	}
+	reset(r.client)
+	if err := r.wait(t, 2*time.Second); err == nil {
+		t.Fatal("Join returned nil after a reset")
+	}
+	if _, err := r.rt.Write([]byte("x")); err == nil || !strings.Contains(err.Error(), net.ErrClosed.Error()) {
+		t.Fatalf("target side still open: %v", err)
+	}
+}

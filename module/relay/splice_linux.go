@@ -1,0 +1,373 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// turnReads bounds the splices one direction makes before the other
+// direction gets its turn, so a fast sender cannot starve the reply.
+const turnReads = 4
+
+// side is one socket of the relay with its edge-triggered readiness, which
+// is set by epoll events and cleared only on EAGAIN.
+type side struct {
+	name     string
+	rc       syscall.RawConn
+	fd       int // valid inside a turn, while the descriptor is held
+	readable bool
+	writable bool
+	broken   bool // epoll reported HUP or ERR
+}
+
+// flow is one direction: src spliced into a borrowed pipe, then into dst.
+type flow struct {
+	src, dst *side
+	p        *pipe // borrowed only while bytes are in flight
+	inPipe   int
+	full     bool // a read found no room (or no data) with bytes in the pipe
+	eof      bool
+	done     bool // EOF passed on to dst
+	count    *atomic.Int64
+}
+
+// splicer relays two TCP sockets on the caller's goroutine: a per-connection
+// epoll set watches both sockets, and is itself parked on Go's netpoller, so
+// no extra goroutine waits while the connection is idle.
+type splicer struct {
+	outcome
+	sides   [2]side // client, target
+	flows   [2]flow // client->target, target->client
+	ep      *os.File
+	eprc    syscall.RawConn
+	idle    idleClock
+	ctx     context.Context
+	aborted atomic.Bool
+	events  [2]unix.EpollEvent
+	moved   bool
+	err     error // result of the callbacks below
+
+	// Callbacks built once per connection, so a turn allocates nothing.
+	withClient, withTarget func(uintptr)
+	poll                   func(uintptr) bool
+}
+
+// joinFast splices when both ends are TCP sockets.
+func joinFast(client, target net.Conn, o Options) (bool, error) {
+	c, ok := client.(*net.TCPConn)
+	if !ok {
+		return false, nil
+	}
+	t, ok := target.(*net.TCPConn)
+	if !ok {
+		return false, nil
+	}
+	s, err := newSplicer(c, t, o)
+	if err != nil {
+		return false, nil // e.g. out of descriptors: the portable copy still works
+	}
+	return true, s.run(o)
+}
+
+func newSplicer(c, t *net.TCPConn, o Options) (*splicer, error) {
+	s := &splicer{outcome: outcome{client: c, target: t}, ctx: o.Context}
+	s.sides[0].name, s.sides[1].name = "client", "target"
+	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1], count: o.ToTarget}
+	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0], count: o.ToClient}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	for i, conn := range []*net.TCPConn{c, t} {
+		rc, err := conn.SyscallConn()
+		if err != nil {
+			unix.Close(epfd)
+			return nil, err
+		}
+		s.sides[i] = side{name: s.sides[i].name, rc: rc, readable: true, writable: true}
+		ev := unix.EpollEvent{
+			Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
+			Fd:     int32(i),
+		}
+		var cerr error
+		if err := rc.Control(func(fd uintptr) { cerr = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
+			cerr = err
+		}
+		if cerr != nil {
+			unix.Close(epfd)
+			return nil, cerr
+		}
+	}
+	// A non-blocking epoll descriptor is pollable: os.File registers it with
+	// the runtime's netpoller, which wakes us when either socket has an event.
+	s.ep = os.NewFile(uintptr(epfd), "relay-epoll")
+	if s.eprc, err = s.ep.SyscallConn(); err != nil {
+		s.ep.Close()
+		return nil, err
+	}
+	s.withClient = func(fd uintptr) {
+		s.sides[0].fd = int(fd)
+		if err := s.sides[1].rc.Control(s.withTarget); err != nil {
+			s.err = err
+		}
+	}
+	s.withTarget = func(fd uintptr) {
+		s.sides[1].fd = int(fd)
+		s.err = s.pumpAll()
+	}
+	s.poll = s.pollEvents
+	return s, nil
+}
+
+// run alternates turns (move what can move) and waits for events, until
+// both directions are done or one fails.
+func (s *splicer) run(o Options) error {
+	defer s.release()
+	if o.IdleTimeout > 0 {
+		s.idle.start(o.IdleTimeout)
+		s.ep.SetReadDeadline(time.Now().Add(o.IdleTimeout))
+	}
+	if s.ctx != nil {
+		stop := context.AfterFunc(s.ctx, func() {
+			s.aborted.Store(true)
+			s.ep.SetReadDeadline(time.Unix(1, 0))
+		})
+		defer stop()
+	}
+	for {
+		err := s.turn()
+		if err == nil && s.flows[0].done && s.flows[1].done {
+			return nil
+		}
+		if err == nil {
+			err = s.wait()
+		}
+		if err != nil {
+			s.fail(err)
+			return s.result()
+		}
+	}
+}
+
+// turn holds both descriptors (so a concurrent Close cannot recycle them)
+// and pumps both directions.
+func (s *splicer) turn() error {
+	s.err = nil
+	if err := s.sides[0].rc.Control(s.withClient); err != nil {
+		return err
+	}
+	return s.err
+}
+
+func (s *splicer) pumpAll() error {
+	for i := range s.flows {
+		if f := &s.flows[i]; !f.done {
+			if err := s.pump(f); err != nil {
+				return err
+			}
+		}
+	}
+	if s.moved {
+		s.moved = false
+		s.idle.touch()
+	}
+	// A socket that hung up before we closed its write half was reset or
+	// timed out: the direction into it can never finish.
+	for i := range s.sides {
+		if sd := &s.sides[i]; sd.broken && !s.flows[1-i].done {
+			return sd.error("", sockError(sd.fd))
+		}
+	}
+	return nil
+}
+
+// pump moves one direction until it blocks or its turn is over.
+func (s *splicer) pump(f *flow) error {
+	reads := 0
+	for progressed := true; progressed; {
+		progressed = false
+		if f.inPipe > 0 && f.dst.writable {
+			n, err := splice(f.p.r, f.dst.fd, f.inPipe)
+			switch {
+			case err == unix.EAGAIN:
+				f.dst.writable = false
+			case err != nil:
+				return f.dst.error("splice", err)
+			default:
+				f.inPipe -= n
+				add(f.count, n)
+				s.moved = true
+				f.full = false
+				progressed = true
+			}
+		}
+		if f.inPipe == 0 && f.eof {
+			f.done = true
+			s.givePipe(f)
+			if err := unix.Shutdown(f.dst.fd, unix.SHUT_WR); err != nil {
+				return f.dst.error("shutdown", err)
+			}
+			return nil
+		}
+		if !f.eof && f.src.readable && !f.full && reads < turnReads {
+			if f.p == nil {
+				p, err := pipes.get()
+				if err != nil {
+					return fmt.Errorf("relay: pipe: %w", err)
+				}
+				f.p = p
+			}
+			reads++
+			n, err := splice(f.src.fd, f.p.w, f.p.size)
+			switch {
+			case err == unix.EAGAIN:
+				// Either the socket is drained or the pipe is full; only an
+				// empty pipe tells them apart.
+				if f.inPipe == 0 {
+					f.src.readable = false
+				} else {
+					f.full = true
+				}
+			case err != nil:
+				return f.src.error("splice", err)
+			case n == 0:
+				f.eof = true
+				progressed = true
+			default:
+				f.inPipe += n
+				progressed = true
+			}
+		}
+	}
+	if f.inPipe == 0 && !f.src.readable {
+		s.givePipe(f)
+	}
+	return nil
+}
+
+// givePipe returns an empty pipe to the pool.
+func (s *splicer) givePipe(f *flow) {
+	if f.p != nil && f.inPipe == 0 {
+		pipes.put(f.p)
+		f.p = nil
+	}
+}
+
+// busy reports whether a direction can move without waiting for an event.
+func (s *splicer) busy() bool {
+	for i := range s.flows {
+		f := &s.flows[i]
+		if !f.done && (f.src.readable && !f.eof && !f.full || f.inPipe > 0 && f.dst.writable) {
+			return true
+		}
+	}
+	return false
+}
+
+// wait collects readiness events, parking on the netpoller when there are
+// none and no direction is busy. The epoll file's read deadline is the idle
+// timer: it is pushed back only when it fires, not on every batch.
+func (s *splicer) wait() error {
+	for {
+		s.err = nil
+		err := s.eprc.Read(s.poll)
+		if err == nil {
+			return s.err
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if s.aborted.Load() {
+			return context.Cause(s.ctx)
+		}
+		if s.idle.timeout == 0 {
+			continue
+		}
+		d := s.idle.remaining()
+		if d <= 0 {
+			return ErrIdleTimeout
+		}
+		s.ep.SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+// pollEvents reads pending events without blocking; returning false parks
+// the goroutine until the epoll descriptor becomes readable.
+func (s *splicer) pollEvents(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), s.events[:], 0)
+	for err == unix.EINTR {
+		n, err = unix.EpollWait(int(fd), s.events[:], 0)
+	}
+	if err != nil {
+		s.err = os.NewSyscallError("epoll_wait", err)
+		return true
+	}
+	for _, ev := range s.events[:n] {
+		sd := &s.sides[ev.Fd]
+		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			sd.readable = true
+		}
+		if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			sd.writable = true
+		}
+		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			sd.broken = true
+		}
+	}
+	return n > 0 || s.busy()
+}
+
+// release gives back or discards the pipes and closes the epoll set.
+func (s *splicer) release() {
+	for i := range s.flows {
+		f := &s.flows[i]
+		if f.p == nil {
+			continue
+		}
+		if f.inPipe == 0 {
+			pipes.put(f.p)
+		} else {
+			f.p.close()
+		}
+		f.p = nil
+	}
+	s.ep.Close()
+}
+
+// error names the side and the call that failed.
+func (sd *side) error(call string, err error) error {
+	if call == "" {
+		return fmt.Errorf("relay: %s: %w", sd.name, err)
+	}
+	return fmt.Errorf("relay: %s: %s: %w", sd.name, call, err)
+}
+
+// splice moves up to n bytes without blocking. SPLICE_F_MOVE is only a hint.
+func splice(from, to, n int) (int, error) {
+	for {
+		m, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if err != unix.EINTR {
+			return int(m), err
+		}
+	}
+}
+
+// sockError is the pending error of a socket that hung up.
+func sockError(fd int) error {
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && v != 0 {
+		return syscall.Errno(v)
+	}
+	return syscall.ECONNRESET
+}

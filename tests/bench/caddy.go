@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+const (
+	modulePath       = "github.com/caddy-vipa/caddy-vipa"
+	distributeModule = "layer4.handlers.distribute"
+)
+
+// buildCaddy builds ./cmd/caddy of this checkout: the bench measures the
+// handler as it is in the tree, not an installed binary.
+func buildCaddy(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Path}} {{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("find module root (run from inside the checkout): %w", err)
+	}
+	path, root, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if path != modulePath {
+		return "", fmt.Errorf("module here is %q, want %s: run from inside the caddy-vipa checkout", path, modulePath)
+	}
+	bin := filepath.Join(dir, "caddy")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/caddy")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/caddy: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// caddyHas tells whether the binary registers a module.
+func caddyHas(bin, module string) (bool, error) {
+	out, err := exec.Command(bin, "list-modules").Output()
+	if err != nil {
+		return false, fmt.Errorf("%s list-modules: %w", bin, err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) == module {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func proxyCaddyfile(admin, listen, upstream string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	layer4 {
+		%s {
+			route {
+				proxy %s %s %s
+			}
+		}
+	}
+}
+`, admin, listen, upstream, upstream, upstream)
+}
+
+// distributeCaddyfile routes the VIPA port to the targets listening on
+// advertise:port; the DPT is filled by the listener watch, not by config.
+func distributeCaddyfile(admin, advertise, gossip, vipa string, port int) string {
+	return fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	vipadynamic {
+		node bench
+		advertise %s
+		gossip %s
+		vipadistribute define %s port %d destip all
+	}
+	layer4 {
+		%s:%d {
+			route {
+				distribute
+			}
+		}
+	}
+}
+`, admin, advertise, gossip, vipa, port, vipa, port)
+}
+
+// startCaddy runs the binary on a Caddyfile with one Go thread, its state
+// kept inside dir.
+func startCaddy(bin, dir, name, caddyfile string, cpu int) (*process, error) {
+	cfg := filepath.Join(dir, name+".Caddyfile")
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
+		return nil, err
+	}
+	env := []string{
+		"GOMAXPROCS=1",
+		"XDG_CONFIG_HOME=" + filepath.Join(dir, name, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(dir, name, "data"),
+	}
+	return startProcess(name, cpu, filepath.Join(dir, name+".log"), env,
+		bin, "run", "--config", cfg, "--adapter", "caddyfile")
+}
+
+// dptRow is the part of a /vipa/dpt row the bench reads.
+type dptRow struct {
+	VIPA    string `json:"vipa"`
+	Port    int    `json:"port"`
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Ready   int    `json:"ready"`
+}
+
+// waitDPT waits until the routing node has a ready target for vipa:port.
+func waitDPT(ctx context.Context, p *process, admin, vipa string, port int, timeout time.Duration) (dptRow, error) {
+	end := time.Now().Add(timeout)
+	cl := http.Client{Timeout: time.Second}
+	last := "no answer"
+	for {
+		if resp, err := cl.Get("http://" + admin + "/vipa/dpt"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = strings.TrimSpace(string(body))
+			var rows []dptRow
+			if json.Unmarshal(body, &rows) == nil {
+				for _, r := range rows {
+					if r.VIPA == vipa && r.Port == port && r.Ready >= 1 {
+						return r, nil
+					}
+				}
+			}
+		} else {
+			last = err.Error()
+		}
+		if !p.alive() {
+			return dptRow{}, fmt.Errorf("caddy exited (%v):\n%s", p.err, p.logTail(15))
+		}
+		if time.Now().After(end) || ctx.Err() != nil {
+			return dptRow{}, fmt.Errorf("no ready DPT row for %s:%d after %v; /vipa/dpt: %s", vipa, port, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fetchProfile saves a CPU profile of a Caddy contender, taken through its
+// admin endpoint while a case runs.
+func fetchProfile(admin string, seconds int, path string) error {
+	cl := http.Client{Timeout: time.Duration(seconds+10) * time.Second}
+	resp, err := cl.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}

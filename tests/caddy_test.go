@@ -1,0 +1,229 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin is the real Caddy binary built from ./cmd/caddy for these tests.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-vipa-tests-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cmd/caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// caddyProc is one running Caddy process.
+type caddyProc struct {
+	t      *testing.T
+	dir    string
+	admin  string
+	config string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	done   chan error
+}
+
+// startCaddy runs the real binary with a Caddyfile and waits for its admin
+// endpoint.
+func startCaddy(t *testing.T, admin, caddyfile string) *caddyProc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &caddyProc{t: t, dir: dir, admin: admin, config: filepath.Join(dir, "Caddyfile"), log: new(bytes.Buffer)}
+	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
+	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan error, 1)
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("caddy log:\n%s", p.log.String())
+		}
+	})
+	waitFor(t, 10*time.Second, "admin endpoint "+admin, func() bool {
+		resp, err := http.Get("http://" + admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return p
+}
+
+// stop ends the process gracefully, then forcibly.
+func (p *caddyProc) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// reload runs `caddy reload` with a new Caddyfile.
+func (p *caddyProc) reload(caddyfile string) {
+	p.t.Helper()
+	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	out, err := exec.Command(caddyBin, "reload", "--config", p.config, "--adapter", "caddyfile", "--address", p.admin).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("caddy reload: %v\n%s", err, out)
+	}
+}
+
+// getJSON fetches an admin route into v.
+func getJSON(t *testing.T, admin, path string, v any) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, body)
+	}
+}
+
+type dptRow struct {
+	VIPA        string `json:"vipa"`
+	Port        int    `json:"port"`
+	Node        string `json:"node"`
+	Address     string `json:"address"`
+	Ready       int    `json:"ready"`
+	Weight      int    `json:"weight"`
+	State       string `json:"state"`
+	ActiveConns int    `json:"active_conns"`
+	TotalConns  int    `json:"total_conns"`
+}
+
+type crtRow struct {
+	Client        string `json:"client"`
+	VIPA          string `json:"vipa"`
+	Port          int    `json:"port"`
+	Node          string `json:"node"`
+	Address       string `json:"address"`
+	Since         string `json:"since"`
+	BytesToTarget int64  `json:"bytes_to_target"`
+	BytesToClient int64  `json:"bytes_to_client"`
+}
+
+func dpt(t *testing.T, admin string) []dptRow {
+	var rows []dptRow
+	getJSON(t, admin, "/vipa/dpt", &rows)
+	return rows
+}
+
+func crt(t *testing.T, admin, query string) []crtRow {
+	var rows []crtRow
+	getJSON(t, admin, "/vipa/crt"+query, &rows)
+	return rows
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort returns a TCP port free on every 127.0.0.x this test uses.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.100"} {
+			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// reusePortListen opens a listening socket with SO_REUSEPORT, as
+// application instances sharing a port do.
+func reusePortListen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// adminAddr picks a free admin endpoint address.
+func adminAddr(t *testing.T) string {
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

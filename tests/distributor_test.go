@@ -1,0 +1,195 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func singleNodeCaddyfile(admin string, gossip, port int, extra string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	vipadynamic {
+		node caddy-a
+		advertise 127.0.0.1
+		gossip 127.0.0.1:%d {
+			profile fast
+		}
+		listeners auto {
+			interval 50ms
+		}
+		vipadistribute define 127.0.0.100 port %d destip all
+		%s
+	}
+	layer4 {
+		127.0.0.100:%d {
+			route {
+				distribute {
+					dial_timeout 1s
+				}
+			}
+		}
+	}
+}
+`, admin, gossip, port, extra, port)
+}
+
+// TestSingleNode walks the routing node through its life with the real
+// binary: listen → DPT row, connect → CRT entry, close → released,
+// SO_REUSEPORT → ready 2, stop listening → row gone and clients refused,
+// half-close, and a reload that keeps an open connection.
+func TestSingleNode(t *testing.T) {
+	admin := adminAddr(t)
+	port := freePort(t)
+	gossip := freePort(t)
+	vipa := fmt.Sprintf("127.0.0.100:%d", port)
+	p := startCaddy(t, admin, singleNodeCaddyfile(admin, gossip, port, ""))
+
+	// An application listening on advertise:port becomes a DPT row.
+	a1 := startApp(t, "app-1", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	waitFor(t, 3*time.Second, "a DPT row with ready=1", func() bool {
+		rows := dpt(t, admin)
+		return len(rows) == 1 && rows[0].Ready == 1
+	})
+	row := dpt(t, admin)[0]
+	if row.VIPA != "127.0.0.100" || row.Port != port || row.Node != "caddy-a" ||
+		row.Address != fmt.Sprintf("127.0.0.1:%d", port) || row.State != "active" || row.Weight != 1 {
+		t.Fatalf("DPT row %+v", row)
+	}
+
+	// A client through the VIPA reaches the application.
+	c, r, name := dialVIPA(t, vipa)
+	if name != "app-1" {
+		t.Fatalf("served by %q", name)
+	}
+	echo(t, c, r, "ping")
+
+	// The CRT shows the open connection with its byte counts.
+	rows := crt(t, admin, "")
+	if len(rows) != 1 {
+		t.Fatalf("CRT has %d entries, want 1: %+v", len(rows), rows)
+	}
+	e := rows[0]
+	if e.Client != c.LocalAddr().String() || e.VIPA != "127.0.0.100" || e.Port != port ||
+		e.Node != "caddy-a" || e.Address != row.Address {
+		t.Fatalf("CRT entry %+v; client %s", e, c.LocalAddr())
+	}
+	if since, err := time.Parse(time.RFC3339, e.Since); err != nil || time.Since(since) > time.Minute {
+		t.Fatalf("since %q: %v", e.Since, err)
+	}
+	if e.BytesToTarget != int64(len("ping\n")) || e.BytesToClient != int64(len("hello from app-1\nping\n")) {
+		t.Fatalf("CRT bytes to target %d, to client %d", e.BytesToTarget, e.BytesToClient)
+	}
+	if got := crt(t, admin, "?node=caddy-b"); len(got) != 0 {
+		t.Fatalf("node filter: %+v", got)
+	}
+	if got := crt(t, admin, fmt.Sprintf("?vipa=127.0.0.100&port=%d&limit=1", port)); len(got) != 1 {
+		t.Fatalf("vipa/port filter: %+v", got)
+	}
+	if dpt(t, admin)[0].ActiveConns != 1 {
+		t.Fatalf("active_conns: %+v", dpt(t, admin))
+	}
+
+	// Closing the client releases the entry.
+	c.Close()
+	waitFor(t, 3*time.Second, "an empty CRT", func() bool { return len(crt(t, admin, "")) == 0 })
+	if row := dpt(t, admin)[0]; row.ActiveConns != 0 || row.TotalConns != 1 {
+		t.Fatalf("counts after close: %+v", row)
+	}
+
+	// Half-close: the client sends 1 MiB, shuts its write side, and still
+	// receives every echoed byte and the goodbye.
+	halfClose(t, vipa)
+
+	// A second SO_REUSEPORT instance: ready=2.
+	a2 := startApp(t, "app-2", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	waitFor(t, 3*time.Second, "ready=2", func() bool {
+		rows := dpt(t, admin)
+		return len(rows) == 1 && rows[0].Ready == 2
+	})
+
+	// A listener on another address (not advertise, not wildcard) never counts.
+	other := startApp(t, "other", reusePortListen(t, fmt.Sprintf("127.0.0.3:%d", port)))
+	time.Sleep(200 * time.Millisecond)
+	if rows := dpt(t, admin); len(rows) != 1 || rows[0].Ready != 2 {
+		t.Fatalf("a listener on 127.0.0.3 changed the DPT: %+v", rows)
+	}
+	other.stop()
+
+	// Open a connection to keep across the reload.
+	kept, keptR, _ := dialVIPA(t, vipa)
+	echo(t, kept, keptR, "before reload")
+
+	// A reload keeps the agent, the DPT and the CRT: the open connection
+	// still works and is still in the CRT.
+	p.reload(singleNodeCaddyfile(admin, gossip, port, fmt.Sprintf("vipadistribute define 127.0.0.101 port %d destip all", port+1)))
+	waitFor(t, 5*time.Second, "the reloaded definitions", func() bool {
+		var defs []map[string]any
+		getJSON(t, admin, "/vipa/definitions", &defs)
+		return len(defs) == 2
+	})
+	echo(t, kept, keptR, "after reload")
+	if rows := crt(t, admin, ""); len(rows) != 1 || rows[0].Client != kept.LocalAddr().String() {
+		t.Fatalf("CRT after reload: %+v", rows)
+	}
+	kept.Close()
+	waitFor(t, 3*time.Second, "an empty CRT after reload", func() bool { return len(crt(t, admin, "")) == 0 })
+
+	// Every application stops listening: the row goes, and a new client is
+	// closed at once.
+	a1.stopListening()
+	a2.stopListening()
+	waitFor(t, 3*time.Second, "the row to go", func() bool { return len(dpt(t, admin)) == 0 })
+	refused(t, vipa)
+	if !contains(p.log.String(), "no target has an application listening on this port") {
+		t.Error("the refusal was not logged")
+	}
+}
+
+// halfClose checks that a client that shuts its write side gets the whole reply.
+func halfClose(t *testing.T, vipa string) {
+	t.Helper()
+	c, r, _ := dialVIPA(t, vipa)
+	payload := make([]byte, 1<<20)
+	_, _ = rand.Read(payload)
+	go func() {
+		_, _ = c.Write(payload)
+		_ = c.CloseWrite()
+	}()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("half-close read: %v", err)
+	}
+	want := append(append([]byte{}, payload...), "bye\n"...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("half-close: got %d bytes (sha %x), want %d (sha %x)", len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
+	}
+	c.Close()
+}
+
+// refused checks a new connection to vipa is closed promptly without data.
+func refused(t *testing.T, vipa string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", vipa, time.Second)
+	if err != nil {
+		return // refused outright is fine too
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Read(make([]byte, 16))
+	if n != 0 || err == nil {
+		t.Fatalf("expected the connection closed, read %d bytes, %v", n, err)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the connection was not closed within 2s")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("closed after %s", d)
+	}
+}
