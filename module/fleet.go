@@ -113,7 +113,6 @@ func (f *fleet) configure(c config) {
 		routes[d.VIPA] = &route{def: d, distmethod: dm}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	// Keep the distmethod state of unchanged definitions.
 	for vipa, r := range *f.routes.Load() {
 		if nr, ok := routes[vipa]; ok && nr.def.Distmethod == r.def.Distmethod {
@@ -127,28 +126,44 @@ func (f *fleet) configure(c config) {
 			f.dpt.Delete(row.VIPA, row.Port, row.Node)
 		}
 	}
+	var old *listenwatch.Watcher
 	if f.watcher != nil && (c.listeners != f.watchCfg.listeners || c.interval != f.watchCfg.interval) {
-		f.watcher.Stop()
-		f.watcher = nil
-	}
-	if f.watcher == nil && c.listeners == "auto" {
-		f.watcher = &listenwatch.Watcher{
-			Interval: c.interval,
-			OnChange: f.listenersChanged,
-			OnError: func(err error) {
-				f.logger.Error("reading the socket table", zap.Error(err))
-			},
-		}
-		if err := f.watcher.Start(); err != nil {
-			f.logger.Error("starting the listener watch", zap.Error(err))
-			f.watcher = nil
-		}
-		f.watchCfg = c
+		old, f.watcher = f.watcher, nil
 	}
 	if c.listeners == "off" {
 		f.snap = nil
 	}
 	f.publishLocked()
+	f.mu.Unlock()
+
+	// Stop waits for a running OnChange, which takes f.mu: never under it.
+	if old != nil {
+		old.Stop()
+	}
+	if c.listeners == "auto" {
+		f.startWatch(c)
+	}
+}
+
+// startWatch starts the listener watch unless one runs already.
+func (f *fleet) startWatch(c config) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.watcher != nil {
+		return
+	}
+	w := &listenwatch.Watcher{
+		Interval: c.interval,
+		OnChange: f.listenersChanged,
+		OnError: func(err error) {
+			f.logger.Error("reading the socket table", zap.Error(err))
+		},
+	}
+	if err := w.Start(); err != nil {
+		f.logger.Error("starting the listener watch", zap.Error(err))
+		return
+	}
+	f.watcher, f.watchCfg = w, c
 }
 
 // listenersChanged takes a new socket table snapshot.

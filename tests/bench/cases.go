@@ -38,7 +38,7 @@ var allCases = []benchCase{
 		{"idle_rss_kb", "proxy RSS per idle conn", "KiB", true, 1},
 		{"idle_pipes", "proxy pipes per idle conn", "pipes", true, 2},
 		{"idle_fds", "proxy fds per idle conn", "fds", true, 2},
-		{"idle_slab_kb", "kernel slab per idle conn (system)", "KiB", true, 1},
+		{"idle_kernel_kb", "kernel slab per idle conn, system-wide", "KiB", true, 1},
 	}, (*runner).idle},
 }
 
@@ -281,7 +281,8 @@ func (r *runner) pingPong(ct *contender) map[string]float64 {
 const idleOpeners = 16
 
 // idle holds N connections open end to end and measures what they cost the
-// proxy: RSS, fds, pipes; and the kernel's slab, system-wide.
+// proxy: RSS, fds, pipes; and the kernel's unreclaimable slab, system-wide
+// (direct shows the client's and backends' share of it).
 func (r *runner) idle(ct *contender) map[string]float64 {
 	n := r.cfg.IdleConns
 	before, err := r.snapshot(ct)
@@ -323,7 +324,7 @@ func (r *runner) idle(ct *contender) map[string]float64 {
 		return nil
 	}
 	per := func(a, b float64) float64 { return (a - b) / float64(held) }
-	m := map[string]float64{"idle_slab_kb": per(after.slab, before.slab)}
+	m := map[string]float64{"idle_kernel_kb": per(after.kernel, before.kernel)}
 	if ct.proc != nil {
 		m["idle_rss_kb"] = per(after.rss, before.rss)
 		m["idle_fds"] = per(float64(after.fds), float64(before.fds))
@@ -381,12 +382,12 @@ func (r *runner) closeIdle(ct *contender, conns []*net.TCPConn, before snapshot)
 
 // snapshot is what the idle case compares before and after.
 type snapshot struct {
-	rss, slab  float64
-	fds, pipes int
+	rss, kernel float64
+	fds, pipes  int
 }
 
 func (r *runner) snapshot(ct *contender) (snapshot, error) {
-	s := snapshot{slab: slabKB()}
+	s := snapshot{kernel: kernelKB()}
 	if ct.proc == nil {
 		return s, nil
 	}

@@ -129,11 +129,13 @@ func fdCount(pid int) (fds, pipes int, err error) {
 	return fds, len(seen), nil
 }
 
-// slabKB is the kernel's slab memory, system-wide (sockets, pipes, files).
-func slabKB() float64 {
+// kernelKB is the kernel's unreclaimable slab, system-wide: sockets, pipes,
+// open files, epoll items. Reclaimable caches (dentries, inodes, including
+// those /proc reads create) are left out, being noise here.
+func kernelKB() float64 {
 	b, _ := os.ReadFile("/proc/meminfo")
 	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("Slab:")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte("SUnreclaim:")); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(string(v), " kB")), 64)
 			return kb
 		}

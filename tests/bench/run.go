@@ -53,6 +53,10 @@ type runner struct {
 	res      *results
 }
 
+func newRunner(ctx context.Context, cfg config) *runner {
+	return &runner{cfg: cfg, ctx: ctx, fails: newFailures(cfg.Err), proxyCPU: -1, loadCPU: -1, res: newResults(cfg)}
+}
+
 func (r *runner) seed() uint64 { return r.seq.Add(1) * 0x9e3779b97f4a7c15 }
 
 func (r *runner) say(format string, a ...any) { fmt.Fprintf(r.cfg.Out, format+"\n", a...) }
@@ -60,8 +64,7 @@ func (r *runner) say(format string, a ...any) { fmt.Fprintf(r.cfg.Out, format+"\
 // run measures every case on every contender and returns the results; the
 // failures inside are what makes the exit code non-zero.
 func run(ctx context.Context, cfg config) (*results, error) {
-	r := &runner{cfg: cfg, ctx: ctx, fails: newFailures(cfg.Err), proxyCPU: -1, loadCPU: -1}
-	r.res = newResults(cfg)
+	r := newRunner(ctx, cfg)
 	defer func() { r.res.Failures = r.fails.all() }()
 	if err := r.limits(); err != nil {
 		return r.res, err

@@ -1,0 +1,227 @@
+package module
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+)
+
+// testHandler is a distribute handler over a fresh fleet state that routes
+// the VIPA of vipaLn.
+func testHandler(t *testing.T, vipaLn net.Listener) (*Handler, *fleet, netip.AddrPort) {
+	t.Helper()
+	vipa := vipaLn.Addr().(*net.TCPAddr).AddrPort()
+	f := newFleet(identity{})
+	def := &serfsync.Definition{
+		VIPA:        vipa.Addr(),
+		Ports:       serfsync.NewPortSet([]serfsync.PortRange{{Lo: vipa.Port(), Hi: vipa.Port()}}),
+		DestIP:      []string{serfsync.DestAll},
+		Distmethod:  "roundrobin",
+		RoutingNode: "a",
+	}
+	dm, _ := tables.NewDistmethod("roundrobin")
+	routes := map[netip.Addr]*route{vipa.Addr(): {def: def, distmethod: dm}}
+	f.routes.Store(&routes)
+	h := &Handler{fleet: f, MaxAttempts: 3, dialer: net.Dialer{Timeout: time.Second}, logger: zap.NewNop()}
+	return h, f, vipa
+}
+
+// serveOne accepts one client on ln and hands it to h the way a layer4
+// server does, with prefetched bytes; it closes the connection afterwards.
+func serveOne(t *testing.T, h *Handler, ln net.Listener, prefetched []byte) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		cx := layer4.WrapConnection(c, prefetched, zap.NewNop())
+		done <- h.Handle(cx, nil)
+	}()
+	return done
+}
+
+// backend answers each connection with its name and then echoes.
+func backend(t *testing.T, name string) (net.Listener, netip.AddrPort) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.WriteString(c, name)
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln, ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+func listenVIPA(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.100:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func TestHandlerSkipsDeadTargets(t *testing.T) {
+	vln := listenVIPA(t)
+	h, f, vipa := testHandler(t, vln)
+	_, live := backend(t, "B")
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().(*net.TCPAddr).AddrPort()
+	dead.Close() // nothing listens there any more: dials are refused
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+
+	for i := range 6 {
+		done := serveOne(t, h, vln, nil)
+		c, err := net.Dial("tcp", vipa.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'B' {
+			t.Fatalf("connection %d: got %q, %v; want the live target", i, buf, err)
+		}
+		c.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	if n := f.crt.Len(); n != 0 {
+		t.Fatalf("CRT holds %d entries after every connection ended", n)
+	}
+	for _, r := range f.dpt.Rows() {
+		if r.ActiveConns != 0 {
+			t.Fatalf("row %s still counts %d active", r.Node, r.ActiveConns)
+		}
+		if r.Node == "b" && r.TotalConns != 6 {
+			t.Fatalf("live target routed %d, want 6", r.TotalConns)
+		}
+	}
+}
+
+func TestHandlerClosesWithoutCandidate(t *testing.T) {
+	vln := listenVIPA(t)
+	h, _, vipa := testHandler(t, vln)
+	done := serveOne(t, h, vln, nil)
+	c, err := net.Dial("tcp", vipa.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("read %d, %v; want EOF at once", n, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandlerClosesWhenNoTargetAnswers(t *testing.T) {
+	vln := listenVIPA(t)
+	h, f, vipa := testHandler(t, vln)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().(*net.TCPAddr).AddrPort()
+	dead.Close()
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
+	done := serveOne(t, h, vln, nil)
+	c, err := net.Dial("tcp", vipa.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("read %d, %v; want EOF", n, err)
+	}
+	<-done
+	if f.crt.Len() != 0 {
+		t.Fatal("a failed route left a CRT entry")
+	}
+}
+
+func TestHandlerSendsPrefetchedBytesFirst(t *testing.T) {
+	vln := listenVIPA(t)
+	h, f, vipa := testHandler(t, vln)
+	_, live := backend(t, "B")
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	done := serveOne(t, h, vln, []byte("pre-"))
+	c, err := net.Dial("tcp", vipa.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "rest")
+	_ = c.(*net.TCPConn).CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "Bpre-rest" {
+		t.Fatalf("got %q, %v; want %q", got, err, "Bpre-rest")
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandlerCRTEntryWhileOpen(t *testing.T) {
+	vln := listenVIPA(t)
+	h, f, vipa := testHandler(t, vln)
+	_, live := backend(t, "B")
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	done := serveOne(t, h, vln, nil)
+	c, err := net.Dial("tcp", vipa.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var entries []*tables.Entry
+	f.crt.Range(func(e *tables.Entry) bool {
+		if e.Client.String() != c.LocalAddr().String() || e.VIPA != vipa.Addr() || e.Port != vipa.Port() || e.Target.Node != "b" {
+			t.Errorf("entry %+v", e)
+		}
+		entries = append(entries, e)
+		return true
+	})
+	if len(entries) != 1 {
+		t.Fatalf("CRT has %d entries, want 1", len(entries))
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if f.crt.Len() != 0 {
+		t.Fatal("entry not removed")
+	}
+}
