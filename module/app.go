@@ -155,6 +155,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.fleet = val.(*fleet)
+	if err := ctx.GetMetricsRegistry().Register(collector{a.fleet}); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	return nil
 }
 

@@ -56,8 +56,9 @@ type route struct {
 
 // fleet is one node's pooled state.
 type fleet struct {
-	dpt *tables.DPT
-	crt *tables.CRT
+	dpt      *tables.DPT
+	crt      *tables.CRT
+	counters counters
 
 	// routes maps a VIPA this node routes to its definition; read on every
 	// connection, replaced whole on reload.

@@ -95,11 +95,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	}
 	rt := (*h.fleet.routes.Load())[vipa]
 	if rt == nil {
+		h.fleet.counters.noDefinition.Add(1)
 		h.refuse(cx, vipa, port, "no VIPADISTRIBUTE definition for this VIPA", nil)
 		return nil
 	}
 	g := h.fleet.dpt.Lookup(vipa, port)
 	if g == nil || g.Len() == 0 {
+		h.fleet.counters.noTarget.Add(1)
 		h.refuse(cx, vipa, port, "no target has an application listening on this port", nil)
 		return nil
 	}
@@ -117,11 +119,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		if lastErr == nil {
 			break
 		}
+		h.fleet.counters.dialFailures.Add(1)
 		if ce := h.logger.Check(zapcore.WarnLevel, "dialing target failed; trying the next"); ce != nil {
 			ce.Write(zap.String("node", target.Node), zap.Stringer("address", target.Address), zap.Error(lastErr))
 		}
 	}
 	if lastErr != nil {
+		h.fleet.counters.noAnswer.Add(1)
 		h.refuse(cx, vipa, port, "no target answered", lastErr)
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +39,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // caddyProc is one running Caddy process.
 type caddyProc struct {
 	t      *testing.T
@@ -45,7 +64,7 @@ type caddyProc struct {
 	admin  string
 	config string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *syncBuffer
 	done   chan error
 }
 
@@ -54,7 +73,7 @@ type caddyProc struct {
 func startCaddy(t *testing.T, admin, caddyfile string) *caddyProc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &caddyProc{t: t, dir: dir, admin: admin, config: filepath.Join(dir, "Caddyfile"), log: new(bytes.Buffer)}
+	p := &caddyProc{t: t, dir: dir, admin: admin, config: filepath.Join(dir, "Caddyfile"), log: new(syncBuffer)}
 	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +166,17 @@ type crtRow struct {
 	Since         string `json:"since"`
 	BytesToTarget int64  `json:"bytes_to_target"`
 	BytesToClient int64  `json:"bytes_to_client"`
+}
+
+func getText(t *testing.T, admin, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
 
 func dpt(t *testing.T, admin string) []dptRow {

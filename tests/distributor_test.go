@@ -146,8 +146,20 @@ func TestSingleNode(t *testing.T) {
 	a2.stopListening()
 	waitFor(t, 3*time.Second, "the row to go", func() bool { return len(dpt(t, admin)) == 0 })
 	refused(t, vipa)
-	if !contains(p.log.String(), "no target has an application listening on this port") {
-		t.Error("the refusal was not logged")
+	waitFor(t, 3*time.Second, "the refusal in the log", func() bool {
+		return contains(p.log.String(), "no target has an application listening on this port")
+	})
+
+	// The metrics count the refusal and the routed connections.
+	metrics := getText(t, admin, "/metrics")
+	for _, want := range []string{
+		`caddy_vipa_refused_connections_total{reason="no_target"} 1`,
+		`caddy_vipa_crt_entries 0`,
+		`caddy_vipa_members{status="alive"} 1`,
+	} {
+		if !contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 

@@ -105,10 +105,12 @@ func TestRelayChild(t *testing.T) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				fmt.Fprintln(os.Stderr, "relay child:", err)
 				return
 			}
 			tc, err := net.Dial("tcp", os.Getenv("RELAY_CHILD_BACKEND"))
 			if err != nil {
+				fmt.Fprintln(os.Stderr, "relay child:", err)
 				c.Close()
 				continue
 			}

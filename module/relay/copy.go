@@ -27,7 +27,7 @@ type copier struct {
 }
 
 // joinCopy is the portable relay: one goroutine per direction.
-func joinCopy(client, target net.Conn, o Options) error {
+func joinCopy(client, target net.Conn, o *Options) error {
 	r := &copier{outcome: outcome{client: client, target: target}}
 	if o.IdleTimeout > 0 {
 		r.idle.start(o.IdleTimeout)
@@ -37,15 +37,16 @@ func joinCopy(client, target net.Conn, o Options) error {
 		r.mu.Unlock()
 		defer r.timer.Stop()
 	}
-	if o.Context != nil {
-		stop := context.AfterFunc(o.Context, func() { r.fail(context.Cause(o.Context)) })
+	if ctx := o.Context; ctx != nil {
+		stop := context.AfterFunc(ctx, func() { r.fail(context.Cause(ctx)) })
 		defer stop()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
+	toTarget := o.ToTarget
 	go func() {
 		defer wg.Done()
-		r.pump(target, client, o.ToTarget)
+		r.pump(target, client, toTarget)
 	}()
 	r.pump(client, target, o.ToClient)
 	wg.Wait()

@@ -4,5 +4,5 @@ package relay
 
 import "net"
 
-// joinFast has no kernel fast path on this platform.
-func joinFast(client, target net.Conn, o Options) (bool, error) { return false, nil }
+// fastRelay: no kernel fast path on this platform.
+func fastRelay(client, target net.Conn, o *Options) runner { return nil }

@@ -59,14 +59,20 @@ func Join(client, target net.Conn, prefetched []byte, o Options) error {
 			return err
 		}
 	}
-	if done, err := joinFast(client, target, o); done {
-		return err
+	if r := fastRelay(client, target, &o); r != nil {
+		return r.run()
 	}
-	return joinCopy(client, target, o)
+	return joinCopy(client, target, &o)
 }
+
+// runner is a relay prepared by a platform's fast path.
+type runner interface{ run() error }
 
 // writePrefetched hands the bytes read while matching to the target, bounded
 // by the idle timeout so a target that never reads cannot stall the caller.
+// Not inlined: Join's frame stays under every idle connection's parked stack.
+//
+//go:noinline
 func writePrefetched(target net.Conn, p []byte, o Options) error {
 	if o.IdleTimeout > 0 {
 		target.SetWriteDeadline(time.Now().Add(o.IdleTimeout))
@@ -87,8 +93,8 @@ func add(c *atomic.Int64, n int) {
 	}
 }
 
-// outcome records the first error of a relay and closes both connections on
-// it, exactly once.
+// outcome records how a relay ended and closes both connections when it
+// ends early, exactly once.
 type outcome struct {
 	client, target net.Conn
 	mu             sync.Mutex
@@ -96,22 +102,22 @@ type outcome struct {
 	closed         bool
 }
 
-// fail keeps err if it is the first one and closes both connections.
+// fail ends the relay with err (nil for a clean end that still has to close
+// both connections). Only the first call counts: what follows is fallout of
+// the close.
 func (r *outcome) fail(err error) {
 	r.mu.Lock()
-	if r.err == nil {
-		r.err = err
+	if r.closed {
+		r.mu.Unlock()
+		return
 	}
-	closed := r.closed
-	r.closed = true
+	r.err, r.closed = err, true
 	r.mu.Unlock()
-	if !closed {
-		r.client.Close()
-		r.target.Close()
-	}
+	r.client.Close()
+	r.target.Close()
 }
 
-// result is the first error recorded, if any.
+// result is the error the relay ended with, if any.
 func (r *outcome) result() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

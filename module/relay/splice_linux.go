@@ -60,25 +60,26 @@ type splicer struct {
 	poll                   func(uintptr) bool
 }
 
-// joinFast splices when both ends are TCP sockets.
-func joinFast(client, target net.Conn, o Options) (bool, error) {
+// fastRelay prepares a splicer when both ends are TCP sockets.
+func fastRelay(client, target net.Conn, o *Options) runner {
 	c, ok := client.(*net.TCPConn)
 	if !ok {
-		return false, nil
+		return nil
 	}
 	t, ok := target.(*net.TCPConn)
 	if !ok {
-		return false, nil
+		return nil
 	}
 	s, err := newSplicer(c, t, o)
 	if err != nil {
-		return false, nil // e.g. out of descriptors: the portable copy still works
+		return nil // e.g. out of descriptors: the portable copy still works
 	}
-	return true, s.run(o)
+	return s
 }
 
-func newSplicer(c, t *net.TCPConn, o Options) (*splicer, error) {
+func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 	s := &splicer{outcome: outcome{client: c, target: t}, ctx: o.Context}
+	s.idle.timeout = o.IdleTimeout
 	s.sides[0].name, s.sides[1].name = "client", "target"
 	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1], count: o.ToTarget}
 	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0], count: o.ToClient}
@@ -131,21 +132,33 @@ func newSplicer(c, t *net.TCPConn, o Options) (*splicer, error) {
 	return s, nil
 }
 
-// run alternates turns (move what can move) and waits for events, until
-// both directions are done or one fails.
-func (s *splicer) run(o Options) error {
-	defer s.release()
-	if o.IdleTimeout > 0 {
-		s.idle.start(o.IdleTimeout)
-		s.ep.SetReadDeadline(time.Now().Add(o.IdleTimeout))
+// run relays until both directions are done or one fails. Its frames and
+// loop's stay small: they sit under every idle connection's parked stack.
+func (s *splicer) run() error {
+	if s.idle.timeout > 0 {
+		s.idle.start(s.idle.timeout)
+		s.ep.SetReadDeadline(time.Now().Add(s.idle.timeout))
 	}
+	var stop func() bool
 	if s.ctx != nil {
-		stop := context.AfterFunc(s.ctx, func() {
-			s.aborted.Store(true)
-			s.ep.SetReadDeadline(time.Unix(1, 0))
-		})
-		defer stop()
+		stop = context.AfterFunc(s.ctx, s.abort)
 	}
+	err := s.loop()
+	if stop != nil {
+		stop()
+	}
+	s.release()
+	return err
+}
+
+// abort wakes the parked loop for good.
+func (s *splicer) abort() {
+	s.aborted.Store(true)
+	s.ep.SetReadDeadline(time.Unix(1, 0))
+}
+
+// loop alternates turns (move what can move) and waits for events.
+func (s *splicer) loop() error {
 	for {
 		err := s.turn()
 		if err == nil && s.flows[0].done && s.flows[1].done {
@@ -293,6 +306,7 @@ func (s *splicer) wait() error {
 			return context.Cause(s.ctx)
 		}
 		if s.idle.timeout == 0 {
+			s.ep.SetReadDeadline(time.Time{})
 			continue
 		}
 		d := s.idle.remaining()

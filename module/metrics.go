@@ -1,0 +1,72 @@
+package module
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// counters are the handler's event counts; atomics on the connection path,
+// read only when metrics are scraped.
+type counters struct {
+	noDefinition atomic.Uint64
+	noTarget     atomic.Uint64
+	noAnswer     atomic.Uint64
+	dialFailures atomic.Uint64
+}
+
+const metricsPrefix = "caddy_vipa_"
+
+var (
+	readyDesc = prometheus.NewDesc(metricsPrefix+"dpt_ready",
+		"Listening sockets of a target for a VIPA port (DPT ready).", []string{"vipa", "port", "node"}, nil)
+	activeDesc = prometheus.NewDesc(metricsPrefix+"target_active_connections",
+		"Live connections routed to a target.", []string{"vipa", "port", "node"}, nil)
+	totalDesc = prometheus.NewDesc(metricsPrefix+"target_connections_total",
+		"Connections routed to a target since its row appeared.", []string{"vipa", "port", "node"}, nil)
+	crtDesc = prometheus.NewDesc(metricsPrefix+"crt_entries",
+		"Live routed connections (CRT entries).", nil, nil)
+	refusedDesc = prometheus.NewDesc(metricsPrefix+"refused_connections_total",
+		"Connections closed without a target, by reason.", []string{"reason"}, nil)
+	dialFailDesc = prometheus.NewDesc(metricsPrefix+"dial_failures_total",
+		"Failed dials of a target (the next candidate is tried).", nil, nil)
+	membersDesc = prometheus.NewDesc(metricsPrefix+"members",
+		"Fleet members by serf status.", []string{"status"}, nil)
+)
+
+// collector reads the fleet's tables at scrape time, so the connection path
+// pays nothing for metrics.
+type collector struct{ f *fleet }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, crtDesc, refusedDesc, dialFailDesc, membersDesc} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.f.dpt.Rows() {
+		labels := []string{r.VIPA.String(), strconv.Itoa(int(r.Port)), r.Node}
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, float64(r.Ready), labels...)
+		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(r.ActiveConns), labels...)
+		ch <- prometheus.MustNewConstMetric(totalDesc, prometheus.CounterValue, float64(r.TotalConns), labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(crtDesc, prometheus.GaugeValue, float64(c.f.crt.Len()))
+	n := &c.f.counters
+	for reason, v := range map[string]uint64{
+		"no_definition": n.noDefinition.Load(),
+		"no_target":     n.noTarget.Load(),
+		"no_answer":     n.noAnswer.Load(),
+	} {
+		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(v), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(dialFailDesc, prometheus.CounterValue, float64(n.dialFailures.Load()))
+	status := make(map[string]int)
+	for _, m := range c.f.members() {
+		status[m.Status]++
+	}
+	for s, v := range status {
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(v), s)
+	}
+}

@@ -1,0 +1,212 @@
+package tests
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fleetNode describes one Caddy of a test fleet.
+type fleetNode struct {
+	name, ip string
+	admin    string
+	gossip   int
+	join     []string
+	key      string
+	routes   string // vipadistribute statements and the layer4 block, for the routing node
+}
+
+func (n fleetNode) caddyfile() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\tvipadynamic {\n\t\tnode %s\n\t\tadvertise %s\n", n.admin, n.name, n.ip)
+	fmt.Fprintf(&b, "\t\tgossip %s:%d {\n\t\t\tprofile fast\n", n.ip, n.gossip)
+	if len(n.join) > 0 {
+		fmt.Fprintf(&b, "\t\t\tjoin %s\n", strings.Join(n.join, " "))
+	}
+	if n.key != "" {
+		fmt.Fprintf(&b, "\t\t\tencrypt_key %s\n", n.key)
+	}
+	b.WriteString("\t\t}\n\t\tlisteners auto {\n\t\t\tinterval 50ms\n\t\t}\n")
+	b.WriteString(n.routes)
+	b.WriteString("\n}\n")
+	return b.String()
+}
+
+const fleetKey = "3k7VBm6mYxT6kzF8xj0s0m9cRSuqkC3QfWzE4u8i5Bw="
+
+// routingBlock closes the vipadynamic block with a definition and adds the
+// layer4 server for the VIPA.
+func routingBlock(port int) string {
+	return fmt.Sprintf(`		vipadistribute define 127.0.0.100 port %d destip all
+	}
+	layer4 {
+		127.0.0.100:%d {
+			route {
+				distribute
+			}
+		}
+	}`, port, port)
+}
+
+func newFleetNode(t *testing.T, name, ip string, gossip int, join ...string) fleetNode {
+	return fleetNode{name: name, ip: ip, admin: fmt.Sprintf("%s:%d", ip, freePort(t)), gossip: gossip, join: join, key: fleetKey, routes: "\t}"}
+}
+
+type memberRow struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Status  string `json:"status"`
+}
+
+func members(t *testing.T, admin string) map[string]string {
+	var rows []memberRow
+	getJSON(t, admin, "/vipa/members", &rows)
+	out := make(map[string]string)
+	for _, r := range rows {
+		out[r.Name] = r.Status
+	}
+	return out
+}
+
+type definitionRow struct {
+	VIPA        string   `json:"vipa"`
+	Ports       []int    `json:"ports"`
+	DestIP      []string `json:"destip"`
+	Distmethod  string   `json:"distmethod"`
+	RoutingNode string   `json:"routing_node"`
+	Conflict    string   `json:"conflict"`
+}
+
+func dptNodes(t *testing.T, admin string) map[string]int {
+	out := make(map[string]int)
+	for _, r := range dpt(t, admin) {
+		out[r.Node] = r.Ready
+	}
+	return out
+}
+
+// TestFleet runs three real Caddy processes with real applications.
+func TestFleet(t *testing.T) {
+	port := freePort(t)
+	gossip := freePort(t)
+	vipa := fmt.Sprintf("127.0.0.100:%d", port)
+	seed := fmt.Sprintf("127.0.0.1:%d", gossip)
+
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip)
+	a.routes = routingBlock(port)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, seed)
+	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, seed)
+	pa := startCaddy(t, a.admin, a.caddyfile())
+	startCaddy(t, b.admin, b.caddyfile())
+	pc := startCaddy(t, c.admin, c.caddyfile())
+
+	waitFor(t, 10*time.Second, "three alive members", func() bool {
+		m := members(t, a.admin)
+		return len(m) == 3 && m["caddy-a"] == "alive" && m["caddy-b"] == "alive" && m["caddy-c"] == "alive"
+	})
+
+	// Every node learns the definition and its routing node.
+	for _, n := range []fleetNode{a, b, c} {
+		waitFor(t, 5*time.Second, n.name+" to learn the definition", func() bool {
+			var defs []definitionRow
+			getJSON(t, n.admin, "/vipa/definitions", &defs)
+			return len(defs) == 1 && defs[0].VIPA == "127.0.0.100" && defs[0].RoutingNode == "caddy-a" &&
+				len(defs[0].Ports) == 1 && defs[0].Ports[0] == port && defs[0].Conflict == ""
+		})
+	}
+
+	apps := map[string]*app{}
+	for _, n := range []fleetNode{a, b, c} {
+		apps[n.name] = startApp(t, n.name, reusePortListen(t, fmt.Sprintf("%s:%d", n.ip, port)))
+	}
+	waitFor(t, 5*time.Second, "three DPT rows", func() bool {
+		d := dptNodes(t, a.admin)
+		return len(d) == 3 && d["caddy-a"] == 1 && d["caddy-b"] == 1 && d["caddy-c"] == 1
+	})
+	for _, r := range dpt(t, a.admin) {
+		want := map[string]string{"caddy-a": "127.0.0.1", "caddy-b": "127.0.0.2", "caddy-c": "127.0.0.3"}[r.Node]
+		if r.Address != fmt.Sprintf("%s:%d", want, port) {
+			t.Fatalf("row %+v: address is not the node's advertise address", r)
+		}
+	}
+
+	// Round robin spreads 30 connections evenly.
+	served := map[string]int{}
+	for range 30 {
+		conn, _, name := dialVIPA(t, vipa)
+		served[name]++
+		conn.Close()
+	}
+	if served["caddy-a"] != 10 || served["caddy-b"] != 10 || served["caddy-c"] != 10 {
+		t.Fatalf("30 connections spread %v, want 10 each", served)
+	}
+
+	// An application stops: its row goes and no new connection goes there.
+	apps["caddy-b"].stopListening()
+	waitFor(t, 3*time.Second, "caddy-b's row to go", func() bool {
+		d := dptNodes(t, a.admin)
+		_, ok := d["caddy-b"]
+		return !ok && len(d) == 2
+	})
+	for range 10 {
+		conn, _, name := dialVIPA(t, vipa)
+		conn.Close()
+		if name == "caddy-b" {
+			t.Fatal("a connection went to caddy-b after its application stopped")
+		}
+	}
+
+	// SIGKILL a node: its rows go after failure detection.
+	if err := pc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "caddy-c's row to go after SIGKILL", func() bool {
+		_, ok := dptNodes(t, a.admin)["caddy-c"]
+		return !ok
+	})
+
+	// A late node joins through a non-routing node, learns the definition
+	// and becomes a target.
+	d := newFleetNode(t, "caddy-d", "127.0.0.4", gossip, fmt.Sprintf("127.0.0.2:%d", gossip))
+	startApp(t, "caddy-d", reusePortListen(t, fmt.Sprintf("127.0.0.4:%d", port)))
+	pd := startCaddy(t, d.admin, d.caddyfile())
+	waitFor(t, 10*time.Second, "caddy-d to become a target", func() bool {
+		return dptNodes(t, a.admin)["caddy-d"] == 1
+	})
+	var defs []definitionRow
+	getJSON(t, d.admin, "/vipa/definitions", &defs)
+	if len(defs) != 1 || defs[0].RoutingNode != "caddy-a" {
+		t.Fatalf("caddy-d's definitions: %+v", defs)
+	}
+
+	// A node with a wrong key is not admitted.
+	e := newFleetNode(t, "caddy-e", "127.0.0.5", gossip, seed)
+	e.key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	startCaddy(t, e.admin, e.caddyfile())
+	time.Sleep(2 * time.Second)
+	if _, ok := members(t, a.admin)["caddy-e"]; ok {
+		t.Fatal("a node with a wrong key joined the fleet")
+	}
+	if m := members(t, e.admin); len(m) != 1 {
+		t.Fatalf("the wrong-key node sees %v", m)
+	}
+
+	// Graceful stop leaves the fleet: the rows go within a second, long
+	// before failure detection.
+	stopped := time.Now()
+	if err := pd.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "caddy-d's row to go after a graceful stop", func() bool {
+		_, ok := dptNodes(t, a.admin)["caddy-d"]
+		return !ok
+	})
+	if took := time.Since(stopped); took > time.Second {
+		t.Fatalf("rows of a gracefully stopped node went after %s", took)
+	}
+	if m := members(t, pa.admin); m["caddy-d"] != "left" {
+		t.Fatalf("members after graceful stop: %v", m)
+	}
+}
