@@ -104,9 +104,15 @@ func get[T any](rows func(*fleet, *http.Request) ([]T, error)) caddy.AdminHandle
 	}
 }
 
+// dptRows lists the DPT on a routing node; a node that routes no VIPA shows
+// its own report instead.
 func dptRows(f *fleet, _ *http.Request) ([]dptRow, error) {
+	rows := f.dpt.Rows()
+	if !f.routesAny() {
+		rows = f.ownReport()
+	}
 	var out []dptRow
-	for _, r := range f.dpt.Rows() {
+	for _, r := range rows {
 		out = append(out, dptRow{
 			VIPA:        r.VIPA.String(),
 			Port:        r.Port,
@@ -190,12 +196,9 @@ func crtRows(fl *fleet, r *http.Request) ([]crtRow, error) {
 }
 
 func definitionRows(f *fleet, _ *http.Request) ([]definitionRow, error) {
-	f.mu.Lock()
-	defs := f.cfg.defs
-	f.mu.Unlock()
 	var out []definitionRow
-	for _, d := range defs {
-		out = append(out, definitionRowOf(d, ""))
+	for _, k := range f.definitions() {
+		out = append(out, definitionRowOf(&k.Definition, k.Conflict))
 	}
 	return out, nil
 }

@@ -11,10 +11,10 @@ import (
 // localReport lists this node's DPT rows: for every definition that names
 // it as a candidate, each distributed port with at least one application
 // listening on the wildcard or the advertise address (never the VIPA).
-func localReport(s listenwatch.Snapshot, node string, adv netip.Addr, defs []*serfsync.Definition) []tables.Row {
+func localReport(s listenwatch.Snapshot, node string, adv netip.Addr, defs []serfsync.KnownDefinition) []tables.Row {
 	var rows []tables.Row
 	for _, d := range defs {
-		if !d.Candidate(node, adv) {
+		if !d.Owner || !d.Candidate(node, adv) {
 			continue
 		}
 		ready := make(map[uint16]int)

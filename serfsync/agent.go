@@ -1,24 +1,20 @@
-// Package serfsync keeps a fleet of nodes in agreement over HashiCorp serf:
-// membership, the VIPADISTRIBUTE definitions and each node's listener
-// reports. It knows nothing of Caddy; many agents can run in one process.
 package serfsync
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
-)
-
-// Tag names this package sets on its serf member.
-const (
-	tagAdvertise = "adv"
 )
 
 // Member is one node of the fleet as serf sees it.
@@ -34,16 +30,59 @@ type Agent struct {
 	cfg    Config
 	logger *zap.Logger
 
-	// OnMemberGone is called (from the agent's worker, never from serf's
-	// event path) with the name of a member that failed or left.
+	// Callbacks, set before Start. They are called from the agent's worker
+	// goroutine, never from serf's event path, never concurrently.
+
+	// OnMemberGone is called with the name of a member that failed or left:
+	// drop its rows at once. Its report is forgotten here too, so a rejoin
+	// is reported afresh through OnReport.
 	OnMemberGone func(name string)
 
-	serf    *serf.Serf
-	events  chan serf.Event
-	gone    chan string
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	stopped sync.Once
+	// OnDefinitions is called when the definitions known to this node
+	// change, its own included; the argument is what Definitions returns.
+	OnDefinitions func([]KnownDefinition)
+
+	// OnReport is called on a routing node with the full, validated rows of
+	// node for the VIPAs this node owns; they replace what it had (empty:
+	// none). It is called for this node's own report too.
+	OnReport func(node string, rows []Row)
+
+	gen   uint64
+	own   atomic.Pointer[ownState]
+	keys  channelKeys
+	stats stats
+
+	serf        *serf.Serf
+	mux         *muxTransport
+	events      chan serf.Event
+	kickCh      chan struct{}
+	tagCh       chan struct{}
+	jobs        chan string
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	stopped     sync.Once
+	memberDirty atomic.Bool
+
+	mu        sync.Mutex
+	members   map[string]*memberInfo
+	peers     map[string]*peer
+	known     []KnownDefinition
+	ownerOf   map[netip.Addr]string      // VIPA → owning routing node
+	owned     map[netip.Addr]*Definition // VIPAs this node owns
+	defOf     map[netip.Addr]*Definition // VIPA → its owner's definition
+	defsDirty bool
+	dirty     map[string]bool // nodes whose rows to derive again
+	delivered []Row           // this node's own rows last given to OnReport
+	selfCount bool            // own report changed: count its drops once
+	conns     map[net.Conn]struct{}
+	closing   bool
+}
+
+// ownState is this node's own versioned state, read lock-free by the
+// state channel's server.
+type ownState struct {
+	report report
+	defs   defsVersion
 }
 
 // New checks cfg and returns an agent that has bound nothing yet.
@@ -54,7 +93,40 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Agent{cfg: cfg, logger: cfg.Logger}, nil
+	cfg.Advertise = cfg.Advertise.Unmap()
+	a := &Agent{
+		cfg:     cfg,
+		logger:  cfg.Logger,
+		gen:     newGen(),
+		keys:    newChannelKeys(cfg.Keys, cfg.Label),
+		kickCh:  make(chan struct{}, 1),
+		tagCh:   make(chan struct{}, 1),
+		jobs:    make(chan string, 4096),
+		stop:    make(chan struct{}),
+		members: map[string]*memberInfo{},
+		peers:   map[string]*peer{},
+		ownerOf: map[netip.Addr]string{},
+		owned:   map[netip.Addr]*Definition{},
+		defOf:   map[netip.Addr]*Definition{},
+		dirty:   map[string]bool{},
+		conns:   map[net.Conn]struct{}{},
+	}
+	a.own.Store(&ownState{
+		report: report{digest: digest{gen: a.gen, hash: emptyReportHash}},
+		defs:   defsVersion{digest: digest{gen: a.gen, hash: emptyDefsHash}},
+	})
+	return a, nil
+}
+
+// newGen draws a non-zero generation: zero means "nothing held".
+func newGen() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if g := binary.BigEndian.Uint64(b[:]); g != 0 {
+			return g
+		}
+	}
 }
 
 // Start binds the gossip address, starts serf and joins the configured
@@ -66,9 +138,6 @@ func (a *Agent) Start() error {
 	}
 	mc.Name = a.cfg.NodeName
 	mc.BindAddr = a.cfg.BindAddr.Addr().String()
-	mc.BindPort = int(a.cfg.BindAddr.Port())
-	mc.AdvertiseAddr = mc.BindAddr
-	mc.AdvertisePort = mc.BindPort
 	mc.Label = a.cfg.Label
 	if len(a.cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(a.cfg.Keys, a.cfg.Keys[0])
@@ -82,27 +151,62 @@ func (a *Agent) Start() error {
 	std := stdLogger(a.logger.Named("serf"))
 	mc.Logger = std
 
+	// Our own NetTransport, so the state channel shares the gossip port.
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{mc.BindAddr},
+		BindPort:  int(a.cfg.BindAddr.Port()),
+		Logger:    std,
+	})
+	if err != nil {
+		return fmt.Errorf("binding gossip address %s: %w", a.cfg.BindAddr, err)
+	}
+	var inner memberlist.NodeAwareTransport = nt
+	if h := a.cfg.hooks; h != nil && h.wrapTransport != nil {
+		inner = h.wrapTransport(inner)
+	}
+	mux := newMux(inner, a.serveConn)
+	mc.Transport = mux
+	mc.BindPort = nt.GetAutoBindPort()
+	mc.AdvertiseAddr = mc.BindAddr
+	mc.AdvertisePort = mc.BindPort
+
 	sc := serf.DefaultConfig()
 	sc.NodeName = a.cfg.NodeName
 	sc.MemberlistConfig = mc
 	sc.Logger = std
 	sc.EnableNameConflictResolution = false
 	sc.ValidateNodeNames = true
-	sc.Tags = map[string]string{tagAdvertise: a.cfg.Advertise.String()}
-	a.events = make(chan serf.Event, 256)
+	sc.BroadcastTimeout = broadcastTimeout(a.cfg.Profile)
+	if h := a.cfg.hooks; h != nil {
+		if h.leaveDelay > 0 {
+			sc.LeavePropagateDelay = h.leaveDelay
+		}
+		if h.reconnect > 0 {
+			sc.ReconnectInterval = h.reconnect
+		}
+	}
+	sc.Tags = a.tags()
+	a.events = make(chan serf.Event, 1024)
 	sc.EventCh = a.events
 
 	s, err := serf.Create(sc)
 	if err != nil {
+		_ = mux.Shutdown()
 		return fmt.Errorf("starting serf on %s: %w", a.cfg.BindAddr, err)
 	}
-	a.serf = s
-	a.gone = make(chan string, 1024)
-	a.stop = make(chan struct{})
-	a.wg.Add(3)
+	a.mu.Lock()
+	a.serf, a.mux = s, mux
+	a.mu.Unlock()
+	a.memberDirty.Store(true)
+	a.wg.Add(4 + fetchers)
 	go a.drain()
 	go a.work()
+	go a.tagger()
 	go a.join()
+	for range fetchers {
+		go a.fetcher()
+	}
+	a.kick()
 	return nil
 }
 
@@ -118,6 +222,7 @@ func (a *Agent) BindAddr() netip.AddrPort {
 
 // drain empties serf's event channel at once: serf writes it while holding
 // its member lock, so a slow consumer would get this node declared failed.
+// It only marks the member list stale; the worker does the rest.
 func (a *Agent) drain() {
 	defer a.wg.Done()
 	for {
@@ -125,34 +230,9 @@ func (a *Agent) drain() {
 		case <-a.stop:
 			return
 		case e := <-a.events:
-			me, ok := e.(serf.MemberEvent)
-			if !ok {
-				continue
-			}
-			switch me.Type {
-			case serf.EventMemberFailed, serf.EventMemberLeave, serf.EventMemberReap:
-				for _, m := range me.Members {
-					select {
-					case a.gone <- m.Name:
-					default:
-						a.logger.Warn("member event queue full; the reconcile sweep will catch up", zap.String("member", m.Name))
-					}
-				}
-			}
-		}
-	}
-}
-
-// work does what drain only marks.
-func (a *Agent) work() {
-	defer a.wg.Done()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case name := <-a.gone:
-			if a.OnMemberGone != nil && name != a.cfg.NodeName {
-				a.OnMemberGone(name)
+			if _, ok := e.(serf.MemberEvent); ok {
+				a.memberDirty.Store(true)
+				a.kick()
 			}
 		}
 	}
@@ -214,8 +294,37 @@ func (a *Agent) Stop() error {
 			err = fmt.Errorf("leaving fleet: %w", lerr)
 		}
 		close(a.stop)
+		a.mu.Lock()
+		a.closing = true
+		for c := range a.conns {
+			_ = c.Close()
+		}
+		a.mu.Unlock()
 		err = errors.Join(err, a.serf.Shutdown())
 		a.wg.Wait()
 	})
 	return err
+}
+
+// kill shuts serf down without leaving, as a crash looks to the fleet.
+func (a *Agent) kill() {
+	a.stopped.Do(func() {
+		close(a.stop)
+		a.mu.Lock()
+		a.closing = true
+		for c := range a.conns {
+			_ = c.Close()
+		}
+		a.mu.Unlock()
+		_ = a.serf.Shutdown()
+		a.wg.Wait()
+	})
+}
+
+// kick wakes the worker; a pending wake is enough.
+func (a *Agent) kick() {
+	select {
+	case a.kickCh <- struct{}{}:
+	default:
+	}
 }

@@ -45,6 +45,51 @@ type Config struct {
 
 	// Logger receives the agent's logs and serf's and memberlist's.
 	Logger *zap.Logger
+
+	hooks *hooks // tests only: timers and fault injection
+}
+
+// hooks shorten timers and inject faults in tests.
+type hooks struct {
+	reconcile     time.Duration // reconcile period instead of the profile's
+	leaveDelay    time.Duration // serf's LeavePropagateDelay
+	reconnect     time.Duration // serf's ReconnectInterval
+	advTag        string        // an advertise tag other than Advertise
+	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+	dropTag       func() bool            // a SetTags is lost without an error
+	failTag       func() bool            // a SetTags times out
+	dropRequest   func(to string) bool   // a sync request is lost on its way
+	dropAnswer    func(from string) bool // a sync answer is lost on its way
+}
+
+// fetchers is how many syncs with peers run at once.
+const fetchers = 8
+
+// reconcilePeriod is how often the worker sweeps the member list and a
+// routing node syncs with every member: the bound on what a lost message
+// can cost.
+func (c *Config) reconcilePeriod() time.Duration {
+	if c.hooks != nil && c.hooks.reconcile > 0 {
+		return c.hooks.reconcile
+	}
+	switch c.Profile {
+	case "fast":
+		return 2 * time.Second
+	case "wan":
+		return 10 * time.Second
+	}
+	return 3 * time.Second
+}
+
+// broadcastTimeout bounds a SetTags (and serf's leave broadcast). A tag
+// broadcast memberlist dropped is only seen as this timeout, so keep it
+// short enough to retry soon; a LAN broadcast completes well under 1 s
+// even with 100 nodes.
+func broadcastTimeout(profile string) time.Duration {
+	if profile == "wan" {
+		return 5 * time.Second
+	}
+	return 2 * time.Second
 }
 
 // Profiles are the serf timing profiles a Config may name.

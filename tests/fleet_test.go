@@ -51,7 +51,7 @@ func routingBlock(port int) string {
 }
 
 func newFleetNode(t *testing.T, name, ip string, gossip int, join ...string) fleetNode {
-	return fleetNode{name: name, ip: ip, admin: fmt.Sprintf("%s:%d", ip, freePort(t)), gossip: gossip, join: join, key: fleetKey, routes: "\t}"}
+	return fleetNode{name: name, ip: ip, admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), gossip: gossip, join: join, key: fleetKey, routes: "\t}"}
 }
 
 type memberRow struct {

@@ -30,11 +30,14 @@ const (
 )
 
 type node struct {
-	name, ip string
-	cmd      *exec.Cmd
+	name, ip  string
+	adminPort int
+	cmd       *exec.Cmd
 }
 
-func (n node) admin() string { return n.ip + ":2019" }
+// admin is the node's admin endpoint; Caddy's admin API answers loopback
+// host names only, so every node takes a port of its own on 127.0.0.1.
+func (n node) admin() string { return fmt.Sprintf("127.0.0.1:%d", n.adminPort) }
 
 func main() {
 	nodes := flag.Int("nodes", 3, "fleet size (1-3)")
@@ -68,7 +71,7 @@ func run(size, conns int, exit bool) error {
 		return fmt.Errorf("go build ./cmd/caddy (run this from the repository root): %w", err)
 	}
 
-	fleet := []*node{{name: "caddy-a", ip: "127.0.0.1"}, {name: "caddy-b", ip: "127.0.0.2"}, {name: "caddy-c", ip: "127.0.0.3"}}[:size]
+	fleet := []*node{{name: "caddy-a", ip: "127.0.0.1", adminPort: 2019}, {name: "caddy-b", ip: "127.0.0.2", adminPort: 2020}, {name: "caddy-c", ip: "127.0.0.3", adminPort: 2021}}[:size]
 	defer func() {
 		for _, n := range fleet {
 			if n.cmd != nil && n.cmd.Process != nil {
@@ -110,6 +113,7 @@ func run(size, conns int, exit bool) error {
 		fmt.Printf("  connection %d served by %s\n", i+1, who)
 	}
 
+	waitIdle(routing)
 	fmt.Printf("\nDPT on the routing node (GET http://%s/vipa/dpt):\n", routing)
 	if err := printDPT(routing); err != nil {
 		return err
@@ -243,6 +247,23 @@ func waitDPT(ctx context.Context, admin string, want int) error {
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// waitIdle gives the last connections a moment to be released from the CRT.
+func waitIdle(admin string) {
+	for range 40 {
+		resp, err := http.Get("http://" + admin + "/vipa/crt")
+		if err != nil {
+			return
+		}
+		var rows []json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&rows)
+		resp.Body.Close()
+		if err != nil || len(rows) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// loadCPU is where the load generator runs; the child relay gets CPU 0.
+// benchCPUs pins the child relay to CPU 0 and the load generator to CPU 1,
+// unless there is one CPU or RELAY_BENCH_PIN=0.
 func benchCPUs() (relayCPU, loadCPU int) {
-	if runtime.NumCPU() < 2 {
+	if runtime.NumCPU() < 2 || os.Getenv("RELAY_BENCH_PIN") == "0" {
 		return -1, -1
 	}
 	return 0, 1
@@ -30,8 +31,7 @@ func BenchmarkJoinBulk(b *testing.B) {
 	for _, dir := range []string{"up", "down"} {
 		for _, impl := range relayImpls {
 			b.Run(dir+"/"+impl.name, func(b *testing.B) {
-				pinThreads(loadCPU)
-				defer unpinThreads()
+				defer pinThreads(loadCPU)()
 				ln := listen(b)
 				defer ln.Close()
 				child := startChild(b, impl.name, ln.Addr().String(), relayCPU)
@@ -101,8 +101,7 @@ func BenchmarkJoinPingPong(b *testing.B) {
 	relayCPU, loadCPU := benchCPUs()
 	for _, impl := range relayImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			pinThreads(loadCPU)
-			defer unpinThreads()
+			defer pinThreads(loadCPU)()
 			ln := listen(b)
 			defer ln.Close()
 			child := startChild(b, impl.name, ln.Addr().String(), relayCPU)

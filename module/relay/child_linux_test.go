@@ -163,6 +163,9 @@ func startChild(tb testing.TB, impl, backend string, cpu int) *relayChild {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "RELAY_CHILD="+impl, "RELAY_CHILD_BACKEND="+backend,
 		"RELAY_CHILD_CPU="+strconv.Itoa(cpu), "GOGC=100")
+	if cpu >= 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1") // one core, one P: no spinning for a second
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -219,11 +222,12 @@ func (c *relayChild) stop() {
 func (c *relayChild) cpuNanos() int64 { return c.ask("usage", "usage")[0] }
 
 // pinThreads binds every thread of this process, and so the threads they
-// create later, to one CPU.
-func pinThreads(cpu int) {
+// create later, to one CPU. Returns a function that undoes it.
+func pinThreads(cpu int) (undo func()) {
 	if cpu < 0 || cpu >= runtime.NumCPU() {
-		return
+		return func() {}
 	}
+	procs := runtime.GOMAXPROCS(1)
 	var set unix.CPUSet
 	set.Set(cpu)
 	tasks, _ := os.ReadDir("/proc/self/task")
@@ -231,6 +235,10 @@ func pinThreads(cpu int) {
 		if tid, err := strconv.Atoi(t.Name()); err == nil {
 			unix.SchedSetaffinity(tid, &set)
 		}
+	}
+	return func() {
+		unpinThreads()
+		runtime.GOMAXPROCS(procs)
 	}
 }
 

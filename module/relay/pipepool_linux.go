@@ -9,11 +9,11 @@ import (
 // pipeSize is the capacity asked of each pipe: big enough that one splice
 // moves a large batch, small enough that a pool of them stays well within
 // the per-user pipe budget (fs.pipe-user-pages-soft, 64 MiB by default).
-const pipeSize = 256 << 10
+const pipeSize = 1 << 20
 
 // maxIdlePipes bounds the pipes kept for reuse; more are closed when given
 // back. An empty pipe holds no pages, only its two descriptors and slot array.
-const maxIdlePipes = 64
+const maxIdlePipes = 16
 
 // pipe is a kernel pipe used as the splice buffer between two sockets.
 type pipe struct {

@@ -53,11 +53,12 @@ type splicer struct {
 	aborted atomic.Bool
 	events  [2]unix.EpollEvent
 	moved   bool
-	err     error // result of the callbacks below
+	err     error // how step ended
+	turnErr error // how the last turn ended
 
 	// Callbacks built once per connection, so a turn allocates nothing.
 	withClient, withTarget func(uintptr)
-	poll                   func(uintptr) bool
+	stepFn                 func(uintptr) bool
 }
 
 // fastRelay prepares a splicer when both ends are TCP sockets.
@@ -121,14 +122,14 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 	s.withClient = func(fd uintptr) {
 		s.sides[0].fd = int(fd)
 		if err := s.sides[1].rc.Control(s.withTarget); err != nil {
-			s.err = err
+			s.turnErr = err
 		}
 	}
 	s.withTarget = func(fd uintptr) {
 		s.sides[1].fd = int(fd)
-		s.err = s.pumpAll()
+		s.turnErr = s.pumpAll()
 	}
-	s.poll = s.pollEvents
+	s.stepFn = s.step
 	return s, nil
 }
 
@@ -157,19 +158,63 @@ func (s *splicer) abort() {
 	s.ep.SetReadDeadline(time.Unix(1, 0))
 }
 
-// loop alternates turns (move what can move) and waits for events.
+// loop runs the relay inside the epoll file's RawConn.Read, which returns
+// early only at the idle deadline or on abort.
 func (s *splicer) loop() error {
 	for {
-		err := s.turn()
-		if err == nil && s.flows[0].done && s.flows[1].done {
-			return nil
-		}
+		s.err = nil
+		err := s.eprc.Read(s.stepFn)
 		if err == nil {
-			err = s.wait()
+			err = s.err // nil: both directions are done
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			if err = s.expired(); err == nil {
+				continue
+			}
 		}
 		if err != nil {
 			s.fail(err)
-			return s.result()
+		}
+		return s.result()
+	}
+}
+
+// expired tells what the deadline means: an abort, an idle timeout, or a
+// connection that moved bytes since it was set.
+func (s *splicer) expired() error {
+	if s.aborted.Load() {
+		return context.Cause(s.ctx)
+	}
+	if s.idle.timeout == 0 {
+		return s.ep.SetReadDeadline(time.Time{})
+	}
+	d := s.idle.remaining()
+	if d <= 0 {
+		return ErrIdleTimeout
+	}
+	return s.ep.SetReadDeadline(time.Now().Add(d))
+}
+
+// step collects events and moves bytes until nothing can move, then returns
+// false to park on the netpoller. Events arriving meanwhile are latched by
+// the netpoller (it is not reset between calls), so parking cannot miss
+// one. It returns true when the relay ends.
+func (s *splicer) step(fd uintptr) bool {
+	for {
+		if s.err = s.collect(int(fd)); s.err != nil {
+			return true
+		}
+		if s.err = s.turn(); s.err != nil {
+			return true
+		}
+		if s.flows[0].done && s.flows[1].done {
+			return true
+		}
+		if s.aborted.Load() {
+			s.err = context.Cause(s.ctx)
+			return true
+		}
+		if !s.busy() {
+			return false
 		}
 	}
 }
@@ -177,11 +222,11 @@ func (s *splicer) loop() error {
 // turn holds both descriptors (so a concurrent Close cannot recycle them)
 // and pumps both directions.
 func (s *splicer) turn() error {
-	s.err = nil
+	s.turnErr = nil
 	if err := s.sides[0].rc.Control(s.withClient); err != nil {
 		return err
 	}
-	return s.err
+	return s.turnErr
 }
 
 func (s *splicer) pumpAll() error {
@@ -289,44 +334,15 @@ func (s *splicer) busy() bool {
 	return false
 }
 
-// wait collects readiness events, parking on the netpoller when there are
-// none and no direction is busy. The epoll file's read deadline is the idle
-// timer: it is pushed back only when it fires, not on every batch.
-func (s *splicer) wait() error {
-	for {
-		s.err = nil
-		err := s.eprc.Read(s.poll)
-		if err == nil {
-			return s.err
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
-		if s.aborted.Load() {
-			return context.Cause(s.ctx)
-		}
-		if s.idle.timeout == 0 {
-			s.ep.SetReadDeadline(time.Time{})
-			continue
-		}
-		d := s.idle.remaining()
-		if d <= 0 {
-			return ErrIdleTimeout
-		}
-		s.ep.SetReadDeadline(time.Now().Add(d))
-	}
-}
-
-// pollEvents reads pending events without blocking; returning false parks
-// the goroutine until the epoll descriptor becomes readable.
-func (s *splicer) pollEvents(fd uintptr) bool {
-	n, err := unix.EpollWait(int(fd), s.events[:], 0)
+// collect applies pending epoll events to the sides' readiness, without
+// blocking.
+func (s *splicer) collect(epfd int) error {
+	n, err := unix.EpollWait(epfd, s.events[:], 0)
 	for err == unix.EINTR {
-		n, err = unix.EpollWait(int(fd), s.events[:], 0)
+		n, err = unix.EpollWait(epfd, s.events[:], 0)
 	}
 	if err != nil {
-		s.err = os.NewSyscallError("epoll_wait", err)
-		return true
+		return os.NewSyscallError("epoll_wait", err)
 	}
 	for _, ev := range s.events[:n] {
 		sd := &s.sides[ev.Fd]
@@ -340,7 +356,7 @@ func (s *splicer) pollEvents(fd uintptr) bool {
 			sd.broken = true
 		}
 	}
-	return n > 0 || s.busy()
+	return nil
 }
 
 // release gives back or discards the pipes and closes the epoll set.

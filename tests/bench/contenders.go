@@ -20,11 +20,13 @@ var allContenders = []string{cDirect, cDistribute, cProxy, cHAProxy}
 
 // contender is one way from the load client to the backends.
 type contender struct {
-	name  string
-	addr  string   // where the load client connects
-	proc  *process // the proxy; nil when no proxy process is measured
-	admin string   // Caddy admin address (pprof); empty for others
-	note  string   // one line for the header: version, config
+	name   string
+	addr   string                   // where the load client connects
+	launch func() (*process, error) // starts the proxy; nil for direct
+	proc   *process                 // the running proxy
+	admin  string                   // Caddy admin address (pprof); empty for others
+	note   string                   // one line for the header: version, config
+	broken bool                     // could not be restarted: skipped from then on
 }
 
 // probe does one idle-mode exchange through addr: the path works end to end.

@@ -51,10 +51,11 @@ type runner struct {
 	seq      atomic.Uint64
 	procs    []*process
 	res      *results
+	start    time.Time
 }
 
 func newRunner(ctx context.Context, cfg config) *runner {
-	return &runner{cfg: cfg, ctx: ctx, fails: newFailures(cfg.Err), proxyCPU: -1, loadCPU: -1, res: newResults(cfg)}
+	return &runner{cfg: cfg, ctx: ctx, fails: newFailures(cfg.Err), proxyCPU: -1, loadCPU: -1, res: newResults(cfg), start: time.Now()}
 }
 
 func (r *runner) seed() uint64 { return r.seq.Add(1) * 0x9e3779b97f4a7c15 }
@@ -153,15 +154,9 @@ func (r *runner) wanted(name string) (want, explicit bool) {
 func (r *runner) startContenders(pp *portPicker, port int) []*contender {
 	var cts []*contender
 	backend := net.JoinHostPort(backendIP, strconv.Itoa(port))
-	add := func(ct *contender, p *process, err error) {
-		if err == nil && p != nil {
-			ct.proc = p
-			r.procs = append(r.procs, p)
-			if err = waitReady(r.ctx, ct, 10*time.Second); err == nil {
-				if got := cpusAllowedList(p.pid()); r.proxyCPU >= 0 && got != strconv.Itoa(r.proxyCPU) {
-					err = fmt.Errorf("%s runs on CPUs %q, want %d", ct.name, got, r.proxyCPU)
-				}
-			}
+	add := func(ct *contender, err error) {
+		if err == nil {
+			err = r.up(ct)
 		}
 		if err != nil {
 			r.fails.conn("%s: %v", ct.name, err)
@@ -170,8 +165,7 @@ func (r *runner) startContenders(pp *portPicker, port int) []*contender {
 		cts = append(cts, ct)
 	}
 	if want, _ := r.wanted(cDirect); want {
-		ct := &contender{name: cDirect, addr: backend, note: "client → backend, no proxy"}
-		add(ct, nil, waitReady(r.ctx, ct, 5*time.Second))
+		add(&contender{name: cDirect, addr: backend, note: "client → backend, no proxy"}, nil)
 	}
 	wantDist, explicitDist := r.wanted(cDistribute)
 	wantProxy, _ := r.wanted(cProxy)
@@ -196,12 +190,10 @@ func (r *runner) startContenders(pp *portPicker, port int) []*contender {
 			}
 		}
 		if wantDist {
-			ct, p, err := r.startDistribute(pp, bin, port)
-			add(ct, p, err)
+			add(r.distribute(pp, bin, port))
 		}
 		if wantProxy {
-			ct, p, err := r.startL4Proxy(pp, bin, backend)
-			add(ct, p, err)
+			add(r.l4proxy(pp, bin, backend))
 		}
 	}
 	if want, explicit := r.wanted(cHAProxy); want {
@@ -212,16 +204,43 @@ func (r *runner) startContenders(pp *portPicker, port int) []*contender {
 		case bin == "":
 			fmt.Fprintln(r.cfg.Err, "note: "+haproxyHint)
 		default:
-			lport, err := pp.pick(proxyIP)
-			ct := &contender{name: cHAProxy, addr: net.JoinHostPort(proxyIP, strconv.Itoa(lport)), note: version + ", mode tcp, nbthread 1"}
-			var p *process
-			if err == nil {
-				p, err = startHAProxy(bin, r.dir, ct.addr, backend, r.cfg.IdleConns+256, r.proxyCPU)
-			}
-			add(ct, p, err)
+			add(r.haproxy(pp, bin, version, backend))
 		}
 	}
 	return cts
+}
+
+// up starts the contender's process, if it has one, and waits until a byte
+// passes through it; the process must sit on the proxy CPU.
+func (r *runner) up(ct *contender) error {
+	if ct.launch != nil {
+		p, err := ct.launch()
+		if p != nil {
+			r.procs = append(r.procs, p)
+			ct.proc = p
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := waitReady(r.ctx, ct, 10*time.Second); err != nil {
+		return err
+	}
+	if ct.proc != nil && r.proxyCPU >= 0 {
+		if got := cpusAllowedList(ct.proc.pid()); got != strconv.Itoa(r.proxyCPU) {
+			return fmt.Errorf("runs on CPUs %q, want %d", got, r.proxyCPU)
+		}
+	}
+	return nil
+}
+
+// restart replaces the contender's process with a fresh one.
+func (r *runner) restart(ct *contender) error {
+	if ct.launch == nil {
+		return nil
+	}
+	ct.proc.stop()
+	return r.up(ct)
 }
 
 func (r *runner) caddy() (string, error) {
@@ -232,44 +251,58 @@ func (r *runner) caddy() (string, error) {
 	return buildCaddy(r.ctx, r.dir)
 }
 
-func (r *runner) startDistribute(pp *portPicker, bin string, port int) (*contender, *process, error) {
+func (r *runner) distribute(pp *portPicker, bin string, port int) (*contender, error) {
 	ct := &contender{name: cDistribute, addr: net.JoinHostPort(vipa, strconv.Itoa(port))}
 	aport, err := pp.pick(proxyIP)
 	if err != nil {
-		return ct, nil, err
+		return ct, err
 	}
 	gport, err := pp.pick(proxyIP)
 	if err != nil {
-		return ct, nil, err
+		return ct, err
 	}
 	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
-	gossip := net.JoinHostPort(proxyIP, strconv.Itoa(gport))
-	p, err := startCaddy(bin, r.dir, cDistribute, distributeCaddyfile(ct.admin, backendIP, gossip, vipa, port), r.proxyCPU)
-	if err != nil {
-		return ct, nil, err
+	caddyfile := distributeCaddyfile(ct.admin, backendIP, net.JoinHostPort(proxyIP, strconv.Itoa(gport)), vipa, port)
+	ct.launch = func() (*process, error) {
+		p, err := startCaddy(bin, r.dir, cDistribute, caddyfile, r.proxyCPU)
+		if err != nil {
+			return nil, err
+		}
+		row, err := waitDPT(r.ctx, p, ct.admin, vipa, port, 10*time.Second)
+		ct.note = fmt.Sprintf("./cmd/caddy, VIPA %s, DPT row %s ready=%d (listener watch)", ct.addr, row.Address, row.Ready)
+		return p, err
 	}
-	row, err := waitDPT(r.ctx, p, ct.admin, vipa, port, 10*time.Second)
-	if err != nil {
-		return ct, p, err
-	}
-	ct.note = fmt.Sprintf("./cmd/caddy, VIPA %s, DPT row %s ready=%d (listener watch)", ct.addr, row.Address, row.Ready)
-	return ct, p, nil
+	return ct, nil
 }
 
-func (r *runner) startL4Proxy(pp *portPicker, bin, backend string) (*contender, *process, error) {
+func (r *runner) l4proxy(pp *portPicker, bin, backend string) (*contender, error) {
 	ct := &contender{name: cProxy, note: "./cmd/caddy, caddy-l4 v0.1.2 proxy handler"}
 	lport, err := pp.pick(proxyIP)
 	if err != nil {
-		return ct, nil, err
+		return ct, err
 	}
 	aport, err := pp.pick(proxyIP)
 	if err != nil {
-		return ct, nil, err
+		return ct, err
 	}
 	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
 	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
-	p, err := startCaddy(bin, r.dir, cProxy, proxyCaddyfile(ct.admin, ct.addr, backend), r.proxyCPU)
-	return ct, p, err
+	caddyfile := proxyCaddyfile(ct.admin, ct.addr, backend)
+	ct.launch = func() (*process, error) { return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU) }
+	return ct, nil
+}
+
+func (r *runner) haproxy(pp *portPicker, bin, version, backend string) (*contender, error) {
+	ct := &contender{name: cHAProxy, note: version + ", mode tcp, nbthread 1"}
+	lport, err := pp.pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
+	ct.launch = func() (*process, error) {
+		return startHAProxy(bin, r.dir, ct.addr, backend, r.cfg.IdleConns+256, r.proxyCPU)
+	}
+	return ct, nil
 }
 
 // rounds runs the cases interleaved: within a round every contender runs a
@@ -294,18 +327,38 @@ func (r *runner) measure(round int, bc benchCase, ct *contender) {
 	label := fmt.Sprintf("round %d %s via %s", round, bc.name, ct.name)
 	r.fails.setLabel(label)
 	defer r.fails.setLabel("between cases")
-	if ct.proc != nil && !ct.proc.alive() {
-		r.fails.conn("%s exited (%v):\n%s", ct.name, ct.proc.err, ct.proc.logTail(15))
+	if ct.broken {
 		return
 	}
 	if !r.back.waitIdle(10 * time.Second) {
 		r.fails.conn("backends still busy from the previous case")
 	}
+	// The idle case reads memory growth: a fresh proxy gives every contender
+	// the same baseline, unaffected by pools and heaps grown by earlier cases.
+	if bc.name == "idle" && !r.fresh(ct) {
+		return
+	}
 	prof := r.profile(round, bc, ct)
 	m := bc.run(r, ct)
 	prof.Wait()
 	r.res.add(bc, ct.name, m)
-	r.say("%-8s %s", fmt.Sprintf("%d/%d", round, r.cfg.Rounds), r.res.line(bc, ct.name, m))
+	r.say("%-6s %-8s %s", time.Since(r.start).Round(time.Second), fmt.Sprintf("%d/%d", round, r.cfg.Rounds), r.res.line(bc, ct.name, m))
+	if m == nil && ct.proc != nil {
+		// A failure must not cascade into the next cases: show why, start afresh.
+		fmt.Fprintf(r.cfg.Err, "--- last lines of the %s log:\n%s\n---\n", ct.name, ct.proc.logTail(10))
+		r.fresh(ct)
+	}
+}
+
+// fresh restarts a contender's process; a contender that cannot restart is
+// out of the run.
+func (r *runner) fresh(ct *contender) bool {
+	if err := r.restart(ct); err != nil {
+		r.fails.conn("restart %s: %v; no further measurements of it", ct.name, err)
+		ct.broken = true
+		return false
+	}
+	return true
 }
 
 // profile takes a CPU profile of a Caddy contender during round 1 of the

@@ -1,0 +1,232 @@
+package serfsync
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+)
+
+// peer is what this node holds of another node, and the scheduling of its
+// syncs: at most one in flight per peer, so answers apply in order.
+type peer struct {
+	name       string
+	report     *report      // owners only: its latest accepted report
+	defs       *defsVersion // its latest accepted definitions
+	delivered  []Row        // rows last given to OnReport
+	countDrops bool         // a new report: count its invalid lines once
+
+	inflight  bool
+	pending   bool
+	notBefore time.Time
+	backoff   time.Duration
+}
+
+const (
+	dialTimeout     = time.Second
+	exchangeTimeout = 3 * time.Second
+	minBackoff      = 50 * time.Millisecond
+)
+
+var errDropped = errors.New("dropped by fault injection")
+
+func (a *Agent) peer(name string) *peer {
+	p := a.peers[name]
+	if p == nil {
+		p = &peer{name: name}
+		a.peers[name] = p
+	}
+	return p
+}
+
+// scheduleLocked asks for a sync with name; urgent ignores its backoff
+// (the peer told us it has news, or we have news for it).
+func (a *Agent) scheduleLocked(name string, urgent bool) {
+	p := a.peer(name)
+	p.pending = true
+	if urgent {
+		p.notBefore = time.Time{}
+	}
+}
+
+// dispatchLocked hands due syncs to the fetchers and returns when the next
+// one falls due (zero: none waiting).
+func (a *Agent) dispatchLocked(now time.Time) (next time.Time) {
+	for name, p := range a.peers {
+		if !p.pending || p.inflight {
+			continue
+		}
+		if !a.members[name].alive() {
+			p.pending = false
+			continue
+		}
+		if now.Before(p.notBefore) {
+			if next.IsZero() || p.notBefore.Before(next) {
+				next = p.notBefore
+			}
+			continue
+		}
+		select {
+		case a.jobs <- name:
+			p.inflight, p.pending = true, false
+		default:
+			return now.Add(minBackoff) // queue full: a fetcher's finish kicks us
+		}
+	}
+	return next
+}
+
+// fetcher runs syncs handed out by the worker.
+func (a *Agent) fetcher() {
+	defer a.wg.Done()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case name := <-a.jobs:
+			a.syncPeer(name)
+			a.kick()
+		}
+	}
+}
+
+// syncPeer runs one exchange with name and applies the answer.
+func (a *Agent) syncPeer(name string) {
+	a.mu.Lock()
+	m, p := a.members[name], a.peer(name)
+	if !m.alive() {
+		p.inflight = false
+		a.mu.Unlock()
+		return
+	}
+	own := a.own.Load()
+	req := syncRequest{from: a.cfg.NodeName, report: own.report.digest, defs: own.defs.digest}
+	if len(a.owned) > 0 {
+		req.flags |= wantReport
+		if p.report != nil {
+			req.heldReport = p.report.digest
+		}
+	}
+	if p.defs != nil {
+		req.heldDefs = p.defs.digest
+	}
+	addr := m.addr
+	a.mu.Unlock()
+
+	a.stats.inc("sync_out")
+	ans, err := a.exchange(name, addr, req.encode())
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p.inflight = false
+	if a.peers[name] != p {
+		return // forgotten meanwhile
+	}
+	if err != nil {
+		a.stats.inc("fetch_retry")
+		if ce := a.logger.Check(zap.DebugLevel, "sync failed; retrying"); ce != nil {
+			ce.Write(zap.String("peer", name), zap.Error(err))
+		}
+		a.backoffLocked(p)
+		p.pending = a.members[name].alive()
+		return
+	}
+	a.applyAnswerLocked(p, req, ans)
+	// Still behind the peer's tags (a stale tag, or a rejected answer):
+	// try again, but not in a tight loop.
+	if m := a.members[name]; m.alive() && ((m.defs.gen != 0 && !a.holdsLocked(p, m.defs, true)) ||
+		(req.flags&wantReport != 0 && m.report.gen != 0 && !a.holdsLocked(p, m.report, false))) {
+		a.backoffLocked(p)
+		p.pending = true
+		return
+	}
+	p.backoff = 0
+}
+
+func (a *Agent) backoffLocked(p *peer) {
+	p.backoff = min(max(2*p.backoff, minBackoff), a.cfg.reconcilePeriod())
+	p.notBefore = time.Now().Add(p.backoff)
+}
+
+// exchange sends one sync request over the state channel and returns the
+// decoded answer.
+func (a *Agent) exchange(name string, addr netip.AddrPort, req []byte) (syncAnswer, error) {
+	if h := a.cfg.hooks; h != nil && h.dropRequest != nil && h.dropRequest(name) {
+		return syncAnswer{}, errDropped
+	}
+	conn, err := a.dial(name, addr)
+	if err != nil {
+		return syncAnswer{}, err
+	}
+	defer a.untrack(conn)
+	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
+	br := bufio.NewReader(conn)
+	nonceC, err := a.keys.clientHello(conn)
+	if err != nil {
+		return syncAnswer{}, err
+	}
+	nonceS, err := readServerHello(br)
+	if err != nil {
+		return syncAnswer{}, err
+	}
+	s, err := a.keys.clientSession(nonceC, nonceS)
+	if err != nil {
+		return syncAnswer{}, err
+	}
+	if err := writeFrame(conn, s.seal(req)); err != nil {
+		return syncAnswer{}, err
+	}
+	frame, err := readFrame(br)
+	if err != nil {
+		return syncAnswer{}, err
+	}
+	p, err := s.open(frame)
+	if err != nil {
+		a.stats.inc("auth_fail")
+		return syncAnswer{}, err
+	}
+	if h := a.cfg.hooks; h != nil && h.dropAnswer != nil && h.dropAnswer(name) {
+		return syncAnswer{}, errDropped
+	}
+	ans, err := decodeSyncAnswer(p)
+	if err != nil {
+		a.stats.inc("drop_decode")
+	}
+	return ans, err
+}
+
+// dial opens a stream to a peer's gossip port through the transport, so
+// the channel sees the network memberlist sees.
+func (a *Agent) dial(name string, addr netip.AddrPort) (net.Conn, error) {
+	conn, err := a.mux.NodeAwareTransport.DialAddressTimeout(memberlist.Address{Addr: addr.String(), Name: name}, dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !a.track(conn) {
+		return nil, net.ErrClosed
+	}
+	return conn, nil
+}
+
+// track registers an open stream so Stop can close it; false when stopping.
+func (a *Agent) track(c net.Conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		_ = c.Close()
+		return false
+	}
+	a.conns[c] = struct{}{}
+	return true
+}
+
+func (a *Agent) untrack(c net.Conn) {
+	_ = c.Close()
+	a.mu.Lock()
+	delete(a.conns, c)
+	a.mu.Unlock()
+}

@@ -1,0 +1,372 @@
+package serfsync
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// tnode is one agent under test and what its callbacks told it.
+type tnode struct {
+	*Agent
+	name string
+	ip   netip.Addr
+	logs *observer.ObservedLogs
+
+	mu        sync.Mutex
+	rows      map[string][]Row // the DPT as OnReport and OnMemberGone built it
+	defs      []KnownDefinition
+	listeners []Listener
+	reportAt  map[string]time.Time
+}
+
+// fleetOpts shape the agents of a test fleet.
+type fleetOpts struct {
+	profile   string
+	reconcile time.Duration
+	keys      [][]byte
+	net       *faultNet
+	hooks     func(h *hooks)
+}
+
+func (o fleetOpts) config(name string, ip netip.Addr, port uint16, join []string) Config {
+	h := &hooks{reconcile: o.reconcile, leaveDelay: 50 * time.Millisecond, reconnect: 500 * time.Millisecond}
+	if h.reconcile == 0 {
+		h.reconcile = 300 * time.Millisecond
+	}
+	if o.net != nil {
+		h.wrapTransport = func(t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+			return &faultTransport{NodeAwareTransport: t, self: ip, net: o.net}
+		}
+	}
+	if o.hooks != nil {
+		o.hooks(h)
+	}
+	profile := o.profile
+	if profile == "" {
+		profile = "fast"
+	}
+	return Config{
+		NodeName:  name,
+		BindAddr:  netip.AddrPortFrom(ip, port),
+		Advertise: ip,
+		Join:      join,
+		Keys:      o.keys,
+		Label:     "test",
+		Profile:   profile,
+		hooks:     h,
+	}
+}
+
+// testIP returns 127.0.0.(i+10).
+func testIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)}) }
+
+func startNode(t testing.TB, cfg Config) *tnode {
+	t.Helper()
+	core, logs := observer.New(zapcore.WarnLevel)
+	cfg.Logger = zap.New(core)
+	if os.Getenv("SERFSYNC_LOG") != "" {
+		l, _ := zap.NewDevelopment()
+		cfg.Logger = l.Named(cfg.NodeName)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tnode{Agent: a, name: cfg.NodeName, ip: cfg.Advertise, logs: logs,
+		rows: map[string][]Row{}, reportAt: map[string]time.Time{}}
+	a.OnReport = func(node string, rows []Row) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if len(rows) == 0 {
+			delete(n.rows, node)
+		} else {
+			n.rows[node] = rows
+		}
+		n.reportAt[node] = time.Now()
+	}
+	a.OnMemberGone = func(node string) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.rows, node)
+	}
+	a.OnDefinitions = func(d []KnownDefinition) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.defs = d
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// startFleet starts n agents joined through the first.
+func startFleet(t testing.TB, count int, o fleetOpts) []*tnode {
+	t.Helper()
+	nodes := make([]*tnode, 0, count)
+	first := startNode(t, o.config("n00", testIP(0), 0, nil))
+	nodes = append(nodes, first)
+	join := []string{first.BindAddr().String()}
+	for i := 1; i < count; i++ {
+		nodes = append(nodes, startNode(t, o.config(fmt.Sprintf("n%02d", i), testIP(i), 0, join)))
+	}
+	t.Cleanup(func() { stopAll(nodes) })
+	waitFor(t, 20*time.Second, "all members alive", func() bool {
+		for _, n := range nodes {
+			if alive(n) != count {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+func alive(n *tnode) int {
+	c := 0
+	for _, m := range n.Members() {
+		if m.Status == "alive" {
+			c++
+		}
+	}
+	return c
+}
+
+// stopAll stops agents in parallel: each leave waits for its broadcast.
+func stopAll(nodes []*tnode) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = n.Stop()
+		}()
+	}
+	wg.Wait()
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+	return 0
+}
+
+func (n *tnode) set(ls []Listener) {
+	n.mu.Lock()
+	n.listeners = slices.Clone(ls)
+	n.mu.Unlock()
+	n.SetReport(ls)
+}
+
+func (n *tnode) dpt() map[string][]Row {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string][]Row, len(n.rows))
+	for k, v := range n.rows {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// truth is what routing node r must hold: every live node's lines for the
+// VIPAs r owns (by the lowest-name rule), in a definition's ports, from a
+// candidate, with Ready in range, at the node's advertise address.
+func truth(r *tnode, live []*tnode, defs []*Definition) map[string][]Row {
+	owner := map[netip.Addr]*Definition{}
+	for _, d := range defs {
+		if o := owner[d.VIPA]; o == nil || d.RoutingNode < o.RoutingNode {
+			owner[d.VIPA] = d
+		}
+	}
+	out := map[string][]Row{}
+	for _, n := range live {
+		n.mu.Lock()
+		ls := canonicalListeners(n.listeners)
+		n.mu.Unlock()
+		var rows []Row
+		for _, l := range ls {
+			d := owner[l.VIPA]
+			if d == nil || d.RoutingNode != r.name || !d.Ports.Contains(l.Port) || !d.Candidate(n.name, n.ip) {
+				continue
+			}
+			rows = append(rows, Row{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(n.ip, l.Port), Ready: l.Ready})
+		}
+		if len(rows) > 0 {
+			out[n.name] = rows
+		}
+	}
+	return out
+}
+
+func equalDPT(x, y map[string][]Row) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	for k, v := range x {
+		if !slices.Equal(v, y[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func waitExact(t testing.TB, d time.Duration, r *tnode, live []*tnode, defs []*Definition) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got, want := r.dpt(), truth(r, live, defs)
+		if equalDPT(got, want) {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			t.Fatalf("%s: DPT not exact after %v\n got %v\nwant %v\nstats %v", r.name, d, got, want, r.Stats())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func def(vipa string, node string, ports PortSet, dest ...string) *Definition {
+	if len(dest) == 0 {
+		dest = []string{DestAll}
+	}
+	return &Definition{VIPA: netip.MustParseAddr(vipa), Ports: ports, DestIP: dest, Distmethod: "roundrobin", RoutingNode: node}
+}
+
+func ports(rs ...string) PortSet {
+	var out []PortRange
+	for _, s := range rs {
+		r, err := ParsePortRange(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, r)
+	}
+	return NewPortSet(out)
+}
+
+// randomListeners draws a report over the given VIPAs and ports, with some
+// lines no routing node may accept mixed in.
+func randomListeners(rng *rand.Rand, vipas []netip.Addr, lo, hi uint16, junk bool) []Listener {
+	var ls []Listener
+	for _, v := range vipas {
+		for p := lo; p <= hi; p++ {
+			if rng.IntN(2) == 0 {
+				ls = append(ls, Listener{VIPA: v, Port: p, Ready: 1 + rng.IntN(3)})
+			}
+		}
+	}
+	if junk {
+		ls = append(ls, Listener{VIPA: netip.MustParseAddr("127.0.0.250"), Port: 80, Ready: 1})
+	}
+	return ls
+}
+
+// faultNet injects loss and partitions between test agents by IP.
+type faultNet struct {
+	mu      sync.Mutex
+	loss    float64
+	blocked map[[2]netip.Addr]bool
+}
+
+func (f *faultNet) drop(from, to netip.Addr, packet bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blocked[[2]netip.Addr{from, to}] {
+		return true
+	}
+	return packet && f.loss > 0 && rand.Float64() < f.loss
+}
+
+// partition cuts every path between groups a and b, both ways.
+func (f *faultNet) partition(a, b []*tnode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blocked == nil {
+		f.blocked = map[[2]netip.Addr]bool{}
+	}
+	for _, x := range a {
+		for _, y := range b {
+			f.blocked[[2]netip.Addr{x.ip, y.ip}] = true
+			f.blocked[[2]netip.Addr{y.ip, x.ip}] = true
+		}
+	}
+}
+
+func (f *faultNet) heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blocked = nil
+}
+
+func (f *faultNet) setLoss(p float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loss = p
+}
+
+// faultTransport drops what faultNet says on the sending side.
+type faultTransport struct {
+	memberlist.NodeAwareTransport
+	self netip.Addr
+	net  *faultNet
+}
+
+func addrIP(s string) netip.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.net.drop(t.self, addrIP(addr), true) {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.net.drop(t.self, addrIP(a.Addr), true) {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+func (t *faultTransport) DialTimeout(addr string, d time.Duration) (net.Conn, error) {
+	if t.net.drop(t.self, addrIP(addr), false) {
+		return nil, fmt.Errorf("partitioned from %s", addr)
+	}
+	return t.NodeAwareTransport.DialTimeout(addr, d)
+}
+
+func (t *faultTransport) DialAddressTimeout(a memberlist.Address, d time.Duration) (net.Conn, error) {
+	if t.net.drop(t.self, addrIP(a.Addr), false) {
+		return nil, fmt.Errorf("partitioned from %s", a.Addr)
+	}
+	return t.NodeAwareTransport.DialAddressTimeout(a, d)
+}

@@ -1,0 +1,218 @@
+package serfsync
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+
+	"go.uber.org/zap"
+)
+
+// Listener is one line of a node's listener report: this node has Ready
+// listening sockets for VIPA:Port. The dial address is always the reporting
+// node's advertise address with Port.
+type Listener struct {
+	VIPA  netip.Addr
+	Port  uint16
+	Ready int
+}
+
+// Row is a validated report line as the routing node applies it to its DPT.
+type Row struct {
+	VIPA    netip.Addr
+	Port    uint16
+	Address netip.AddrPort
+	Ready   int
+}
+
+// Bounds of one report: far above any real host, far below what would let
+// a peer exhaust the routing node's memory.
+const (
+	maxReportVIPAs = 1024
+	maxReportLines = 16384
+	maxReady       = 1 << 16 // listening sockets of one port (SO_REUSEPORT)
+	reportVersion  = 1
+)
+
+var errSize = errors.New("message exceeds a size limit")
+
+// report is one version of a node's listener report.
+type report struct {
+	digest
+	adv   netip.Addr
+	lines []Listener // canonical: sorted by VIPA then Port, unique
+	body  []byte     // canonical encoding; empty for no lines
+}
+
+func compareListener(a, b Listener) int {
+	if c := a.VIPA.Compare(b.VIPA); c != 0 {
+		return c
+	}
+	return int(a.Port) - int(b.Port)
+}
+
+// canonicalListeners sorts a copy, merges duplicate lines by adding their
+// Ready, and leaves out lines that claim nothing (Ready < 1, port 0).
+func canonicalListeners(ls []Listener) []Listener {
+	out := make([]Listener, 0, len(ls))
+	for _, l := range ls {
+		if l.Ready < 1 || l.Port == 0 || !l.VIPA.IsValid() {
+			continue
+		}
+		l.VIPA = l.VIPA.Unmap()
+		out = append(out, l)
+	}
+	slices.SortFunc(out, compareListener)
+	merged := out[:0]
+	for _, l := range out {
+		if n := len(merged); n > 0 && compareListener(merged[n-1], l) == 0 {
+			merged[n-1].Ready = min(merged[n-1].Ready+l.Ready, maxReady)
+			continue
+		}
+		l.Ready = min(l.Ready, maxReady)
+		merged = append(merged, l)
+	}
+	return merged
+}
+
+// encodeReport encodes canonical lines; a report without lines is empty.
+//
+//	version adv count(VIPA){ vipa count(port){ port(u16) ready } }
+func encodeReport(adv netip.Addr, ls []Listener) []byte {
+	if len(ls) == 0 {
+		return nil
+	}
+	e := enc{b: make([]byte, 0, 24+len(ls)*5)}
+	e.byte(reportVersion)
+	e.addr(adv)
+	var vipas int
+	for i := range ls {
+		if i == 0 || ls[i].VIPA != ls[i-1].VIPA {
+			vipas++
+		}
+	}
+	e.uvarint(uint64(vipas))
+	for i := 0; i < len(ls); {
+		j := i
+		for j < len(ls) && ls[j].VIPA == ls[i].VIPA {
+			j++
+		}
+		e.addr(ls[i].VIPA)
+		e.uvarint(uint64(j - i))
+		for _, l := range ls[i:j] {
+			e.u16(l.Port)
+			e.uvarint(uint64(l.Ready))
+		}
+		i = j
+	}
+	return e.b
+}
+
+// decodeReport decodes a body written by encodeReport and insists it is
+// canonical. Ready is returned as sent; validation judges it.
+func decodeReport(body []byte) (netip.Addr, []Listener, error) {
+	if len(body) == 0 {
+		return netip.Addr{}, nil, nil
+	}
+	d := dec{b: body}
+	if d.byte() != reportVersion {
+		return netip.Addr{}, nil, errDecode
+	}
+	adv := d.addr()
+	vipas := d.uvarint()
+	if vipas == 0 || vipas > maxReportVIPAs {
+		return netip.Addr{}, nil, sizeOrDecode(d.err, vipas == 0)
+	}
+	var out []Listener
+	var prev netip.Addr
+	for i := uint64(0); i < vipas && d.err == nil; i++ {
+		vipa := d.addr()
+		if i > 0 && vipa.Compare(prev) <= 0 {
+			d.fail()
+		}
+		prev = vipa
+		n := d.uvarint()
+		if n == 0 || uint64(len(out))+n > maxReportLines {
+			return netip.Addr{}, nil, sizeOrDecode(d.err, n == 0)
+		}
+		if uint64(len(d.b)) < 3*n { // each line takes at least 3 bytes
+			d.fail()
+			break
+		}
+		var lastPort uint16
+		for k := uint64(0); k < n && d.err == nil; k++ {
+			l := Listener{VIPA: vipa, Port: d.u16()}
+			ready := d.uvarint()
+			if k > 0 && l.Port <= lastPort || ready > 1<<31 {
+				d.fail()
+			}
+			lastPort, l.Ready = l.Port, int(ready)
+			out = append(out, l)
+		}
+	}
+	if err := d.end(); err != nil {
+		return netip.Addr{}, nil, err
+	}
+	return adv, out, nil
+}
+
+func sizeOrDecode(err error, malformed bool) error {
+	if err != nil || malformed {
+		return errDecode
+	}
+	return errSize
+}
+
+// SetReport sets this node's current listeners. Call it on every change;
+// an unchanged set costs a sort and a compare. The routing nodes of the
+// VIPAs in the old or new set are told at once over the state channel; the
+// serf tag follows for everyone else.
+func (a *Agent) SetReport(ls []Listener) {
+	lines := canonicalListeners(ls)
+	if len(lines) > maxReportLines {
+		a.logger.Error("listener report too large; truncated", zap.Int("lines", len(lines)))
+		lines = lines[:maxReportLines]
+	}
+	a.mu.Lock()
+	changed := a.setReportLocked(lines)
+	a.mu.Unlock()
+	if changed {
+		a.kickTags()
+		a.kick()
+	}
+}
+
+// setReportLocked makes lines this node's report if they differ from it,
+// and tells the routing nodes concerned.
+func (a *Agent) setReportLocked(lines []Listener) bool {
+	own := a.own.Load()
+	if slices.Equal(lines, own.report.lines) {
+		return false
+	}
+	next := *own
+	next.report = report{adv: a.cfg.Advertise, lines: lines}
+	next.report.body = encodeReport(a.cfg.Advertise, lines)
+	next.report.digest = digest{gen: a.gen, seq: own.report.seq + 1, hash: hashBody(kindReport, next.report.body)}
+	a.own.Store(&next)
+	a.selfDirtyLocked()
+	a.selfCount = true
+	for _, vipa := range vipasOf(own.report.lines, lines) {
+		if owner := a.ownerOf[vipa]; owner != "" && owner != a.cfg.NodeName {
+			a.scheduleLocked(owner, true)
+		}
+	}
+	return true
+}
+
+// vipasOf lists the distinct VIPAs of two canonical line sets.
+func vipasOf(x, y []Listener) []netip.Addr {
+	var out []netip.Addr
+	for _, ls := range [][]Listener{x, y} {
+		for _, l := range ls {
+			if !slices.Contains(out, l.VIPA) {
+				out = append(out, l.VIPA)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package serfsync
+
+import (
+	"bufio"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// serveConn answers one sync request on a state channel stream. It runs in
+// the transport's routing goroutine, owns conn and never blocks on the
+// worker.
+func (a *Agent) serveConn(conn net.Conn) {
+	if !a.track(conn) {
+		return
+	}
+	defer a.untrack(conn)
+	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
+	br := bufio.NewReader(conn)
+	h, err := a.keys.readClientHello(br)
+	if err != nil {
+		a.refuse(conn, err)
+		return
+	}
+	nonceS, err := serverHello(conn)
+	if err != nil {
+		return
+	}
+	frame, err := readFrame(br)
+	if err != nil {
+		a.refuse(conn, err)
+		return
+	}
+	s, p, err := a.keys.serverOpen(h.nonce, nonceS, frame)
+	if err != nil {
+		a.refuse(conn, err)
+		return
+	}
+	req, err := decodeSyncRequest(p)
+	if err != nil {
+		a.stats.inc("drop_decode")
+		return
+	}
+	a.stats.inc("sync_in")
+	ans := a.answer(req)
+	_ = writeFrame(conn, s.seal(ans.encode()))
+}
+
+// refuse counts and logs a stream this node will not talk to.
+func (a *Agent) refuse(conn net.Conn, err error) {
+	if err == errAuth {
+		a.stats.inc("auth_fail")
+		a.logger.Warn("refused a state channel peer: wrong fleet key, label or encryption mode",
+			zap.Stringer("remote", conn.RemoteAddr()))
+		return
+	}
+	if err == errFrame {
+		a.stats.inc("drop_size")
+	}
+	if ce := a.logger.Check(zap.DebugLevel, "state channel stream failed"); ce != nil {
+		ce.Write(zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
+	}
+}
+
+// answer builds the reply to req and, when the requester's own versions
+// are news to this node, schedules a sync back: that is the fast path by
+// which a target's new report reaches its routing node.
+func (a *Agent) answer(req syncRequest) syncAnswer {
+	own := a.own.Load()
+	ans := syncAnswer{from: a.cfg.NodeName, report: own.report.digest, defs: own.defs.digest}
+	if req.flags&wantReport != 0 && req.heldReport != own.report.digest {
+		ans.reportBody = own.report.body
+	}
+	if req.heldDefs != own.defs.digest {
+		ans.defsBody = own.defs.body
+	}
+	if req.from == a.cfg.NodeName {
+		return ans
+	}
+	a.mu.Lock()
+	if a.members[req.from] == nil {
+		a.memberDirty.Store(true) // a joiner this node has not listed yet
+	}
+	p := a.peer(req.from)
+	news := !a.holdsLocked(p, req.defs, true) ||
+		(len(a.owned) > 0 && !a.holdsLocked(p, req.report, false))
+	if news {
+		a.scheduleLocked(req.from, true)
+	}
+	a.mu.Unlock()
+	a.kick()
+	return ans
+}

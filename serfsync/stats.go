@@ -1,0 +1,41 @@
+package serfsync
+
+import (
+	"maps"
+	"sync"
+)
+
+// stats are the agent's counters.
+type stats struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func (s *stats) inc(name string) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[string]uint64{}
+	}
+	s.m[name]++
+	s.mu.Unlock()
+}
+
+// Stats returns a copy of the agent's counters:
+//
+//	drop_<reason>  report or definition data dropped on receipt; reasons:
+//	               unknown_vipa, port, not_candidate, address, ready (report
+//	               lines), seq, hash, size, decode, identity (versions)
+//	auth_fail      state channel streams refused or failing authentication
+//	sync_out       syncs sent; sync_in: syncs answered
+//	fetch_retry    syncs that failed and were retried
+//	report_applied, defs_applied  new versions accepted
+//	tag_set        serf tag updates; tag_retry: SetTags failures retried
+func (a *Agent) Stats() map[string]uint64 {
+	a.stats.mu.Lock()
+	defer a.stats.mu.Unlock()
+	out := maps.Clone(a.stats.m)
+	if out == nil {
+		out = map[string]uint64{}
+	}
+	return out
+}

@@ -1,0 +1,104 @@
+package serfsync
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"strconv"
+	"strings"
+)
+
+// Tag names this package sets on its serf member. Serf caps all tags of a
+// member at 512 encoded bytes, so names are one letter and values are short.
+const (
+	tagAdvertise = "adv" // this host's advertise address
+	tagReport    = "r"   // digest of the listener report
+	tagDefs      = "d"   // digest of the definitions this node routes
+)
+
+// State kinds, mixed into the hash so a report never verifies as definitions.
+const (
+	kindReport byte = 'r'
+	kindDefs   byte = 'd'
+)
+
+// digest names one version of a node's report or definitions: gen is random
+// per agent start, seq grows by one per change within a gen, hash is the
+// first 8 bytes of SHA-256 over the kind and the canonical body.
+type digest struct {
+	gen, seq, hash uint64
+}
+
+// hashBody hashes a canonical body of the given kind.
+func hashBody(kind byte, body []byte) uint64 {
+	h := sha256.New()
+	h.Write([]byte{kind})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
+}
+
+// Hashes of the empty report and the empty definitions: a peer holding one
+// of these needs no fetch, the content is known.
+var (
+	emptyReportHash = hashBody(kindReport, nil)
+	emptyDefsHash   = hashBody(kindDefs, nil)
+)
+
+// covers reports whether holding h makes a fetch for version d unnecessary.
+// A different gen never covers: the peer restarted, or h is stale.
+func (h digest) covers(d digest) bool {
+	return h.gen == d.gen && h.seq >= d.seq
+}
+
+// String is the tag form "gen.seq.hash", gen and hash in hex.
+func (d digest) String() string {
+	b := make([]byte, 0, 48)
+	b = strconv.AppendUint(b, d.gen, 16)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, d.seq, 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, d.hash, 16)
+	return string(b)
+}
+
+// parseDigest parses a tag value written by String.
+func parseDigest(s string) (digest, bool) {
+	if len(s) > 64 {
+		return digest{}, false
+	}
+	g, rest, ok1 := strings.Cut(s, ".")
+	q, h, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
+		return digest{}, false
+	}
+	var d digest
+	var err error
+	if d.gen, err = parseUint(g, 16); err != nil {
+		return digest{}, false
+	}
+	if d.seq, err = parseUint(q, 10); err != nil {
+		return digest{}, false
+	}
+	if d.hash, err = parseUint(h, 16); err != nil {
+		return digest{}, false
+	}
+	return d, true
+}
+
+// parseUint rejects signs, which strconv would accept with base 0 only,
+// and empty strings; it keeps tag values in one spelling per number.
+func parseUint(s string, base int) (uint64, error) {
+	if s == "" || s[0] == '+' || (len(s) > 1 && s[0] == '0') {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseUint(s, base, 64)
+}
+
+// tagDigest reads a digest tag from a member's tags.
+func tagDigest(tags map[string]string, name string) (digest, bool) {
+	v, ok := tags[name]
+	if !ok {
+		return digest{}, false
+	}
+	return parseDigest(v)
+}
