@@ -33,7 +33,7 @@ type tnode struct {
 	rows      map[string][]Row // the DPT as OnReport and OnMemberGone built it
 	defs      []KnownDefinition
 	listeners []Listener
-	reportAt  map[string]time.Time
+	changed   chan struct{} // signalled after each OnReport
 }
 
 // fleetOpts shape the agents of a test fleet.
@@ -79,6 +79,12 @@ func testIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(1
 
 func startNode(t testing.TB, cfg Config) *tnode {
 	t.Helper()
+	return startNodeWith(t, cfg, nil)
+}
+
+// startNodeWith runs before, if any, between New and Start.
+func startNodeWith(t testing.TB, cfg Config, before func(*tnode)) *tnode {
+	t.Helper()
 	core, logs := observer.New(zapcore.WarnLevel)
 	cfg.Logger = zap.New(core)
 	if os.Getenv("SERFSYNC_LOG") != "" {
@@ -90,7 +96,7 @@ func startNode(t testing.TB, cfg Config) *tnode {
 		t.Fatal(err)
 	}
 	n := &tnode{Agent: a, name: cfg.NodeName, ip: cfg.Advertise, logs: logs,
-		rows: map[string][]Row{}, reportAt: map[string]time.Time{}}
+		rows: map[string][]Row{}, changed: make(chan struct{}, 1)}
 	a.OnReport = func(node string, rows []Row) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -99,7 +105,10 @@ func startNode(t testing.TB, cfg Config) *tnode {
 		} else {
 			n.rows[node] = rows
 		}
-		n.reportAt[node] = time.Now()
+		select {
+		case n.changed <- struct{}{}:
+		default:
+		}
 	}
 	a.OnMemberGone = func(node string) {
 		n.mu.Lock()
@@ -110,6 +119,9 @@ func startNode(t testing.TB, cfg Config) *tnode {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		n.defs = d
+	}
+	if before != nil {
+		before(n)
 	}
 	if err := a.Start(); err != nil {
 		t.Fatal(err)

@@ -169,9 +169,9 @@ func sizeOrDecode(err error, malformed bool) error {
 // serf tag follows for everyone else.
 func (a *Agent) SetReport(ls []Listener) {
 	lines := canonicalListeners(ls)
-	if len(lines) > maxReportLines {
-		a.logger.Error("listener report too large; truncated", zap.Int("lines", len(lines)))
-		lines = lines[:maxReportLines]
+	if n := boundedLines(lines); n < len(lines) {
+		a.logger.Error("listener report too large; truncated", zap.Int("lines", len(lines)), zap.Int("kept", n))
+		lines = lines[:n]
 	}
 	a.mu.Lock()
 	changed := a.setReportLocked(lines)
@@ -202,6 +202,20 @@ func (a *Agent) setReportLocked(lines []Listener) bool {
 		}
 	}
 	return true
+}
+
+// boundedLines is how many canonical lines fit the report bounds.
+func boundedLines(ls []Listener) int {
+	vipas := 0
+	for i, l := range ls {
+		if i == 0 || l.VIPA != ls[i-1].VIPA {
+			vipas++
+		}
+		if i == maxReportLines || vipas > maxReportVIPAs {
+			return i
+		}
+	}
+	return len(ls)
 }
 
 // vipasOf lists the distinct VIPAs of two canonical line sets.

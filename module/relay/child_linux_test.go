@@ -36,7 +36,8 @@ var relayImpls = []relayImpl{
 }
 
 // Baselines for the idle footprint: sockets alone, and sockets with one
-// parked goroutine per connection (the caller's, which a server has anyway).
+// parked goroutine per connection that dialed the target (the caller's, which
+// a server has anyway).
 var baselineImpls = []relayImpl{
 	{"sockets", nil},
 	{"goroutine", func(c, t *net.TCPConn) error { select {} }},
@@ -108,19 +109,21 @@ func TestRelayChild(t *testing.T) {
 				fmt.Fprintln(os.Stderr, "relay child:", err)
 				return
 			}
-			tc, err := net.Dial("tcp", os.Getenv("RELAY_CHILD_BACKEND"))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "relay child:", err)
-				c.Close()
-				continue
-			}
-			if impl.join == nil {
-				mu.Lock()
-				held = append(held, c, tc)
-				mu.Unlock()
-				continue
-			}
+			// Like a server's handler, the connection's own goroutine dials
+			// the target and then relays.
 			go func() {
+				tc, err := net.Dial("tcp", os.Getenv("RELAY_CHILD_BACKEND"))
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "relay child:", err)
+					c.Close()
+					return
+				}
+				if impl.join == nil {
+					mu.Lock()
+					held = append(held, c, tc)
+					mu.Unlock()
+					return
+				}
 				impl.join(c.(*net.TCPConn), tc.(*net.TCPConn))
 				c.Close()
 				tc.Close()

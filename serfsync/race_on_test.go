@@ -1,0 +1,5 @@
+//go:build race
+
+package serfsync
+
+const raceEnabled = true

@@ -1,0 +1,118 @@
+package serfsync
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestReportLatency measures, with the default (LAN) profile and timers,
+// how long a target's listener change takes to reach the routing node's
+// OnReport: listen → routable and stop listening → unroutable.
+func TestReportLatency(t *testing.T) {
+	nodes := startFleet(t, 3, fleetOpts{profile: "lan", reconcile: 3 * time.Second})
+	defs := routed(nodes)
+	waitFor(t, 5*time.Second, "definitions reach the target", func() bool { return len(nodes[2].Definitions()) == 2 })
+	trials := 100
+	if testing.Short() {
+		trials = 20
+	}
+	var up, down []time.Duration
+	for i := range 2 * trials {
+		var ls []Listener
+		if i%2 == 0 {
+			ls = []Listener{{VIPA: vipaA, Port: 8080 + uint16(i%10), Ready: 1}}
+		}
+		start := time.Now()
+		nodes[2].set(ls)
+		for !equalDPT(nodes[0].dpt(), truth(nodes[0], nodes, defs)) {
+			select {
+			case <-nodes[0].changed:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("trial %d: no report after 2 s; stats %v", i, nodes[0].Stats())
+			}
+		}
+		d := time.Since(start)
+		if i%2 == 0 {
+			up = append(up, d)
+		} else {
+			down = append(down, d)
+		}
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+	}
+	for _, s := range []struct {
+		what string
+		ds   []time.Duration
+	}{{"listen → routable", up}, {"stop → unroutable", down}} {
+		p50, p99 := percentiles(s.ds)
+		t.Logf("%s over %d trials: p50 %v, p99 %v", s.what, len(s.ds), p50, p99)
+		if p99 > 100*time.Millisecond {
+			t.Errorf("%s: p99 %v exceeds the fleet's 100 ms budget", s.what, p99)
+		}
+	}
+}
+
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[(len(s)*99+99)/100-1]
+}
+
+// TestScale100x20 starts 100 agents in this process, each reporting 20
+// ports of one VIPA, and times the routing node's DPT to exact after all
+// start and after 10 targets change at once. Minutes of CPU under -race,
+// so it runs only in full, non-race runs.
+func TestScale100x20(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("100-agent scale test: run without -short and without -race")
+	}
+	const count, nports = 100, 20
+	o := fleetOpts{reconcile: 2 * time.Second}
+	defs := []*Definition{def(vipaA.String(), "n00", ports(fmt.Sprintf("8000-%d", 8000+nports-1)))}
+	rng := rand.New(rand.NewPCG(7, 8))
+	draw := func() []Listener {
+		var ls []Listener
+		for p := range nports {
+			ls = append(ls, Listener{VIPA: vipaA, Port: 8000 + uint16(p), Ready: 1 + rng.IntN(4)})
+		}
+		return ls
+	}
+	nodes := make([]*tnode, count)
+	var join []string
+	start := time.Now()
+	for i := range count {
+		cfg := o.config(fmt.Sprintf("n%02d", i), testIP(i), 0, join)
+		n := startNodeWith(t, cfg, func(n *tnode) {
+			if i == 0 {
+				n.SetDefinitions(defs)
+			}
+			n.set(draw())
+		})
+		nodes[i] = n
+		if i == 0 {
+			join = []string{n.BindAddr().String()}
+		}
+	}
+	t.Cleanup(func() { stopAll(nodes) })
+	started := time.Since(start)
+	d := waitExact(t, 60*time.Second, nodes[0], nodes, defs)
+	members := alive(nodes[0])
+	t.Logf("%d agents × %d ports: started in %v; DPT exact %v after the last start (%d members alive then)",
+		count, nports, started, d, members)
+
+	var wg sync.WaitGroup
+	for _, n := range nodes[count-10:] {
+		ls := draw()
+		wg.Add(1)
+		go func() { defer wg.Done(); n.set(ls) }()
+	}
+	wg.Wait()
+	d = waitExact(t, 10*time.Second, nodes[0], nodes, defs)
+	t.Logf("10 targets changed at once: DPT exact after %v", d)
+	if d > 2*time.Second {
+		t.Errorf("change convergence %v exceeds 2 s", d)
+	}
+}
