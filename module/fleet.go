@@ -271,6 +271,17 @@ func (f *fleet) members() []serfsync.Member {
 	return agent.Members()
 }
 
+// stats are the agent's protocol counters.
+func (f *fleet) stats() map[string]uint64 {
+	f.mu.Lock()
+	agent := f.agent
+	f.mu.Unlock()
+	if agent == nil {
+		return nil
+	}
+	return agent.Stats()
+}
+
 // Destruct leaves the fleet and stops watching: the last config using this
 // state is gone.
 func (f *fleet) Destruct() error {

@@ -2,6 +2,7 @@ package module
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,10 @@ var (
 		"Failed dials of a target (the next candidate is tried).", nil, nil)
 	membersDesc = prometheus.NewDesc(metricsPrefix+"members",
 		"Fleet members by serf status.", []string{"status"}, nil)
+	droppedDesc = prometheus.NewDesc(metricsPrefix+"dropped_peer_data_total",
+		"Reports and definitions from peers dropped on receipt, by reason.", []string{"reason"}, nil)
+	fleetDesc = prometheus.NewDesc(metricsPrefix+"fleet_events_total",
+		"Fleet protocol events: syncs, retries, applied versions, tag updates, refused streams.", []string{"event"}, nil)
 )
 
 // collector reads the fleet's tables at scrape time, so the connection path
@@ -40,7 +45,7 @@ var (
 type collector struct{ f *fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, crtDesc, refusedDesc, dialFailDesc, membersDesc} {
+	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, crtDesc, refusedDesc, dialFailDesc, membersDesc, droppedDesc, fleetDesc} {
 		ch <- d
 	}
 }
@@ -68,5 +73,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, v := range status {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(v), s)
+	}
+	for name, v := range c.f.stats() {
+		if reason, ok := strings.CutPrefix(name, "drop_"); ok {
+			ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(v), reason)
+		} else {
+			ch <- prometheus.MustNewConstMetric(fleetDesc, prometheus.CounterValue, float64(v), name)
+		}
 	}
 }

@@ -210,3 +210,46 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("members after graceful stop: %v", m)
 	}
 }
+
+// TestFleetConflict defines one VIPA on two nodes: both log the conflict
+// and show it, and the DPT is built by the deterministic owner only.
+func TestFleetConflict(t *testing.T) {
+	port := freePort(t)
+	gossip := freePort(t)
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip)
+	a.routes = routingBlock(port)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, fmt.Sprintf("127.0.0.1:%d", gossip))
+	b.routes = fmt.Sprintf("\t\tvipadistribute define 127.0.0.100 port %d destip all\n\t}", port)
+	pa := startCaddy(t, a.admin, a.caddyfile())
+	pb := startCaddy(t, b.admin, b.caddyfile())
+	startApp(t, "caddy-b", reusePortListen(t, fmt.Sprintf("127.0.0.2:%d", port)))
+
+	for _, n := range []fleetNode{a, b} {
+		waitFor(t, 10*time.Second, n.name+" to show the conflict", func() bool {
+			var defs []definitionRow
+			getJSON(t, n.admin, "/vipa/definitions", &defs)
+			if len(defs) != 2 {
+				return false
+			}
+			for _, d := range defs {
+				if d.VIPA != "127.0.0.100" || !strings.Contains(d.Conflict, "also defined by") {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for _, p := range []*caddyProc{pa, pb} {
+		waitFor(t, 5*time.Second, "the conflict in the log", func() bool {
+			return contains(p.log.String(), "VIPA defined by more than one node")
+		})
+	}
+	// caddy-a owns the VIPA (lowest name): caddy-b's application is a target
+	// in its DPT, and caddy-b builds none.
+	waitFor(t, 5*time.Second, "caddy-b's row on the owner", func() bool {
+		return dptNodes(t, a.admin)["caddy-b"] == 1
+	})
+	if rows := dpt(t, b.admin); len(rows) != 0 {
+		t.Fatalf("the conflict loser built a DPT: %+v", rows)
+	}
+}

@@ -35,7 +35,7 @@ func joinCopy(client, target net.Conn, o *Options) error {
 		r.mu.Lock()
 		r.timer = time.AfterFunc(o.IdleTimeout, r.checkIdle)
 		r.mu.Unlock()
-		defer r.timer.Stop()
+		defer r.timer.Stop() // after finish: checkIdle re-arms no more
 	}
 	if ctx := o.Context; ctx != nil {
 		stop := context.AfterFunc(ctx, func() { r.fail(context.Cause(ctx)) })
@@ -50,14 +50,16 @@ func joinCopy(client, target net.Conn, o *Options) error {
 	}()
 	r.pump(client, target, o.ToClient)
 	wg.Wait()
-	return r.result()
+	return r.finish()
 }
 
 // checkIdle runs when the idle timer fires.
 func (r *copier) checkIdle() {
 	if d := r.idle.remaining(); d > 0 {
 		r.mu.Lock()
-		r.timer.Reset(d)
+		if !r.closed {
+			r.timer.Reset(d)
+		}
 		r.mu.Unlock()
 		return
 	}

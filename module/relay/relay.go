@@ -70,7 +70,7 @@ type runner interface{ run() error }
 
 // writePrefetched hands the bytes read while matching to the target, bounded
 // by the idle timeout so a target that never reads cannot stall the caller.
-// Not inlined: Join's frame stays under every idle connection's parked stack.
+// Not inlined, to keep Join's frame (under every parked relay) small.
 //
 //go:noinline
 func writePrefetched(target net.Conn, p []byte, o Options) error {
@@ -117,9 +117,12 @@ func (r *outcome) fail(err error) {
 	r.target.Close()
 }
 
-// result is the error the relay ended with, if any.
-func (r *outcome) result() error {
+// finish returns the error the relay ended with, if any. Later fail calls
+// (a timer or context firing as the relay ends) no longer close anything:
+// the connections are the caller's again.
+func (r *outcome) finish() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	return r.err
 }

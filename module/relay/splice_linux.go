@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -114,7 +115,12 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 	}
 	// A non-blocking epoll descriptor is pollable: os.File registers it with
 	// the runtime's netpoller, which wakes us when either socket has an event.
+	// Deadlines are refused on a file the netpoller did not take.
 	s.ep = os.NewFile(uintptr(epfd), "relay-epoll")
+	if err := s.ep.SetReadDeadline(time.Time{}); err != nil {
+		s.ep.Close()
+		return nil, err
+	}
 	if s.eprc, err = s.ep.SyscallConn(); err != nil {
 		s.ep.Close()
 		return nil, err
@@ -174,7 +180,7 @@ func (s *splicer) loop() error {
 		if err != nil {
 			s.fail(err)
 		}
-		return s.result()
+		return s.finish()
 	}
 }
 
@@ -263,6 +269,8 @@ func (s *splicer) pump(f *flow) error {
 				f.dst.writable = false
 			case err != nil:
 				return f.dst.error("splice", err)
+			case n == 0: // cannot happen with bytes in the pipe; never spin on it
+				return f.dst.error("splice", io.ErrNoProgress)
 			default:
 				f.inPipe -= n
 				add(f.count, n)
