@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/caddy-vipa/caddy-vipa"
@@ -36,5 +37,26 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Errorf("%s does not adapt to its JSON", f)
 			}
 		})
+	}
+}
+
+// TestExamplesAdapt keeps the example Caddyfiles valid.
+func TestExamplesAdapt(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.Caddyfile")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example Caddyfiles: %v", err)
+	}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": f})
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		for _, w := range warnings {
+			t.Errorf("%s: warning: %s", f, w)
+		}
 	}
 }

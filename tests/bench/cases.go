@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -173,7 +174,8 @@ func (r *runner) expectEOF(c *net.TCPConn, what string) bool {
 
 // connRate: workers each loop connect, 64-byte exchange, close.
 func (r *runner) connRate(ct *contender) map[string]float64 {
-	var done, failed atomic.Int64
+	var done atomic.Int64
+	var errs errCount
 	run := r.seed() << 48
 	start := time.Now()
 	end := start.Add(r.cfg.Duration)
@@ -181,9 +183,8 @@ func (r *runner) connRate(ct *contender) map[string]float64 {
 	for w := range r.cfg.Workers {
 		wg.Go(func() {
 			for i := uint64(0); time.Now().Before(end) && r.ctx.Err() == nil; i++ {
-				id := run | uint64(w)<<32 | i
-				if err := r.exchange(ct.addr, id); err != nil {
-					failed.Add(1)
+				if err := r.exchange(ct.addr, run|uint64(w)<<32|i); err != nil {
+					errs.add(err)
 					time.Sleep(10 * time.Millisecond) // a failing proxy is not hammered
 					continue
 				}
@@ -193,36 +194,57 @@ func (r *runner) connRate(ct *contender) map[string]float64 {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if failed.Load() > 0 {
+	if n, first := errs.get(); n > 0 {
+		r.fails.conn("connrate: %d of %d connections failed; the first: %v", n, int64(n)+done.Load(), first)
 		return nil
 	}
 	return map[string]float64{"conn_per_s": float64(done.Load()) / elapsed.Seconds()}
 }
 
-// exchange is one connection of the connection-rate case.
+// exchange is one connection of the connection-rate case. A wrong echo is
+// reported here; other errors are counted by the caller.
 func (r *runner) exchange(addr string, id uint64) error {
 	c, err := dial(addr)
 	if err != nil {
-		r.fails.conn("connrate: dial: %v", err)
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(connTimeout))
 	m := message(modeExchange, id)
 	if _, err := c.Write(m[:]); err != nil {
-		r.fails.conn("connrate: write: %v", err)
 		return err
 	}
 	var got [msgLen]byte
 	if _, err := io.ReadFull(c, got[:]); err != nil {
-		r.fails.conn("connrate: read echo: %v", err)
-		return err
+		return fmt.Errorf("read echo: %w", err)
 	}
 	if err := checkEcho(m[:], got[:]); err != nil {
 		r.fails.data("connrate: %v", err)
 		return err
 	}
 	return nil
+}
+
+// errCount counts the failed connections of a case and keeps the first error:
+// one line says what ten thousand would.
+type errCount struct {
+	mu    sync.Mutex
+	n     int
+	first error
+}
+
+func (e *errCount) add(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n++; e.first == nil {
+		e.first = err
+	}
+}
+
+func (e *errCount) get() (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.n, e.first
 }
 
 // maxSamples bounds the ping-pong loop in count as the duration does in time.
@@ -279,8 +301,10 @@ func (r *runner) pingPong(ct *contender) map[string]float64 {
 	return map[string]float64{"pingpong_p50_us": pct(0.50), "pingpong_p99_us": pct(0.99)}
 }
 
-// idleOpeners is how many connections of the idle case are opened at once.
-const idleOpeners = 16
+const (
+	idleOpeners     = 16 // connections of the idle case opened at once
+	maxIdleFailures = 50 // the idle case stops opening after this many failures
+)
 
 // idle holds N connections open end to end and measures what they cost the
 // proxy: RSS, fds, pipes; and the kernel's unreclaimable slab, system-wide
@@ -293,14 +317,18 @@ func (r *runner) idle(ct *contender) map[string]float64 {
 		return nil
 	}
 	conns := make([]*net.TCPConn, n)
-	var next, failed atomic.Int64
+	var next atomic.Int64
+	var errs errCount
 	var wg sync.WaitGroup
 	for range idleOpeners {
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(n) && failed.Load() < 50 && r.ctx.Err() == nil; i = next.Add(1) - 1 {
+			for i := next.Add(1) - 1; i < int64(n) && r.ctx.Err() == nil; i = next.Add(1) - 1 {
+				if failed, _ := errs.get(); failed >= maxIdleFailures {
+					return
+				}
 				c, err := r.openIdle(ct.addr)
 				if err != nil {
-					failed.Add(1)
+					errs.add(err)
 					continue
 				}
 				conns[i] = c
@@ -315,8 +343,9 @@ func (r *runner) idle(ct *contender) map[string]float64 {
 			held++
 		}
 	}
+	failed, first := errs.get()
 	if held == 0 {
-		r.fails.conn("idle: no connection established through %s", ct.name)
+		r.fails.conn("idle: no connection established through %s; the first error: %v", ct.name, first)
 		return nil
 	}
 	sleepCtx(r.ctx, r.cfg.Settle)
@@ -334,8 +363,8 @@ func (r *runner) idle(ct *contender) map[string]float64 {
 	}
 	if held < n {
 		// Not a result, but what the held ones cost tells why the rest failed.
-		r.fails.conn("idle: only %d of %d connections established through %s; those held cost %.1f KiB RSS, %.2f fds, %.2f pipes each",
-			held, n, ct.name, m["idle_rss_kb"], m["idle_fds"], m["idle_pipes"])
+		r.fails.conn("idle: %d of %d connections established through %s before %d failed (the first: %v); those held cost %.1f KiB RSS, %.2f fds, %.2f pipes each",
+			held, n, ct.name, failed, first, m["idle_rss_kb"], m["idle_fds"], m["idle_pipes"])
 		return nil
 	}
 	return m
@@ -346,7 +375,6 @@ func (r *runner) idle(ct *contender) map[string]float64 {
 func (r *runner) openIdle(addr string) (*net.TCPConn, error) {
 	c, err := dial(addr)
 	if err != nil {
-		r.fails.conn("idle: dial: %v", err)
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(connTimeout))
@@ -356,7 +384,6 @@ func (r *runner) openIdle(addr string) (*net.TCPConn, error) {
 		_, err = io.ReadFull(c, b[:])
 	}
 	if err != nil {
-		r.fails.conn("idle: exchange: %v", err)
 		c.Close()
 		return nil, err
 	}
