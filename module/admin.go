@@ -90,7 +90,7 @@ func get[T any](rows func(*fleet, *http.Request) ([]T, error)) caddy.AdminHandle
 			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
 		}
 		out := []T{}
-		if app := current.Load(); app != nil {
+		if app := currentApp(); app != nil {
 			got, err := rows(app.fleet, r)
 			if err != nil {
 				return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}

@@ -248,7 +248,7 @@ func (a *App) Start() error {
 		listeners: a.Listeners,
 		interval:  time.Duration(a.ListenersInterval),
 	})
-	current.Store(a)
+	markRunning(a)
 	a.logger.Info("vipadynamic started",
 		zap.String("node", a.Node),
 		zap.Stringer("advertise", a.advertise),
@@ -267,7 +267,7 @@ func (a *App) Cleanup() error {
 	if a.fleet == nil {
 		return nil
 	}
-	current.CompareAndSwap(a, nil)
+	markStopped(a)
 	_, err := fleets.Delete(a.fleetKey)
 	return err
 }

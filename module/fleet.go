@@ -23,9 +23,6 @@ import (
 // DPT and the CRT, so established connections stay routed and visible.
 var fleets = caddy.NewUsagePool()
 
-// current is the running app, for the admin API.
-var current atomic.Pointer[App]
-
 // identity is what a running agent cannot change without a restart.
 type identity struct {
 	agent serfsync.Config

@@ -128,6 +128,20 @@ func (p *caddyProc) reload(caddyfile string) {
 	}
 }
 
+// reloadFails runs `caddy reload` and returns its output; it must fail.
+func (p *caddyProc) reloadFails(caddyfile string) string {
+	p.t.Helper()
+	path := filepath.Join(p.dir, "Caddyfile.bad")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	out, err := exec.Command(caddyBin, "reload", "--config", path, "--adapter", "caddyfile", "--address", p.admin).CombinedOutput()
+	if err == nil {
+		p.t.Fatalf("caddy reload succeeded; want it refused:\n%s", out)
+	}
+	return string(out)
+}
+
 // getJSON fetches an admin route into v.
 func getJSON(t *testing.T, admin, path string, v any) {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -136,6 +137,19 @@ func TestSingleNode(t *testing.T) {
 	echo(t, kept, keptR, "after reload")
 	if rows := crt(t, admin, ""); len(rows) != 1 || rows[0].Client != kept.LocalAddr().String() {
 		t.Fatalf("CRT after reload: %+v", rows)
+	}
+	// A reload that changes the node name needs a restart: it is refused,
+	// and the running config (tables, admin API, connection) goes on.
+	bad := strings.Replace(singleNodeCaddyfile(admin, gossip, port, ""), "node caddy-a", "node caddy-z", 1)
+	if out := p.reloadFails(bad); !contains(out, "restart required") {
+		t.Fatalf("refused reload says:\n%s", out)
+	}
+	echo(t, kept, keptR, "after a refused reload")
+	if rows := dpt(t, admin); len(rows) != 1 || rows[0].Node != "caddy-a" {
+		t.Fatalf("DPT after a refused reload: %+v", rows)
+	}
+	if rows := crt(t, admin, ""); len(rows) != 1 {
+		t.Fatalf("CRT after a refused reload: %+v", rows)
 	}
 	kept.Close()
 	waitFor(t, 3*time.Second, "an empty CRT after reload", func() bool { return len(crt(t, admin, "")) == 0 })

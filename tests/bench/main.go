@@ -36,6 +36,7 @@ func mainExit() int {
 	flag.DurationVar(&cfg.Settle, "settle", time.Second, "how long idle connections rest before memory is read")
 	flag.StringVar(&jsonPath, "json", "", "also write the results to this JSON file")
 	flag.StringVar(&cfg.CaddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
+	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (generated configs, proxy logs) and print its path")
 	flag.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the Caddy contenders (round 1) into this directory")
 	flag.BoolVar(&cfg.Pin, "pin", true, "pin the proxy and the load to separate CPUs")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 round, short cases, 500 idle connections")

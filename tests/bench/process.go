@@ -73,13 +73,22 @@ func (p *process) stop() {
 }
 
 // logTail returns the last lines of the process output, for error messages.
+// Caddy's info and debug lines are skipped: they say nothing about a failure.
 func (p *process) logTail(lines int) string {
 	b, _ := os.ReadFile(p.log)
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if !strings.Contains(l, `"level":"info"`) && !strings.Contains(l, `"level":"debug"`) {
+			keep = append(keep, l)
+		}
 	}
-	return strings.Join(all, "\n")
+	if len(keep) > lines {
+		keep = keep[len(keep)-lines:]
+	}
+	if len(keep) == 0 || keep[0] == "" {
+		return "(no warning or error in " + p.log + ")"
+	}
+	return strings.Join(keep, "\n")
 }
 
 // procStatusField reads one field of /proc/<pid>/status.

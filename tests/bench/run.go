@@ -34,6 +34,7 @@ type config struct {
 	Workers    int
 	Settle     time.Duration // idle connections rest this long before the memory is read
 	CaddyBin   string        // empty: build ./cmd/caddy
+	Keep       bool          // keep the work directory: configs and proxy logs
 	ProfileDir string        // empty: no CPU profiles
 	Pin        bool
 	Out, Err   io.Writer
@@ -76,7 +77,11 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		return r.res, err
 	}
 	r.dir = dir
-	defer os.RemoveAll(dir)
+	if cfg.Keep {
+		fmt.Fprintf(cfg.Err, "note: configs and proxy logs are kept in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	defer r.stopAll()
 
 	pp := newPortPicker()
@@ -345,7 +350,7 @@ func (r *runner) measure(round int, bc benchCase, ct *contender) {
 	r.say("%-6s %-8s %s", time.Since(r.start).Round(time.Second), fmt.Sprintf("%d/%d", round, r.cfg.Rounds), r.res.line(bc, ct.name, m))
 	if m == nil && ct.proc != nil {
 		// A failure must not cascade into the next cases: show why, start afresh.
-		fmt.Fprintf(r.cfg.Err, "--- last lines of the %s log:\n%s\n---\n", ct.name, ct.proc.logTail(10))
+		fmt.Fprintf(r.cfg.Err, "--- %s log, last warnings and errors:\n%s\n---\n", ct.name, ct.proc.logTail(10))
 		r.fresh(ct)
 	}
 }

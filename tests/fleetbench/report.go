@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Goals of the fleet issue.
+const (
+	goalListenP99 = 250 * time.Millisecond
+	goalAfterFail = 200 * time.Millisecond
+	goalGraceful  = time.Second
+)
+
+// fleetSize is the number of members the crash-detection figures assume.
+const fleetSize = 3
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// cpuModel names the processor, for figures pasted elsewhere.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// table writes the figures as Markdown, ready for a README.
+func (res *results) table(w io.Writer, cfg config) {
+	fmt.Fprintf(w, "\nFleet timing: 3 Caddy processes (./cmd/caddy) on 127.0.0.1–3 of one host, %d cores (%s), %s/%s, %s.\n",
+		res.Cores, cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(w, "Default settings (listener watch every 100 ms, encrypted gossip); the routing node's /vipa/dpt read every %s.\n\n", fmtDur(cfg.Poll))
+	for _, p := range res.Profiles {
+		if t, ok := profiles[p.Profile]; ok {
+			fmt.Fprintf(w, "- %s\n", t.describe(p.Profile, fleetSize))
+		}
+	}
+
+	fmt.Fprintf(w, "\n| profile | figure | trials | p50 | p90 | p99 | max | goal | met |\n|---|---|--:|--:|--:|--:|--:|---|---|\n")
+	for _, p := range res.Profiles {
+		for _, row := range []struct {
+			name string
+			d    []time.Duration
+		}{{"listen → routable", p.Routable}, {"stop-listening → unroutable", p.Unroutable}} {
+			if len(row.d) == 0 {
+				continue
+			}
+			s := slices.Sorted(slices.Values(row.d))
+			p99 := percentile(s, 99)
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | p99 ≤ %s | %s |\n", p.Profile, row.name, len(s),
+				fmtDur(percentile(s, 50)), fmtDur(percentile(s, 90)), fmtDur(p99), fmtDur(s[len(s)-1]), fmtDur(goalListenP99), yesNo(p99 <= goalListenP99))
+		}
+	}
+
+	fmt.Fprintf(w, "\n| profile | event | runs | each: rows gone (serf verdict) | median | goal | met |\n|---|---|--:|---|--:|---|---|\n")
+	for _, p := range res.Profiles {
+		if len(p.Kills) > 0 {
+			_, hi := profiles[p.Profile].detection(fleetSize)
+			bound := hi + goalAfterFail
+			met := true
+			for _, r := range p.Kills {
+				met = met && r.Gone <= bound && r.Gone-r.Verdict <= goalAfterFail
+			}
+			fmt.Fprintf(w, "| %s | SIGKILL → rows gone | %d | %s | %s | ≤ detection + %s = %s, and ≤ %s after serf's verdict | %s |\n",
+				p.Profile, len(p.Kills), eachRun(p.Kills), fmtDur(medianGone(p.Kills)), fmtDur(goalAfterFail), fmtDur(bound), fmtDur(goalAfterFail), yesNo(met))
+		}
+		if len(p.Stops) > 0 {
+			met := true
+			for _, r := range p.Stops {
+				met = met && r.Gone <= goalGraceful
+			}
+			fmt.Fprintf(w, "| %s | SIGTERM → rows gone | %d | %s | %s | ≤ %s | %s |\n",
+				p.Profile, len(p.Stops), eachRun(p.Stops), fmtDur(medianGone(p.Stops)), fmtDur(goalGraceful), yesNo(met))
+		}
+	}
+
+	if n := res.failures(); n > 0 {
+		fmt.Fprintf(w, "\n%d failed trials (left out of the figures):\n", n)
+		for _, p := range res.Profiles {
+			for _, f := range p.Failures {
+				fmt.Fprintf(w, "- %s: %s\n", p.Profile, f)
+			}
+		}
+	}
+}
+
+func eachRun(runs []leaveRun) string {
+	var parts []string
+	for _, r := range runs {
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", r.Node, fmtDur(r.Gone), fmtDur(r.Verdict)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func medianGone(runs []leaveRun) time.Duration {
+	var d []time.Duration
+	for _, r := range runs {
+		d = append(d, r.Gone)
+	}
+	slices.Sort(d)
+	if len(d)%2 == 0 {
+		return (d[len(d)/2-1] + d[len(d)/2]) / 2
+	}
+	return d[len(d)/2]
+}
