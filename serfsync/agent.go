@@ -72,6 +72,7 @@ type Agent struct {
 	defOf     map[netip.Addr]*Definition // VIPA → its owner's definition
 	defsDirty bool
 	dirty     map[string]bool // nodes whose rows to derive again
+	running   int             // syncs handed to the fetchers
 	delivered []Row           // this node's own rows last given to OnReport
 	selfCount bool            // own report changed: count its drops once
 	conns     map[net.Conn]struct{}
@@ -101,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 		keys:    newChannelKeys(cfg.Keys, cfg.Label),
 		kickCh:  make(chan struct{}, 1),
 		tagCh:   make(chan struct{}, 1),
-		jobs:    make(chan string, 4096),
+		jobs:    make(chan string, fetchers),
 		stop:    make(chan struct{}),
 		members: map[string]*memberInfo{},
 		peers:   map[string]*peer{},
@@ -177,6 +178,7 @@ func (a *Agent) Start() error {
 	sc.EnableNameConflictResolution = false
 	sc.ValidateNodeNames = true
 	sc.BroadcastTimeout = broadcastTimeout(a.cfg.Profile)
+	sc.ReconnectInterval = reconnectInterval(a.cfg.Profile)
 	if h := a.cfg.hooks; h != nil {
 		if h.leaveDelay > 0 {
 			sc.LeavePropagateDelay = h.leaveDelay

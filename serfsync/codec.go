@@ -90,7 +90,9 @@ func (d *dec) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	// A last byte of zero after others is a longer spelling of a smaller
+	// number: refuse it, a body has one encoding.
+	if n <= 0 || n > 1 && d.b[n-1] == 0 {
 		d.fail()
 		return 0
 	}

@@ -81,6 +81,18 @@ func (c *Config) reconcilePeriod() time.Duration {
 	return 3 * time.Second
 }
 
+// reconnectInterval is how often serf tries to rejoin a failed member, so
+// a healed partition heals the fleet: serf's default of 30 s is WAN-minded.
+func reconnectInterval(profile string) time.Duration {
+	switch profile {
+	case "fast":
+		return 5 * time.Second
+	case "wan":
+		return 30 * time.Second
+	}
+	return 10 * time.Second
+}
+
 // broadcastTimeout bounds a SetTags (and serf's leave broadcast). A tag
 // broadcast memberlist dropped is only seen as this timeout, so keep it
 // short enough to retry soon; a LAN broadcast completes well under 1 s

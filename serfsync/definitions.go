@@ -143,6 +143,8 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 
 // SetDefinitions sets the definitions this node routes; their RoutingNode
 // becomes this node's name. Call it before or after Start and on reload.
+// Definitions and OnDefinitions reflect it after the worker's next round
+// (at once once started).
 func (a *Agent) SetDefinitions(defs []*Definition) {
 	c := canonicalDefs(defs, a.cfg.NodeName)
 	body := encodeDefs(c)

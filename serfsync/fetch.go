@@ -22,6 +22,7 @@ type peer struct {
 
 	inflight  bool
 	pending   bool
+	urgent    bool // pending because someone has news: goes first
 	notBefore time.Time
 	backoff   time.Duration
 }
@@ -49,32 +50,36 @@ func (a *Agent) scheduleLocked(name string, urgent bool) {
 	p := a.peer(name)
 	p.pending = true
 	if urgent {
+		p.urgent = true
 		p.notBefore = time.Time{}
 	}
 }
 
-// dispatchLocked hands due syncs to the fetchers and returns when the next
-// one falls due (zero: none waiting).
+// dispatchLocked hands due syncs to the fetchers, urgent ones first, never
+// more than the fetchers can run, so news never queues behind a routine
+// sweep; it returns when the next waiting sync falls due (zero: none).
 func (a *Agent) dispatchLocked(now time.Time) (next time.Time) {
-	for name, p := range a.peers {
-		if !p.pending || p.inflight {
-			continue
-		}
-		if !a.members[name].alive() {
-			p.pending = false
-			continue
-		}
-		if now.Before(p.notBefore) {
-			if next.IsZero() || p.notBefore.Before(next) {
-				next = p.notBefore
+	for _, urgent := range []bool{true, false} {
+		for name, p := range a.peers {
+			if !p.pending || p.inflight || p.urgent != urgent {
+				continue
 			}
-			continue
-		}
-		select {
-		case a.jobs <- name:
-			p.inflight, p.pending = true, false
-		default:
-			return now.Add(minBackoff) // queue full: a fetcher's finish kicks us
+			if !a.members[name].alive() {
+				p.pending, p.urgent = false, false
+				continue
+			}
+			if now.Before(p.notBefore) {
+				if next.IsZero() || p.notBefore.Before(next) {
+					next = p.notBefore
+				}
+				continue
+			}
+			if a.running >= fetchers {
+				return next // a fetcher's finish kicks the worker
+			}
+			a.running++
+			a.jobs <- name // never blocks: capacity is fetchers
+			p.inflight, p.pending, p.urgent = true, false, false
 		}
 	}
 	return next
@@ -100,6 +105,7 @@ func (a *Agent) syncPeer(name string) {
 	m, p := a.members[name], a.peer(name)
 	if !m.alive() {
 		p.inflight = false
+		a.running--
 		a.mu.Unlock()
 		return
 	}
@@ -123,6 +129,7 @@ func (a *Agent) syncPeer(name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p.inflight = false
+	a.running--
 	if a.peers[name] != p {
 		return // forgotten meanwhile
 	}
@@ -140,7 +147,9 @@ func (a *Agent) syncPeer(name string) {
 	// try again, but not in a tight loop.
 	if m := a.members[name]; m.alive() && ((m.defs.gen != 0 && !a.holdsLocked(p, m.defs, true)) ||
 		(req.flags&wantReport != 0 && m.report.gen != 0 && !a.holdsLocked(p, m.report, false))) {
-		a.backoffLocked(p)
+		if !p.urgent { // news that came meanwhile goes at once
+			a.backoffLocked(p)
+		}
 		p.pending = true
 		return
 	}

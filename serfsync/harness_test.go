@@ -2,11 +2,13 @@ package serfsync
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// memberlist's probes wait out their timeout after Shutdown (≤ 1 s).
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
 // tnode is one agent under test and what its callbacks told it.
@@ -74,8 +77,11 @@ func (o fleetOpts) config(name string, ip netip.Addr, port uint16, join []string
 	}
 }
 
-// testIP returns 127.0.0.(i+10).
-func testIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)}) }
+// testIP returns the i-th test agent's address, 127.0.1.1 onwards: out
+// of the VIPAs' way (127.0.0.x).
+func testIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 0, byte(1 + i/250), byte(1 + i%250)})
+}
 
 func startNode(t testing.TB, cfg Config) *tnode {
 	t.Helper()
@@ -234,6 +240,33 @@ func truth(r *tnode, live []*tnode, defs []*Definition) map[string][]Row {
 	return out
 }
 
+// diffDPT names the nodes whose rows differ, with both versions (a few).
+func diffDPT(got, want map[string][]Row) string {
+	var b strings.Builder
+	shown := 0
+	for _, k := range slices.Sorted(maps.Keys(mergeKeys(got, want))) {
+		if slices.Equal(got[k], want[k]) {
+			continue
+		}
+		if shown++; shown <= 3 {
+			fmt.Fprintf(&b, "\n  %s: got %v\n  %s: want %v", k, got[k], k, want[k])
+		}
+	}
+	fmt.Fprintf(&b, "\n  %d nodes differ", shown)
+	return b.String()
+}
+
+func mergeKeys(x, y map[string][]Row) map[string]bool {
+	out := map[string]bool{}
+	for k := range x {
+		out[k] = true
+	}
+	for k := range y {
+		out[k] = true
+	}
+	return out
+}
+
 func equalDPT(x, y map[string][]Row) bool {
 	if len(x) != len(y) {
 		return false
@@ -255,7 +288,7 @@ func waitExact(t testing.TB, d time.Duration, r *tnode, live []*tnode, defs []*D
 			return time.Since(start)
 		}
 		if time.Since(start) > d {
-			t.Fatalf("%s: DPT not exact after %v\n got %v\nwant %v\nstats %v", r.name, d, got, want, r.Stats())
+			t.Fatalf("%s: DPT not exact after %v: %s\nstats %v", r.name, d, diffDPT(got, want), r.Stats())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -1,6 +1,7 @@
 package serfsync
 
 import (
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -13,22 +14,23 @@ import (
 // the callbacks, outside the lock, one at a time.
 func (a *Agent) work() {
 	defer a.wg.Done()
-	period := a.cfg.reconcilePeriod()
-	tick := time.NewTimer(jitter(period))
+	tick := time.NewTimer(jitter(a.cfg.reconcilePeriod() / sweepSlots))
 	defer tick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
+	slot := 0
 	for {
-		periodic := false
+		periodic := -1
 		select {
 		case <-a.stop:
 			return
 		case <-a.kickCh:
 		case <-wake.C:
 		case <-tick.C:
-			periodic = true
+			periodic = slot
+			slot = (slot + 1) % sweepSlots
 			a.memberDirty.Store(true)
-			tick.Reset(jitter(period))
+			tick.Reset(jitter(a.cfg.reconcilePeriod() / sweepSlots))
 		}
 		next := a.step(periodic)
 		wake.Stop()
@@ -36,6 +38,18 @@ func (a *Agent) work() {
 			wake.Reset(max(time.Until(next), time.Millisecond))
 		}
 	}
+}
+
+// sweepSlots splits the reconcile period: each tick sweeps the member list
+// and a routing node syncs with the members of one slot, so a period's
+// syncs are spread over it rather than sent in one burst.
+const sweepSlots = 8
+
+// slotOf is a member's slot in the reconcile period.
+func slotOf(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % sweepSlots)
 }
 
 // jitter spreads the fleet's reconcile ticks over ±10 %.
@@ -49,7 +63,8 @@ type reportCall struct {
 }
 
 // step does one round of the worker and returns when a waiting sync falls due.
-func (a *Agent) step(periodic bool) time.Time {
+// periodic is the sweep slot of a reconcile tick, or -1.
+func (a *Agent) step(periodic int) time.Time {
 	var ms []serf.Member
 	if a.memberDirty.Swap(false) {
 		ms = a.serf.Members()
@@ -84,12 +99,12 @@ func (a *Agent) step(periodic bool) time.Time {
 	if defsChanged {
 		defsCall = slices.Clone(a.known)
 	}
-	if periodic && len(a.own.Load().defs.defs) > 0 {
+	if periodic >= 0 && len(a.own.Load().defs.defs) > 0 {
 		// Anti-entropy: a routing node syncs with every member once a
 		// period, whatever the tags say; the sync carries its own versions
 		// too, so members that missed its definitions fetch them.
 		for name, m := range a.members {
-			if m.alive() {
+			if m.alive() && slotOf(name) == periodic {
 				a.scheduleLocked(name, false)
 			}
 		}

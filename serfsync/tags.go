@@ -85,11 +85,16 @@ func parseDigest(s string) (digest, bool) {
 	return d, true
 }
 
-// parseUint rejects signs, which strconv would accept with base 0 only,
-// and empty strings; it keeps tag values in one spelling per number.
+// parseUint accepts only the spelling String writes (lower-case hex or
+// decimal digits, no leading zero), so a tag value has one spelling.
 func parseUint(s string, base int) (uint64, error) {
-	if s == "" || s[0] == '+' || (len(s) > 1 && s[0] == '0') {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
 		return 0, strconv.ErrSyntax
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || base == 16 && 'a' <= c && c <= 'f') {
+			return 0, strconv.ErrSyntax
+		}
 	}
 	return strconv.ParseUint(s, base, 64)
 }

@@ -31,6 +31,7 @@ type pipePool struct {
 	mu   sync.Mutex
 	free []*pipe
 	best int // largest capacity granted so far
+	lent int // pipes held by connections
 }
 
 var pipes pipePool
@@ -38,6 +39,7 @@ var pipes pipePool
 // get returns an empty pipe, reused or new.
 func (pp *pipePool) get() (*pipe, error) {
 	pp.mu.Lock()
+	pp.lent++
 	if n := len(pp.free); n > 0 {
 		p := pp.free[n-1]
 		pp.free[n-1] = nil
@@ -47,11 +49,13 @@ func (pp *pipePool) get() (*pipe, error) {
 	}
 	pp.mu.Unlock()
 	p, err := newPipe()
+	pp.mu.Lock()
 	if err == nil {
-		pp.mu.Lock()
 		pp.best = max(pp.best, p.size)
-		pp.mu.Unlock()
+	} else {
+		pp.lent--
 	}
+	pp.mu.Unlock()
 	return p, err
 }
 
@@ -59,6 +63,7 @@ func (pp *pipePool) get() (*pipe, error) {
 // pipe budget was spent) is not kept: a later one may be granted in full.
 func (pp *pipePool) put(p *pipe) {
 	pp.mu.Lock()
+	pp.lent--
 	if len(pp.free) < maxIdlePipes && p.size >= pp.best {
 		pp.free = append(pp.free, p)
 		pp.mu.Unlock()
@@ -68,11 +73,19 @@ func (pp *pipePool) put(p *pipe) {
 	p.close()
 }
 
-// idle is how many pipes wait in the pool.
-func (pp *pipePool) idle() int {
+// discard closes a lent pipe that still holds bytes nobody will read.
+func (pp *pipePool) discard(p *pipe) {
+	pp.mu.Lock()
+	pp.lent--
+	pp.mu.Unlock()
+	p.close()
+}
+
+// counts reports the pipes waiting in the pool and those lent out.
+func (pp *pipePool) counts() (idle, lent int) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
-	return len(pp.free)
+	return len(pp.free), pp.lent
 }
 
 func newPipe() (*pipe, error) {

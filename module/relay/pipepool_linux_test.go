@@ -25,23 +25,35 @@ func TestPipePoolReuse(t *testing.T) {
 	}
 	pp.put(p)
 	// A pipe smaller than the pool's best is closed, not kept.
-	small := &pipe{r: -1, w: -1, size: p.size / 2}
-	pp.put(small)
-	if pp.idle() != 1 {
-		t.Fatalf("%d idle pipes, want 1", pp.idle())
+	small, err := newPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
+	small.size = p.size / 2
+	pp.lent++
+	pp.put(small)
+	if idle, lent := pp.counts(); idle != 1 || lent != 0 {
+		t.Fatalf("%d idle and %d lent pipes, want 1 and 0", idle, lent)
+	}
+	var held []*pipe
 	for range maxIdlePipes + 2 {
-		q, err := newPipe()
+		q, err := pp.get()
 		if err != nil {
 			t.Fatal(err)
 		}
+		held = append(held, q)
+	}
+	if _, lent := pp.counts(); lent != maxIdlePipes+2 {
+		t.Fatalf("%d lent pipes, want %d", lent, maxIdlePipes+2)
+	}
+	for _, q := range held {
 		pp.put(q)
 	}
-	if pp.idle() != maxIdlePipes {
-		t.Fatalf("%d idle pipes, want at most %d", pp.idle(), maxIdlePipes)
+	if idle, lent := pp.counts(); idle != maxIdlePipes || lent != 0 {
+		t.Fatalf("%d idle and %d lent pipes, want %d and 0", idle, lent, maxIdlePipes)
 	}
-	for pp.idle() > 0 {
+	for idle, _ := pp.counts(); idle > 0; idle, _ = pp.counts() {
 		q, _ := pp.get()
-		q.close()
+		pp.discard(q)
 	}
 }

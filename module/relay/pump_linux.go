@@ -36,6 +36,11 @@ func (s *splicer) pumpAll() error {
 		s.moved = false
 		s.idle.touch()
 	}
+	for i := range s.flows {
+		if err := s.listen(&s.flows[i]); err != nil {
+			return err
+		}
+	}
 	// A socket that hung up before we closed its write half was reset or
 	// timed out: the direction into it can never finish.
 	for i := range s.sides {
@@ -112,6 +117,25 @@ func (s *splicer) pump(f *flow) error {
 	return nil
 }
 
+// listen registers input events for a direction's source only when they
+// can matter: not while its bytes wait in the pipe for the output. Putting
+// them back re-checks readiness, so no arrival is missed.
+func (s *splicer) listen(f *flow) error {
+	hear := !(f.src.readable && f.inPipe > 0)
+	if f.done || hear == f.src.hearIn {
+		return nil
+	}
+	ev := unix.EpollEvent{Events: sideEvents, Fd: int32(f.src.index)}
+	if hear {
+		ev.Events |= inEvents
+	}
+	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, f.src.fd, &ev); err != nil {
+		return f.src.error("epoll_ctl", err)
+	}
+	f.src.hearIn = hear
+	return nil
+}
+
 // givePipe returns an empty pipe to the pool.
 func (s *splicer) givePipe(f *flow) {
 	if f.p != nil && f.inPipe == 0 {
@@ -131,12 +155,14 @@ func (s *splicer) busy() bool {
 	return false
 }
 
+var sideNames = [2]string{"client", "target"}
+
 // error names the side and the call that failed.
 func (sd *side) error(call string, err error) error {
 	if call == "" {
-		return fmt.Errorf("relay: %s: %w", sd.name, err)
+		return fmt.Errorf("relay: %s: %w", sideNames[sd.index], err)
 	}
-	return fmt.Errorf("relay: %s: %s: %w", sd.name, call, err)
+	return fmt.Errorf("relay: %s: %s: %w", sideNames[sd.index], call, err)
 }
 
 // splice moves up to n bytes without blocking. SPLICE_F_MOVE is only a hint.

@@ -15,13 +15,22 @@ import (
 // side is one socket of the relay with its edge-triggered readiness, which
 // is set by epoll events and cleared only on EAGAIN.
 type side struct {
-	name     string
+	index    int // 0 client, 1 target
 	rc       syscall.RawConn
 	fd       int // valid inside a turn, while the descriptor is held
 	readable bool
 	writable bool
 	broken   bool // epoll reported HUP or ERR
+	hearIn   bool // input events are registered
 }
+
+// Events registered for a side. Output events come only after a write hit
+// EAGAIN, so they stay; input events are dropped while the direction out
+// of the side waits on its output, or every arriving segment would wake us.
+const (
+	sideEvents = unix.EPOLLOUT | unix.EPOLLET
+	inEvents   = unix.EPOLLIN | unix.EPOLLRDHUP
+)
 
 // flow is one direction: src spliced into a borrowed pipe, then into dst.
 type flow struct {
@@ -42,6 +51,7 @@ type splicer struct {
 	sides   [2]side // client, target
 	flows   [2]flow // client->target, target->client
 	ep      *os.File
+	epfd    int
 	eprc    syscall.RawConn
 	idle    idleClock
 	ctx     context.Context
@@ -76,7 +86,6 @@ func fastRelay(client, target net.Conn, o *Options) runner {
 func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 	s := &splicer{outcome: outcome{client: c, target: t}, ctx: o.Context}
 	s.idle.timeout = o.IdleTimeout
-	s.sides[0].name, s.sides[1].name = "client", "target"
 	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1], count: o.ToTarget}
 	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0], count: o.ToClient}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -93,11 +102,8 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 			unix.Close(epfd)
 			return nil, err
 		}
-		s.sides[i] = side{name: s.sides[i].name, rc: rc, readable: true, writable: true}
-		ev := unix.EpollEvent{
-			Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
-			Fd:     int32(i),
-		}
+		s.sides[i] = side{index: i, rc: rc, readable: true, writable: true, hearIn: true}
+		ev := unix.EpollEvent{Events: sideEvents | inEvents, Fd: int32(i)}
 		var cerr error
 		if err := rc.Control(func(fd uintptr) { cerr = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
 			cerr = err
@@ -110,7 +116,7 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 	// A non-blocking epoll descriptor is pollable: os.File registers it with
 	// the runtime's netpoller, which wakes us when either socket has an event.
 	// Deadlines are refused on a file the netpoller did not take.
-	s.ep = os.NewFile(uintptr(epfd), "relay-epoll")
+	s.ep, s.epfd = os.NewFile(uintptr(epfd), "relay-epoll"), epfd
 	if err := s.ep.SetReadDeadline(time.Time{}); err != nil {
 		s.ep.Close()
 		return nil, err
@@ -189,7 +195,16 @@ func (s *splicer) expired() error {
 	}
 	d := s.idle.remaining()
 	if d <= 0 {
-		return ErrIdleTimeout
+		// Bytes that arrived as the deadline fired still count.
+		if err := s.collect(s.epfd); err != nil {
+			return err
+		}
+		if err := s.turn(); err != nil {
+			return err
+		}
+		if d = s.idle.remaining(); d <= 0 {
+			return ErrIdleTimeout
+		}
 	}
 	return s.ep.SetReadDeadline(time.Now().Add(d))
 }
@@ -254,7 +269,7 @@ func (s *splicer) release() {
 		if f.inPipe == 0 {
 			pipes.put(f.p)
 		} else {
-			f.p.close()
+			pipes.discard(f.p)
 		}
 		f.p = nil
 	}

@@ -24,13 +24,14 @@ const connLife = 10 * time.Minute
 // connections over them, and the listener watch of the distribute contender
 // sees n listening sockets on the port (ready = n).
 type backends struct {
-	addr   string
-	lns    []net.Listener
-	fails  *failures
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	active atomic.Int64
-	wg     sync.WaitGroup
+	addr    string
+	lns     []net.Listener
+	fails   *failures
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	active  atomic.Int64
+	closing atomic.Bool // errors from here on are the bench's own cut, not the proxy's
+	wg      sync.WaitGroup
 }
 
 func startBackends(ip string, port, n int, fails *failures) (*backends, error) {
@@ -83,6 +84,7 @@ func (b *backends) accept(ln net.Listener) {
 
 // close stops the listeners and cuts every connection still open.
 func (b *backends) close() {
+	b.closing.Store(true)
 	for _, ln := range b.lns {
 		ln.Close()
 	}
@@ -116,7 +118,7 @@ func (b *backends) serve(c *net.TCPConn) {
 	switch m[0] {
 	case modeUpload, modeDownload:
 		if _, err := io.ReadFull(c, m[1:hdrLen]); err != nil {
-			b.fails.conn("backend: read bulk header: %v", err)
+			b.failConn("backend: read bulk header: %v", err)
 			return
 		}
 		d, seed := parseBulkHeader(m[:hdrLen])
@@ -127,7 +129,7 @@ func (b *backends) serve(c *net.TCPConn) {
 		}
 	case modeExchange:
 		if _, err := io.ReadFull(c, m[1:]); err != nil {
-			b.fails.conn("backend: read exchange message: %v", err)
+			b.failConn("backend: read exchange message: %v", err)
 			return
 		}
 		if _, err := c.Write(m[:]); err != nil {
@@ -136,7 +138,7 @@ func (b *backends) serve(c *net.TCPConn) {
 		b.expectEOF(c, "exchange")
 	case modePing:
 		if _, err := io.ReadFull(c, m[1:]); err != nil {
-			b.fails.conn("backend: read ping: %v", err)
+			b.failConn("backend: read ping: %v", err)
 			return
 		}
 		for m[0] == modePing {
@@ -145,7 +147,7 @@ func (b *backends) serve(c *net.TCPConn) {
 			}
 			if _, err := io.ReadFull(c, m[:]); err != nil {
 				if err != io.EOF {
-					b.fails.conn("backend: read ping: %v", err)
+					b.failConn("backend: read ping: %v", err)
 				}
 				return // EOF between messages: the client is done
 			}
@@ -161,6 +163,12 @@ func (b *backends) serve(c *net.TCPConn) {
 	}
 }
 
+func (b *backends) failConn(format string, a ...any) {
+	if !b.closing.Load() {
+		b.fails.conn(format, a...)
+	}
+}
+
 // expectEOF waits for the client's close; any byte before it is one the
 // client never sent.
 func (b *backends) expectEOF(c *net.TCPConn, what string) {
@@ -170,7 +178,7 @@ func (b *backends) expectEOF(c *net.TCPConn, what string) {
 	case n > 0:
 		b.fails.data("backend: %s: unexpected byte %#x after the message", what, one[0])
 	case err != nil && err != io.EOF && !errors.Is(err, syscall.ECONNRESET):
-		b.fails.conn("backend: %s: waiting for close: %v", what, err)
+		b.failConn("backend: %s: waiting for close: %v", what, err)
 	}
 }
 
@@ -185,12 +193,12 @@ func (b *backends) sink(c *net.TCPConn, seed uint64) {
 			break
 		}
 		if err != nil {
-			b.fails.conn("backend: upload read after %d bytes: %v", ck.n, err)
+			b.failConn("backend: upload read after %d bytes: %v", ck.n, err)
 			return
 		}
 	}
 	if _, err := c.Write(uploadReply(ck.n, ck.bad)); err != nil {
-		b.fails.conn("backend: upload reply: %v", err)
+		b.failConn("backend: upload reply: %v", err)
 	}
 }
 
@@ -202,17 +210,17 @@ func (b *backends) source(c *net.TCPConn, d time.Duration, seed uint64) {
 		n, err := c.Write(s.next())
 		s.advance(n)
 		if err != nil {
-			b.fails.conn("backend: download write after %d bytes: %v", s.n, err)
+			b.failConn("backend: download write after %d bytes: %v", s.n, err)
 			return
 		}
 	}
 	if err := c.CloseWrite(); err != nil {
-		b.fails.conn("backend: download half-close: %v", err)
+		b.failConn("backend: download half-close: %v", err)
 		return
 	}
 	var cnt [8]byte
 	if _, err := io.ReadFull(c, cnt[:]); err != nil {
-		b.fails.conn("backend: download: no byte count from the client after half-close: %v", err)
+		b.failConn("backend: download: no byte count from the client after half-close: %v", err)
 		return
 	}
 	if got := int64(binary.LittleEndian.Uint64(cnt[:])); got != s.n {

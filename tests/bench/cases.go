@@ -303,7 +303,7 @@ func (r *runner) pingPong(ct *contender) map[string]float64 {
 
 const (
 	idleOpeners     = 16 // connections of the idle case opened at once
-	maxIdleFailures = 50 // the idle case stops opening after this many failures
+	maxIdleFailures = 32 // the idle case stops opening after this many failures
 )
 
 // idle holds N connections open end to end and measures what they cost the

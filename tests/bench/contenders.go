@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -66,4 +68,168 @@ func waitReady(ctx context.Context, ct *contender, timeout time.Duration) error 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func (r *runner) wanted(name string) (want, explicit bool) {
+	if len(r.cfg.Contenders) == 0 {
+		return true, false
+	}
+	return slices.Contains(r.cfg.Contenders, name), true
+}
+
+// startContenders starts every wanted contender that can run here, in table
+// order. A contender asked for by name that cannot run is a failure; one
+// merely absent from this machine is a note.
+func (r *runner) startContenders(pp *portPicker, port int) []*contender {
+	var cts []*contender
+	backend := net.JoinHostPort(backendIP, strconv.Itoa(port))
+	add := func(ct *contender, err error) {
+		if err == nil {
+			err = r.up(ct)
+		}
+		if err != nil {
+			r.fails.conn("%s: %v", ct.name, err)
+			return
+		}
+		cts = append(cts, ct)
+	}
+	if want, _ := r.wanted(cDirect); want {
+		add(&contender{name: cDirect, addr: backend, note: "client → backend, no proxy"}, nil)
+	}
+	wantDist, explicitDist := r.wanted(cDistribute)
+	wantProxy, _ := r.wanted(cProxy)
+	if wantDist || wantProxy {
+		bin, err := r.caddy()
+		if err != nil {
+			r.fails.conn("caddy: %v", err)
+			wantDist, wantProxy = false, false
+		}
+		if wantDist {
+			if has, err := caddyHas(bin, distributeModule); err != nil || !has {
+				msg := fmt.Sprintf("%s is not registered in ./cmd/caddy: distribute not measured", distributeModule)
+				if err != nil {
+					msg = err.Error()
+				}
+				if explicitDist || err != nil {
+					r.fails.conn("%s", msg)
+				} else {
+					fmt.Fprintln(r.cfg.Err, "note: "+msg)
+				}
+				wantDist = false
+			}
+		}
+		if wantDist {
+			add(r.distribute(pp, bin, port))
+		}
+		if wantProxy {
+			add(r.l4proxy(pp, bin, backend))
+		}
+	}
+	if want, explicit := r.wanted(cHAProxy); want {
+		bin, version := haproxyVersion()
+		switch {
+		case bin == "" && explicit:
+			r.fails.conn("%s", haproxyHint)
+		case bin == "":
+			fmt.Fprintln(r.cfg.Err, "note: "+haproxyHint)
+		default:
+			add(r.haproxy(pp, bin, version, backend))
+		}
+	}
+	return cts
+}
+
+// up starts the contender's process, if it has one, and waits until a byte
+// passes through it; the process must sit on the proxy CPU.
+func (r *runner) up(ct *contender) error {
+	if ct.launch != nil {
+		p, err := ct.launch()
+		if p != nil {
+			r.procs = append(r.procs, p)
+			ct.proc = p
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := waitReady(r.ctx, ct, 10*time.Second); err != nil {
+		return err
+	}
+	if ct.proc != nil && r.proxyCPU >= 0 {
+		if got := cpusAllowedList(ct.proc.pid()); got != strconv.Itoa(r.proxyCPU) {
+			return fmt.Errorf("runs on CPUs %q, want %d", got, r.proxyCPU)
+		}
+	}
+	return nil
+}
+
+// restart replaces the contender's process with a fresh one.
+func (r *runner) restart(ct *contender) error {
+	if ct.launch == nil {
+		return nil
+	}
+	ct.proc.stop()
+	return r.up(ct)
+}
+
+func (r *runner) caddy() (string, error) {
+	if r.cfg.CaddyBin != "" {
+		return r.cfg.CaddyBin, nil
+	}
+	r.say("building ./cmd/caddy ...")
+	return buildCaddy(r.ctx, r.dir)
+}
+
+func (r *runner) distribute(pp *portPicker, bin string, port int) (*contender, error) {
+	ct := &contender{name: cDistribute, addr: net.JoinHostPort(vipa, strconv.Itoa(port))}
+	aport, err := pp.pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	gport, err := pp.pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
+	caddyfile := distributeCaddyfile(ct.admin, backendIP, net.JoinHostPort(proxyIP, strconv.Itoa(gport)), vipa, port)
+	ct.launch = func() (*process, error) {
+		p, err := startCaddy(bin, r.dir, cDistribute, caddyfile, r.proxyCPU)
+		if err != nil {
+			return nil, err
+		}
+		row, err := waitDPT(r.ctx, p, ct.admin, vipa, port, 10*time.Second)
+		ct.note = fmt.Sprintf("./cmd/caddy, VIPA %s, DPT row %s ready=%d (listener watch)", ct.addr, row.Address, row.Ready)
+		return p, err
+	}
+	return ct, nil
+}
+
+func (r *runner) l4proxy(pp *portPicker, bin, backend string) (*contender, error) {
+	ct := &contender{name: cProxy, note: "./cmd/caddy, caddy-l4 v0.1.2 proxy handler"}
+	lport, err := pp.pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	aport, err := pp.pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
+	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
+	caddyfile := proxyCaddyfile(ct.admin, ct.addr, backend)
+	ct.launch = func() (*process, error) { return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU) }
+	return ct, nil
+}
+
+func (r *runner) haproxy(pp *portPicker, bin, version, backend string) (*contender, error) {
+	ct := &contender{name: cHAProxy, note: version + ", mode tcp, nbthread 1"}
+	lport, err := pp.pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
+	ct.launch = func() (*process, error) {
+		return startHAProxy(bin, r.dir, ct.addr, backend, r.cfg.IdleConns+256, r.proxyCPU)
+	}
+	return ct, nil
 }

@@ -59,13 +59,6 @@ func (f *failures) add(kind, msg string) {
 	}
 }
 
-// count returns the number of failures so far.
-func (f *failures) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.list)
-}
-
 func (f *failures) all() []failure {
 	f.mu.Lock()
 	defer f.mu.Unlock()

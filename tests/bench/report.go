@@ -78,18 +78,16 @@ func (res *results) header(w io.Writer) {
 	}
 }
 
-func (res *results) add(bc benchCase, contender string, m map[string]float64) {
-	for _, mt := range bc.metrics {
-		v, ok := m[mt.key]
-		if !ok {
-			continue
+// add records one measurement: the case's metrics and any extra ones (CPU
+// busy shares), which go to the JSON only.
+func (res *results) add(contender string, m map[string]float64) {
+	for key, v := range m {
+		if res.Rounds[key] == nil {
+			res.Rounds[key] = map[string][]float64{}
+			res.Medians[key] = map[string]float64{}
 		}
-		if res.Rounds[mt.key] == nil {
-			res.Rounds[mt.key] = map[string][]float64{}
-			res.Medians[mt.key] = map[string]float64{}
-		}
-		res.Rounds[mt.key][contender] = append(res.Rounds[mt.key][contender], v)
-		res.Medians[mt.key][contender] = median(res.Rounds[mt.key][contender])
+		res.Rounds[key][contender] = append(res.Rounds[key][contender], v)
+		res.Medians[key][contender] = median(res.Rounds[key][contender])
 	}
 }
 
@@ -104,7 +102,7 @@ func (res *results) line(bc benchCase, contender string, m map[string]float64) s
 			parts = append(parts, fmt.Sprintf("%.*f %s", mt.prec, v, mt.unit))
 		}
 	}
-	return fmt.Sprintf("%-9s %-11s %s", bc.name, contender, strings.Join(parts, ", "))
+	return fmt.Sprintf("%-9s %-11s %s%s", bc.name, contender, strings.Join(parts, ", "), cpuNote(bc.name, m))
 }
 
 func median(v []float64) float64 {

@@ -13,7 +13,11 @@ const vipa = "127.0.0.100"
 // interval (100 ms), and no profile line for "lan" (serf's LAN timing).
 func (n *node) caddyfile(f *fleet) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\tadmin %s\n\tpersist_config off\n\tvipadynamic {\n", n.admin)
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\tpersist_config off\n", n.admin)
+	if f.debug {
+		b.WriteString("\tdebug\n")
+	}
+	b.WriteString("\tvipadynamic {\n")
 	fmt.Fprintf(&b, "\t\tnode %s\n\t\tadvertise %s\n", n.name, n.ip)
 	fmt.Fprintf(&b, "\t\tgossip %s:%d {\n", n.ip, f.gossip)
 	if n != f.routing() {

@@ -25,12 +25,14 @@ type node struct {
 // fleet is three Caddy processes on 127.0.0.1–3: caddy-a routes the VIPA,
 // caddy-b and caddy-c join it.
 type fleet struct {
-	bin, dir string
-	profile  string
-	key      string
-	port     int // the distributed port
-	gossip   int // every node gossips on this port of its own address
-	nodes    []*node
+	bin, dir  string
+	profile   string
+	key       string
+	port      int // the distributed port
+	gossip    int // every node gossips on this port of its own address
+	debug     bool
+	restarted time.Time // when a node last started again
+	nodes     []*node
 }
 
 func (f *fleet) routing() *node   { return f.nodes[0] }
@@ -39,12 +41,12 @@ func (f *fleet) vipaAddr() string { return net.JoinHostPort(vipa, strconv.Itoa(f
 
 // startFleet starts the three nodes and waits until each sees three alive
 // members and the targets know the definition.
-func startFleet(ctx context.Context, bin, dir, profile string, pp *portPicker) (*fleet, error) {
+func startFleet(ctx context.Context, bin, dir, profile string, debug bool, pp *portPicker) (*fleet, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	f := &fleet{bin: bin, dir: dir, profile: profile, key: base64.StdEncoding.EncodeToString(key)}
+	f := &fleet{bin: bin, dir: dir, profile: profile, key: base64.StdEncoding.EncodeToString(key), debug: debug}
 	var err error
 	if f.port, err = pp.pick("127.0.0.1", "127.0.0.2", "127.0.0.3", vipa); err != nil {
 		return nil, err

@@ -33,6 +33,9 @@ func leaveRuns(ctx context.Context, f *fleet, cfg config, sig syscall.Signal, ru
 		if err := waitRows(ctx, f, cfg, len(f.targets())); err != nil {
 			return out, err
 		}
+		if err := f.settle(ctx); err != nil {
+			return out, err
+		}
 		r, err := leaveOnce(ctx, f, cfg, target, sig)
 		if err != nil {
 			return out, err
@@ -42,6 +45,7 @@ func leaveRuns(ctx context.Context, f *fleet, cfg config, sig syscall.Signal, ru
 		if err := f.start(ctx, target); err != nil {
 			return out, err
 		}
+		f.restarted = time.Now()
 		if err := f.waitAlive(ctx, f.routing(), len(f.nodes), 30*time.Second); err != nil {
 			return out, err
 		}
@@ -88,4 +92,21 @@ func leaveOnce(ctx context.Context, f *fleet, cfg config, target *node, sig sysc
 		return r.Gone > 0 && r.Verdict > 0, fmt.Sprintf("members %v, DPT %s", m, dptString(rows)), nil
 	})
 	return r, err
+}
+
+// settle waits after a restart until the fleet probes at its normal pace:
+// the restarted node refutes the suspicion others still hold of it, which
+// raises its Lifeguard awareness score and stretches its probe interval
+// (by score+1) until successful probes bring the score back down. A crash
+// right after a restart can then take seconds longer to detect.
+func (f *fleet) settle(ctx context.Context) error {
+	if f.restarted.IsZero() {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(f.restarted.Add(5 * profiles[f.profile].probe))):
+		return nil
+	}
 }

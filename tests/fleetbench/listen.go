@@ -18,11 +18,21 @@ const scanPhase = 100 * time.Millisecond
 func listenTrials(ctx context.Context, f *fleet, cfg config, res *profileResult) error {
 	for i := range cfg.Trials {
 		target := f.targets()[i%len(f.targets())]
+		var before map[string]float64
+		if cfg.Verbose {
+			before = fleetCounters(f)
+		}
 		up, down, err := listenTrial(ctx, f, target, cfg)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err == nil {
+			if cfg.Verbose {
+				fmt.Fprintf(cfg.Log, "%s: trial %d (%s): routable %s, unroutable %s\n", res.Profile, i+1, target.name, fmtDur(up), fmtDur(down))
+				if max(up, down) > goalListenP99 {
+					fmt.Fprintf(cfg.Log, "\tcounters moved: %s\n", counterDelta(before, fleetCounters(f)))
+				}
+			}
 			res.Routable = append(res.Routable, up)
 			res.Unroutable = append(res.Unroutable, down)
 			continue
@@ -50,12 +60,9 @@ func listenTrial(ctx context.Context, f *fleet, target *node, cfg config) (up, d
 	if rows, err := dpt(admin); err != nil || len(rows) != 0 {
 		return 0, 0, fmt.Errorf("DPT not empty before the trial: %s %v", dptString(rows), err)
 	}
-	select {
-	case <-ctx.Done():
-		return 0, 0, ctx.Err()
-	case <-time.After(rand.N(scanPhase)):
+	if err := jitter(ctx); err != nil {
+		return 0, 0, err
 	}
-
 	t0 := time.Now()
 	a, err := listenApp(addr, target.name)
 	if err != nil {
@@ -76,6 +83,11 @@ func listenTrial(ctx context.Context, f *fleet, target *node, cfg config) (up, d
 		return 0, 0, fmt.Errorf("a connection to the VIPA after the row appeared reached %q (%v), want %s", got, err, target.name)
 	}
 
+	// The row appeared just after a scan of the target: closing now would
+	// always land at the same phase of its ticker.
+	if err := jitter(ctx); err != nil {
+		return up, 0, err
+	}
 	t0 = time.Now()
 	a.close()
 	gone, err := poll(ctx, cfg.Timeout, cfg.Poll, "stop-listening → unroutable", func() (bool, string, error) {
@@ -87,4 +99,14 @@ func listenTrial(ctx context.Context, f *fleet, target *node, cfg config) (up, d
 		return up, 0, err
 	}
 	return up, gone.Sub(t0), nil
+}
+
+// jitter waits a random part of the scan period.
+func jitter(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(rand.N(scanPhase)):
+		return nil
+	}
 }

