@@ -138,7 +138,8 @@ func TestRelayChild(t *testing.T) {
 			debug.FreeOSMemory()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			fmt.Printf("settled %d %d %d\n", runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse)
+			_, lent := pipes.counts()
+			fmt.Printf("settled %d %d %d %d\n", runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse, lent)
 		case "usage":
 			var ru syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -156,7 +157,6 @@ type relayChild struct {
 	out   *bufio.Scanner
 	addr  string
 	pid   int
-	mu    sync.Mutex
 	errTB testing.TB
 }
 

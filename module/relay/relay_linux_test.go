@@ -27,6 +27,9 @@ func countFDs(tb testing.TB, prefix string) int {
 
 // Two TCP sockets take the splice path, which holds one epoll set.
 func TestFastPathTaken(t *testing.T) {
+	if !Splices(&net.TCPConn{}, &net.TCPConn{}) || Splices(hidden{}, &net.TCPConn{}) {
+		t.Fatal("Splices disagrees with the path Join takes")
+	}
 	before := countFDs(t, "anon_inode:[eventpoll]")
 	r := newRig(t, modes[0].wrap, nil, 0)
 	r.client.Write([]byte("x"))

@@ -66,17 +66,20 @@ type splicer struct {
 	stepFn                 func(uintptr) bool
 }
 
+// Splices reports whether Join relays client and target in the kernel
+// (Linux, both *net.TCPConn) rather than through user-space buffers.
+func Splices(client, target net.Conn) bool {
+	_, c := client.(*net.TCPConn)
+	_, t := target.(*net.TCPConn)
+	return c && t
+}
+
 // fastRelay prepares a splicer when both ends are TCP sockets.
 func fastRelay(client, target net.Conn, o *Options) runner {
-	c, ok := client.(*net.TCPConn)
-	if !ok {
+	if !Splices(client, target) {
 		return nil
 	}
-	t, ok := target.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	s, err := newSplicer(c, t, o)
+	s, err := newSplicer(client.(*net.TCPConn), target.(*net.TCPConn), o)
 	if err != nil {
 		return nil // e.g. out of descriptors: the portable copy still works
 	}
