@@ -18,8 +18,9 @@ type leaveRun struct {
 
 // leaveRuns takes a target out with sig, times its row's removal, starts it
 // again and waits for its row to return, runs times, alternating targets.
-// Both targets keep an application listening throughout.
-func leaveRuns(ctx context.Context, f *fleet, cfg config, sig syscall.Signal, runs int) ([]leaveRun, error) {
+// Both targets keep an application listening throughout, so a connection
+// routed to a node that left would still be served: none may be.
+func leaveRuns(ctx context.Context, f *fleet, cfg config, pr *profileResult, sig syscall.Signal, runs int) ([]leaveRun, error) {
 	for _, n := range f.targets() {
 		a, err := listenApp(net.JoinHostPort(n.ip, strconv.Itoa(f.port)), n.name)
 		if err != nil {
@@ -30,17 +31,27 @@ func leaveRuns(ctx context.Context, f *fleet, cfg config, sig syscall.Signal, ru
 	var out []leaveRun
 	for i := range runs {
 		target := f.targets()[i%len(f.targets())]
-		if err := waitRows(ctx, f, cfg, len(f.targets())); err != nil {
+		if err := waitRows(ctx, f, len(f.targets())); err != nil {
 			return out, err
 		}
 		if err := f.settle(ctx); err != nil {
 			return out, err
 		}
 		r, err := leaveOnce(ctx, f, cfg, target, sig)
-		if err != nil {
-			return out, err
+		if err == nil {
+			err = routedAround(f, target)
 		}
-		out = append(out, r)
+		switch {
+		case ctx.Err() != nil:
+			return out, ctx.Err()
+		case err != nil:
+			pr.fail("%s run %d (%s): %v", sigName(sig), i+1, target.name, err)
+		default:
+			out = append(out, r)
+			if cfg.Verbose {
+				fmt.Fprintf(cfg.Log, "%s: %s %s: rows gone %s, serf verdict %s\n", pr.Profile, sigName(sig), target.name, fmtDur(r.Gone), fmtDur(r.Verdict))
+			}
+		}
 		target.proc.reap(5 * time.Second)
 		if err := f.start(ctx, target); err != nil {
 			return out, err
@@ -50,12 +61,27 @@ func leaveRuns(ctx context.Context, f *fleet, cfg config, sig syscall.Signal, ru
 			return out, err
 		}
 	}
-	return out, waitRows(ctx, f, cfg, len(f.targets()))
+	return out, waitRows(ctx, f, len(f.targets()))
+}
+
+// routedAround checks that new connections avoid a node whose rows went,
+// though its application still listens.
+func routedAround(f *fleet, gone *node) error {
+	for range 4 {
+		got, err := greet(f.vipaAddr())
+		if err != nil {
+			return fmt.Errorf("a connection to the VIPA after %s's rows went: %w", gone.name, err)
+		}
+		if got == gone.name {
+			return fmt.Errorf("a connection to the VIPA went to %s after its rows went", gone.name)
+		}
+	}
+	return nil
 }
 
 // waitRows waits for a row from every target (the routing node has no
 // application of its own here).
-func waitRows(ctx context.Context, f *fleet, cfg config, want int) error {
+func waitRows(ctx context.Context, f *fleet, want int) error {
 	_, err := poll(ctx, 30*time.Second, 20*time.Millisecond, fmt.Sprintf("%d DPT rows", want), func() (bool, string, error) {
 		rows, err := dpt(f.routing().admin)
 		return len(rows) == want, dptString(rows), err
@@ -73,13 +99,13 @@ func leaveOnce(ctx context.Context, f *fleet, cfg config, target *node, sig sysc
 	}
 	// Both moments are read in one loop: the verdict shows how much of the
 	// wait is serf's failure detection and how much is ours.
-	_, err := poll(ctx, 30*time.Second, cfg.Poll, fmt.Sprintf("%s's row to go after %s", target.name, sig), func() (bool, string, error) {
+	_, err := poll(ctx, 30*time.Second, cfg.Poll, fmt.Sprintf("%s's row to go after %s", target.name, sigName(sig)), func() (bool, string, error) {
 		m, err := members(admin)
 		if err != nil {
 			return false, "", err
 		}
 		now := time.Since(t0)
-		if r.Verdict == 0 && (m[target.name] == verdict || m[target.name] == "left") {
+		if r.Verdict == 0 && m[target.name] == verdict {
 			r.Verdict = now
 		}
 		rows, err := dpt(admin)
@@ -109,4 +135,11 @@ func (f *fleet) settle(ctx context.Context) error {
 	case <-time.After(time.Until(f.restarted.Add(5 * profiles[f.profile].probe))):
 		return nil
 	}
+}
+
+func sigName(sig syscall.Signal) string {
+	if sig == syscall.SIGKILL {
+		return "SIGKILL"
+	}
+	return "SIGTERM"
 }

@@ -3,7 +3,7 @@
 // stop-listening → unroutable on the routing node, and how soon the rows of
 // a killed (SIGKILL) or stopped (SIGTERM) node go, per gossip profile.
 //
-//	go run ./tests/fleetbench                # 50 trials, 3 kills, 3 stops, lan and fast, ~2 min
+//	go run ./tests/fleetbench                # 50 trials, 3 kills, 3 stops, lan and fast: 2–4 min
 //	go run ./tests/fleetbench -quick         # 10 trials, 1 kill, 1 stop, lan, < 1 min
 //	go run ./tests/fleetbench -profile fast
 package main

@@ -67,16 +67,32 @@ func cpuModel() string {
 
 // table writes the figures as Markdown, ready for a README.
 func (res *results) table(w io.Writer, cfg config) {
+	if len(res.Profiles) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "\nFleet timing: 3 Caddy processes (./cmd/caddy) on 127.0.0.1–3 of one host, %d cores (%s), %s/%s, %s.\n",
 		res.Cores, cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(w, "Default settings (listener watch every 100 ms, encrypted gossip); the routing node's /vipa/dpt read every %s.\n", fmtDur(cfg.Poll))
 	fmt.Fprintf(w, "Load average (1 min) %s at the start, %s at the end: other work on the host shows up in the tails.\n\n", res.LoadStart, res.LoadEnd)
 	for _, p := range res.Profiles {
-		if t, ok := profiles[p.Profile]; ok {
-			fmt.Fprintf(w, "- %s\n", t.describe(p.Profile, fleetSize))
+		fmt.Fprintf(w, "- %s\n", profiles[p.Profile].describe(p.Profile, fleetSize))
+	}
+	res.listenTable(w)
+	res.leaveTable(w)
+	if n := res.failures(); n > 0 {
+		fmt.Fprintf(w, "\n%d failed trials (left out of the figures):\n", n)
+		for _, p := range res.Profiles {
+			for _, f := range p.Failures {
+				fmt.Fprintf(w, "- %s: %s\n", p.Profile, f)
+			}
 		}
 	}
+}
 
+func (res *results) listenTable(w io.Writer) {
+	if !slices.ContainsFunc(res.Profiles, func(p *profileResult) bool { return len(p.Routable) > 0 }) {
+		return
+	}
 	fmt.Fprintf(w, "\n| profile | figure | trials | p50 | p90 | p99 | max | goal | met |\n|---|---|--:|--:|--:|--:|--:|---|---|\n")
 	for _, p := range res.Profiles {
 		for _, row := range []struct {
@@ -92,7 +108,18 @@ func (res *results) table(w io.Writer, cfg config) {
 				fmtDur(percentile(s, 50)), fmtDur(percentile(s, 90)), fmtDur(p99), fmtDur(s[len(s)-1]), fmtDur(goalListenP99), yesNo(p99 <= goalListenP99))
 		}
 	}
+	fmt.Fprintln(w)
+	for _, p := range res.Profiles {
+		if len(p.Routable) > 0 {
+			fmt.Fprintf(w, "Slowest /vipa/dpt answer during the %s trials: %s (about 1 ms when the routing node gets the CPU at once).\n", p.Profile, fmtDur(p.SlowestAdmin))
+		}
+	}
+}
 
+func (res *results) leaveTable(w io.Writer) {
+	if !slices.ContainsFunc(res.Profiles, func(p *profileResult) bool { return len(p.Kills)+len(p.Stops) > 0 }) {
+		return
+	}
 	fmt.Fprintf(w, "\n| profile | event | runs | each: rows gone (serf verdict) | median | goal | met |\n|---|---|--:|---|--:|---|---|\n")
 	var notes []string
 	for _, p := range res.Profiles {
@@ -119,20 +146,11 @@ func (res *results) table(w io.Writer, cfg config) {
 				p.Profile, len(p.Stops), eachRun(p.Stops), fmtDur(medianGone(p.Stops)), fmtDur(goalGraceful), yesNo(met))
 		}
 	}
-
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
 	}
 	for _, n := range notes {
 		fmt.Fprintf(w, "Note: %s.\n", n)
-	}
-	if n := res.failures(); n > 0 {
-		fmt.Fprintf(w, "\n%d failed trials (left out of the figures):\n", n)
-		for _, p := range res.Profiles {
-			for _, f := range p.Failures {
-				fmt.Fprintf(w, "- %s: %s\n", p.Profile, f)
-			}
-		}
 	}
 }
 

@@ -36,10 +36,12 @@ type profileResult struct {
 	Profile    string
 	Routable   []time.Duration
 	Unroutable []time.Duration
-	Kills      []leaveRun
-	Stops      []leaveRun
-	Failures   []string
-	log        io.Writer
+	// SlowestAdmin is the longest /vipa/dpt answer seen during the trials.
+	SlowestAdmin time.Duration
+	Kills        []leaveRun
+	Stops        []leaveRun
+	Failures     []string
+	log          io.Writer
 }
 
 // fail records a failed trial and shows it at once.
@@ -104,10 +106,10 @@ func measure(ctx context.Context, f *fleet, cfg config, pr *profileResult) error
 	}
 	var err error
 	fmt.Fprintf(cfg.Log, "%s: %d SIGKILL runs\n", pr.Profile, cfg.Kills)
-	if pr.Kills, err = leaveRuns(ctx, f, cfg, syscall.SIGKILL, cfg.Kills); err != nil {
+	if pr.Kills, err = leaveRuns(ctx, f, cfg, pr, syscall.SIGKILL, cfg.Kills); err != nil {
 		return err
 	}
 	fmt.Fprintf(cfg.Log, "%s: %d SIGTERM runs\n", pr.Profile, cfg.Stops)
-	pr.Stops, err = leaveRuns(ctx, f, cfg, syscall.SIGTERM, cfg.Stops)
+	pr.Stops, err = leaveRuns(ctx, f, cfg, pr, syscall.SIGTERM, cfg.Stops)
 	return err
 }
