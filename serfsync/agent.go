@@ -73,6 +73,8 @@ type Agent struct {
 	defsDirty bool
 	dirty     map[string]bool // nodes whose rows to derive again
 	running   int             // syncs handed to the fetchers
+	epoch     uint64          // member list refreshes
+	refreshed time.Time       // last member list read; the worker's own
 	delivered []Row           // this node's own rows last given to OnReport
 	selfCount bool            // own report changed: count its drops once
 	conns     map[net.Conn]struct{}

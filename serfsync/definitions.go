@@ -176,7 +176,17 @@ func (a *Agent) SetDefinitions(defs []*Definition) {
 func (a *Agent) Definitions() []KnownDefinition {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return slices.Clone(a.known)
+	return cloneKnown(a.known)
+}
+
+// cloneKnown copies known definitions deep, so callers own what they get.
+func cloneKnown(ks []KnownDefinition) []KnownDefinition {
+	out := slices.Clone(ks)
+	for i := range out {
+		out[i].Ports = slices.Clone(out[i].Ports)
+		out[i].DestIP = slices.Clone(out[i].DestIP)
+	}
+	return out
 }
 
 // viewLocked computes the known definitions from this node's and every live

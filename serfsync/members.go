@@ -14,38 +14,57 @@ type memberInfo struct {
 	report digest // from its tags; zero when absent or malformed
 	defs   digest
 	advTag bool
+
+	rawAdv, rawReport, rawDefs string // the tags parsed, to skip a re-parse
+	epoch                      uint64 // the refresh that last listed it
 }
 
 func (m *memberInfo) alive() bool { return m != nil && m.status == serf.StatusAlive }
 
+// sameAs reports whether serf's view of the member is what m was made from.
+func (m *memberInfo) sameAs(sm *serf.Member, addr netip.AddrPort) bool {
+	return m.status == sm.Status && m.addr == addr && m.rawAdv == sm.Tags[tagAdvertise] &&
+		m.rawReport == sm.Tags[tagReport] && m.rawDefs == sm.Tags[tagDefs]
+}
+
+func newMemberInfo(sm *serf.Member, addr netip.AddrPort) *memberInfo {
+	m := &memberInfo{addr: addr, status: sm.Status,
+		rawAdv: sm.Tags[tagAdvertise], rawReport: sm.Tags[tagReport], rawDefs: sm.Tags[tagDefs]}
+	if _, ok := sm.Tags[tagAdvertise]; ok {
+		m.adv, _ = netip.ParseAddr(m.rawAdv)
+		m.adv = m.adv.Unmap()
+		m.advTag = true
+	}
+	m.report, _ = parseDigest(m.rawReport)
+	m.defs, _ = parseDigest(m.rawDefs)
+	return m
+}
+
 // refreshMembersLocked takes serf's member list and returns the members
-// that are gone since: failed, leaving, left or reaped.
+// that are gone since: failed, leaving, left or reaped. It runs on every
+// member event, so unchanged members cost a compare, not a parse.
 func (a *Agent) refreshMembersLocked(ms []serf.Member) (gone []string) {
-	seen := make(map[string]bool, len(ms))
-	for _, sm := range ms {
+	a.epoch++
+	for i := range ms {
+		sm := &ms[i]
 		if sm.Name == a.cfg.NodeName {
 			continue
 		}
-		seen[sm.Name] = true
 		ip, _ := netip.AddrFromSlice(sm.Addr)
-		m := &memberInfo{
-			addr:   netip.AddrPortFrom(ip.Unmap(), sm.Port),
-			status: sm.Status,
+		addr := netip.AddrPortFrom(ip.Unmap(), sm.Port)
+		old := a.members[sm.Name]
+		m := old
+		if m == nil || !m.sameAs(sm, addr) {
+			m = newMemberInfo(sm, addr)
+			a.members[sm.Name] = m
 		}
-		if v, ok := sm.Tags[tagAdvertise]; ok {
-			m.adv, _ = netip.ParseAddr(v)
-			m.adv = m.adv.Unmap()
-			m.advTag = true
-		}
-		m.report, _ = tagDigest(sm.Tags, tagReport)
-		m.defs, _ = tagDigest(sm.Tags, tagDefs)
-		if a.members[sm.Name].alive() && !m.alive() {
+		m.epoch = a.epoch
+		if old.alive() && !m.alive() {
 			gone = append(gone, sm.Name)
 		}
-		a.members[sm.Name] = m
 	}
 	for name, old := range a.members {
-		if !seen[name] {
+		if old.epoch != a.epoch {
 			if old.alive() {
 				gone = append(gone, name)
 			}
@@ -57,7 +76,7 @@ func (a *Agent) refreshMembersLocked(ms []serf.Member) (gone []string) {
 	}
 	// Peers no longer listed and idle can go altogether.
 	for name, p := range a.peers {
-		if !seen[name] && !p.inflight {
+		if a.members[name] == nil && !p.inflight {
 			delete(a.peers, name)
 		}
 	}

@@ -40,6 +40,9 @@ func (a *Agent) work() {
 	}
 }
 
+// refreshGap is the least time between two reads of serf's member list.
+const refreshGap = 10 * time.Millisecond
+
 // sweepSlots splits the reconcile period: each tick sweeps the member list
 // and a routing node syncs with the members of one slot, so a period's
 // syncs are spread over it rather than sent in one burst.
@@ -66,8 +69,16 @@ type reportCall struct {
 // periodic is the sweep slot of a reconcile tick, or -1.
 func (a *Agent) step(periodic int) time.Time {
 	var ms []serf.Member
-	if a.memberDirty.Swap(false) {
-		ms = a.serf.Members()
+	var refreshAt time.Time
+	if a.memberDirty.Load() {
+		// A join storm is a storm of member events: list at most once per
+		// refreshGap; the worker wakes for the rest.
+		if since := time.Since(a.refreshed); since < refreshGap {
+			refreshAt = a.refreshed.Add(refreshGap)
+		} else if a.memberDirty.Swap(false) {
+			ms = a.serf.Members()
+			a.refreshed = time.Now()
+		}
 	}
 	a.mu.Lock()
 	var gone []string
@@ -97,7 +108,7 @@ func (a *Agent) step(periodic int) time.Time {
 		}
 	}
 	if defsChanged {
-		defsCall = slices.Clone(a.known)
+		defsCall = cloneKnown(a.known)
 	}
 	if periodic >= 0 && len(a.own.Load().defs.defs) > 0 {
 		// Anti-entropy: a routing node syncs with every member once a
@@ -112,6 +123,9 @@ func (a *Agent) step(periodic int) time.Time {
 	calls := a.deriveRowsLocked()
 	next := a.dispatchLocked(time.Now())
 	a.mu.Unlock()
+	if !refreshAt.IsZero() && (next.IsZero() || refreshAt.Before(next)) {
+		next = refreshAt
+	}
 
 	for _, name := range gone {
 		if a.OnMemberGone != nil {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -70,7 +71,13 @@ func TestScale100x20(t *testing.T) {
 		t.Skip("100-agent scale test: run without -short and without -race")
 	}
 	const count, nports = 100, 20
-	o := fleetOpts{reconcile: 2 * time.Second}
+	var lossPct atomic.Int32 // injected loss, off until the last phase
+	lose := func() bool { return rand.Int32N(100) < lossPct.Load() }
+	o := fleetOpts{reconcile: 2 * time.Second, hooks: func(h *hooks) {
+		h.dropTag = lose
+		h.dropRequest = func(string) bool { return lose() }
+		h.dropAnswer = func(string) bool { return lose() }
+	}}
 	defs := []*Definition{def(vipaA.String(), "n00", ports(fmt.Sprintf("8000-%d", 8000+nports-1)))}
 	rng := rand.New(rand.NewPCG(7, 8))
 	draw := func() []Listener {
@@ -125,4 +132,14 @@ func TestScale100x20(t *testing.T) {
 	if d > 2*time.Second {
 		t.Errorf("change convergence %v exceeds 2 s", d)
 	}
+
+	// One tag update, request and answer in five lost: still exact, within
+	// a few reconcile periods at worst.
+	lossPct.Store(20)
+	for _, n := range nodes[count-20 : count-10] {
+		n.set(draw())
+	}
+	d = waitExact(t, 10*time.Second, nodes[0], nodes, defs)
+	t.Logf("10 targets changed with 20%% loss: DPT exact after %v", d)
+	lossPct.Store(0)
 }

@@ -98,12 +98,3 @@ func parseUint(s string, base int) (uint64, error) {
 	}
 	return strconv.ParseUint(s, base, 64)
 }
-
-// tagDigest reads a digest tag from a member's tags.
-func tagDigest(tags map[string]string, name string) (digest, bool) {
-	v, ok := tags[name]
-	if !ok {
-		return digest{}, false
-	}
-	return parseDigest(v)
-}

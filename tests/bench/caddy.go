@@ -13,32 +13,7 @@ import (
 	"time"
 )
 
-const (
-	modulePath       = "github.com/caddy-vipa/caddy-vipa"
-	distributeModule = "layer4.handlers.distribute"
-)
-
-// buildCaddy builds ./cmd/caddy of this checkout: the bench measures the
-// handler as it is in the tree, not an installed binary.
-func buildCaddy(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Path}} {{.Dir}}").Output()
-	if err != nil {
-		return "", fmt.Errorf("find module root (run from inside the checkout): %w", err)
-	}
-	path, root, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
-	if path != modulePath {
-		return "", fmt.Errorf("module here is %q, want %s: run from inside the caddy-vipa checkout", path, modulePath)
-	}
-	bin := filepath.Join(dir, "caddy")
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/caddy")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/caddy: %w\n%s", err, out)
-	}
-	return bin, nil
-}
+const distributeModule = "layer4.handlers.distribute"
 
 // caddyHas tells whether the binary registers a module.
 func caddyHas(bin, module string) (bool, error) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"fmt"
 	"io"
@@ -80,7 +82,7 @@ func (r *runner) wanted(name string) (want, explicit bool) {
 // startContenders starts every wanted contender that can run here, in table
 // order. A contender asked for by name that cannot run is a failure; one
 // merely absent from this machine is a note.
-func (r *runner) startContenders(pp *portPicker, port int) []*contender {
+func (r *runner) startContenders(pp *harness.PortPicker, port int) []*contender {
 	var cts []*contender
 	backend := net.JoinHostPort(backendIP, strconv.Itoa(port))
 	add := func(ct *contender, err error) {
@@ -177,16 +179,16 @@ func (r *runner) caddy() (string, error) {
 		return r.cfg.CaddyBin, nil
 	}
 	r.say("building ./cmd/caddy ...")
-	return buildCaddy(r.ctx, r.dir)
+	return harness.BuildCaddy(r.ctx, r.dir)
 }
 
-func (r *runner) distribute(pp *portPicker, bin string, port int) (*contender, error) {
+func (r *runner) distribute(pp *harness.PortPicker, bin string, port int) (*contender, error) {
 	ct := &contender{name: cDistribute, addr: net.JoinHostPort(vipa, strconv.Itoa(port))}
-	aport, err := pp.pick(proxyIP)
+	aport, err := pp.Pick(proxyIP)
 	if err != nil {
 		return ct, err
 	}
-	gport, err := pp.pick(proxyIP)
+	gport, err := pp.Pick(proxyIP)
 	if err != nil {
 		return ct, err
 	}
@@ -204,13 +206,13 @@ func (r *runner) distribute(pp *portPicker, bin string, port int) (*contender, e
 	return ct, nil
 }
 
-func (r *runner) l4proxy(pp *portPicker, bin, backend string) (*contender, error) {
+func (r *runner) l4proxy(pp *harness.PortPicker, bin, backend string) (*contender, error) {
 	ct := &contender{name: cProxy, note: "./cmd/caddy, caddy-l4 v0.1.2 proxy handler"}
-	lport, err := pp.pick(proxyIP)
+	lport, err := pp.Pick(proxyIP)
 	if err != nil {
 		return ct, err
 	}
-	aport, err := pp.pick(proxyIP)
+	aport, err := pp.Pick(proxyIP)
 	if err != nil {
 		return ct, err
 	}
@@ -221,9 +223,9 @@ func (r *runner) l4proxy(pp *portPicker, bin, backend string) (*contender, error
 	return ct, nil
 }
 
-func (r *runner) haproxy(pp *portPicker, bin, version, backend string) (*contender, error) {
+func (r *runner) haproxy(pp *harness.PortPicker, bin, version, backend string) (*contender, error) {
 	ct := &contender{name: cHAProxy, note: version + ", mode tcp, nbthread 1"}
-	lport, err := pp.pick(proxyIP)
+	lport, err := pp.Pick(proxyIP)
 	if err != nil {
 		return ct, err
 	}

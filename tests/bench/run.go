@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"fmt"
 	"io"
@@ -82,8 +84,8 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	}
 	defer r.stopAll()
 
-	pp := newPortPicker()
-	port, err := pp.pick(backendIP, vipa)
+	pp := harness.NewPortPicker()
+	port, err := pp.Pick(backendIP, vipa)
 	if err != nil {
 		return r.res, err
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -41,21 +43,21 @@ func (f *fleet) vipaAddr() string { return net.JoinHostPort(vipa, strconv.Itoa(f
 
 // startFleet starts the three nodes and waits until each sees three alive
 // members and the targets know the definition.
-func startFleet(ctx context.Context, bin, dir, profile string, debug bool, pp *portPicker) (*fleet, error) {
+func startFleet(ctx context.Context, bin, dir, profile string, debug bool, pp *harness.PortPicker) (*fleet, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
 	f := &fleet{bin: bin, dir: dir, profile: profile, key: base64.StdEncoding.EncodeToString(key), debug: debug}
 	var err error
-	if f.port, err = pp.pick("127.0.0.1", "127.0.0.2", "127.0.0.3", vipa); err != nil {
+	if f.port, err = pp.Pick("127.0.0.1", "127.0.0.2", "127.0.0.3", vipa); err != nil {
 		return nil, err
 	}
-	if f.gossip, err = pp.pick("127.0.0.1", "127.0.0.2", "127.0.0.3"); err != nil {
+	if f.gossip, err = pp.Pick("127.0.0.1", "127.0.0.2", "127.0.0.3"); err != nil {
 		return nil, err
 	}
 	for i, name := range []string{"caddy-a", "caddy-b", "caddy-c"} {
-		admin, err := pp.pick("127.0.0.1")
+		admin, err := pp.Pick("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}

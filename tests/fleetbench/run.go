@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"fmt"
 	"io"
@@ -77,11 +79,11 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	bin := cfg.CaddyBin
 	if bin == "" {
 		fmt.Fprintln(cfg.Log, "building ./cmd/caddy")
-		if bin, err = buildCaddy(ctx, dir); err != nil {
+		if bin, err = harness.BuildCaddy(ctx, dir); err != nil {
 			return res, err
 		}
 	}
-	pp := newPortPicker()
+	pp := harness.NewPortPicker()
 	for _, name := range cfg.Profiles {
 		pr := &profileResult{Profile: name, log: cfg.Log}
 		res.Profiles = append(res.Profiles, pr)

@@ -1,4 +1,6 @@
-package main
+// Package harness holds what the repository's measurement commands share:
+// building this checkout's Caddy and picking ports for real processes.
+package harness
 
 import (
 	"context"
@@ -9,18 +11,19 @@ import (
 	"time"
 )
 
-const modulePath = "github.com/caddy-vipa/caddy-vipa"
+// ModulePath is this repository's Go module.
+const ModulePath = "github.com/caddy-vipa/caddy-vipa"
 
-// buildCaddy builds ./cmd/caddy of this checkout: the figures are those of
-// the tree, not of an installed binary.
-func buildCaddy(ctx context.Context, dir string) (string, error) {
+// BuildCaddy builds ./cmd/caddy of this checkout into dir: figures are those
+// of the tree, not of an installed binary.
+func BuildCaddy(ctx context.Context, dir string) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Path}} {{.Dir}}").Output()
 	if err != nil {
 		return "", fmt.Errorf("find module root (run from inside the checkout): %w", err)
 	}
 	path, root, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
-	if path != modulePath {
-		return "", fmt.Errorf("module here is %q, want %s: run from inside the caddy-vipa checkout", path, modulePath)
+	if path != ModulePath {
+		return "", fmt.Errorf("module here is %q, want %s: run from inside the caddy-vipa checkout", path, ModulePath)
 	}
 	bin := filepath.Join(dir, "caddy")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)

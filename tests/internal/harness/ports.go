@@ -1,4 +1,4 @@
-package main
+package harness
 
 import (
 	"fmt"
@@ -9,31 +9,33 @@ import (
 	"strings"
 )
 
-// portPicker hands out listening ports below the kernel's ephemeral range, so
-// the thousands of outgoing connections of a run never collide with them.
-type portPicker struct {
+// PortPicker hands out ports below the kernel's ephemeral range, so the
+// many outgoing connections of a run never take a port about to be bound.
+type PortPicker struct {
 	lo, hi int
 	used   map[int]bool
 }
 
-func newPortPicker() *portPicker {
-	lo := 32768
+// NewPortPicker reads the ephemeral range and picks below it.
+func NewPortPicker() *PortPicker {
+	hi := 32767
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
 			if v, err := strconv.Atoi(f[0]); err == nil {
-				lo = v
+				hi = v - 1
 			}
 		}
 	}
-	pp := &portPicker{lo: 10000, hi: lo - 1, used: map[int]bool{}}
+	pp := &PortPicker{lo: 10000, hi: hi, used: map[int]bool{}}
 	if pp.hi-pp.lo < 1000 {
 		pp.lo, pp.hi = 1024, 65535 // unusual range: take our chances
 	}
 	return pp
 }
 
-// pick returns a port free on every given IPv4 address.
-func (pp *portPicker) pick(ips ...string) (int, error) {
+// Pick returns a port free for TCP and UDP (gossip uses both) on every
+// given IPv4 address, never the same twice.
+func (pp *PortPicker) Pick(ips ...string) (int, error) {
 	for range 500 {
 		p := pp.lo + rand.IntN(pp.hi-pp.lo+1)
 		if pp.used[p] || !freeOn(p, ips) {
@@ -47,11 +49,17 @@ func (pp *portPicker) pick(ips ...string) (int, error) {
 
 func freeOn(port int, ips []string) bool {
 	for _, ip := range ips {
-		ln, err := net.Listen("tcp4", net.JoinHostPort(ip, strconv.Itoa(port)))
+		addr := net.JoinHostPort(ip, strconv.Itoa(port))
+		ln, err := net.Listen("tcp4", addr)
 		if err != nil {
 			return false
 		}
 		ln.Close()
+		pc, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return false
+		}
+		pc.Close()
 	}
 	return true
 }
