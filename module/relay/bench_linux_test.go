@@ -173,7 +173,7 @@ func measureFootprint(tb testing.TB, impl string, n int) footprint {
 	raiseFDLimit(uint64(6*n + 1024))
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	perConn := map[string]int{"relay": 3, "io.Copy": 6}[impl]
+	perConn := map[string]int{"relay": 2, "io.Copy": 6}[impl]
 	n = min(n, (int(lim.Cur)-512)/max(2, perConn))
 	ln := listen(tb)
 	defer ln.Close()

@@ -8,19 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// turnReads bounds the splices one direction makes before the other
+// turnReads bounds the reads one direction makes before the other
 // direction gets its turn, so a fast sender cannot starve the reply.
 const turnReads = 4
 
-// turn holds both descriptors (so a concurrent Close cannot recycle them)
-// and pumps both directions.
-func (s *splicer) turn() error {
-	s.turnErr = nil
-	if err := s.sides[0].rc.Control(s.withClient); err != nil {
-		return err
-	}
-	return s.turnErr
-}
+// copyMax is the most a read copies through the poller's buffer instead
+// of splicing: small messages cost two calls instead of four through a
+// pipe. It fits in the smallest pipe the kernel grants (two pages), which
+// takes what the destination refused.
+const copyMax = 8 << 10
 
 // pumpAll pumps both directions, then fails the relay if a socket hung up
 // on a direction that still needs it.
@@ -76,45 +72,127 @@ func (s *splicer) pump(f *flow) error {
 		if f.inPipe == 0 && f.eof {
 			f.done = true
 			s.givePipe(f)
-			if err := unix.Shutdown(f.dst.fd, unix.SHUT_WR); err != nil {
+			if err := shutdownWrite(f.dst.fd); err != nil {
 				return f.dst.error("shutdown", err)
 			}
 			return nil
 		}
-		if !f.eof && f.src.readable && !f.full && reads < turnReads {
-			if f.p == nil {
-				p, err := pipes.get()
-				if err != nil {
-					return fmt.Errorf("relay: pipe: %w", err)
-				}
-				f.p = p
-			}
-			reads++
-			n, err := splice(f.src.fd, f.p.w, f.p.size)
-			switch {
-			case err == unix.EAGAIN:
-				// Either the socket is drained or the pipe is full; only an
-				// empty pipe tells them apart.
-				if f.inPipe == 0 {
-					f.src.readable = false
-				} else {
-					f.full = true
-				}
-			case err != nil:
-				return f.src.error("splice", err)
-			case n == 0:
-				f.eof = true
-				progressed = true
-			default:
-				f.inPipe += n
-				progressed = true
-			}
+		if f.eof || !f.src.readable || f.full || reads == turnReads {
+			continue
+		}
+		reads++
+		var err error
+		if f.inPipe == 0 && f.dst.writable && !f.bulk {
+			progressed, err = s.copyOnce(f)
+		} else {
+			progressed, err = s.spliceIn(f)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if f.inPipe == 0 && !f.src.readable {
 		s.givePipe(f)
 	}
 	return nil
+}
+
+// copyOnce reads what src holds into the poller's buffer and writes it to
+// dst; what dst refuses goes into a pipe, to be spliced when dst drains.
+// A read that fills the buffer starts a bulk burst, spliced.
+func (s *splicer) copyOnce(f *flow) (progressed bool, err error) {
+	buf := s.p.scratch[:]
+	n, err := read(f.src.fd, buf)
+	switch {
+	case err == unix.EAGAIN:
+		f.src.readable = false
+		return false, nil
+	case err != nil:
+		return false, f.src.error("read", err)
+	case n == 0:
+		f.eof = true
+		return true, nil
+	}
+	w, err := write(f.dst.fd, buf[:n])
+	switch {
+	case err == unix.EAGAIN:
+		w = 0
+		f.dst.writable = false
+	case err != nil:
+		return false, f.dst.error("write", err)
+	}
+	if w > 0 {
+		add(f.count, w)
+		s.moved = true
+	}
+	if w < n {
+		if err := s.stash(f, buf[w:n]); err != nil {
+			return false, err
+		}
+	}
+	if n == len(buf) {
+		f.bulk = true
+		f.burst = n
+	} else if !f.src.rdhup {
+		// Edge-triggered: a short read drained the socket, and whatever
+		// arrives later brings its own event. A pending FIN brings none.
+		f.src.readable = false
+	}
+	return true, nil
+}
+
+// stash puts bytes the destination refused into a pipe, which always has
+// room for copyMax bytes when empty.
+func (s *splicer) stash(f *flow, b []byte) error {
+	if f.p == nil {
+		p, err := pipes.get()
+		if err != nil {
+			return fmt.Errorf("relay: pipe: %w", err)
+		}
+		f.p = p
+	}
+	for len(b) > 0 {
+		n, err := write(f.p.w, b)
+		if err != nil {
+			return fmt.Errorf("relay: pipe: write: %w", err)
+		}
+		f.inPipe += n
+		b = b[n:]
+	}
+	return nil
+}
+
+// spliceIn splices what src holds into the flow's pipe.
+func (s *splicer) spliceIn(f *flow) (progressed bool, err error) {
+	if f.p == nil {
+		p, err := pipes.get()
+		if err != nil {
+			return false, fmt.Errorf("relay: pipe: %w", err)
+		}
+		f.p = p
+		f.burst = 0
+	}
+	n, err := splice(f.src.fd, f.p.w, f.p.size)
+	switch {
+	case err == unix.EAGAIN:
+		// Either the socket is drained or the pipe is full; only an
+		// empty pipe tells them apart.
+		if f.inPipe == 0 {
+			f.src.readable = false
+			f.bulk = f.burst >= copyMax
+		} else {
+			f.full = true
+		}
+		return false, nil
+	case err != nil:
+		return false, f.src.error("splice", err)
+	case n == 0:
+		f.eof = true
+	default:
+		f.inPipe += n
+		f.burst += n
+	}
+	return true, nil
 }
 
 // listen registers input events for a direction's source only when they
@@ -125,11 +203,11 @@ func (s *splicer) listen(f *flow) error {
 	if f.done || hear == f.src.hearIn {
 		return nil
 	}
-	ev := unix.EpollEvent{Events: sideEvents, Fd: int32(f.src.index)}
-	if hear {
-		ev.Events |= inEvents
+	ev := s.event(f.src.index)
+	if !hear {
+		ev.Events = sideEvents
 	}
-	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, f.src.fd, &ev); err != nil {
+	if err := epollCtl(s.p.epfd, unix.EPOLL_CTL_MOD, f.src.fd, &ev); err != nil {
 		return f.src.error("epoll_ctl", err)
 	}
 	f.src.hearIn = hear
@@ -163,16 +241,6 @@ func (sd *side) error(call string, err error) error {
 		return fmt.Errorf("relay: %s: %w", sideNames[sd.index], err)
 	}
 	return fmt.Errorf("relay: %s: %s: %w", sideNames[sd.index], call, err)
-}
-
-// splice moves up to n bytes without blocking. SPLICE_F_MOVE is only a hint.
-func splice(from, to, n int) (int, error) {
-	for {
-		m, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		if err != unix.EINTR {
-			return int(m), err
-		}
-	}
 }
 
 // sockError is the pending error of a socket that hung up.

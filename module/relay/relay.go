@@ -1,12 +1,16 @@
 // Package relay copies bytes between a client connection and the target it
 // was routed to, in both directions, preserving TCP half-close.
 //
-// On Linux, when both ends are *net.TCPConn, the bytes never enter user space:
-// they are spliced through a kernel pipe that is borrowed from a pool only
-// while data flows, and one goroutine (the caller's) serves both directions
-// through a small per-connection epoll set. An idle relayed connection
-// therefore holds no pipe, no buffer and no extra goroutine. Other
-// connections are copied through pooled buffers taken only during a burst.
+// On Linux, when both ends are *net.TCPConn, a few process-wide pollers (one
+// per P) run every relay: each poller is one edge-triggered epoll set, parked
+// on Go's netpoller, and one goroutine that exists only while the poller has
+// relays. The caller's goroutine just waits for its relay to end. Small
+// reads are copied through the poller's buffer (two calls per message);
+// bursts are spliced through a kernel pipe borrowed from a pool only while
+// bytes are in flight. An idle relayed connection therefore holds its two
+// sockets and a small struct: no pipe, no buffer, no descriptor and no
+// goroutine of its own. Other connections are copied through pooled buffers
+// taken only during a burst.
 package relay
 
 import (

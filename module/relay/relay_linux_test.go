@@ -25,17 +25,27 @@ func countFDs(tb testing.TB, prefix string) int {
 	return n
 }
 
-// Two TCP sockets take the splice path, which holds one epoll set.
+// Two TCP sockets take the splice path, whose relays share their pollers'
+// epoll sets: none is opened per connection.
 func TestFastPathTaken(t *testing.T) {
 	if !Splices(&net.TCPConn{}, &net.TCPConn{}) || Splices(hidden{}, &net.TCPConn{}) {
 		t.Fatal("Splices disagrees with the path Join takes")
 	}
+	pick()
+	all := pollers
 	before := countFDs(t, "anon_inode:[eventpoll]")
-	r := newRig(t, modes[0].wrap, nil, 0)
-	r.client.Write([]byte("x"))
-	io.ReadFull(r.backend, make([]byte, 1))
-	if got := countFDs(t, "anon_inode:[eventpoll]") - before; got != 1 {
-		t.Fatalf("%d epoll sets opened by Join, want 1", got)
+	const conns = 40
+	for range conns {
+		r := newRig(t, modes[0].wrap, nil, 0)
+		r.client.Write([]byte("x"))
+		io.ReadFull(r.backend, make([]byte, 1))
+	}
+	// Sockets aside, relays hold no descriptor while idle.
+	if got := countFDs(t, "pipe:") + countFDs(t, "anon_inode:[eventfd]"); got > maxIdlePipes*2+len(all) {
+		t.Fatalf("%d pipe and eventfd descriptors held by %d idle relays", got, conns)
+	}
+	if got := countFDs(t, "anon_inode:[eventpoll]") - before; got > len(all) {
+		t.Fatalf("%d epoll sets opened by %d relays, want at most %d", got, conns, len(all))
 	}
 }
 

@@ -1,0 +1,300 @@
+package relay
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller runs many relays over one epoll set. The set is itself parked on
+// Go's netpoller, so one goroutine waits for every relay of the poller, and
+// only while it has relays: it exits with the last one.
+type poller struct {
+	mu      sync.Mutex
+	ep      *os.File // the epoll set, kept open for the process's life
+	epfd    int
+	rc      syscall.RawConn
+	wakefd  int        // eventfd that wakes the loop for the mailbox
+	slots   []*splicer // live relays; epoll events carry the index
+	gens    []uint32   // generation of each slot, so stale events are ignored
+	free    []int32    // unused slots
+	live    int        // relays registered
+	running bool       // a goroutine runs loop
+	mail    []*splicer // relays whose timer or context fired
+	stepFn  func(uintptr) bool
+
+	// Owned by the loop goroutine.
+	events  [128]unix.EpollEvent
+	runq    []*splicer // relays to run in this pass
+	next    []*splicer // relays that can still move without an event
+	pending []*splicer // mailbox taken out of mu
+	scratch [copyMax]byte
+}
+
+// Epoll data of an event: the slot in Fd, generation and side in Pad.
+const (
+	wakeSlot = -1 // the eventfd
+	genMask  = 1<<30 - 1
+)
+
+var (
+	pollers     []*poller
+	pollersOnce sync.Once
+	nextPoller  atomic.Uint32
+)
+
+// pick spreads relays over one poller per P (at first use), so relaying
+// scales with GOMAXPROCS and one P's worth of relays shares one wake-up.
+func pick() *poller {
+	pollersOnce.Do(func() {
+		n := min(runtime.GOMAXPROCS(0), 16)
+		pollers = make([]*poller, n)
+		for i := range pollers {
+			pollers[i] = &poller{epfd: -1, wakefd: -1}
+		}
+	})
+	if len(pollers) == 1 {
+		return pollers[0]
+	}
+	return pollers[nextPoller.Add(1)%uint32(len(pollers))]
+}
+
+// open creates the epoll set and the eventfd on first use. Called with mu.
+func (p *poller) open() error {
+	if p.ep != nil {
+		return nil
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: wakeSlot}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wfd)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wfd)
+		return err
+	}
+	// A non-blocking epoll descriptor is pollable: os.File registers it with
+	// the runtime's netpoller, which wakes the loop when any socket has an
+	// event.
+	ep := os.NewFile(uintptr(epfd), "relay-epoll")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		unix.Close(wfd)
+		return err
+	}
+	p.ep, p.epfd, p.rc, p.wakefd = ep, epfd, rc, wfd
+	p.stepFn = p.step
+	return nil
+}
+
+// register adds both sockets of s to the epoll set and starts the loop if it
+// is not running. Registration holds mu, so the loop sees no event of s
+// before s is complete.
+func (p *poller) register(s *splicer) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.open(); err != nil {
+		return err
+	}
+	var slot int32
+	if n := len(p.free); n > 0 {
+		slot, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		slot = int32(len(p.slots))
+		p.slots = append(p.slots, nil)
+		p.gens = append(p.gens, 0)
+	}
+	p.gens[slot] = (p.gens[slot] + 1) & genMask
+	s.slot, s.gen = slot, p.gens[slot]
+	for i := range s.sides {
+		ev := s.event(i)
+		if err := s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
+			if i == 1 {
+				s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_DEL, nil)
+			}
+			p.free = append(p.free, slot)
+			s.ended = true // a timer firing now finds nothing to end
+			return err
+		}
+	}
+	p.slots[slot] = s
+	p.live++
+	if !p.running {
+		p.running = true
+		go p.loop()
+	}
+	return nil
+}
+
+// loop serves the poller's relays until none is left.
+func (p *poller) loop() {
+	if err := p.rc.Read(p.stepFn); err != nil {
+		// The epoll file is never closed and has no deadline.
+		p.failAll(os.NewSyscallError("epoll", err))
+	}
+}
+
+// step collects events and runs the relays they concern until nothing can
+// move, then returns false to park on the netpoller. Events arriving
+// meanwhile are latched by the netpoller (it is not reset between calls),
+// so parking cannot miss one. It returns true when no relay is left.
+func (p *poller) step(uintptr) bool {
+	for {
+		n, err := epollPoll(p.epfd, p.events[:])
+		if err != nil {
+			p.failAll(os.NewSyscallError("epoll_wait", err))
+			return true
+		}
+		mail := p.dispatch(n)
+		p.runAll()
+		if mail {
+			p.readMail()
+		}
+		p.mu.Lock()
+		if p.live == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return true
+		}
+		p.mu.Unlock()
+		// A batch that did not fill the array emptied the ready list; later
+		// events wake the netpoller.
+		if len(p.runq) == 0 && n < len(p.events) {
+			return false
+		}
+	}
+}
+
+// dispatch applies a batch of events to the relays' sides and queues each
+// relay concerned once. It reports whether the mailbox was signalled.
+func (p *poller) dispatch(n int) (mail bool) {
+	p.mu.Lock()
+	for _, ev := range p.events[:n] {
+		if ev.Fd == wakeSlot {
+			mail = true
+			continue
+		}
+		s := p.slots[ev.Fd]
+		if s == nil || s.gen != uint32(ev.Pad>>1) {
+			continue // the relay ended; its socket was not closed yet
+		}
+		s.sides[ev.Pad&1].apply(ev.Events)
+		p.queue(s)
+	}
+	p.mu.Unlock()
+	return mail
+}
+
+// queue schedules s for the next run.
+func (p *poller) queue(s *splicer) {
+	if !s.queued {
+		s.queued = true
+		p.runq = append(p.runq, s)
+	}
+}
+
+// runAll gives each queued relay a turn. Relays that could move more (their
+// turn was bounded) run again in the next pass, after new events.
+func (p *poller) runAll() {
+	q := p.runq
+	p.runq = p.next[:0]
+	for i, s := range q {
+		q[i] = nil
+		s.queued = false
+		if s.ended {
+			continue
+		}
+		if err := s.turn(); err != nil || s.finished() {
+			p.end(s, err)
+		} else if s.busy() {
+			p.queue(s)
+		}
+	}
+	p.next = q[:0]
+}
+
+// post hands s to the loop because its idle timer or context fired.
+func (p *poller) post(s *splicer, why uint32) {
+	if s.wake.Or(why) != 0 {
+		return // already in the mailbox
+	}
+	p.mu.Lock()
+	p.mail = append(p.mail, s)
+	first := len(p.mail) == 1
+	p.mu.Unlock()
+	if first {
+		one := [8]byte{1}
+		unix.Write(p.wakefd, one[:])
+	}
+}
+
+// readMail handles the relays whose timer or context fired.
+func (p *poller) readMail() {
+	var buf [8]byte
+	unix.Read(p.wakefd, buf[:]) // reset the counter before taking the mail
+	p.mu.Lock()
+	p.pending, p.mail = p.mail, p.pending[:0]
+	p.mu.Unlock()
+	for i, s := range p.pending {
+		p.pending[i] = nil
+		why := s.wake.Swap(0)
+		if s.ended {
+			continue
+		}
+		if err := s.wakeUp(why); err != nil {
+			p.end(s, err)
+		}
+	}
+	p.pending = p.pending[:0]
+}
+
+// end unregisters s, gives back its pipes and wakes its caller. After it,
+// the loop no longer touches s's sockets.
+func (p *poller) end(s *splicer, err error) {
+	s.ended = true
+	for i := range s.sides {
+		s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_DEL, nil)
+	}
+	s.release()
+	p.mu.Lock()
+	p.slots[s.slot] = nil
+	p.free = append(p.free, s.slot)
+	p.live--
+	p.mu.Unlock()
+	s.err = err
+	close(s.done)
+}
+
+// failAll ends every relay of p with err.
+func (p *poller) failAll(err error) {
+	p.mu.Lock()
+	live := make([]*splicer, 0, p.live)
+	for _, s := range p.slots {
+		if s != nil {
+			live = append(live, s)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range live {
+		p.end(s, err)
+	}
+	p.mu.Lock()
+	p.running = false
+	p.mu.Unlock()
+}

@@ -1,0 +1,84 @@
+package relay
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The calls a turn makes on non-blocking descriptors are raw: they never
+// wait, so telling the scheduler would only invite it to hand the P to
+// another thread during a long splice and make the loop wait to get it
+// back.
+
+// read and write are the plain calls.
+func read(fd int, b []byte) (int, error) {
+	return rawIO(unix.SYS_READ, fd, b)
+}
+
+func write(fd int, b []byte) (int, error) {
+	return rawIO(unix.SYS_WRITE, fd, b)
+}
+
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	for {
+		n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
+		if e == 0 {
+			return int(n), nil
+		}
+		if e != unix.EINTR {
+			return 0, e
+		}
+	}
+}
+
+// splice moves up to n bytes without blocking. SPLICE_F_MOVE is only a hint.
+func splice(from, to, n int) (int, error) {
+	for {
+		m, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(from), 0, uintptr(to), 0,
+			uintptr(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if e == 0 {
+			return int(m), nil
+		}
+		if e != unix.EINTR {
+			return 0, e
+		}
+	}
+}
+
+// epollPoll collects ready events without waiting.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
+			uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		if e == 0 {
+			return int(n), nil
+		}
+		if e != unix.EINTR {
+			return 0, e
+		}
+	}
+}
+
+// epollCtl changes a registration.
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
+		uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// shutdownWrite sends a FIN after the bytes already queued.
+func shutdownWrite(fd int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
