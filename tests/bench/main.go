@@ -7,15 +7,15 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -51,17 +51,8 @@ func mainExit() int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, budget(cfg))
+	ctx, cancel := harness.RunContext("bench", budget(cfg))
 	defer cancel()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills at once; Pdeathsig takes the proxies along
-		time.Sleep(20 * time.Second)
-		fmt.Fprintln(os.Stderr, "bench: cleanup hangs, exiting")
-		os.Exit(3)
-	}()
 
 	res, err := run(ctx, cfg)
 	res.table(os.Stdout)

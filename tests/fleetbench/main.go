@@ -9,15 +9,15 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -54,17 +54,8 @@ func mainExit() int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, budget(cfg))
+	ctx, cancel := harness.RunContext("fleetbench", budget(cfg))
 	defer cancel()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills at once; Pdeathsig takes the fleet along
-		time.Sleep(20 * time.Second)
-		fmt.Fprintln(os.Stderr, "fleetbench: cleanup hangs, exiting")
-		os.Exit(3)
-	}()
 	return report(ctx, cfg, os.Stdout)
 }
 
