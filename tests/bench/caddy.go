@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -69,7 +71,7 @@ func distributeCaddyfile(admin, advertise, gossip, vipa string, port int) string
 
 // startCaddy runs the binary on a Caddyfile with one Go thread, its state
 // kept inside dir.
-func startCaddy(bin, dir, name, caddyfile string, cpu int) (*process, error) {
+func startCaddy(bin, dir, name, caddyfile string, cpu int) (*harness.Process, error) {
 	cfg := filepath.Join(dir, name+".Caddyfile")
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
 		return nil, err
@@ -93,7 +95,7 @@ type dptRow struct {
 }
 
 // waitDPT waits until the routing node has a ready target for vipa:port.
-func waitDPT(ctx context.Context, p *process, admin, vipa string, port int, timeout time.Duration) (dptRow, error) {
+func waitDPT(ctx context.Context, p *harness.Process, admin, vipa string, port int, timeout time.Duration) (dptRow, error) {
 	end := time.Now().Add(timeout)
 	cl := http.Client{Timeout: time.Second}
 	last := "no answer"
@@ -113,8 +115,8 @@ func waitDPT(ctx context.Context, p *process, admin, vipa string, port int, time
 		} else {
 			last = err.Error()
 		}
-		if !p.alive() {
-			return dptRow{}, fmt.Errorf("caddy exited (%v):\n%s", p.err, p.logTail(15))
+		if !p.Alive() {
+			return dptRow{}, fmt.Errorf("caddy exited (%v):\n%s", p.Err(), harness.LogTail(p.Log, 15))
 		}
 		if time.Now().After(end) || ctx.Err() != nil {
 			return dptRow{}, fmt.Errorf("no ready DPT row for %s:%d after %v; /vipa/dpt: %s", vipa, port, timeout, last)

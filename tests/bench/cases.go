@@ -255,12 +255,12 @@ const maxSamples = 2_000_000
 // cross-core wake-up.
 func (r *runner) pingPong(ct *contender) map[string]float64 {
 	if ct.proc != nil && r.loadCPU >= 0 {
-		if err := pinProcess(ct.proc.pid(), r.loadCPU); err != nil {
+		if err := pinProcess(ct.proc.Pid(), r.loadCPU); err != nil {
 			r.fails.conn("pingpong: %v", err)
 			return nil
 		}
 		defer func() {
-			if err := pinProcess(ct.proc.pid(), r.proxyCPU); err != nil {
+			if err := pinProcess(ct.proc.Pid(), r.proxyCPU); err != nil {
 				r.fails.conn("pingpong: pin back: %v", err)
 			}
 		}()
@@ -409,7 +409,7 @@ func (r *runner) closeIdle(ct *contender, conns []*net.TCPConn, before snapshot)
 		return
 	}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if fds, _, err := fdCount(ct.proc.pid()); err != nil || fds <= before.fds+8 {
+		if fds, _, err := fdCount(ct.proc.Pid()); err != nil || fds <= before.fds+8 {
 			return
 		}
 	}
@@ -427,9 +427,9 @@ func (r *runner) snapshot(ct *contender) (snapshot, error) {
 		return s, nil
 	}
 	var err error
-	if s.rss, err = rssKB(ct.proc.pid()); err != nil {
+	if s.rss, err = rssKB(ct.proc.Pid()); err != nil {
 		return s, err
 	}
-	s.fds, s.pipes, err = fdCount(ct.proc.pid())
+	s.fds, s.pipes, err = fdCount(ct.proc.Pid())
 	return s, err
 }

@@ -25,12 +25,12 @@ var allContenders = []string{cDirect, cDistribute, cProxy, cHAProxy}
 // contender is one way from the load client to the backends.
 type contender struct {
 	name   string
-	addr   string                   // where the load client connects
-	launch func() (*process, error) // starts the proxy; nil for direct
-	proc   *process                 // the running proxy
-	admin  string                   // Caddy admin address (pprof); empty for others
-	note   string                   // one line for the header: version, config
-	broken bool                     // could not be restarted: skipped from then on
+	addr   string                           // where the load client connects
+	launch func() (*harness.Process, error) // starts the proxy; nil for direct
+	proc   *harness.Process                 // the running proxy
+	admin  string                           // Caddy admin address (pprof); empty for others
+	note   string                           // one line for the header: version, config
+	broken bool                             // could not be restarted: skipped from then on
 }
 
 // probe does one idle-mode exchange through addr: the path works end to end.
@@ -62,8 +62,8 @@ func waitReady(ctx context.Context, ct *contender, timeout time.Duration) error 
 		if err == nil {
 			return nil
 		}
-		if ct.proc != nil && !ct.proc.alive() {
-			return fmt.Errorf("%s exited (%v):\n%s", ct.name, ct.proc.err, ct.proc.logTail(15))
+		if ct.proc != nil && !ct.proc.Alive() {
+			return fmt.Errorf("%s exited (%v):\n%s", ct.name, ct.proc.Err(), harness.LogTail(ct.proc.Log, 15))
 		}
 		if time.Now().After(end) || ctx.Err() != nil {
 			return fmt.Errorf("%s not ready at %s after %v: %v", ct.name, ct.addr, timeout, err)
@@ -158,7 +158,7 @@ func (r *runner) up(ct *contender) error {
 		return err
 	}
 	if ct.proc != nil && r.proxyCPU >= 0 {
-		if got := cpusAllowedList(ct.proc.pid()); got != strconv.Itoa(r.proxyCPU) {
+		if got := cpusAllowedList(ct.proc.Pid()); got != strconv.Itoa(r.proxyCPU) {
 			return fmt.Errorf("runs on CPUs %q, want %d", got, r.proxyCPU)
 		}
 	}
@@ -170,7 +170,7 @@ func (r *runner) restart(ct *contender) error {
 	if ct.launch == nil {
 		return nil
 	}
-	ct.proc.stop()
+	ct.proc.Stop()
 	return r.up(ct)
 }
 
@@ -194,7 +194,7 @@ func (r *runner) distribute(pp *harness.PortPicker, bin string, port int) (*cont
 	}
 	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
 	caddyfile := distributeCaddyfile(ct.admin, backendIP, net.JoinHostPort(proxyIP, strconv.Itoa(gport)), vipa, port)
-	ct.launch = func() (*process, error) {
+	ct.launch = func() (*harness.Process, error) {
 		p, err := startCaddy(bin, r.dir, cDistribute, caddyfile, r.proxyCPU)
 		if err != nil {
 			return nil, err
@@ -219,7 +219,7 @@ func (r *runner) l4proxy(pp *harness.PortPicker, bin, backend string) (*contende
 	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
 	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
 	caddyfile := proxyCaddyfile(ct.admin, ct.addr, backend)
-	ct.launch = func() (*process, error) { return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU) }
+	ct.launch = func() (*harness.Process, error) { return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU) }
 	return ct, nil
 }
 
@@ -230,7 +230,7 @@ func (r *runner) haproxy(pp *harness.PortPicker, bin, version, backend string) (
 		return ct, err
 	}
 	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
-	ct.launch = func() (*process, error) {
+	ct.launch = func() (*harness.Process, error) {
 		return startHAProxy(bin, r.dir, ct.addr, backend, r.cfg.IdleConns+256, r.proxyCPU)
 	}
 	return ct, nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -49,7 +51,7 @@ backend targets
 	return b.String()
 }
 
-func startHAProxy(bin, dir, listen, backend string, maxconn, cpu int) (*process, error) {
+func startHAProxy(bin, dir, listen, backend string, maxconn, cpu int) (*harness.Process, error) {
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(haproxyConfig(listen, backend, maxconn)), 0o644); err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ type runner struct {
 	proxyCPU int // -1: unpinned
 	loadCPU  int
 	seq      atomic.Uint64
-	procs    []*process
+	procs    []*harness.Process
 	res      *results
 	start    time.Time
 }
@@ -192,7 +192,7 @@ func (r *runner) measure(round int, bc benchCase, ct *contender) {
 	r.say("%-6s %-8s %s", time.Since(r.start).Round(time.Second), fmt.Sprintf("%d/%d", round, r.cfg.Rounds), r.res.line(bc, ct.name, m))
 	if m == nil && ct.proc != nil {
 		// A failure must not cascade into the next cases: show why, start afresh.
-		fmt.Fprintf(r.cfg.Err, "--- %s log, last warnings and errors:\n%s\n---\n", ct.name, ct.proc.logTail(10))
+		fmt.Fprintf(r.cfg.Err, "--- %s log, last warnings and errors:\n%s\n---\n", ct.name, harness.LogTail(ct.proc.Log, 10))
 		r.fresh(ct)
 	}
 }
@@ -227,7 +227,7 @@ func (r *runner) profile(round int, bc benchCase, ct *contender) *sync.WaitGroup
 
 func (r *runner) stopAll() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
-		r.procs[i].stop()
+		r.procs[i].Stop()
 	}
 }
 

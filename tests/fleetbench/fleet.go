@@ -21,7 +21,7 @@ import (
 type node struct {
 	name, ip, admin string
 	dir             string
-	proc            *process
+	proc            *harness.Process
 }
 
 // fleet is three Caddy processes on 127.0.0.1–3: caddy-a routes the VIPA,
@@ -101,14 +101,14 @@ func (f *fleet) start(ctx context.Context, n *node) error {
 		return err
 	}
 	env := []string{"HOME=" + n.dir, "XDG_CONFIG_HOME=" + n.dir, "XDG_DATA_HOME=" + n.dir}
-	p, err := startProcess(n.log(), env, f.bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	p, err := harness.StartProcess(n.name, n.log(), env, nil, f.bin, "run", "--config", cfg, "--adapter", "caddyfile")
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
 	n.proc = p
 	_, err = poll(ctx, 15*time.Second, 20*time.Millisecond, n.name+"'s admin endpoint", func() (bool, string, error) {
-		if !p.alive() {
-			return false, "", fmt.Errorf("%s exited (%v):\n%s", n.name, p.err, logTail(n.log(), 15))
+		if !p.Alive() {
+			return false, "", fmt.Errorf("%s exited (%v):\n%s", n.name, p.Err(), harness.LogTail(n.log(), 15))
 		}
 		var rows []dptRow
 		return true, "", getJSON(n.admin, "/vipa/dpt", &rows)
@@ -136,7 +136,7 @@ func (f *fleet) close() {
 	var wg sync.WaitGroup
 	for _, n := range f.nodes {
 		if n.proc != nil {
-			wg.Go(n.proc.stop)
+			wg.Go(n.proc.Stop)
 		}
 	}
 	wg.Wait()
@@ -148,8 +148,8 @@ func (n *node) log() string { return filepath.Join(n.dir, "caddy.log") }
 var errExited = errors.New("node exited")
 
 func (n *node) check() error {
-	if n.proc == nil || !n.proc.alive() {
-		return fmt.Errorf("%s: %w:\n%s", n.name, errExited, logTail(n.log(), 15))
+	if n.proc == nil || !n.proc.Alive() {
+		return fmt.Errorf("%s: %w:\n%s", n.name, errExited, harness.LogTail(n.log(), 15))
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func leaveRuns(ctx context.Context, f *fleet, cfg config, pr *profileResult, sig
 				fmt.Fprintf(cfg.Log, "%s: %s %s: rows gone %s, serf verdict %s\n", pr.Profile, sigName(sig), target.name, fmtDur(r.Gone), fmtDur(r.Verdict))
 			}
 		}
-		target.proc.reap(5 * time.Second)
+		target.proc.Reap(5 * time.Second)
 		if err := f.start(ctx, target); err != nil {
 			return out, err
 		}
@@ -94,7 +94,7 @@ func leaveOnce(ctx context.Context, f *fleet, cfg config, target *node, sig sysc
 	r := leaveRun{Node: target.name}
 	verdict := map[syscall.Signal]string{syscall.SIGKILL: "failed", syscall.SIGTERM: "left"}[sig]
 	t0 := time.Now()
-	if err := target.proc.signal(sig); err != nil {
+	if err := target.proc.Signal(sig); err != nil {
 		return r, err
 	}
 	// Both moments are read in one loop: the verdict shows how much of the
