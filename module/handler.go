@@ -44,7 +44,6 @@ type Handler struct {
 
 	vipa   netip.Addr
 	fleet  *fleet
-	dialer net.Dialer
 	logger *zap.Logger
 }
 
@@ -77,7 +76,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxAttempts <= 0 {
 		h.MaxAttempts = defaultMaxAttempts
 	}
-	h.dialer = net.Dialer{Timeout: time.Duration(h.DialTimeout)}
 	app, err := ctx.AppIfConfigured("vipadynamic")
 	if err != nil {
 		return fmt.Errorf("distribute: the vipadynamic app must be configured (global option vipadynamic): %w", err)
@@ -109,13 +107,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	targets := g.Targets()
 	start := rt.distmethod.Start(g)
 	var (
-		conn    net.Conn
+		conn    *relay.Target
 		target  *tables.Target
 		lastErr error
 	)
 	for k := range min(len(targets), h.MaxAttempts) {
 		target = targets[(start+k)%len(targets)]
-		conn, lastErr = h.dialer.Dial("tcp", target.Address.String())
+		conn, lastErr = relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
 		if lastErr == nil {
 			break
 		}
@@ -129,7 +127,6 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		h.refuse(cx, vipa, port, "no target answered", lastErr)
 		return nil
 	}
-	defer conn.Close()
 
 	e := h.fleet.crt.Acquire()
 	e.Client = addrPort(cx.RemoteAddr())
@@ -141,7 +138,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		h.fleet.crt.Release(e)
 	}()
 
-	err := relay.Join(cx.Conn, conn, prefetched(cx), relay.Options{
+	err := relay.JoinTarget(cx.Conn, conn, prefetched(cx), relay.Options{
 		IdleTimeout: time.Duration(h.IdleTimeout),
 		ToTarget:    &e.ToTarget,
 		ToClient:    &e.ToClient,

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
@@ -30,7 +31,7 @@ func testHandler(t *testing.T, vipaLn net.Listener) (*Handler, *fleet, netip.Add
 	dm, _ := tables.NewDistmethod("roundrobin")
 	routes := map[netip.Addr]*route{vipa.Addr(): {def: def, distmethod: dm}}
 	f.routes.Store(&routes)
-	h := &Handler{fleet: f, MaxAttempts: 3, dialer: net.Dialer{Timeout: time.Second}, logger: zap.NewNop()}
+	h := &Handler{fleet: f, MaxAttempts: 3, DialTimeout: caddy.Duration(time.Second), logger: zap.NewNop()}
 	return h, f, vipa
 }
 

@@ -2,7 +2,11 @@
 
 package relay
 
-import "net"
+import (
+	"net"
+	"net/netip"
+	"time"
+)
 
 // Splices reports whether Join relays client and target in the kernel; not
 // on this platform.
@@ -10,3 +14,8 @@ func Splices(client, target net.Conn) bool { return false }
 
 // fastRelay: no kernel fast path on this platform.
 func fastRelay(client, target net.Conn, o *Options) runner { return nil }
+
+// dialRaw: no raw dial on this platform.
+func dialRaw(addr netip.AddrPort, timeout time.Duration) (rawTarget, bool, error) {
+	return nil, false, nil
+}

@@ -122,6 +122,7 @@ func (p *poller) register(s *splicer) error {
 	}
 	p.gens[slot] = (p.gens[slot] + 1) & genMask
 	s.slot, s.gen = slot, p.gens[slot]
+	s.joined = true
 	for i := range s.sides {
 		ev := s.event(i)
 		if err := s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
@@ -135,10 +136,61 @@ func (p *poller) register(s *splicer) error {
 	}
 	p.slots[slot] = s
 	p.live++
+	p.start()
+	return nil
+}
+
+// start runs the loop if it is not running. Called with mu.
+func (p *poller) start() {
 	if !p.running {
 		p.running = true
 		go p.loop()
 	}
+}
+
+// registerTarget adds a dialed target socket alone, for its handshake
+// (dialing) or with its handshake done. Its events only latch its
+// readiness until the client joins.
+func (p *poller) registerTarget(s *splicer) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.open(); err != nil {
+		return err
+	}
+	var slot int32
+	if n := len(p.free); n > 0 {
+		slot, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		slot = int32(len(p.slots))
+		p.slots = append(p.slots, nil)
+		p.gens = append(p.gens, 0)
+	}
+	p.gens[slot] = (p.gens[slot] + 1) & genMask
+	s.slot, s.gen = slot, p.gens[slot]
+	ev := s.event(1)
+	if err := s.sides[1].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
+		p.free = append(p.free, slot)
+		return err
+	}
+	p.slots[slot] = s
+	p.live++
+	p.start()
+	return nil
+}
+
+// joinClient adds the client of a connected target registered by
+// registerTarget; from then on events run turns.
+func (p *poller) joinClient(s *splicer) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.slots[s.slot] != s || s.gen != p.gens[s.slot] {
+		return errDropped // failAll ended it
+	}
+	ev := s.event(0)
+	if err := s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
+		return err
+	}
+	s.joined = true
 	return nil
 }
 
@@ -195,7 +247,9 @@ func (p *poller) dispatch(n int) (mail bool) {
 			continue // the relay ended; its socket was not closed yet
 		}
 		s.sides[ev.Pad&1].apply(ev.Events)
-		p.queue(s)
+		if s.joined || s.dialing {
+			p.queue(s)
+		}
 	}
 	p.mu.Unlock()
 	return mail
@@ -218,6 +272,10 @@ func (p *poller) runAll() {
 		q[i] = nil
 		s.queued = false
 		if s.ended {
+			continue
+		}
+		if s.dialing {
+			p.connect(s)
 			continue
 		}
 		if err := s.turn(); err != nil || s.finished() {
@@ -269,7 +327,10 @@ func (p *poller) readMail() {
 func (p *poller) end(s *splicer, err error) {
 	s.ended = true
 	for i := range s.sides {
-		s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_DEL, nil)
+		// A raw socket leaves the set when it is closed, after this.
+		if sd := &s.sides[i]; sd.rc != nil {
+			sd.epollCtl(p.epfd, unix.EPOLL_CTL_DEL, nil)
+		}
 	}
 	s.release()
 	p.mu.Lock()
@@ -279,6 +340,10 @@ func (p *poller) end(s *splicer, err error) {
 	p.mu.Unlock()
 	s.err = err
 	close(s.done)
+	if s.dialing {
+		s.dialing = false
+		close(s.dialed)
+	}
 }
 
 // failAll ends every relay of p with err.

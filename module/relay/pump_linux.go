@@ -49,6 +49,11 @@ func (s *splicer) pumpAll() error {
 
 // pump moves one direction until it blocks or its turn is over.
 func (s *splicer) pump(f *flow) error {
+	if len(f.pre) > 0 {
+		if err := s.writePre(f); err != nil || len(f.pre) > 0 {
+			return err
+		}
+	}
 	reads := 0
 	for progressed := true; progressed; {
 		progressed = false
@@ -72,6 +77,12 @@ func (s *splicer) pump(f *flow) error {
 		if f.inPipe == 0 && f.eof {
 			f.done = true
 			s.givePipe(f)
+			if s.closeAll && s.finished() {
+				// Both peers sent their FIN and dst's input was read to
+				// the end: closing it, right after, sends the last FIN
+				// after its bytes, as shutdown would.
+				return nil
+			}
 			if err := shutdownWrite(f.dst.fd); err != nil {
 				return f.dst.error("shutdown", err)
 			}
@@ -93,6 +104,25 @@ func (s *splicer) pump(f *flow) error {
 	}
 	if f.inPipe == 0 && !f.src.readable {
 		s.givePipe(f)
+	}
+	return nil
+}
+
+// writePre writes the prefetched bytes the target did not take at once;
+// nothing is read from the client before they are gone.
+func (s *splicer) writePre(f *flow) error {
+	for len(f.pre) > 0 && f.dst.writable {
+		n, err := write(f.dst.fd, f.pre)
+		switch {
+		case err == unix.EAGAIN:
+			f.dst.writable = false
+		case err != nil:
+			return f.dst.error("write", err)
+		default:
+			add(f.count, n)
+			s.moved = true
+			f.pre = f.pre[n:]
+		}
 	}
 	return nil
 }
@@ -226,6 +256,12 @@ func (s *splicer) givePipe(f *flow) {
 func (s *splicer) busy() bool {
 	for i := range s.flows {
 		f := &s.flows[i]
+		if len(f.pre) > 0 {
+			if f.dst.writable {
+				return true
+			}
+			continue
+		}
 		if !f.done && (f.src.readable && !f.eof && !f.full || f.inPipe > 0 && f.dst.writable) {
 			return true
 		}

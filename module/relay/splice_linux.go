@@ -15,7 +15,8 @@ import (
 type side struct {
 	index    int // 0 client, 1 target
 	rc       syscall.RawConn
-	fd       int // valid inside a turn, while the descriptor is held
+	fd       int  // valid inside a turn, while the descriptor is held
+	raw      bool // fd is a dialed socket the relay owns: always valid
 	readable bool
 	writable bool
 	rdhup    bool // the peer's FIN (or an error) is pending: read to the end
@@ -50,6 +51,12 @@ func (sd *side) apply(ev uint32) {
 // epollCtl changes the side's registration while holding its descriptor,
 // so a recycled descriptor number is never touched.
 func (sd *side) epollCtl(epfd, op int, ev *unix.EpollEvent) error {
+	if sd.raw {
+		if err := epollCtl(epfd, op, sd.fd, ev); err != nil {
+			return sd.error("epoll_ctl", err)
+		}
+		return nil
+	}
 	var err error
 	if cerr := sd.rc.Control(func(fd uintptr) { err = epollCtl(epfd, op, int(fd), ev) }); cerr != nil {
 		return sd.error("", cerr)
@@ -63,7 +70,8 @@ func (sd *side) epollCtl(epfd, op int, ev *unix.EpollEvent) error {
 // flow is one direction: src copied or spliced to dst.
 type flow struct {
 	src, dst *side
-	p        *pipe // borrowed only while bytes are in flight
+	pre      []byte // prefetched bytes still to write before any read
+	p        *pipe  // borrowed only while bytes are in flight
 	inPipe   int
 	burst    int  // bytes read since the pipe was taken
 	bulk     bool // the last burst was large: splice without trying a copy
@@ -89,9 +97,18 @@ type splicer struct {
 	done           chan struct{}
 	err            error // how the relay ended; read after done
 
+	// A dialed target waits in its poller for the client: dialed is closed
+	// once the handshake is over (err tells how), joined (under the
+	// poller's mu) lets its events run turns.
+	dialed chan struct{}
+	joined bool
+	// closeAll: run closes both sockets on a clean end too.
+	closeAll bool
+
 	// Owned by the poller's loop.
 	queued  bool
 	ended   bool
+	dialing bool // the handshake is in progress
 	moved   bool
 	turnErr error
 
@@ -103,6 +120,8 @@ type splicer struct {
 const (
 	wakeIdle uint32 = 1 << iota
 	wakeAbort
+	wakeDialTimeout
+	wakeDrop
 )
 
 // Splices reports whether Join relays client and target in the kernel
@@ -137,21 +156,8 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 		}
 		s.sides[i] = side{index: i, rc: rc, hearIn: true}
 	}
-	s.withClient = func(fd uintptr) {
-		s.sides[0].fd = int(fd)
-		if err := s.sides[1].rc.Control(s.withTarget); err != nil {
-			s.turnErr = s.sides[1].error("", err)
-		}
-	}
-	s.withTarget = func(fd uintptr) {
-		s.sides[1].fd = int(fd)
-		s.turnErr = s.pumpAll()
-	}
 	s.p = pick()
-	if o.IdleTimeout > 0 {
-		s.idle.start(o.IdleTimeout)
-		s.timer = time.AfterFunc(o.IdleTimeout, func() { s.p.post(s, wakeIdle) })
-	}
+	s.setup(o)
 	if err := s.p.register(s); err != nil {
 		if s.timer != nil {
 			s.timer.Stop()
@@ -159,6 +165,26 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// setup builds the turn's callbacks and starts the idle clock.
+func (s *splicer) setup(o *Options) {
+	s.withClient = func(fd uintptr) {
+		s.sides[0].fd = int(fd)
+		if s.sides[1].raw {
+			s.withTarget(uintptr(s.sides[1].fd))
+		} else if err := s.sides[1].rc.Control(s.withTarget); err != nil {
+			s.turnErr = s.sides[1].error("", err)
+		}
+	}
+	s.withTarget = func(fd uintptr) {
+		s.sides[1].fd = int(fd)
+		s.turnErr = s.pumpAll()
+	}
+	if o.IdleTimeout > 0 {
+		s.idle.start(o.IdleTimeout)
+		s.timer = time.AfterFunc(o.IdleTimeout, func() { s.p.post(s, wakeIdle) })
+	}
 }
 
 // run waits until the poller ends the relay. Its frame stays small: it sits
@@ -175,9 +201,14 @@ func (s *splicer) run() error {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	if s.err != nil {
+	if s.err != nil || s.closeAll {
 		s.client.Close()
-		s.target.Close()
+		if s.target != nil {
+			s.target.Close()
+		}
+	}
+	if s.sides[1].raw {
+		unix.Close(s.sides[1].fd) // the poller is done with it
 	}
 	return s.err
 }
@@ -186,10 +217,22 @@ func (s *splicer) run() error {
 // fired, which ends the relay only if no byte moved since (bytes that
 // arrived as it fired still count: their events were handled first).
 func (s *splicer) wakeUp(why uint32) error {
+	if why&wakeDrop != 0 {
+		return errDropped
+	}
+	if s.dialing {
+		if why&wakeDialTimeout != 0 {
+			return errDialTimeout
+		}
+		return nil
+	}
 	if why&wakeAbort != 0 {
 		return context.Cause(s.ctx)
 	}
 	if why&wakeIdle != 0 {
+		if s.timer == nil {
+			return nil
+		}
 		d := s.idle.remaining()
 		if d <= 0 {
 			return ErrIdleTimeout

@@ -1,0 +1,246 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	// errDialTimeout ends a handshake that outlived the dial timeout.
+	errDialTimeout = os.ErrDeadlineExceeded
+	// errDropped ends a dialed target that is closed without a relay.
+	errDropped = errors.New("relay: target dropped")
+)
+
+// Keepalive of a raw target, as net.Dialer sets it by default.
+const (
+	keepIdle     = 15 // seconds
+	keepInterval = 15 // seconds
+	keepCount    = 9
+)
+
+// dialRaw connects a non-blocking socket to addr and waits for the
+// handshake on a poller, bounded by timeout. The socket never enters Go's
+// netpoller: the poller that saw it connect relays it.
+func dialRaw(addr netip.AddrPort, timeout time.Duration) (rawTarget, bool, error) {
+	s, err := dialSocket(addr, timeout)
+	if err != nil {
+		return nil, true, &net.OpError{Op: "dial", Net: "tcp",
+			Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+	}
+	return s, true, nil
+}
+
+func dialSocket(addr netip.AddrPort, timeout time.Duration) (*splicer, error) {
+	ip := addr.Addr().Unmap()
+	family := unix.AF_INET
+	if ip.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	if err := setupSocket(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	err = connect(fd, ip, addr.Port())
+	if err == unix.EINPROGRESS || err == unix.EINTR {
+		// Often over already (always on loopback): then no poller wait.
+		err = connected(fd)
+	}
+	switch err {
+	case nil, unix.EINPROGRESS:
+	default:
+		unix.Close(fd)
+		return nil, os.NewSyscallError("connect", err)
+	}
+	s := &splicer{done: make(chan struct{}), dialed: make(chan struct{}), dialing: err != nil}
+	s.sides[1] = side{index: 1, fd: fd, raw: true, hearIn: true}
+	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1]}
+	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0]}
+	s.p = pick()
+	if err := s.p.registerTarget(s); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if !s.dialing {
+		return s, nil
+	}
+	t := time.AfterFunc(timeout, func() { s.p.post(s, wakeDialTimeout) })
+	<-s.dialed
+	t.Stop()
+	if s.err != nil {
+		unix.Close(fd) // the poller ended it: it no longer touches fd
+		return nil, s.err
+	}
+	return s, nil
+}
+
+// connected reports how a handshake in progress stands without waiting:
+// nil when established, EINPROGRESS while in progress, or its error.
+func connected(fd int) error {
+	pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, _, e := unix.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&pfd[0])), 1, 0)
+	if e != 0 || n == 0 {
+		return unix.EINPROGRESS
+	}
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err != nil:
+		return err
+	case v != 0:
+		return syscall.Errno(v)
+	}
+	return nil
+}
+
+// setupSocket sets what net.Dialer sets on a TCP socket.
+func setupSocket(fd int) error {
+	for _, o := range [...]struct{ level, opt, v int }{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
+	} {
+		if err := setsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+// connect starts the handshake without blocking.
+func connect(fd int, ip netip.Addr, port uint16) error {
+	var (
+		p unsafe.Pointer
+		n uintptr
+	)
+	if ip.Is4() {
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
+		sa.Port = port<<8 | port>>8
+		p, n = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
+		return rawConnect(fd, p, n)
+	}
+	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
+	sa.Port = port<<8 | port>>8
+	if z := ip.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.Scope_id = uint32(ifi.Index)
+		}
+	}
+	p, n = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
+	return rawConnect(fd, p, n)
+}
+
+func rawConnect(fd int, sa unsafe.Pointer, n uintptr) error {
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), n)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func setsockoptInt(fd, level, opt, v int) error {
+	v32 := int32(v)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v32)), 4, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// connect ends the handshake of s when its socket reports it over.
+func (p *poller) connect(s *splicer) {
+	sd := &s.sides[1]
+	if !sd.writable && !sd.broken {
+		return
+	}
+	v, err := unix.GetsockoptInt(sd.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err == nil && v == 0:
+		s.dialing = false
+		close(s.dialed)
+	case err == nil && (syscall.Errno(v) == unix.EINPROGRESS || syscall.Errno(v) == unix.EALREADY || syscall.Errno(v) == unix.EINTR):
+		// not over yet: the next event tells
+	case err == nil:
+		p.end(s, os.NewSyscallError("connect", syscall.Errno(v)))
+	default:
+		p.end(s, os.NewSyscallError("getsockopt", err))
+	}
+}
+
+// join relays client and the dialed target, then closes both.
+func (s *splicer) join(client net.Conn, prefetched []byte, o *Options) error {
+	c, ok := client.(*net.TCPConn)
+	if !ok {
+		conn, err := s.conn()
+		if err != nil {
+			client.Close()
+			return err
+		}
+		defer client.Close()
+		defer conn.Close()
+		return Join(client, conn, prefetched, *o)
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		s.close()
+		return err
+	}
+	s.client, s.ctx, s.closeAll = client, o.Context, true
+	s.sides[0] = side{index: 0, rc: rc, hearIn: true}
+	s.flows[0].count, s.flows[1].count = o.ToTarget, o.ToClient
+	if len(prefetched) > 0 {
+		// The poller makes no call on the socket until the client joins.
+		n, err := write(s.sides[1].fd, prefetched)
+		switch {
+		case err == unix.EAGAIN:
+			n = 0
+		case err != nil:
+			s.close()
+			client.Close()
+			return s.sides[1].error("write", err)
+		}
+		add(o.ToTarget, n)
+		s.flows[0].pre = prefetched[n:]
+	}
+	s.setup(o)
+	if err := s.p.joinClient(s); err != nil {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.close()
+		client.Close()
+		return err
+	}
+	return s.run()
+}
+
+// close drops a target that was not joined: the poller ends it, then its
+// socket is closed.
+func (s *splicer) close() error {
+	s.p.post(s, wakeDrop)
+	<-s.done
+	return unix.Close(s.sides[1].fd)
+}
+
+// conn hands the target socket over as a net.Conn, for a client the
+// poller cannot relay.
+func (s *splicer) conn() (net.Conn, error) {
+	s.p.post(s, wakeDrop)
+	<-s.done
+	f := os.NewFile(uintptr(s.sides[1].fd), "relay-target")
+	defer f.Close()
+	return net.FileConn(f)
+}
