@@ -11,6 +11,11 @@
 // sockets and a small struct: no pipe, no buffer, no descriptor and no
 // goroutine of its own. Other connections are copied through pooled buffers
 // taken only during a burst.
+//
+// Dial and JoinTarget go one step further for a TCP client on Linux: the
+// target is a raw nonblocking socket connected on the same poller, so it
+// never enters Go's netpoller, and since JoinTarget closes both sockets
+// itself the last FIN comes from that close rather than a second shutdown.
 package relay
 
 import (
