@@ -112,16 +112,7 @@ func (p *poller) register(s *splicer) error {
 	if err := p.open(); err != nil {
 		return err
 	}
-	var slot int32
-	if n := len(p.free); n > 0 {
-		slot, p.free = p.free[n-1], p.free[:n-1]
-	} else {
-		slot = int32(len(p.slots))
-		p.slots = append(p.slots, nil)
-		p.gens = append(p.gens, 0)
-	}
-	p.gens[slot] = (p.gens[slot] + 1) & genMask
-	s.slot, s.gen = slot, p.gens[slot]
+	slot := p.claim(s)
 	s.joined = true
 	for i := range s.sides {
 		ev := s.event(i)
@@ -138,6 +129,22 @@ func (p *poller) register(s *splicer) error {
 	p.live++
 	p.start()
 	return nil
+}
+
+// claim gives s a free slot and that slot's next generation, so late events
+// for the slot's previous relay are ignored. Called with mu.
+func (p *poller) claim(s *splicer) int32 {
+	var slot int32
+	if n := len(p.free); n > 0 {
+		slot, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		slot = int32(len(p.slots))
+		p.slots = append(p.slots, nil)
+		p.gens = append(p.gens, 0)
+	}
+	p.gens[slot] = (p.gens[slot] + 1) & genMask
+	s.slot, s.gen = slot, p.gens[slot]
+	return slot
 }
 
 // start runs the loop if it is not running. Called with mu.
@@ -157,16 +164,7 @@ func (p *poller) registerTarget(s *splicer) error {
 	if err := p.open(); err != nil {
 		return err
 	}
-	var slot int32
-	if n := len(p.free); n > 0 {
-		slot, p.free = p.free[n-1], p.free[:n-1]
-	} else {
-		slot = int32(len(p.slots))
-		p.slots = append(p.slots, nil)
-		p.gens = append(p.gens, 0)
-	}
-	p.gens[slot] = (p.gens[slot] + 1) & genMask
-	s.slot, s.gen = slot, p.gens[slot]
+	slot := p.claim(s)
 	ev := s.event(1)
 	if err := s.sides[1].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
 		p.free = append(p.free, slot)
