@@ -84,7 +84,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Handle routes one connection. It is terminal: next is never called.
+// Handle routes one connection. It is terminal: next is never called. On
+// Linux it returns as soon as the relay runs: the relay's poller owns the
+// connection from then on and ends its CRT entry.
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	local := addrPort(cx.LocalAddr())
 	vipa, port := local.Addr(), local.Port()
@@ -103,28 +105,10 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		h.refuse(cx, vipa, port, "no target has an application listening on this port", nil)
 		return nil
 	}
-
-	targets := g.Targets()
-	start := rt.distmethod.Start(g)
-	var (
-		conn    *relay.Target
-		target  *tables.Target
-		lastErr error
-	)
-	for k := range min(len(targets), h.MaxAttempts) {
-		target = targets[(start+k)%len(targets)]
-		conn, lastErr = relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
-		if lastErr == nil {
-			break
-		}
-		h.fleet.counters.dialFailures.Add(1)
-		if ce := h.logger.Check(zapcore.WarnLevel, "dialing target failed; trying the next"); ce != nil {
-			ce.Write(zap.String("node", target.Node), zap.Stringer("address", target.Address), zap.Error(lastErr))
-		}
-	}
-	if lastErr != nil {
+	conn, target, err := h.dial(cx, g, rt.distmethod.Start(g))
+	if err != nil {
 		h.fleet.counters.noAnswer.Add(1)
-		h.refuse(cx, vipa, port, "no target answered", lastErr)
+		h.refuse(cx, vipa, port, "no target answered", err)
 		return nil
 	}
 
@@ -133,20 +117,50 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	e.VIPA, e.Port, e.Target = vipa, port, target
 	e.Since = time.Now().UnixNano()
 	h.fleet.crt.Insert(e)
-	defer func() {
-		h.fleet.crt.Remove(e)
-		h.fleet.crt.Release(e)
-	}()
-
-	err := relay.JoinTarget(cx.Conn, conn, prefetched(cx), relay.Options{
+	relay.Start(cx.Conn, conn, prefetched(cx), relay.Options{
 		IdleTimeout: time.Duration(h.IdleTimeout),
 		ToTarget:    &e.ToTarget,
 		ToClient:    &e.ToClient,
-	})
-	if err != nil && !isPeerGone(err) {
-		return fmt.Errorf("distribute %s to %s (%s): %w", local, target.Node, target.Address, err)
-	}
+	}, func(err error) { h.ended(e, err) })
 	return nil
+}
+
+// dial tries the group's targets from start on, at most MaxAttempts of
+// them, and returns the first that answers.
+func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int) (*relay.Target, *tables.Target, error) {
+	targets := g.Targets()
+	var lastErr error
+	for k := range min(len(targets), h.MaxAttempts) {
+		target := targets[(start+k)%len(targets)]
+		conn, err := relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
+		if err == nil {
+			return conn, target, nil
+		}
+		lastErr = err
+		h.fleet.counters.dialFailures.Add(1)
+		h.dialFailed(target, err)
+	}
+	return nil, nil, lastErr
+}
+
+// dialFailed logs a target that did not answer.
+func (h *Handler) dialFailed(target *tables.Target, err error) {
+	if ce := h.logger.Check(zapcore.WarnLevel, "dialing target failed; trying the next"); ce != nil {
+		ce.Write(zap.String("node", target.Node), zap.Stringer("address", target.Address), zap.Error(err))
+	}
+}
+
+// ended releases the CRT entry of a relay that is over; a failure other
+// than a peer going away is logged.
+func (h *Handler) ended(e *tables.Entry, err error) {
+	if err != nil && !isPeerGone(err) {
+		if ce := h.logger.Check(zapcore.ErrorLevel, "relay failed"); ce != nil {
+			ce.Write(zap.Stringer("client", e.Client), zap.Stringer("vipa", netip.AddrPortFrom(e.VIPA, e.Port)),
+				zap.String("node", e.Target.Node), zap.Stringer("address", e.Target.Address), zap.Error(err))
+		}
+	}
+	h.fleet.crt.Remove(e)
+	h.fleet.crt.Release(e)
 }
 
 // refuse logs why a connection gets no target; the layer4 server closes it

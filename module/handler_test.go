@@ -116,9 +116,7 @@ func TestHandlerSkipsDeadTargets(t *testing.T) {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 	}
-	if n := f.crt.Len(); n != 0 {
-		t.Fatalf("CRT holds %d entries after every connection ended", n)
-	}
+	waitCRTEmpty(t, f)
 	for _, r := range f.dpt.Rows() {
 		if r.ActiveConns != 0 {
 			t.Fatalf("row %s still counts %d active", r.Node, r.ActiveConns)
@@ -207,6 +205,23 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
+	// Handle is back while the connection is open: the relay runs without
+	// it, and the entry stays until the end.
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Handle still holds its goroutine while the relay runs")
+	}
+	if _, err := io.WriteString(c, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "echo" {
+		t.Fatalf("after Handle returned: got %q, %v; want the echo", got, err)
+	}
 	var entries []*tables.Entry
 	f.crt.Range(func(e *tables.Entry) bool {
 		if e.Client.String() != c.LocalAddr().String() || e.VIPA != vipa.Addr() || e.Port != vipa.Port() || e.Target.Node != "b" {
@@ -219,10 +234,18 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 		t.Fatalf("CRT has %d entries, want 1", len(entries))
 	}
 	c.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if f.crt.Len() != 0 {
-		t.Fatal("entry not removed")
+	waitCRTEmpty(t, f)
+}
+
+// waitCRTEmpty waits for the relays' pollers to end their connections and
+// release every CRT entry.
+func waitCRTEmpty(t *testing.T, f *fleet) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for f.crt.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("CRT holds %d entries after every connection ended", f.crt.Len())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -29,13 +31,14 @@ const (
 // dialRaw connects a non-blocking socket to addr and waits for the
 // handshake on a poller, bounded by timeout. The socket never enters Go's
 // netpoller: the poller that saw it connect relays it.
-func dialRaw(addr netip.AddrPort, timeout time.Duration) (rawTarget, bool, error) {
+func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) {
 	s, err := dialSocket(addr, timeout)
 	if err != nil {
 		return nil, true, &net.OpError{Op: "dial", Net: "tcp",
 			Addr: net.TCPAddrFromAddrPort(addr), Err: err}
 	}
-	return s, true, nil
+	s.handle.raw = s
+	return &s.handle, true, nil
 }
 
 func dialSocket(addr netip.AddrPort, timeout time.Duration) (*splicer, error) {
@@ -63,7 +66,10 @@ func dialSocket(addr netip.AddrPort, timeout time.Duration) (*splicer, error) {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("connect", err)
 	}
-	s := &splicer{done: make(chan struct{}), dialed: make(chan struct{}), dialing: err != nil}
+	s := &splicer{done: make(chan struct{}), dialing: err != nil}
+	if s.dialing {
+		s.dialed = make(chan struct{})
+	}
 	s.sides[1] = side{index: 1, fd: fd, raw: true, hearIn: true}
 	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1]}
 	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0]}
@@ -93,6 +99,9 @@ func connected(fd int) error {
 	if e != 0 || n == 0 {
 		return unix.EINPROGRESS
 	}
+	if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0 {
+		return nil // writable and no error: established
+	}
 	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	switch {
 	case err != nil:
@@ -103,34 +112,40 @@ func connected(fd int) error {
 	return nil
 }
 
-// setupSocket sets what net.Dialer sets on a TCP socket.
+// setupSocket sets what net.Dialer sets on a TCP socket. Straight calls,
+// not a table: the frames of a dial sit on the layer4 handler's stack.
 func setupSocket(fd int) error {
-	for _, o := range [...]struct{ level, opt, v int }{
-		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
-		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
-	} {
-		if err := setsockoptInt(fd, o.level, o.opt, o.v); err != nil {
-			return os.NewSyscallError("setsockopt", err)
-		}
+	err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err == nil {
+		err = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if err == nil {
+		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle)
+	}
+	if err == nil {
+		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval)
+	}
+	if err == nil {
+		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount)
+	}
+	if err != nil {
+		return os.NewSyscallError("setsockopt", err)
 	}
 	return nil
 }
 
 // connect starts the handshake without blocking.
 func connect(fd int, ip netip.Addr, port uint16) error {
-	var (
-		p unsafe.Pointer
-		n uintptr
-	)
 	if ip.Is4() {
 		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
 		sa.Port = port<<8 | port>>8
-		p, n = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
-		return rawConnect(fd, p, n)
+		return rawConnect(fd, unsafe.Pointer(&sa), unsafe.Sizeof(sa))
 	}
+	return connect6(fd, ip, port)
+}
+
+//go:noinline
+func connect6(fd int, ip netip.Addr, port uint16) error {
 	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
 	sa.Port = port<<8 | port>>8
 	if z := ip.Zone(); z != "" {
@@ -138,8 +153,7 @@ func connect(fd int, ip netip.Addr, port uint16) error {
 			sa.Scope_id = uint32(ifi.Index)
 		}
 	}
-	p, n = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
-	return rawConnect(fd, p, n)
+	return rawConnect(fd, unsafe.Pointer(&sa), unsafe.Sizeof(sa))
 }
 
 func rawConnect(fd int, sa unsafe.Pointer, n uintptr) error {
@@ -180,26 +194,29 @@ func (p *poller) connect(s *splicer) {
 	}
 }
 
-// join relays client and the dialed target, then closes both.
-func (s *splicer) join(client net.Conn, prefetched []byte, o *Options) error {
+// start hands client and the dialed target to the poller, which relays
+// them, closes both and calls ended. See Start.
+func (s *splicer) start(client net.Conn, prefetched []byte, o Options, ended func(error)) {
 	c, ok := client.(*net.TCPConn)
 	if !ok {
 		conn, err := s.conn()
-		if err != nil {
-			client.Close()
-			return err
+		if err == nil {
+			err = Join(client, conn, prefetched, o)
+			conn.Close()
 		}
-		defer client.Close()
-		defer conn.Close()
-		return Join(client, conn, prefetched, *o)
+		client.Close()
+		ended(err)
+		return
 	}
-	rc, err := c.SyscallConn()
+	cfd, err := dupConn(c)
+	client.Close() // the relay holds its own descriptor from here
 	if err != nil {
 		s.close()
-		return err
+		ended(err)
+		return
 	}
-	s.client, s.ctx, s.closeAll = client, o.Context, true
-	s.sides[0] = side{index: 0, rc: rc, hearIn: true}
+	s.sides[0] = side{index: 0, fd: cfd, raw: true, hearIn: true}
+	s.ctx, s.closeAll = o.Context, true
 	s.flows[0].count, s.flows[1].count = o.ToTarget, o.ToClient
 	if len(prefetched) > 0 {
 		// The poller makes no call on the socket until the client joins.
@@ -209,22 +226,47 @@ func (s *splicer) join(client net.Conn, prefetched []byte, o *Options) error {
 			n = 0
 		case err != nil:
 			s.close()
-			client.Close()
-			return s.sides[1].error("write", err)
+			unix.Close(cfd)
+			ended(s.sides[1].error("write", err))
+			return
 		}
 		add(o.ToTarget, n)
-		s.flows[0].pre = prefetched[n:]
-	}
-	s.setup(o)
-	if err := s.p.joinClient(s); err != nil {
-		if s.timer != nil {
-			s.timer.Stop()
+		if n < len(prefetched) {
+			s.flows[0].pre = bytes.Clone(prefetched[n:]) // the caller reuses its buffer
 		}
-		s.close()
-		client.Close()
-		return err
 	}
-	return s.run()
+	s.onEnd = ended
+	s.setup(&o)
+	if o.Context != nil {
+		s.stopCtx = context.AfterFunc(o.Context, func() { s.p.post(s, wakeAbort) })
+	}
+	if err := s.p.joinClient(s); err != nil {
+		s.stopClocks()
+		s.close()
+		unix.Close(cfd)
+		ended(err)
+	}
+	// From here the poller may end the relay at any time: s is its own.
+}
+
+// dupConn takes a descriptor of its own for c's socket, which shares c's
+// non-blocking mode; closing c then leaves the socket open.
+func dupConn(c *net.TCPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if cerr != nil {
+		return -1, cerr
+	}
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return fd, nil
 }
 
 // close drops a target that was not joined: the poller ends it, then its

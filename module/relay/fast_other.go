@@ -16,6 +16,6 @@ func Splices(client, target net.Conn) bool { return false }
 func fastRelay(client, target net.Conn, o *Options) runner { return nil }
 
 // dialRaw: no raw dial on this platform.
-func dialRaw(addr netip.AddrPort, timeout time.Duration) (rawTarget, bool, error) {
+func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) {
 	return nil, false, nil
 }

@@ -116,9 +116,9 @@ func (p *poller) register(s *splicer) error {
 	s.joined = true
 	for i := range s.sides {
 		ev := s.event(i)
-		if err := s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
+		if err := s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, ev); err != nil {
 			if i == 1 {
-				s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_DEL, nil)
+				s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_DEL, unix.EpollEvent{})
 			}
 			p.free = append(p.free, slot)
 			s.ended = true // a timer firing now finds nothing to end
@@ -166,7 +166,7 @@ func (p *poller) registerTarget(s *splicer) error {
 	}
 	slot := p.claim(s)
 	ev := s.event(1)
-	if err := s.sides[1].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
+	if err := s.sides[1].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, ev); err != nil {
 		p.free = append(p.free, slot)
 		return err
 	}
@@ -185,7 +185,7 @@ func (p *poller) joinClient(s *splicer) error {
 		return errDropped // failAll ended it
 	}
 	ev := s.event(0)
-	if err := s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, &ev); err != nil {
+	if err := s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, ev); err != nil {
 		return err
 	}
 	s.joined = true
@@ -324,10 +324,14 @@ func (p *poller) readMail() {
 // the loop no longer touches s's sockets.
 func (p *poller) end(s *splicer, err error) {
 	s.ended = true
-	for i := range s.sides {
-		// A raw socket leaves the set when it is closed, after this.
-		if sd := &s.sides[i]; sd.rc != nil {
-			sd.epollCtl(p.epfd, unix.EPOLL_CTL_DEL, nil)
+	if err == nil && !s.closeAll {
+		// The caller keeps the sockets: they leave the set now. Otherwise
+		// run closes them, which takes them out, and until then their
+		// events carry a generation that is no longer live.
+		for i := range s.sides {
+			if sd := &s.sides[i]; sd.rc != nil {
+				sd.epollCtl(p.epfd, unix.EPOLL_CTL_DEL, unix.EpollEvent{})
+			}
 		}
 	}
 	s.release()
@@ -335,7 +339,15 @@ func (p *poller) end(s *splicer, err error) {
 	p.slots[s.slot] = nil
 	p.free = append(p.free, s.slot)
 	p.live--
+	owned := s.joined && s.onEnd != nil
 	p.mu.Unlock()
+	if owned {
+		s.stopClocks()
+		unix.Close(s.sides[0].fd)
+		unix.Close(s.sides[1].fd)
+		s.onEnd(err)
+		return
+	}
 	s.err = err
 	close(s.done)
 	if s.dialing {

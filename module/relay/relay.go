@@ -4,7 +4,7 @@
 // On Linux, when both ends are *net.TCPConn, a few process-wide pollers (one
 // per P) run every relay: each poller is one edge-triggered epoll set, parked
 // on Go's netpoller, and one goroutine that exists only while the poller has
-// relays. The caller's goroutine just waits for its relay to end. Small
+// relays. Join's caller just waits for its relay to end. Small
 // reads are copied through the poller's buffer (two calls per message);
 // bursts are spliced through a kernel pipe borrowed from a pool only while
 // bytes are in flight. An idle relayed connection therefore holds its two
@@ -12,10 +12,13 @@
 // goroutine of its own. Other connections are copied through pooled buffers
 // taken only during a burst.
 //
-// Dial and JoinTarget go one step further for a TCP client on Linux: the
-// target is a raw nonblocking socket connected on the same poller, so it
-// never enters Go's netpoller, and since JoinTarget closes both sockets
-// itself the last FIN comes from that close rather than a second shutdown.
+// Dial and Start go further for a TCP client on Linux: the target is a raw
+// nonblocking socket connected on the same poller, so it never enters Go's
+// netpoller; the client's socket is taken out of it too (the relay keeps a
+// duplicate descriptor and closes the net.Conn), so the poller alone owns
+// the connection and no goroutine waits for it. Since the relay closes both
+// sockets itself, the last FIN comes from that close rather than a second
+// shutdown.
 package relay
 
 import (
@@ -84,7 +87,7 @@ type Target struct {
 
 // rawTarget is a target socket owned by a platform's fast path.
 type rawTarget interface {
-	join(client net.Conn, prefetched []byte, o *Options) error
+	start(client net.Conn, prefetched []byte, o Options, ended func(error))
 	close() error
 }
 
@@ -98,13 +101,18 @@ type rawTarget interface {
 // Elsewhere it is dialed with a net.Dialer.
 func Dial(client net.Conn, addr netip.AddrPort, timeout time.Duration) (*Target, error) {
 	if _, ok := client.(*net.TCPConn); ok {
-		if raw, ok, err := dialRaw(addr, timeout); ok {
-			if err != nil {
-				return nil, err
-			}
-			return &Target{raw: raw}, nil
+		if t, ok, err := dialRaw(addr, timeout); ok {
+			return t, err
 		}
 	}
+	return dialConn(addr, timeout)
+}
+
+// dialConn dials the portable way. Apart from Dial, whose frame sits on
+// every handler's stack.
+//
+//go:noinline
+func dialConn(addr netip.AddrPort, timeout time.Duration) (*Target, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.Dial("tcp", addr.String())
 	if err != nil {
@@ -121,17 +129,35 @@ func (t *Target) Close() error {
 	return t.conn.Close()
 }
 
-// JoinTarget relays client and t like Join, but closes both client and t
-// before returning, also on a clean finish. Knowing that, the relay leaves
-// the last FIN to that close instead of a shutdown (both peers' FINs were
-// read by then, so the close sends a FIN after the bytes, not a reset).
-func JoinTarget(client net.Conn, t *Target, prefetched []byte, o Options) error {
+// Start relays client and t like Join, but closes both when the relay
+// ends, also on a clean finish, and then calls ended with how it ended
+// (nil, or the first non-EOF error). ended is called exactly once and must
+// not block. Knowing the sockets close, the relay leaves the last FIN to
+// that close instead of a shutdown (both peers' FINs were read by then, so
+// the close sends a FIN after the bytes, not a reset).
+//
+// With a raw target (Linux, TCP client) Start returns as soon as the relay
+// runs: the poller owns both sockets from then on, the client through a
+// descriptor of its own (client itself is closed at once), and ended runs
+// on the poller's goroutine. No goroutine waits for the connection. For
+// other targets Start relays before returning. Either way the caller may
+// reuse prefetched once Start returns.
+func Start(client net.Conn, t *Target, prefetched []byte, o Options, ended func(error)) {
 	if t.raw != nil {
-		return t.raw.join(client, prefetched, &o)
+		t.raw.start(client, prefetched, o, ended)
+		return
 	}
-	defer client.Close()
-	defer t.conn.Close()
-	return Join(client, t.conn, prefetched, o)
+	err := Join(client, t.conn, prefetched, o)
+	client.Close()
+	t.conn.Close()
+	ended(err)
+}
+
+// JoinTarget relays client and t like Start and waits for the end.
+func JoinTarget(client net.Conn, t *Target, prefetched []byte, o Options) error {
+	done := make(chan error, 1)
+	Start(client, t, prefetched, o, func(err error) { done <- err })
+	return <-done
 }
 
 // runner is a relay prepared by a platform's fast path.

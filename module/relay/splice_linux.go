@@ -16,7 +16,7 @@ type side struct {
 	index    int // 0 client, 1 target
 	rc       syscall.RawConn
 	fd       int  // valid inside a turn, while the descriptor is held
-	raw      bool // fd is a dialed socket the relay owns: always valid
+	raw      bool // fd is a descriptor the relay owns: always valid
 	readable bool
 	writable bool
 	rdhup    bool // the peer's FIN (or an error) is pending: read to the end
@@ -50,15 +50,20 @@ func (sd *side) apply(ev uint32) {
 
 // epollCtl changes the side's registration while holding its descriptor,
 // so a recycled descriptor number is never touched.
-func (sd *side) epollCtl(epfd, op int, ev *unix.EpollEvent) error {
+// The event is passed by value: only the net.Conn path lets it escape.
+func (sd *side) epollCtl(epfd, op int, ev unix.EpollEvent) error {
 	if sd.raw {
-		if err := epollCtl(epfd, op, sd.fd, ev); err != nil {
+		if err := epollCtl(epfd, op, sd.fd, &ev); err != nil {
 			return sd.error("epoll_ctl", err)
 		}
 		return nil
 	}
+	return sd.epollCtlConn(epfd, op, ev)
+}
+
+func (sd *side) epollCtlConn(epfd, op int, ev unix.EpollEvent) error {
 	var err error
-	if cerr := sd.rc.Control(func(fd uintptr) { err = epollCtl(epfd, op, int(fd), ev) }); cerr != nil {
+	if cerr := sd.rc.Control(func(fd uintptr) { err = epollCtl(epfd, op, int(fd), &ev) }); cerr != nil {
 		return sd.error("", cerr)
 	}
 	if err != nil {
@@ -102,8 +107,15 @@ type splicer struct {
 	// poller's mu) lets its events run turns.
 	dialed chan struct{}
 	joined bool
-	// closeAll: run closes both sockets on a clean end too.
+	// closeAll: the sockets are closed on a clean end too.
 	closeAll bool
+	// handle is the Target that Dial returns for the splicer.
+	handle Target
+	// onEnd, set by start, makes the poller own the relay: it closes both
+	// raw descriptors when the relay ends and calls onEnd instead of
+	// waking a waiting caller.
+	onEnd   func(error)
+	stopCtx func() bool // stops the context's abort, if any
 
 	// Owned by the poller's loop.
 	queued  bool
@@ -167,19 +179,22 @@ func newSplicer(c, t *net.TCPConn, o *Options) (*splicer, error) {
 	return s, nil
 }
 
-// setup builds the turn's callbacks and starts the idle clock.
+// setup builds the turn's callbacks, unless both descriptors are the
+// relay's own, and starts the idle clock.
 func (s *splicer) setup(o *Options) {
-	s.withClient = func(fd uintptr) {
-		s.sides[0].fd = int(fd)
-		if s.sides[1].raw {
-			s.withTarget(uintptr(s.sides[1].fd))
-		} else if err := s.sides[1].rc.Control(s.withTarget); err != nil {
-			s.turnErr = s.sides[1].error("", err)
+	if !s.sides[0].raw {
+		s.withClient = func(fd uintptr) {
+			s.sides[0].fd = int(fd)
+			if s.sides[1].raw {
+				s.withTarget(uintptr(s.sides[1].fd))
+			} else if err := s.sides[1].rc.Control(s.withTarget); err != nil {
+				s.turnErr = s.sides[1].error("", err)
+			}
 		}
-	}
-	s.withTarget = func(fd uintptr) {
-		s.sides[1].fd = int(fd)
-		s.turnErr = s.pumpAll()
+		s.withTarget = func(fd uintptr) {
+			s.sides[1].fd = int(fd)
+			s.turnErr = s.pumpAll()
+		}
 	}
 	if o.IdleTimeout > 0 {
 		s.idle.start(o.IdleTimeout)
@@ -190,27 +205,26 @@ func (s *splicer) setup(o *Options) {
 // run waits until the poller ends the relay. Its frame stays small: it sits
 // under every idle connection's parked stack.
 func (s *splicer) run() error {
-	var stop func() bool
 	if s.ctx != nil {
-		stop = context.AfterFunc(s.ctx, func() { s.p.post(s, wakeAbort) })
+		s.stopCtx = context.AfterFunc(s.ctx, func() { s.p.post(s, wakeAbort) })
 	}
 	<-s.done
-	if stop != nil {
-		stop()
+	s.stopClocks()
+	if s.err != nil || s.closeAll {
+		s.client.Close()
+		s.target.Close()
+	}
+	return s.err
+}
+
+// stopClocks stops the idle timer and the context's abort.
+func (s *splicer) stopClocks() {
+	if s.stopCtx != nil {
+		s.stopCtx()
 	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	if s.err != nil || s.closeAll {
-		s.client.Close()
-		if s.target != nil {
-			s.target.Close()
-		}
-	}
-	if s.sides[1].raw {
-		unix.Close(s.sides[1].fd) // the poller is done with it
-	}
-	return s.err
 }
 
 // wakeUp handles the relay's mailbox entry: an abort, or an idle timer that
@@ -245,6 +259,9 @@ func (s *splicer) wakeUp(why uint32) error {
 // turn holds both descriptors (so a concurrent Close cannot recycle them)
 // and pumps both directions.
 func (s *splicer) turn() error {
+	if s.sides[0].raw {
+		return s.pumpAll() // both descriptors are the relay's own
+	}
 	s.turnErr = nil
 	if err := s.sides[0].rc.Control(s.withClient); err != nil {
 		return s.sides[0].error("", err)
