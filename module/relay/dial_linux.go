@@ -21,13 +21,6 @@ var (
 	errDropped = errors.New("relay: target dropped")
 )
 
-// Keepalive of a raw target, as net.Dialer sets it by default.
-const (
-	keepIdle     = 15 // seconds
-	keepInterval = 15 // seconds
-	keepCount    = 9
-)
-
 // dialRaw connects a non-blocking socket to addr and waits for the
 // handshake on a poller, bounded by timeout. The socket never enters Go's
 // netpoller: the poller that saw it connect relays it.
@@ -112,23 +105,10 @@ func connected(fd int) error {
 	return nil
 }
 
-// setupSocket sets what net.Dialer sets on a TCP socket. Straight calls,
-// not a table: the frames of a dial sit on the layer4 handler's stack.
+// setupSocket disables Nagle's algorithm, as net.Dialer does; keepalive
+// comes later (see sweepKeepalive).
 func setupSocket(fd int) error {
-	err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if err == nil {
-		err = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	}
-	if err == nil {
-		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle)
-	}
-	if err == nil {
-		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval)
-	}
-	if err == nil {
-		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount)
-	}
-	if err != nil {
+	if err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return os.NewSyscallError("setsockopt", err)
 	}
 	return nil
@@ -220,7 +200,7 @@ func (s *splicer) start(client net.Conn, prefetched []byte, o Options, ended fun
 	s.flows[0].count, s.flows[1].count = o.ToTarget, o.ToClient
 	if len(prefetched) > 0 {
 		// The poller makes no call on the socket until the client joins.
-		n, err := write(s.sides[1].fd, prefetched)
+		n, err := send(s.sides[1].fd, prefetched)
 		switch {
 		case err == unix.EAGAIN:
 			n = 0

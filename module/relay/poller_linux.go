@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,12 +28,17 @@ type poller struct {
 	mail    []*splicer // relays whose timer or context fired
 	stepFn  func(uintptr) bool
 
+	sweep      *time.Timer // next keepalive sweep
+	sweepArmed bool        // sweep is running
+	sweepDue   atomic.Bool // the loop owes a sweep
+
 	// Owned by the loop goroutine.
 	events  [128]unix.EpollEvent
 	runq    []*splicer // relays to run in this pass
 	next    []*splicer // relays that can still move without an event
 	pending []*splicer // mailbox taken out of mu
 	scratch [copyMax]byte
+	armFDs  []int // targets whose keepalive a sweep arms
 }
 
 // Epoll data of an event: the slot in Fd, generation and side in Pad.
@@ -100,6 +106,8 @@ func (p *poller) open() error {
 	}
 	p.ep, p.epfd, p.rc, p.wakefd = ep, epfd, rc, wfd
 	p.stepFn = p.step
+	p.sweep = time.AfterFunc(time.Hour, p.sweepTick)
+	p.sweep.Stop()
 	return nil
 }
 
@@ -149,6 +157,7 @@ func (p *poller) claim(s *splicer) int32 {
 
 // start runs the loop if it is not running. Called with mu.
 func (p *poller) start() {
+	p.armSweep()
 	if !p.running {
 		p.running = true
 		go p.loop()
@@ -304,6 +313,9 @@ func (p *poller) post(s *splicer, why uint32) {
 func (p *poller) readMail() {
 	var buf [8]byte
 	unix.Read(p.wakefd, buf[:]) // reset the counter before taking the mail
+	if p.sweepDue.Swap(false) {
+		p.sweepKeepalive()
+	}
 	p.mu.Lock()
 	p.pending, p.mail = p.mail, p.pending[:0]
 	p.mu.Unlock()

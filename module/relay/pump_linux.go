@@ -112,7 +112,7 @@ func (s *splicer) pump(f *flow) error {
 // nothing is read from the client before they are gone.
 func (s *splicer) writePre(f *flow) error {
 	for len(f.pre) > 0 && f.dst.writable {
-		n, err := write(f.dst.fd, f.pre)
+		n, err := send(f.dst.fd, f.pre)
 		switch {
 		case err == unix.EAGAIN:
 			f.dst.writable = false
@@ -132,7 +132,7 @@ func (s *splicer) writePre(f *flow) error {
 // A read that fills the buffer starts a bulk burst, spliced.
 func (s *splicer) copyOnce(f *flow) (progressed bool, err error) {
 	buf := s.p.scratch[:]
-	n, err := read(f.src.fd, buf)
+	n, err := recv(f.src.fd, buf)
 	switch {
 	case err == unix.EAGAIN:
 		f.src.readable = false
@@ -143,7 +143,7 @@ func (s *splicer) copyOnce(f *flow) (progressed bool, err error) {
 		f.eof = true
 		return true, nil
 	}
-	w, err := write(f.dst.fd, buf[:n])
+	w, err := send(f.dst.fd, buf[:n])
 	switch {
 	case err == unix.EAGAIN:
 		w = 0

@@ -96,9 +96,10 @@ type rawTarget interface {
 //
 // On Linux, when client is a *net.TCPConn, the target is a raw non-blocking
 // socket whose handshake is awaited on the relay's pollers: it never
-// becomes a net.Conn nor enters Go's netpoller. Like net.Dialer, it gets
-// TCP_NODELAY and keepalive probes (15s idle, 15s interval, 9 probes).
-// Elsewhere it is dialed with a net.Dialer.
+// becomes a net.Conn nor enters Go's netpoller. Like net.Dialer's, it gets
+// TCP_NODELAY and keepalive probes (15s idle, 15s interval, 9 probes), the
+// probes once it has been relayed for a few seconds. Elsewhere it is
+// dialed with a net.Dialer.
 func Dial(client net.Conn, addr netip.AddrPort, timeout time.Duration) (*Target, error) {
 	if _, ok := client.(*net.TCPConn); ok {
 		if t, ok, err := dialRaw(addr, timeout); ok {

@@ -118,6 +118,7 @@ type splicer struct {
 	stopCtx func() bool // stops the context's abort, if any
 
 	// Owned by the poller's loop.
+	swept   uint8 // keepalive sweeps seen since the join (under mu)
 	queued  bool
 	ended   bool
 	dialing bool // the handshake is in progress

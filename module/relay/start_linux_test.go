@@ -5,12 +5,16 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // startRig is n connections app -- (client | Start | target) -- backend.
@@ -203,4 +207,67 @@ func assertClosed(t *testing.T, c *net.TCPConn) {
 
 func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// TestKeepaliveArmedBySweep: a raw target starts without keepalive probes
+// and gets them once it has lived through its poller's sweeps.
+func TestKeepaliveArmedBySweep(t *testing.T) {
+	old := keepaliveSweep.Swap(int64(20 * time.Millisecond))
+	defer keepaliveSweep.Store(old)
+	r := newStartRig(t, 1, Options{})
+	for _, p := range pollers { // sweeps armed by earlier tests wait 5s
+		p.mu.Lock()
+		if p.sweep != nil {
+			p.sweep.Reset(time.Duration(keepaliveSweep.Load()))
+		}
+		p.mu.Unlock()
+	}
+	fd := socketTo(t, r.backends[0])
+	if on, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); on != 0 {
+		t.Fatal("a fresh target already probes")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no keepalive on a target that lived through the sweeps")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if idle, _ := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); idle != keepIdle {
+		t.Fatalf("TCP_KEEPIDLE %d, want %d", idle, keepIdle)
+	}
+	r.apps[0].Close()
+	r.backends[0].Close()
+	r.wait(t, 1)
+}
+
+// socketTo finds this process's descriptor of the relay socket whose peer
+// is c.
+func socketTo(t *testing.T, c *net.TCPConn) int {
+	t.Helper()
+	want := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		sa, err := unix.Getpeername(fd)
+		if in4, ok := sa.(*unix.SockaddrInet4); err == nil && ok &&
+			netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port)) == want {
+			return fd
+		}
+	}
+	t.Fatalf("no socket connected to %v", want)
+	return -1
 }

@@ -11,22 +11,20 @@ import (
 // another thread during a long splice and make the loop wait to get it
 // back.
 
-// read and write are the plain calls.
-func read(fd int, b []byte) (int, error) {
-	return rawIO(unix.SYS_READ, fd, b)
+// recv and send move bytes on a socket. They skip the file layer that
+// read and write go through; send never raises SIGPIPE.
+func recv(fd int, b []byte) (int, error) {
+	return rawIO(unix.SYS_RECVFROM, fd, b, 0)
 }
 
+func send(fd int, b []byte) (int, error) {
+	return rawIO(unix.SYS_SENDTO, fd, b, unix.MSG_NOSIGNAL)
+}
+
+// write writes to a pipe.
 func write(fd int, b []byte) (int, error) {
-	return rawIO(unix.SYS_WRITE, fd, b)
-}
-
-func rawIO(trap uintptr, fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
 	for {
-		n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
+		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(bufPtr(b)), uintptr(len(b)))
 		if e == 0 {
 			return int(n), nil
 		}
@@ -34,6 +32,25 @@ func rawIO(trap uintptr, fd int, b []byte) (int, error) {
 			return 0, e
 		}
 	}
+}
+
+func rawIO(trap uintptr, fd int, b []byte, flags int) (int, error) {
+	for {
+		n, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(bufPtr(b)), uintptr(len(b)), uintptr(flags), 0, 0)
+		if e == 0 {
+			return int(n), nil
+		}
+		if e != unix.EINTR {
+			return 0, e
+		}
+	}
+}
+
+func bufPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
 }
 
 // splice moves up to n bytes without blocking. SPLICE_F_MOVE is only a hint.
