@@ -150,17 +150,25 @@ func (h *Handler) dialFailed(target *tables.Target, err error) {
 	}
 }
 
-// ended releases the CRT entry of a relay that is over; a failure other
-// than a peer going away is logged.
+// ended releases the CRT entry of a relay that is over. A failure other
+// than a peer going away is logged as an error, an idle timeout at debug.
 func (h *Handler) ended(e *tables.Entry, err error) {
-	if err != nil && !isPeerGone(err) {
-		if ce := h.logger.Check(zapcore.ErrorLevel, "relay failed"); ce != nil {
-			ce.Write(zap.Stringer("client", e.Client), zap.Stringer("vipa", netip.AddrPortFrom(e.VIPA, e.Port)),
-				zap.String("node", e.Target.Node), zap.Stringer("address", e.Target.Address), zap.Error(err))
-		}
+	switch {
+	case err == nil || isPeerGone(err):
+	case errors.Is(err, relay.ErrIdleTimeout):
+		h.logEnd(zapcore.DebugLevel, "idle timeout: connection closed", e, nil)
+	default:
+		h.logEnd(zapcore.ErrorLevel, "relay failed", e, err)
 	}
 	h.fleet.crt.Remove(e)
 	h.fleet.crt.Release(e)
+}
+
+func (h *Handler) logEnd(lvl zapcore.Level, msg string, e *tables.Entry, err error) {
+	if ce := h.logger.Check(lvl, msg); ce != nil {
+		ce.Write(zap.Stringer("client", e.Client), zap.Stringer("vipa", netip.AddrPortFrom(e.VIPA, e.Port)),
+			zap.String("node", e.Target.Node), zap.Stringer("address", e.Target.Address), zap.Error(err))
+	}
 }
 
 // refuse logs why a connection gets no target; the layer4 server closes it

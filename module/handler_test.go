@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
@@ -247,5 +249,37 @@ func waitCRTEmpty(t *testing.T, f *fleet) {
 			t.Fatalf("CRT holds %d entries after every connection ended", f.crt.Len())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestHandlerIdleTimeout: an idle connection is closed after the timeout,
+// its CRT entry released, and that is no error.
+func TestHandlerIdleTimeout(t *testing.T) {
+	vln := listenVIPA(t)
+	h, f, vipa := testHandler(t, vln)
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
+	h.IdleTimeout = caddy.Duration(100 * time.Millisecond)
+	_, live := backend(t, "B")
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	done := serveOne(t, h, vln, nil)
+	c, err := net.Dial("tcp", vipa.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if got, err := io.ReadAll(c); err != nil || string(got) != "B" {
+		t.Fatalf("read %q, %v; want the greeting, then the close", got, err)
+	}
+	waitCRTEmpty(t, f)
+	if n := logs.FilterMessage("idle timeout: connection closed").Len(); n != 1 {
+		t.Fatalf("%d idle-timeout debug lines, want 1", n)
+	}
+	if n := logs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 0 {
+		t.Fatalf("an idle timeout logged %d errors", n)
 	}
 }

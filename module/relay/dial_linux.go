@@ -124,6 +124,8 @@ func connect(fd int, ip netip.Addr, port uint16) error {
 	return connect6(fd, ip, port)
 }
 
+// connect6 is apart from connect, whose frame sits on the handler's stack.
+//
 //go:noinline
 func connect6(fd int, ip netip.Addr, port uint16) error {
 	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}

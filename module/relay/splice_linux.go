@@ -86,8 +86,9 @@ type flow struct {
 	count    *atomic.Int64
 }
 
-// splicer is one relayed TCP connection, run by a poller's loop; the
-// caller's goroutine only waits for its end.
+// splicer is one relayed TCP connection, run by a poller's loop. Join's
+// caller waits for its end; after Start nobody waits: the loop ends it,
+// closes its sockets and calls onEnd.
 type splicer struct {
 	client, target net.Conn
 	p              *poller
