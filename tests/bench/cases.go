@@ -30,7 +30,10 @@ type benchCase struct {
 var allCases = []benchCase{
 	{"upload", []metric{{"upload_gbps", "bulk upload, 1 conn", "Gbit/s", false, 2}}, (*runner).upload},
 	{"download", []metric{{"download_gbps", "bulk download, 1 conn", "Gbit/s", false, 2}}, (*runner).download},
-	{"connrate", []metric{{"conn_per_s", "connect+64B+close, 32 workers", "conn/s", false, 0}}, (*runner).connRate},
+	{"connrate", []metric{
+		{"conn_per_s", "connect+64B+close, 32 workers", "conn/s", false, 0},
+		{"conn_cpu_us", "proxy CPU per connection", "µs", true, 1},
+	}, (*runner).connRate},
 	{"pingpong", []metric{
 		{"pingpong_p50_us", "64B ping-pong p50, one core", "µs", true, 1},
 		{"pingpong_p99_us", "64B ping-pong p99, one core", "µs", true, 1},

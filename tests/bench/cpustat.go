@@ -93,3 +93,15 @@ func (r *runner) warnIfBusy() {
 		fmt.Fprintf(r.cfg.Err, "warning: the machine is busy before the run (%s): expect noisy results\n", strings.Join(busy, ", "))
 	}
 }
+
+// connCPU adds the proxy core's time per connection of the connection-rate
+// case. Unlike the rate it does not depend on which core set the pace: a
+// proxy that leaves its core idle while the load core is saturated shows
+// its real cost here.
+func connCPU(m map[string]float64) {
+	pct, okP := m["connrate_cpu_proxy_pct"]
+	rate, okR := m["conn_per_s"]
+	if okP && okR && rate > 0 {
+		m["conn_cpu_us"] = pct / 100 * 1e6 / rate
+	}
+}

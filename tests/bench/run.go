@@ -186,6 +186,9 @@ func (r *runner) measure(round int, bc benchCase, ct *contender) {
 	m := bc.run(r, ct)
 	if bc.name != "idle" && bc.name != "pingpong" { // ping-pong runs all on one core
 		r.cpuMetrics(bc.name, before, readCPUTimes(), m)
+		if ct.proc != nil {
+			connCPU(m)
+		}
 	}
 	prof.Wait()
 	r.res.add(ct.name, m)
