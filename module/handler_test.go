@@ -37,9 +37,10 @@ func testHandler(t *testing.T, vipaLn net.Listener) (*Handler, *fleet, netip.Add
 	return h, f, vipa
 }
 
-// serveOne accepts one client on ln and hands it to h the way a layer4
-// server does, with prefetched bytes; it closes the connection afterwards.
-func serveOne(t *testing.T, h *Handler, ln net.Listener, prefetched []byte) <-chan error {
+// through accepts one client on ln and hands it to h the way a layer4
+// server does, with prefetched bytes, and returns the client's side and
+// what Handle returned. The server side is closed when Handle is back.
+func through(t *testing.T, h *Handler, ln net.Listener, prefetched []byte) (net.Conn, <-chan error) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
@@ -52,7 +53,12 @@ func serveOne(t *testing.T, h *Handler, ln net.Listener, prefetched []byte) <-ch
 		cx := layer4.WrapConnection(c, prefetched, zap.NewNop())
 		done <- h.Handle(cx, nil)
 	}()
-	return done
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, done
 }
 
 // backend answers each connection with its name and then echoes.
@@ -103,11 +109,7 @@ func TestHandlerSkipsDeadTargets(t *testing.T) {
 	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 
 	for i := range 6 {
-		done := serveOne(t, h, vln, nil)
-		c, err := net.Dial("tcp", vipa.String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, done := through(t, h, vln, nil)
 		buf := make([]byte, 1)
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'B' {
@@ -131,13 +133,8 @@ func TestHandlerSkipsDeadTargets(t *testing.T) {
 
 func TestHandlerClosesWithoutCandidate(t *testing.T) {
 	vln := listenVIPA(t)
-	h, _, vipa := testHandler(t, vln)
-	done := serveOne(t, h, vln, nil)
-	c, err := net.Dial("tcp", vipa.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	h, _, _ := testHandler(t, vln)
+	c, done := through(t, h, vln, nil)
 	_ = c.SetReadDeadline(time.Now().Add(time.Second))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("read %d, %v; want EOF at once", n, err)
@@ -154,12 +151,7 @@ func TestHandlerClosesWhenNoTargetAnswers(t *testing.T) {
 	deadAddr := dead.Addr().(*net.TCPAddr).AddrPort()
 	dead.Close()
 	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
-	done := serveOne(t, h, vln, nil)
-	c, err := net.Dial("tcp", vipa.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, done := through(t, h, vln, nil)
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("read %d, %v; want EOF", n, err)
@@ -175,11 +167,7 @@ func TestHandlerSendsPrefetchedBytesFirst(t *testing.T) {
 	h, f, vipa := testHandler(t, vln)
 	_, live := backend(t, "B")
 	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
-	done := serveOne(t, h, vln, []byte("pre-"))
-	c, err := net.Dial("tcp", vipa.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, done := through(t, h, vln, []byte("pre-"))
 	_, _ = io.WriteString(c, "rest")
 	_ = c.(*net.TCPConn).CloseWrite()
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -198,11 +186,7 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 	h, f, vipa := testHandler(t, vln)
 	_, live := backend(t, "B")
 	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
-	done := serveOne(t, h, vln, nil)
-	c, err := net.Dial("tcp", vipa.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, done := through(t, h, vln, nil)
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		t.Fatal(err)
@@ -262,12 +246,7 @@ func TestHandlerIdleTimeout(t *testing.T) {
 	h.IdleTimeout = caddy.Duration(100 * time.Millisecond)
 	_, live := backend(t, "B")
 	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
-	done := serveOne(t, h, vln, nil)
-	c, err := net.Dial("tcp", vipa.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, done := through(t, h, vln, nil)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
