@@ -168,7 +168,7 @@ func startNode(dir, bin string, n *node, routing bool) error {
 	n.cmd = exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
 	n.cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	n.cmd.SysProcAttr = childAttr()
 	if err := n.cmd.Start(); err != nil {
 		return err
 	}

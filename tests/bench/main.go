@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures the distribute handler end to end on loopback, side
 // by side with caddy-l4's proxy handler, HAProxy (when installed) and no
 // proxy at all, and verifies every byte it moves.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fleetbench measures how fast a 3-process caddy-vipa fleet with
 // default settings follows its applications: listen → routable and
 // stop-listening → unroutable on the routing node, and how soon the rows of

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package harness holds what the repository's measurement commands share:
 // building this checkout's Caddy and picking ports for real processes.
 package harness
