@@ -10,7 +10,7 @@ import (
 // Small messages into a target that does not read fill its socket: the
 // bytes a write refuses wait in a pipe, in order, until it reads again.
 func TestSmallMessagesStalledTarget(t *testing.T) {
-	r := newRig(t, modes[0].wrap, nil, 0)
+	r := newRig(t, modes[0], nil, 0)
 	const msgs, size = 30000, 100
 	var want bytes.Buffer
 	go func() {
@@ -51,7 +51,7 @@ func TestPollerStopsWhenIdle(t *testing.T) {
 	}
 	for round := range 3 {
 		t.Run("", func(t *testing.T) {
-			r := newRig(t, modes[0].wrap, nil, 0)
+			r := newRig(t, modes[0], nil, 0)
 			r.client.Write([]byte{byte(round)})
 			if _, err := io.ReadFull(r.backend, make([]byte, 1)); err != nil {
 				t.Fatal(err)

@@ -36,7 +36,7 @@ func TestFastPathTaken(t *testing.T) {
 	before := countFDs(t, "anon_inode:[eventpoll]")
 	const conns = 40
 	for range conns {
-		r := newRig(t, modes[0].wrap, nil, 0)
+		r := newRig(t, modes[0], nil, 0)
 		r.client.Write([]byte("x"))
 		io.ReadFull(r.backend, make([]byte, 1))
 	}
@@ -53,7 +53,7 @@ func TestFastPathTaken(t *testing.T) {
 func TestNoPipeHeldWhenIdle(t *testing.T) {
 	const conns = 32
 	for range conns {
-		r := newRig(t, modes[0].wrap, nil, 0)
+		r := newRig(t, modes[0], nil, 0)
 		// A user-space echo: io.Copy between two TCP sockets would splice.
 		go io.Copy(struct{ io.Writer }{r.backend}, struct{ io.Reader }{r.backend})
 		r.client.Write(make([]byte, 200<<10))
@@ -72,7 +72,7 @@ func TestNoPipeHeldWhenIdle(t *testing.T) {
 
 // A reset on a side whose direction is already finished still ends the relay.
 func TestResetAfterHalfClose(t *testing.T) {
-	r := newRig(t, modes[0].wrap, nil, 0)
+	r := newRig(t, modes[0], nil, 0)
 	r.client.CloseWrite()
 	if _, err := io.ReadAll(r.backend); err != nil {
 		t.Fatal(err)

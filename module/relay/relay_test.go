@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,12 +26,19 @@ type hidden struct{ net.Conn }
 func (h hidden) CloseWrite() error { return h.Conn.(*net.TCPConn).CloseWrite() }
 
 // modes runs a test against each relay path.
-var modes = []struct {
-	name string
-	wrap func(net.Conn) net.Conn
-}{
-	{"fast", func(c net.Conn) net.Conn { return c }},
-	{"copy", func(c net.Conn) net.Conn { return hidden{c} }},
+// mode is a way through the relay: Join over two TCP connections (the
+// fast path on Linux), Join over connections it cannot see into (the
+// portable copy), or Dial and Start (what the distribute handler does).
+type mode struct {
+	name  string
+	wrap  func(net.Conn) net.Conn
+	start bool
+}
+
+var modes = []mode{
+	{"fast", func(c net.Conn) net.Conn { return c }, false},
+	{"copy", func(c net.Conn) net.Conn { return hidden{c} }, false},
+	{"start", func(c net.Conn) net.Conn { return c }, true},
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -74,15 +82,35 @@ type rig struct {
 	done            chan error
 }
 
-func newRig(t *testing.T, wrap func(net.Conn) net.Conn, prefetched []byte, idle time.Duration) *rig {
+func newRig(t *testing.T, m mode, prefetched []byte, idle time.Duration) *rig {
 	t.Helper()
 	ln := listen(t)
 	defer ln.Close()
 	r := &rig{done: make(chan error, 1)}
 	r.client, r.rc = tcpPair(t, ln)
-	r.rt, r.backend = tcpPair(t, ln)
 	o := Options{IdleTimeout: idle, ToTarget: &r.toTarget, ToClient: &r.toClient}
-	go func() { r.done <- Join(wrap(r.rc), wrap(r.rt), prefetched, o) }()
+	if m.start {
+		// The relay dials the backend and owns both sockets; r.rt stays nil.
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			accepted <- c
+		}()
+		tg, err := Dial(r.rc, ln.Addr().(*net.TCPAddr).AddrPort(), 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := <-accepted
+		if b == nil {
+			t.Fatal("accept failed")
+		}
+		r.backend = b.(*net.TCPConn)
+		// Off Linux Start relays before returning.
+		go Start(r.rc, tg, prefetched, o, func(err error) { r.done <- err })
+	} else {
+		r.rt, r.backend = tcpPair(t, ln)
+		go func() { r.done <- Join(m.wrap(r.rc), m.wrap(r.rt), prefetched, o) }()
+	}
 	t.Cleanup(func() {
 		r.client.Close()
 		r.backend.Close()
@@ -92,7 +120,9 @@ func newRig(t *testing.T, wrap func(net.Conn) net.Conn, prefetched []byte, idle 
 			t.Error("Join did not return")
 		}
 		r.rc.Close()
-		r.rt.Close()
+		if r.rt != nil {
+			r.rt.Close()
+		}
 	})
 	return r
 }
@@ -140,7 +170,7 @@ func TestBulkBothWays(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			pre := []byte("prefetched:")
-			r := newRig(t, m.wrap, pre, 0)
+			r := newRig(t, m, pre, 0)
 			type res struct {
 				n   int64
 				sum [32]byte
@@ -196,7 +226,7 @@ func TestBulkBothWays(t *testing.T) {
 func TestPrefetchedFirst(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			r := newRig(t, m.wrap, []byte("HELLO "), 0)
+			r := newRig(t, m, []byte("HELLO "), 0)
 			r.client.Write([]byte("world"))
 			r.client.CloseWrite()
 			got, err := io.ReadAll(r.backend)
@@ -210,7 +240,7 @@ func TestPrefetchedFirst(t *testing.T) {
 func TestHalfClose(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			r := newRig(t, m.wrap, nil, 0)
+			r := newRig(t, m, nil, 0)
 			if _, err := r.client.Write([]byte("request")); err != nil {
 				t.Fatal(err)
 			}
@@ -235,8 +265,14 @@ func TestHalfClose(t *testing.T) {
 			if err := r.wait(t, 5*time.Second); err != nil {
 				t.Fatalf("Join: %v", err)
 			}
-			// A clean finish leaves the connections to the caller.
-			if _, err := r.rc.Write([]byte("x")); errors.Is(err, net.ErrClosed) {
+			if m.start {
+				// Start closes both sockets itself: the backend reads EOF.
+				r.backend.SetReadDeadline(time.Now().Add(3 * time.Second))
+				if n, err := r.backend.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+					t.Errorf("backend after the end: %d, %v; want EOF", n, err)
+				}
+			} else if _, err := r.rc.Write([]byte("x")); errors.Is(err, net.ErrClosed) {
+				// A clean finish leaves the connections to the caller.
 				t.Error("Join closed the client connection on a clean finish")
 			}
 		})
@@ -253,7 +289,7 @@ func TestResetEndsJoin(t *testing.T) {
 	for _, m := range modes {
 		for _, side := range []string{"backend", "client"} {
 			t.Run(m.name+"/"+side, func(t *testing.T) {
-				r := newRig(t, m.wrap, nil, 0)
+				r := newRig(t, m, nil, 0)
 				// Traffic first, so the relay is in its steady state.
 				r.client.Write([]byte("ping"))
 				buf := make([]byte, 4)
@@ -270,6 +306,17 @@ func TestResetEndsJoin(t *testing.T) {
 				}
 				t.Logf("Join ended after %v: %v", time.Since(start), err)
 				for _, c := range []*net.TCPConn{r.rc, r.rt} {
+					if c == nil { // Start's target is the relay's own: the peer sees it closed
+						peer := r.client
+						if side == "client" {
+							peer = r.backend
+						}
+						peer.SetReadDeadline(time.Now().Add(3 * time.Second))
+						if _, err := io.ReadAll(peer); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+							t.Errorf("the other peer after a reset: %v", err)
+						}
+						continue
+					}
 					if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 						t.Errorf("relay side still open after reset: %v", err)
 					}
@@ -283,7 +330,7 @@ func TestIdleTimeout(t *testing.T) {
 	const idle = 600 * time.Millisecond
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			r := newRig(t, m.wrap, nil, idle)
+			r := newRig(t, m, nil, idle)
 			start := time.Now()
 			// Alternate directions for a while: the relay must stay up.
 			buf := make([]byte, 1)
@@ -319,7 +366,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestIdleTimeoutAfterHalfClose(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			r := newRig(t, m.wrap, nil, 200*time.Millisecond)
+			r := newRig(t, m, nil, 200*time.Millisecond)
 			r.client.CloseWrite()
 			if _, err := io.ReadAll(r.backend); err != nil {
 				t.Fatal(err)
@@ -335,7 +382,7 @@ func TestIdleTimeoutAfterHalfClose(t *testing.T) {
 func TestIdleTimeoutStalledWriter(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			r := newRig(t, m.wrap, nil, 200*time.Millisecond)
+			r := newRig(t, m, nil, 200*time.Millisecond)
 			go io.Copy(r.client, bytes.NewReader(make([]byte, 64<<20)))
 			if err := r.wait(t, 3*time.Second); !errors.Is(err, ErrIdleTimeout) {
 				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
@@ -374,7 +421,7 @@ func TestSlowReader(t *testing.T) {
 	const size = 3 << 20
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			r := newRig(t, m.wrap, nil, 0)
+			r := newRig(t, m, nil, 0)
 			sum := make(chan [32]byte, 1)
 			go func() {
 				s, _ := stream(r.client, size, 7)
@@ -414,7 +461,7 @@ func TestManyConcurrent(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			errs := make(chan error, conns)
 			for i := range conns {
-				r := newRig(t, m.wrap, nil, 10*time.Second)
+				r := newRig(t, m, nil, 10*time.Second)
 				go func() {
 					size := 1 + rand.IntN(256<<10)
 					// The backend echoes what it receives.
@@ -451,7 +498,7 @@ func TestPingPongNoStall(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			errs := make(chan error, conns)
 			for i := range conns {
-				r := newRig(t, m.wrap, nil, 0)
+				r := newRig(t, m, nil, 0)
 				go func() {
 					rng := rand.New(rand.NewPCG(uint64(i), 0))
 					buf := make([]byte, 2048)
