@@ -45,38 +45,58 @@ func versionCheck(held *digest, d digest) string {
 	return "same"
 }
 
+// admission is what admit decides about a peer's version.
+type admission int
+
+const (
+	admitNone  admission = iota // nothing new, not sent, or dropped (counted)
+	admitEmpty                  // the empty version, which carries no body
+	admitBody                   // a new version whose body verified: decode it
+)
+
+// admit checks version d of a peer's body of kind against the held one and,
+// when the body came along, its hash.
+func (a *Agent) admit(held *digest, d digest, kind byte, body []byte) admission {
+	switch r := versionCheck(held, d); r {
+	case "":
+	case "same":
+		return admitNone
+	default:
+		a.stats.inc("drop_" + r)
+		return admitNone
+	}
+	if len(body) == 0 {
+		if d.hash == hashBody(kind, nil) {
+			return admitEmpty
+		}
+		return admitNone // not sent: the peer thought we held it
+	}
+	if hashBody(kind, body) != d.hash {
+		a.stats.inc("drop_hash")
+		return admitNone
+	}
+	return admitBody
+}
+
 func (a *Agent) applyDefsLocked(p *peer, d digest, body []byte) {
 	var held *digest
 	if p.defs != nil {
 		held = &p.defs.digest
 	}
-	switch r := versionCheck(held, d); r {
-	case "":
-	case "same":
-		return
-	default:
-		a.stats.inc("drop_" + r)
-		return
-	}
-	if len(body) == 0 {
-		if d.hash == emptyDefsHash {
-			p.defs = &defsVersion{digest: d}
-			a.defsDirty = true
+	switch a.admit(held, d, kindDefs, body) {
+	case admitEmpty:
+		p.defs = &defsVersion{digest: d}
+		a.defsDirty = true
+	case admitBody:
+		defs, err := decodeDefs(body, p.name)
+		if err != nil {
+			a.stats.inc(dropReason(err))
+			return
 		}
-		return // not sent: the peer thought we held it
+		p.defs = &defsVersion{digest: d, defs: defs, body: body}
+		a.defsDirty = true
+		a.stats.inc("defs_applied")
 	}
-	if hashBody(kindDefs, body) != d.hash {
-		a.stats.inc("drop_hash")
-		return
-	}
-	defs, err := decodeDefs(body, p.name)
-	if err != nil {
-		a.stats.inc(dropReason(err))
-		return
-	}
-	p.defs = &defsVersion{digest: d, defs: defs, body: body}
-	a.defsDirty = true
-	a.stats.inc("defs_applied")
 }
 
 func (a *Agent) applyReportLocked(p *peer, d digest, body []byte) {
@@ -84,34 +104,21 @@ func (a *Agent) applyReportLocked(p *peer, d digest, body []byte) {
 	if p.report != nil {
 		held = &p.report.digest
 	}
-	switch r := versionCheck(held, d); r {
-	case "":
-	case "same":
-		return
-	default:
-		a.stats.inc("drop_" + r)
-		return
-	}
-	if len(body) == 0 {
-		if d.hash == emptyReportHash {
-			p.report = &report{digest: d}
-			a.dirty[p.name] = true
+	switch a.admit(held, d, kindReport, body) {
+	case admitEmpty:
+		p.report = &report{digest: d}
+		a.dirty[p.name] = true
+	case admitBody:
+		adv, lines, err := decodeReport(body)
+		if err != nil {
+			a.stats.inc(dropReason(err))
+			return
 		}
-		return
+		p.report = &report{digest: d, adv: adv, lines: lines, body: body}
+		p.countDrops = true
+		a.dirty[p.name] = true
+		a.stats.inc("report_applied")
 	}
-	if hashBody(kindReport, body) != d.hash {
-		a.stats.inc("drop_hash")
-		return
-	}
-	adv, lines, err := decodeReport(body)
-	if err != nil {
-		a.stats.inc(dropReason(err))
-		return
-	}
-	p.report = &report{digest: d, adv: adv, lines: lines, body: body}
-	p.countDrops = true
-	a.dirty[p.name] = true
-	a.stats.inc("report_applied")
 }
 
 func dropReason(err error) string {
