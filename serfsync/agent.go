@@ -297,29 +297,29 @@ func (a *Agent) Stop() error {
 		if lerr := a.serf.Leave(); lerr != nil {
 			err = fmt.Errorf("leaving fleet: %w", lerr)
 		}
-		close(a.stop)
-		a.mu.Lock()
-		a.closing = true
-		for c := range a.conns {
-			_ = c.Close()
-		}
-		a.mu.Unlock()
+		a.closeConns()
 		err = errors.Join(err, a.serf.Shutdown())
 		a.wg.Wait()
 	})
 	return err
 }
 
+// closeConns stops the agent's loops and closes its sync connections; none
+// opens after it.
+func (a *Agent) closeConns() {
+	close(a.stop)
+	a.mu.Lock()
+	a.closing = true
+	for c := range a.conns {
+		_ = c.Close()
+	}
+	a.mu.Unlock()
+}
+
 // kill shuts serf down without leaving, as a crash looks to the fleet.
 func (a *Agent) kill() {
 	a.stopped.Do(func() {
-		close(a.stop)
-		a.mu.Lock()
-		a.closing = true
-		for c := range a.conns {
-			_ = c.Close()
-		}
-		a.mu.Unlock()
+		a.closeConns()
 		_ = a.serf.Shutdown()
 		a.wg.Wait()
 	})
