@@ -5,9 +5,7 @@ package tests
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // caddyBin is the real Caddy binary built from ./cmd/caddy for these tests.
@@ -147,51 +147,22 @@ func (p *caddyProc) reloadFails(caddyfile string) string {
 // getJSON fetches an admin route into v.
 func getJSON(t *testing.T, admin, path string, v any) {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + path)
-	if err != nil {
+	if err := harness.GetJSON(http.DefaultClient, admin, path, v); err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", path, err, body)
-	}
 }
 
-type dptRow struct {
-	VIPA        string `json:"vipa"`
-	Port        int    `json:"port"`
-	Node        string `json:"node"`
-	Address     string `json:"address"`
-	Ready       int    `json:"ready"`
-	Weight      int    `json:"weight"`
-	State       string `json:"state"`
-	ActiveConns int    `json:"active_conns"`
-	TotalConns  int    `json:"total_conns"`
-}
-
-type crtRow struct {
-	Client        string `json:"client"`
-	VIPA          string `json:"vipa"`
-	Port          int    `json:"port"`
-	Node          string `json:"node"`
-	Address       string `json:"address"`
-	Since         string `json:"since"`
-	BytesToTarget int64  `json:"bytes_to_target"`
-	BytesToClient int64  `json:"bytes_to_client"`
-}
+type (
+	dptRow = harness.DPTRow
+	crtRow = harness.CRTRow
+)
 
 func getText(t *testing.T, admin, path string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + path)
+	body, err := harness.Get(http.DefaultClient, admin, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	return string(body)
 }
 

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // fleetNode describes one Caddy of a test fleet.
@@ -56,11 +58,7 @@ func newFleetNode(t *testing.T, name, ip string, gossip int, join ...string) fle
 	return fleetNode{name: name, ip: ip, admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), gossip: gossip, join: join, key: fleetKey, routes: "\t}"}
 }
 
-type memberRow struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Status  string `json:"status"`
-}
+type memberRow = harness.MemberRow
 
 func members(t *testing.T, admin string) map[string]string {
 	var rows []memberRow
@@ -72,14 +70,7 @@ func members(t *testing.T, admin string) map[string]string {
 	return out
 }
 
-type definitionRow struct {
-	VIPA        string   `json:"vipa"`
-	Ports       []int    `json:"ports"`
-	DestIP      []string `json:"destip"`
-	Distmethod  string   `json:"distmethod"`
-	RoutingNode string   `json:"routing_node"`
-	Conflict    string   `json:"conflict"`
-}
+type definitionRow = harness.DefinitionRow
 
 func dptNodes(t *testing.T, admin string) map[string]int {
 	out := make(map[string]int)

@@ -87,41 +87,29 @@ func startCaddy(bin, dir, name, caddyfile string, cpu int) (*harness.Process, er
 		bin, "run", "--config", cfg, "--adapter", "caddyfile")
 }
 
-// dptRow is the part of a /vipa/dpt row the bench reads.
-type dptRow struct {
-	VIPA    string `json:"vipa"`
-	Port    int    `json:"port"`
-	Node    string `json:"node"`
-	Address string `json:"address"`
-	Ready   int    `json:"ready"`
-}
-
 // waitDPT waits until the routing node has a ready target for vipa:port.
-func waitDPT(ctx context.Context, p *harness.Process, admin, vipa string, port int, timeout time.Duration) (dptRow, error) {
+func waitDPT(ctx context.Context, p *harness.Process, admin, vipa string, port int, timeout time.Duration) (harness.DPTRow, error) {
 	end := time.Now().Add(timeout)
 	cl := http.Client{Timeout: time.Second}
 	last := "no answer"
 	for {
-		if resp, err := cl.Get("http://" + admin + "/vipa/dpt"); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = strings.TrimSpace(string(body))
-			var rows []dptRow
-			if json.Unmarshal(body, &rows) == nil {
-				for _, r := range rows {
-					if r.VIPA == vipa && r.Port == port && r.Ready >= 1 {
-						return r, nil
-					}
+		var rows []harness.DPTRow
+		if err := harness.GetJSON(&cl, admin, "/vipa/dpt", &rows); err == nil {
+			for _, r := range rows {
+				if r.VIPA == vipa && r.Port == port && r.Ready >= 1 {
+					return r, nil
 				}
 			}
+			b, _ := json.Marshal(rows)
+			last = string(b)
 		} else {
 			last = err.Error()
 		}
 		if !p.Alive() {
-			return dptRow{}, fmt.Errorf("caddy exited (%v):\n%s", p.Err(), harness.LogTail(p.Log, 15))
+			return harness.DPTRow{}, fmt.Errorf("caddy exited (%v):\n%s", p.Err(), harness.LogTail(p.Log, 15))
 		}
 		if time.Now().After(end) || ctx.Err() != nil {
-			return dptRow{}, fmt.Errorf("no ready DPT row for %s:%d after %v; /vipa/dpt: %s", vipa, port, timeout, last)
+			return harness.DPTRow{}, fmt.Errorf("no ready DPT row for %s:%d after %v; /vipa/dpt: %s", vipa, port, timeout, last)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -6,9 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // adminClient reads the /vipa/ routes; keep-alive connections make a poll
@@ -18,43 +19,14 @@ var adminClient = &http.Client{
 	Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true},
 }
 
-type dptRow struct {
-	VIPA    string `json:"vipa"`
-	Port    int    `json:"port"`
-	Node    string `json:"node"`
-	Address string `json:"address"`
-	Ready   int    `json:"ready"`
-	State   string `json:"state"`
-}
-
-type memberRow struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-}
-
-type definitionRow struct {
-	VIPA        string `json:"vipa"`
-	RoutingNode string `json:"routing_node"`
-	Conflict    string `json:"conflict"`
-}
+type (
+	dptRow        = harness.DPTRow
+	memberRow     = harness.MemberRow
+	definitionRow = harness.DefinitionRow
+)
 
 func getJSON(admin, path string, v any) error {
-	resp, err := adminClient.Get("http://" + admin + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w: %s", path, err, body)
-	}
-	return nil
+	return harness.GetJSON(adminClient, admin, path, v)
 }
 
 func dpt(admin string) ([]dptRow, error) {
