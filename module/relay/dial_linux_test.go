@@ -2,9 +2,11 @@ package relay
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,5 +83,69 @@ func TestDialRaw(t *testing.T) {
 	}
 	if err := tg.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDialStartIPv6 runs a connection over IPv6 loopback: the raw dial's
+// AF_INET6 path, a refused port, and a relay started on the result.
+func TestDialStartIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer ln.Close()
+	dead, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := dead.Addr().(*net.TCPAddr).AddrPort()
+	dead.Close()
+
+	app, client := tcpPair(t, ln)
+	defer app.Close()
+	if _, err := Dial(client, refused, time.Second); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Fatalf("dial of a closed IPv6 port: %v, want connection refused", err)
+	}
+	backends := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		backends <- c
+	}()
+	tg, err := Dial(client, ln.Addr().(*net.TCPAddr).AddrPort(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := <-backends
+	if backend == nil {
+		t.Fatal("accept failed")
+	}
+	defer backend.Close()
+	if tg.raw == nil {
+		t.Fatal("an IPv6 client did not get a raw target")
+	}
+	var toTarget, toClient atomic.Int64
+	ended := make(chan error, 1)
+	Start(client, tg, nil, Options{ToTarget: &toTarget, ToClient: &toClient}, func(err error) { ended <- err })
+
+	app.Write([]byte("over six"))
+	app.CloseWrite()
+	if req, err := io.ReadAll(backend); err != nil || string(req) != "over six" {
+		t.Fatalf("backend read %q, %v", req, err)
+	}
+	backend.Write([]byte("and back"))
+	backend.(*net.TCPConn).CloseWrite()
+	if got, err := io.ReadAll(app); err != nil || string(got) != "and back" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("relay ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("relay did not end")
+	}
+	if toTarget.Load() != 8 || toClient.Load() != 8 {
+		t.Errorf("counted %d to the target and %d to the client, want 8 and 8", toTarget.Load(), toClient.Load())
 	}
 }
