@@ -52,6 +52,12 @@ func mainExit() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 2
+		}
+	}
 
 	ctx, cancel := harness.RunContext("bench", budget(cfg))
 	defer cancel()
