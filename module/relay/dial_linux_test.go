@@ -106,19 +106,7 @@ func TestDialStartIPv6(t *testing.T) {
 	if _, err := Dial(client, refused, time.Second); !errors.Is(err, unix.ECONNREFUSED) {
 		t.Fatalf("dial of a closed IPv6 port: %v, want connection refused", err)
 	}
-	backends := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		backends <- c
-	}()
-	tg, err := Dial(client, ln.Addr().(*net.TCPAddr).AddrPort(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := <-backends
-	if backend == nil {
-		t.Fatal("accept failed")
-	}
+	tg, backend := dialBackend(t, client, ln, time.Second)
 	defer backend.Close()
 	if tg.raw == nil {
 		t.Fatal("an IPv6 client did not get a raw target")

@@ -44,22 +44,7 @@ func TestDialJoinHalfClose(t *testing.T) {
 	defer ln.Close()
 	app, client := tcpPair(t, ln)
 	defer app.Close()
-	backends := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			backends <- c
-		}
-		close(backends)
-	}()
-	tg, err := Dial(client, ln.Addr().(*net.TCPAddr).AddrPort(), 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := <-backends
-	if backend == nil {
-		t.Fatal("accept failed")
-	}
+	tg, backend := dialBackend(t, client, ln, 3*time.Second)
 	defer backend.Close()
 	var toTarget, toClient atomic.Int64
 	done := make(chan error, 1)
@@ -104,4 +89,24 @@ func TestDialJoinHalfClose(t *testing.T) {
 	if _, err := client.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("client write after JoinTarget: %v, want closed", err)
 	}
+}
+
+// dialBackend dials ln's address for client and returns the target and the
+// backend's end of it.
+func dialBackend(t *testing.T, client net.Conn, ln net.Listener, timeout time.Duration) (*Target, net.Conn) {
+	t.Helper()
+	backends := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		backends <- c
+	}()
+	tg, err := Dial(client, ln.Addr().(*net.TCPAddr).AddrPort(), timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := <-backends
+	if backend == nil {
+		t.Fatal("accept failed")
+	}
+	return tg, backend
 }
