@@ -154,7 +154,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	vipadynamic {
 		listeners manual
 	}
-}`, "Caddyfile:3: listeners 'manual': want auto or off"},
+}`, "Caddyfile:3: listeners 'manual': want auto, probe or off"},
 		{"bad interval", `{
 	vipadynamic {
 		listeners auto {

@@ -35,10 +35,13 @@ type App struct {
 	Gossip *Gossip `json:"gossip,omitempty"`
 
 	// Listeners says how this node finds its application listeners: "auto"
-	// (default) reads the kernel's socket table, "off" reports nothing.
+	// (default) reads the kernel's socket table (on systems without one it
+	// probes), "probe" connects to the advertise address on every
+	// distributed port, "off" reports nothing.
 	Listeners string `json:"listeners,omitempty"`
 
-	// ListenersInterval is how often the socket table is read. Default: 100ms.
+	// ListenersInterval is how often the socket table is read (default
+	// 100ms) or the ports are probed (default 1s).
 	ListenersInterval caddy.Duration `json:"listeners_interval,omitempty"`
 
 	// Distribute holds the VIPADISTRIBUTE definitions this node routes.
@@ -228,9 +231,9 @@ func (a *App) buildDefinitions() ([]*serfsync.Definition, error) {
 // Validate checks what Provision did not.
 func (a *App) Validate() error {
 	switch a.Listeners {
-	case "auto", "off":
+	case "auto", "probe", "off":
 	default:
-		return fmt.Errorf("listeners %q: want auto or off", a.Listeners)
+		return fmt.Errorf("listeners %q: want auto, probe or off", a.Listeners)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 //			profile lan|fast|wan
 //			insecure
 //		}
-//		listeners auto|off {
+//		listeners auto|probe|off {
 //			interval <duration>
 //		}
 //		vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
@@ -171,10 +171,10 @@ func (a *App) unmarshalListeners(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	switch d.Val() {
-	case "auto", "off":
+	case "auto", "probe", "off":
 		a.Listeners = d.Val()
 	default:
-		return d.Errf("listeners '%s': want auto or off", d.Val())
+		return d.Errf("listeners '%s': want auto, probe or off", d.Val())
 	}
 	if d.NextArg() {
 		return d.ArgErr()

@@ -144,7 +144,7 @@ func (f *fleet) configure(c config) {
 	if old != nil {
 		old.Stop()
 	}
-	if c.listeners == "auto" {
+	if c.listeners != "off" {
 		f.startWatch(c)
 	}
 }
@@ -160,8 +160,11 @@ func (f *fleet) startWatch(c config) {
 		Interval: c.interval,
 		OnChange: f.listenersChanged,
 		OnError: func(err error) {
-			f.logger.Error("reading the socket table", zap.Error(err))
+			f.logger.Error("finding application listeners", zap.Error(err))
 		},
+	}
+	if c.listeners == "probe" || !listenwatch.SocketTable {
+		w.Probe = f.probeAddrs
 	}
 	if err := w.Start(); err != nil {
 		f.logger.Error("starting the listener watch", zap.Error(err))

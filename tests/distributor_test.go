@@ -221,3 +221,39 @@ func refused(t *testing.T, vipa string) {
 		t.Fatalf("closed after %s", d)
 	}
 }
+
+// TestProbeListeners runs the routing node with `listeners probe`: it finds
+// applications by connecting to its advertise address, so two SO_REUSEPORT
+// instances count as one (the socket table would say 2), and a listener the
+// probe cannot reach never counts.
+func TestProbeListeners(t *testing.T) {
+	admin := adminAddr(t)
+	port := freePort(t)
+	gossip := freePort(t)
+	vipa := fmt.Sprintf("127.0.0.100:%d", port)
+	cfg := strings.Replace(singleNodeCaddyfile(admin, gossip, port, ""), "listeners auto", "listeners probe", 1)
+	startCaddy(t, admin, cfg)
+
+	other := startApp(t, "other", reusePortListen(t, fmt.Sprintf("127.0.0.3:%d", port)))
+	defer other.stop()
+	a1 := startApp(t, "app-1", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	a2 := startApp(t, "app-2", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	waitFor(t, 3*time.Second, "a DPT row", func() bool { return len(dpt(t, admin)) == 1 })
+	time.Sleep(200 * time.Millisecond) // several probes
+	rows := dpt(t, admin)
+	if len(rows) != 1 || rows[0].Ready != 1 || rows[0].Address != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Fatalf("DPT %+v, want one row, ready=1, at 127.0.0.1:%d", rows, port)
+	}
+
+	c, r, name := dialVIPA(t, vipa)
+	if name != "app-1" && name != "app-2" {
+		t.Fatalf("served by %q", name)
+	}
+	echo(t, c, r, "probed")
+	c.Close()
+
+	a1.stopListening()
+	a2.stopListening()
+	waitFor(t, 3*time.Second, "the row to go", func() bool { return len(dpt(t, admin)) == 0 })
+	refused(t, vipa)
+}

@@ -7,6 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// SocketTable reports whether this system's socket table can be read; where
+// it cannot, a Watcher finds listeners only by probing.
+const SocketTable = true
+
 // procFiles hold the same table as sock_diag, one line per socket of any state.
 var procFiles = [...]string{"/proc/net/tcp", "/proc/net/tcp6"}
 

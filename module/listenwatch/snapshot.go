@@ -2,6 +2,8 @@
 // target node can report which application instances serve a distributed
 // port. On Linux it reads the kernel's socket table through NETLINK_SOCK_DIAG,
 // asking only for sockets in LISTEN state, and falls back to /proc/net/tcp{,6}.
+// Where no socket table can be read, a Watcher probes: it connects to the
+// addresses an application would be dialed at.
 package listenwatch
 
 import "net/netip"

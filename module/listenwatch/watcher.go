@@ -3,6 +3,7 @@ package listenwatch
 import (
 	"errors"
 	"maps"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -13,7 +14,7 @@ const DefaultInterval = 100 * time.Millisecond
 // maxErrorTexts bounds the memory of error texts already reported.
 const maxErrorTexts = 32
 
-// Watcher polls the socket table and reports changes. OnChange and OnError
+// Watcher polls the socket table (or probes addresses) and reports changes. OnChange and OnError
 // are called from the Watcher's goroutine, one at a time, and should return
 // quickly. Stop waits for a running callback, so a callback must not call
 // Stop or wait for a lock held by a caller of Stop.
@@ -27,6 +28,12 @@ type Watcher struct {
 	// OnError, if set, receives scan errors; polling continues. Each distinct
 	// error text is reported once until a scan succeeds again.
 	OnError func(error)
+	// Probe, if set, makes the Watcher connect to the addresses it returns
+	// instead of reading the socket table; an address that accepts counts as
+	// one listening socket. It is called before each scan, from the
+	// Watcher's goroutine. A probing Watcher's default Interval is
+	// DefaultProbeInterval.
+	Probe func() []netip.AddrPort
 
 	mu   sync.Mutex
 	stop chan struct{}
@@ -50,8 +57,14 @@ func (w *Watcher) Start() error {
 	interval := w.Interval
 	if interval <= 0 {
 		interval = DefaultInterval
+		if w.Probe != nil {
+			interval = DefaultProbeInterval
+		}
 	}
 	scan, closeScan := w.scan, func() {}
+	if scan == nil && w.Probe != nil {
+		scan = (&prober{addrs: w.Probe, timeout: min(interval, maxProbeTimeout)}).scan
+	}
 	if scan == nil {
 		sc, err := newScanner()
 		if err != nil {
