@@ -199,7 +199,7 @@ func TestQuickRun(t *testing.T) {
 	for _, bc := range allCases {
 		for _, mt := range bc.metrics {
 			for _, c := range cfg.Contenders {
-				proxyOnly := strings.HasPrefix(mt.key, "idle_") && mt.key != "idle_kernel_kb" || mt.key == "conn_cpu_us"
+				proxyOnly := strings.HasPrefix(mt.key, "idle_") && mt.key != "idle_kernel_kb" || strings.Contains(mt.key, "_cpu_")
 				if _, ok := res.Medians[mt.key][c]; !ok && (c != cDirect || !proxyOnly) {
 					t.Errorf("no %s for %s", mt.key, c)
 				}
@@ -212,5 +212,22 @@ func TestQuickRun(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"upload_gbps"`) {
 		t.Errorf("JSON lacks upload_gbps:\n%s", b)
+	}
+}
+
+func TestProxyCPU(t *testing.T) {
+	m := map[string]float64{
+		"connrate_cpu_proxy_pct": 50, "conn_per_s": 10000,
+		"upload_cpu_proxy_pct": 60, "upload_gbps": 16,
+		"download_cpu_proxy_pct": 80, // no rate: the transfer failed
+	}
+	proxyCPU(m)
+	// Half a core for 10,000 conn/s is 50 µs each; 0.6 core for 2 GB/s is
+	// 300 ms per GB.
+	if m["conn_cpu_us"] != 50 || m["upload_cpu_ms_gb"] != 300 {
+		t.Fatalf("conn_cpu_us %v, upload_cpu_ms_gb %v", m["conn_cpu_us"], m["upload_cpu_ms_gb"])
+	}
+	if v, ok := m["download_cpu_ms_gb"]; ok {
+		t.Fatalf("download_cpu_ms_gb %v without a rate", v)
 	}
 }

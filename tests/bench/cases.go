@@ -30,8 +30,14 @@ type benchCase struct {
 }
 
 var allCases = []benchCase{
-	{"upload", []metric{{"upload_gbps", "bulk upload, 1 conn", "Gbit/s", false, 2}}, (*runner).upload},
-	{"download", []metric{{"download_gbps", "bulk download, 1 conn", "Gbit/s", false, 2}}, (*runner).download},
+	{"upload", []metric{
+		{"upload_gbps", "bulk upload, 1 conn", "Gbit/s", false, 2},
+		{"upload_cpu_ms_gb", "proxy CPU per GB uploaded", "ms", true, 0},
+	}, (*runner).upload},
+	{"download", []metric{
+		{"download_gbps", "bulk download, 1 conn", "Gbit/s", false, 2},
+		{"download_cpu_ms_gb", "proxy CPU per GB downloaded", "ms", true, 0},
+	}, (*runner).download},
 	{"connrate", []metric{
 		{"conn_per_s", "connect+64B+close, 32 workers", "conn/s", false, 0},
 		{"conn_cpu_us", "proxy CPU per connection", "µs", true, 1},

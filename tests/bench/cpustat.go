@@ -96,14 +96,19 @@ func (r *runner) warnIfBusy() {
 	}
 }
 
-// connCPU adds the proxy core's time per connection of the connection-rate
-// case. Unlike the rate it does not depend on which core set the pace: a
-// proxy that leaves its core idle while the load core is saturated shows
-// its real cost here.
-func connCPU(m map[string]float64) {
-	pct, okP := m["connrate_cpu_proxy_pct"]
-	rate, okR := m["conn_per_s"]
-	if okP && okR && rate > 0 {
-		m["conn_cpu_us"] = pct / 100 * 1e6 / rate
+// proxyCPU adds the proxy core's time per unit of work: per connection in
+// the connection-rate case, per gigabyte in the bulk cases. Unlike a rate it
+// does not depend on which core set the pace: a proxy that leaves its core
+// idle while the load core is saturated shows its real cost here.
+func proxyCPU(m map[string]float64) {
+	per := func(cpuKey, rateKey, key string, scale float64) {
+		pct, okP := m[cpuKey]
+		rate, okR := m[rateKey]
+		if okP && okR && rate > 0 {
+			m[key] = pct / 100 * scale / rate
+		}
 	}
+	per("connrate_cpu_proxy_pct", "conn_per_s", "conn_cpu_us", 1e6)     // µs per connection
+	per("upload_cpu_proxy_pct", "upload_gbps", "upload_cpu_ms_gb", 8e3) // ms per GB at Gbit/s
+	per("download_cpu_proxy_pct", "download_gbps", "download_cpu_ms_gb", 8e3)
 }

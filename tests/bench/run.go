@@ -189,7 +189,7 @@ func (r *runner) measure(round int, bc benchCase, ct *contender) {
 	if bc.name != "idle" && bc.name != "pingpong" { // ping-pong runs all on one core
 		r.cpuMetrics(bc.name, before, readCPUTimes(), m)
 		if ct.proc != nil {
-			connCPU(m)
+			proxyCPU(m)
 		}
 	}
 	prof.Wait()
