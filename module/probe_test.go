@@ -20,10 +20,10 @@ func TestProbeAddrs(t *testing.T) {
 	f.known = []serfsync.KnownDefinition{
 		known("127.0.0.100", "all", "caddy-a", true, port(8080, 8080), port(9000, 9002)),
 		known("127.0.0.101", "127.0.0.2", "caddy-a", true, port(8080, 8080), port(7000, 7000)), // by address; 8080 again
-		known("127.0.0.102", "caddy-c", "caddy-a", true, port(6000, 6000)),                      // not a candidate
-		known("127.0.0.103", "all", "caddy-a", false, port(5000, 5000)),                         // a conflict's loser
-		known("127.0.0.104", "all", "caddy-b", true, port(4000, 4000)),                          // routed here: candidate
-		known("127.0.0.2", "all", "caddy-a", true, port(3000, 3000)),                            // the VIPA is the advertise address
+		known("127.0.0.102", "caddy-c", "caddy-a", true, port(6000, 6000)),                     // not a candidate
+		known("127.0.0.103", "all", "caddy-a", false, port(5000, 5000)),                        // a conflict's loser
+		known("127.0.0.104", "all", "caddy-b", true, port(4000, 4000)),                         // routed here: candidate
+		known("127.0.0.2", "all", "caddy-a", true, port(3000, 3000)),                           // the VIPA is the advertise address
 	}
 	var got []string
 	for _, ap := range f.probeAddrs() {
