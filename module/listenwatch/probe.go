@@ -78,14 +78,10 @@ func (p *prober) probe(ap netip.AddrPort) (bool, error) {
 		c.Close()
 		return true, nil
 	}
+	var ne net.Error
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		errors.As(err, &ne) && ne.Timeout() {
 		return false, nil
 	}
 	return false, fmt.Errorf("listenwatch: probing %s: %w", ap, err)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -2,6 +2,7 @@ package listenwatch
 
 import (
 	"maps"
+	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // TestProbeErrorKeepsSnapshot: a probe that neither connects nor is refused
@@ -51,5 +53,47 @@ func TestProbeErrorKeepsSnapshot(t *testing.T) {
 	broken.Store(false)
 	if s := receive(t, changes); len(s) != 0 {
 		t.Fatalf("got %v", s)
+	}
+}
+
+// TestProbeSilentIsNotListening: a listener whose accept queue is full drops
+// new SYNs; a probe that hears nothing within its timeout counts nothing.
+func TestProbeSilentIsNotListening(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // never accepts
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	// Fill the accept queue.
+	for range 2 {
+		c, err := net.DialTimeout("tcp", ap.String(), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		defer c.Close()
+	}
+	p := &prober{addrs: func() []netip.AddrPort { return []netip.AddrPort{ap} }, timeout: 100 * time.Millisecond}
+	s := Snapshot{ap: 1}
+	start := time.Now()
+	if err := p.scan(s); err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if len(s) != 0 {
+		t.Fatalf("a silent listener counted: %v", s)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("the probe gave up after %s: it was not silence", d)
 	}
 }

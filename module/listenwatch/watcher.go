@@ -14,9 +14,9 @@ const DefaultInterval = 100 * time.Millisecond
 // maxErrorTexts bounds the memory of error texts already reported.
 const maxErrorTexts = 32
 
-// Watcher polls the socket table (or probes addresses) and reports changes. OnChange and OnError
-// are called from the Watcher's goroutine, one at a time, and should return
-// quickly. Stop waits for a running callback, so a callback must not call
+// Watcher polls the socket table (or probes addresses) and reports changes.
+// OnChange and OnError are called from the Watcher's goroutine, one at a
+// time, and should return quickly. Stop waits for a running callback, so a callback must not call
 // Stop or wait for a lock held by a caller of Stop.
 type Watcher struct {
 	// Interval between scans; DefaultInterval if zero or negative.
