@@ -150,11 +150,13 @@ func (h *Handler) dialFailed(target *tables.Target, err error) {
 	}
 }
 
-// ended releases the CRT entry of a relay that is over. A failure other
-// than a peer going away is logged as an error, an idle timeout at debug.
+// ended releases the CRT entry of a relay that is over. Every connection's
+// end is logged at debug with its bytes and duration; a failure other than
+// a peer going away at error.
 func (h *Handler) ended(e *tables.Entry, err error) {
 	switch {
 	case err == nil || isPeerGone(err):
+		h.logEnd(zapcore.DebugLevel, "connection ended", e, nil)
 	case errors.Is(err, relay.ErrIdleTimeout):
 		h.logEnd(zapcore.DebugLevel, "idle timeout: connection closed", e, nil)
 	default:
@@ -164,10 +166,14 @@ func (h *Handler) ended(e *tables.Entry, err error) {
 	h.fleet.crt.Release(e)
 }
 
+// logEnd logs a connection's CRT entry; the fields are built only when the
+// level is enabled.
 func (h *Handler) logEnd(lvl zapcore.Level, msg string, e *tables.Entry, err error) {
 	if ce := h.logger.Check(lvl, msg); ce != nil {
 		ce.Write(zap.Stringer("client", e.Client), zap.Stringer("vipa", netip.AddrPortFrom(e.VIPA, e.Port)),
-			zap.String("node", e.Target.Node), zap.Stringer("address", e.Target.Address), zap.Error(err))
+			zap.String("node", e.Target.Node), zap.Stringer("address", e.Target.Address),
+			zap.Int64("bytes_to_target", e.ToTarget.Load()), zap.Int64("bytes_to_client", e.ToClient.Load()),
+			zap.Duration("duration", time.Duration(time.Now().UnixNano()-e.Since)), zap.Error(err))
 	}
 }
 

@@ -184,6 +184,8 @@ func TestHandlerSendsPrefetchedBytesFirst(t *testing.T) {
 func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 	vln := listenVIPA(t)
 	h, f, vipa := testHandler(t, vln)
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
 	_, live := backend(t, "B")
 	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 	c, done := through(t, h, vln, nil)
@@ -221,6 +223,16 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 	}
 	c.Close()
 	waitCRTEmpty(t, f)
+	ended := logs.FilterMessage("connection ended").AllUntimed()
+	if len(ended) != 1 {
+		t.Fatalf("%d \"connection ended\" lines, want 1", len(ended))
+	}
+	fields := ended[0].ContextMap()
+	if ended[0].Level != zapcore.DebugLevel || fields["client"] != c.LocalAddr().String() ||
+		fields["node"] != "b" || fields["bytes_to_target"] != int64(4) || fields["bytes_to_client"] != int64(5) ||
+		fields["duration"].(time.Duration) <= 0 {
+		t.Fatalf("connection ended: %v %v", ended[0].Level, fields)
+	}
 }
 
 // waitCRTEmpty waits for the relays' pollers to end their connections and
