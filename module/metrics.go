@@ -26,6 +26,9 @@ var (
 		"Live connections routed to a target.", []string{"vipa", "port", "node"}, nil)
 	totalDesc = prometheus.NewDesc(metricsPrefix+"target_connections_total",
 		"Connections routed to a target since its row appeared.", []string{"vipa", "port", "node"}, nil)
+	bytesDesc = prometheus.NewDesc(metricsPrefix+"target_bytes_total",
+		"Bytes relayed by ended connections of a target since its row appeared, by direction (to_target, to_client).",
+		[]string{"vipa", "port", "node", "direction"}, nil)
 	crtDesc = prometheus.NewDesc(metricsPrefix+"crt_entries",
 		"Live routed connections (CRT entries).", nil, nil)
 	refusedDesc = prometheus.NewDesc(metricsPrefix+"refused_connections_total",
@@ -45,7 +48,7 @@ var (
 type collector struct{ f *fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, crtDesc, refusedDesc, dialFailDesc, membersDesc, droppedDesc, fleetDesc} {
+	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, crtDesc, refusedDesc, dialFailDesc, membersDesc, droppedDesc, fleetDesc} {
 		ch <- d
 	}
 }
@@ -56,6 +59,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, float64(r.Ready), labels...)
 		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(r.ActiveConns), labels...)
 		ch <- prometheus.MustNewConstMetric(totalDesc, prometheus.CounterValue, float64(r.TotalConns), labels...)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(r.BytesToTarget), append(labels, "to_target")...)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(r.BytesToClient), append(labels, "to_client")...)
 	}
 	ch <- prometheus.MustNewConstMetric(crtDesc, prometheus.GaugeValue, float64(c.f.crt.Len()))
 	n := &c.f.counters

@@ -104,6 +104,18 @@ func TestSingleNode(t *testing.T) {
 	if row := dpt(t, admin)[0]; row.ActiveConns != 0 || row.TotalConns != 1 {
 		t.Fatalf("counts after close: %+v", row)
 	}
+	// The target's byte totals take the ended connection's counts (the
+	// application's "bye" may still have reached the client).
+	metrics := getText(t, admin, "/metrics")
+	for dir, n := range map[string]int64{"to_target": e.BytesToTarget, "to_client": e.BytesToClient} {
+		series := fmt.Sprintf(`caddy_vipa_target_bytes_total{direction="%s",node="caddy-a",port="%d",vipa="127.0.0.100"} `, dir, port)
+		var got int64
+		if i := strings.Index(metrics, series); i < 0 {
+			t.Errorf("metrics lack %q", series)
+		} else if _, err := fmt.Sscan(metrics[i+len(series):], &got); err != nil || got < n || got > n+int64(len("bye\n")) {
+			t.Errorf("%s%d (%v), want the connection's %d", series, got, err, n)
+		}
+	}
 
 	// Half-close: the client sends 1 MiB, shuts its write side, and still
 	// receives every echoed byte and the goodbye.
@@ -167,7 +179,7 @@ func TestSingleNode(t *testing.T) {
 	})
 
 	// The metrics count the refusal and the routed connections.
-	metrics := getText(t, admin, "/metrics")
+	metrics = getText(t, admin, "/metrics")
 	for _, want := range []string{
 		`caddy_vipa_refused_connections_total{reason="no_target"} 1`,
 		`caddy_vipa_crt_entries 0`,

@@ -87,8 +87,8 @@ func (c *CRT) Insert(e *Entry) {
 	s.mu.Unlock()
 }
 
-// Remove takes the entry out and drops e.Target's active count (claims 11
-// and 17). Removing an entry that is not in the table is a no-op, so a
+// Remove takes the entry out, drops e.Target's active count (claims 11
+// and 17) and adds the entry's bytes to the target's totals. Removing an entry that is not in the table is a no-op, so a
 // second Remove is harmless; a Remove after Release is not.
 func (c *CRT) Remove(e *Entry) {
 	if !e.linked {
@@ -100,7 +100,10 @@ func (c *CRT) Remove(e *Entry) {
 	e.linked = false
 	s.n.Add(-1)
 	s.mu.Unlock()
-	e.Target.stats.active.Add(-1)
+	st := e.Target.stats
+	st.active.Add(-1)
+	st.toTarget.Add(e.ToTarget.Load())
+	st.toClient.Add(e.ToClient.Load())
 }
 
 // Retarget moves a live entry to t, as when the dial to the first choice

@@ -66,10 +66,15 @@ func TestCRT(t *testing.T) {
 		t.Errorf("Range = %v, want %v", got, want)
 	}
 
+	e2.ToTarget.Store(10)
+	e2.ToClient.Store(20)
 	c.Remove(e2)
 	c.Remove(e2) // a second Remove is a no-op
 	if c.Len() != 2 || a.ActiveConns() != 1 || a.TotalConns() != 2 {
 		t.Errorf("after Remove: Len %d, a %d/%d", c.Len(), a.ActiveConns(), a.TotalConns())
+	}
+	if r := a.Row(); r.BytesToTarget != 10 || r.BytesToClient != 20 {
+		t.Errorf("a's bytes after Remove: %d to target, %d to client; want 10, 20", r.BytesToTarget, r.BytesToClient)
 	}
 	if got, want := clients(c), []netip.AddrPort{client(1), client(3)}; !slices.Equal(got, want) {
 		t.Errorf("Range = %v, want %v", got, want)
@@ -82,8 +87,13 @@ func TestCRT(t *testing.T) {
 		t.Errorf("after Retarget: a %d/%d b %d/%d", a.ActiveConns(), a.TotalConns(), b.ActiveConns(), b.TotalConns())
 	}
 
-	// Release removes an entry still in the table.
+	// Release removes an entry still in the table; its bytes count for the
+	// target it was moved to.
+	e1.ToTarget.Store(5)
 	c.Release(e1)
+	if ra, rb := a.Row(), b.Row(); ra.BytesToTarget != 10 || rb.BytesToTarget != 5 || rb.BytesToClient != 0 {
+		t.Errorf("bytes to target after Release: a %d, b %d (to client %d); want 10, 5, 0", ra.BytesToTarget, rb.BytesToTarget, rb.BytesToClient)
+	}
 	c.Remove(e3)
 	c.Release(e3)
 	if c.Len() != 0 || a.ActiveConns() != 0 || b.ActiveConns() != 0 {

@@ -63,6 +63,9 @@ type Row struct {
 
 	ActiveConns int64  // filled in by Rows, ignored by Set
 	TotalConns  uint64 // filled in by Rows, ignored by Set
+	// Bytes relayed by the row's connections that have ended; filled in
+	// by Rows, ignored by Set.
+	BytesToTarget, BytesToClient int64
 }
 
 // Target is one DPT row: a target node that has at least one application
@@ -93,9 +96,11 @@ type attrs struct {
 // stats is shared by every Target of one row and padded to a cache line so
 // that busy targets do not slow each other down.
 type stats struct {
-	active atomic.Int64
-	total  atomic.Uint64
-	_      [48]byte
+	active   atomic.Int64
+	total    atomic.Uint64
+	toTarget atomic.Int64 // bytes of ended connections
+	toClient atomic.Int64
+	_        [32]byte
 }
 
 func newTarget(r Row, st *stats) *Target {
@@ -137,7 +142,9 @@ func (t *Target) Row() Row {
 		Ready:       a.ready,
 		Weight:      a.weight,
 		State:       a.state,
-		ActiveConns: t.stats.active.Load(),
-		TotalConns:  t.stats.total.Load(),
+		ActiveConns:   t.stats.active.Load(),
+		TotalConns:    t.stats.total.Load(),
+		BytesToTarget: t.stats.toTarget.Load(),
+		BytesToClient: t.stats.toClient.Load(),
 	}
 }
