@@ -135,13 +135,13 @@ func (t *Target) TotalConns() uint64 { return t.stats.total.Load() }
 func (t *Target) Row() Row {
 	a := t.attrs.Load()
 	return Row{
-		VIPA:        t.VIPA,
-		Port:        t.Port,
-		Node:        t.Node,
-		Address:     t.Address,
-		Ready:       a.ready,
-		Weight:      a.weight,
-		State:       a.state,
+		VIPA:          t.VIPA,
+		Port:          t.Port,
+		Node:          t.Node,
+		Address:       t.Address,
+		Ready:         a.ready,
+		Weight:        a.weight,
+		State:         a.state,
 		ActiveConns:   t.stats.active.Load(),
 		TotalConns:    t.stats.total.Load(),
 		BytesToTarget: t.stats.toTarget.Load(),
