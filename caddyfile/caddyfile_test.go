@@ -162,6 +162,39 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		}
 	}
 }`, "Caddyfile:4: invalid listeners interval 'soon'"},
+		{"bad proxy_protocol", `{
+	layer4 {
+		127.0.0.100:80 {
+			route {
+				distribute {
+					proxy_protocol v3
+				}
+			}
+		}
+	}
+}`, "Caddyfile:6: distribute: invalid proxy_protocol 'v3': want v1 or v2"},
+		{"bad max_attempts", `{
+	layer4 {
+		127.0.0.100:80 {
+			route {
+				distribute {
+					max_attempts 0
+				}
+			}
+		}
+	}
+}`, "Caddyfile:6: distribute: invalid max_attempts '0': want a number ≥ 1"},
+		{"unknown distribute option", `{
+	layer4 {
+		127.0.0.100:80 {
+			route {
+				distribute {
+					retries 2
+				}
+			}
+		}
+	}
+}`, "Caddyfile:6: unknown distribute option 'retries'"},
 		{"two blocks", `{
 	vipadynamic {
 		node a

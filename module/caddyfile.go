@@ -346,6 +346,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.IdleTimeout = caddy.Duration(dur)
 			}
+		case "proxy_protocol":
+			if _, ok := proxyVersions[val]; !ok {
+				return d.Errf("distribute: invalid proxy_protocol '%s': want v1 or v2", val)
+			}
+			h.ProxyProtocol = val
 		case "max_attempts":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 {

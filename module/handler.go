@@ -42,9 +42,15 @@ type Handler struct {
 	// this long. Default: 0, no idle timeout.
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
 
-	vipa   netip.Addr
-	fleet  *fleet
-	logger *zap.Logger
+	// ProxyProtocol, "v1" or "v2", sends the target a PROXY protocol
+	// header with the client's address and the VIPA:port before any byte
+	// of the client's. Default: none.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+
+	proxyVersion byte
+	vipa         netip.Addr
+	fleet        *fleet
+	logger       *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -76,6 +82,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxAttempts <= 0 {
 		h.MaxAttempts = defaultMaxAttempts
 	}
+	if h.ProxyProtocol != "" {
+		v, ok := proxyVersions[h.ProxyProtocol]
+		if !ok {
+			return fmt.Errorf("distribute: proxy_protocol %q: want v1 or v2", h.ProxyProtocol)
+		}
+		h.proxyVersion = v
+	}
 	app, err := ctx.AppIfConfigured("vipadynamic")
 	if err != nil {
 		return fmt.Errorf("distribute: the vipadynamic app must be configured (global option vipadynamic): %w", err)
@@ -105,6 +118,15 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		h.refuse(cx, vipa, port, "no target has an application listening on this port", nil)
 		return nil
 	}
+	client := addrPort(cx.RemoteAddr())
+	pre := prefetched(cx)
+	if h.proxyVersion != 0 {
+		var err error
+		if pre, err = proxyHeader(h.proxyVersion, client, local, pre); err != nil {
+			h.refuse(cx, vipa, port, "no PROXY protocol header", err)
+			return nil
+		}
+	}
 	conn, target, err := h.dial(cx, g, rt.distmethod.Start(g))
 	if err != nil {
 		h.fleet.counters.noAnswer.Add(1)
@@ -113,11 +135,11 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	}
 
 	e := h.fleet.crt.Acquire()
-	e.Client = addrPort(cx.RemoteAddr())
+	e.Client = client
 	e.VIPA, e.Port, e.Target = vipa, port, target
 	e.Since = time.Now().UnixNano()
 	h.fleet.crt.Insert(e)
-	relay.Start(cx.Conn, conn, prefetched(cx), relay.Options{
+	relay.Start(cx.Conn, conn, pre, relay.Options{
 		IdleTimeout: time.Duration(h.IdleTimeout),
 		ToTarget:    &e.ToTarget,
 		ToClient:    &e.ToClient,

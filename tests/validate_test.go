@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,5 +69,30 @@ func TestDistributeNeedsApp(t *testing.T) {
 `)
 	if err == nil || !strings.Contains(out, "the vipadynamic app must be configured") {
 		t.Fatalf("want a refusal, got %v:\n%s", err, out)
+	}
+}
+
+// TestDistributeProxyProtocolJSON: a JSON config with an unknown PROXY
+// protocol version is refused when the handler is provisioned.
+func TestDistributeProxyProtocolJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "caddy.json")
+	config := `{"apps": {
+	"vipadynamic": {"distribute": [{"vipa": "127.0.0.100", "ports": ["9999"], "destip": ["all"]}]},
+	"layer4": {"servers": {"s": {"listen": ["127.0.0.100:9999"], "routes": [
+		{"handle": [{"handler": "distribute", "proxy_protocol": "%s"}]}]}}}}}`
+	for version, want := range map[string]string{"v3": `proxy_protocol \"v3\": want v1 or v2`, "v1": ""} {
+		if err := os.WriteFile(path, []byte(fmt.Sprintf(config, version)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(caddyBin, "validate", "--config", path)
+		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("proxy_protocol %s refused: %v\n%s", version, err, out)
+		case want != "" && (err == nil || !strings.Contains(string(out), want)):
+			t.Errorf("proxy_protocol %s: want a refusal saying %q, got %v:\n%s", version, want, err, out)
+		}
 	}
 }
