@@ -168,8 +168,9 @@ func TestProbeIntervalDefault(t *testing.T) {
 	w.Stop()
 	mu.Lock()
 	defer mu.Unlock()
-	// Right away, then once a second: two scans in 1.5 s, not fifteen.
-	if len(probes) != 2 {
+	// Right away, then once a second: two scans in 1.5 s (three if the
+	// first was late), not the fifteen of the socket table's interval.
+	if len(probes) < 2 || len(probes) > 3 {
 		t.Fatalf("%d scans in 1.5s, want 2", len(probes))
 	}
 }
