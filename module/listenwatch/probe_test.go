@@ -164,13 +164,13 @@ func TestProbeIntervalDefault(t *testing.T) {
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(DefaultProbeInterval + DefaultProbeInterval/2)
+	time.Sleep(2*DefaultProbeInterval + DefaultProbeInterval/2)
 	w.Stop()
 	mu.Lock()
 	defer mu.Unlock()
-	// Right away, then once a second: two scans in 1.5 s (three if the
-	// first was late), not the fifteen of the socket table's interval.
+	// Right away, then once a second: three scans in 2.5 s (two if the
+	// first was late), not the 25 of the socket table's interval.
 	if len(probes) < 2 || len(probes) > 3 {
-		t.Fatalf("%d scans in 1.5s, want 2", len(probes))
+		t.Fatalf("%d scans in 2.5s, want 3", len(probes))
 	}
 }
