@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ type Handler struct {
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
 	proxyVersion byte
+	selfOnce     sync.Once // logs errSelf once
 	vipa         netip.Addr
 	fleet        *fleet
 	logger       *zap.Logger
@@ -127,8 +129,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 			return nil
 		}
 	}
-	conn, target, err := h.dial(cx, g, rt.distmethod.Start(g))
-	if err != nil {
+	conn, target, err := h.dial(cx, g, rt.distmethod.Start(g), local)
+	switch {
+	case errors.Is(err, errSelf):
+		h.fleet.counters.noTarget.Add(1)
+		h.refuse(cx, vipa, port, "the only target is this listener itself", err)
+		return nil
+	case err != nil:
 		h.fleet.counters.noAnswer.Add(1)
 		h.refuse(cx, vipa, port, "no target answered", err)
 		return nil
@@ -147,13 +154,31 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	return nil
 }
 
+// errSelf: the target's address is the one the connection arrived on.
+var errSelf = errors.New("the layer4 server listens where the listener watch finds applications " +
+	"(the wildcard or the advertise address), so it counts itself as one; listen on the VIPA")
+
 // dial tries the group's targets from start on, at most MaxAttempts of
-// them, and returns the first that answers.
-func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int) (*relay.Target, *tables.Target, error) {
+// them, and returns the first that answers. A target at local, the address
+// the connection arrived on, is this listener itself: it is skipped, or
+// the connection would come back here again and again.
+func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int, local netip.AddrPort) (*relay.Target, *tables.Target, error) {
 	targets := g.Targets()
 	var lastErr error
-	for k := range min(len(targets), h.MaxAttempts) {
+	attempts := 0
+	for k := range len(targets) {
 		target := targets[(start+k)%len(targets)]
+		if target.Address == local {
+			h.selfOnce.Do(func() {
+				h.logger.Error("a connection arrived on a target's own address; that target is skipped",
+					zap.Stringer("address", local), zap.Error(errSelf))
+			})
+			continue
+		}
+		if attempts == h.MaxAttempts {
+			break
+		}
+		attempts++
 		conn, err := relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
 		if err == nil {
 			return conn, target, nil
@@ -161,6 +186,9 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int) (*rela
 		lastErr = err
 		h.fleet.counters.dialFailures.Add(1)
 		h.dialFailed(target, err)
+	}
+	if attempts == 0 {
+		return nil, nil, errSelf // every target was skipped
 	}
 	return nil, nil, lastErr
 }

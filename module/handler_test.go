@@ -274,3 +274,52 @@ func TestHandlerIdleTimeout(t *testing.T) {
 		t.Fatalf("an idle timeout logged %d errors", n)
 	}
 }
+
+// TestHandlerSkipsItsOwnAddress: a layer4 server that listens where the
+// listener watch looks for applications makes its own socket a DPT row;
+// a connection that arrived on that row's address is never routed back to
+// it, or it would loop through this handler for ever.
+func TestHandlerSkipsItsOwnAddress(t *testing.T) {
+	vln := listenVIPA(t)
+	h, f, vipa := testHandler(t, vln)
+	core, logs := observer.New(zapcore.InfoLevel)
+	h.logger = zap.New(core)
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: vipa, Ready: 1})
+
+	// Only itself: refused at once, nothing dialed.
+	c, done := through(t, h, vln, nil)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("read %d, %v; want the connection closed", n, err)
+	}
+	if n := logs.FilterMessage("connection refused: the only target is this listener itself").Len(); n != 1 {
+		t.Fatalf("%d refusals logged, want 1", n)
+	}
+	if f.counters.noTarget.Load() != 1 || f.counters.dialFailures.Load() != 0 {
+		t.Fatalf("no_target %d, dial failures %d", f.counters.noTarget.Load(), f.counters.dialFailures.Load())
+	}
+
+	// With another target, every connection goes there, whichever row the
+	// distmethod starts from.
+	_, live := backend(t, "B")
+	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	for range 3 {
+		c, done := through(t, h, vln, nil)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		got := make([]byte, 1)
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "B" {
+			t.Fatalf("read %q, %v; want B's greeting", got, err)
+		}
+		c.Close()
+	}
+	waitCRTEmpty(t, f)
+	if n := logs.FilterMessage("a connection arrived on a target's own address; that target is skipped").Len(); n != 1 {
+		t.Fatalf("%d skip lines, want 1 (logged once)", n)
+	}
+}

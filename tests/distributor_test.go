@@ -269,3 +269,32 @@ func TestProbeListeners(t *testing.T) {
 	waitFor(t, 3*time.Second, "the row to go", func() bool { return len(dpt(t, admin)) == 0 })
 	refused(t, vipa)
 }
+
+// TestLayer4OnAdvertiseAddress: a layer4 server that also listens on the
+// advertise address makes the listener watch count Caddy's own socket as an
+// application. A client of the VIPA is routed there once, arrives on that
+// address, and is not routed back again: it is closed, with the reason in
+// the log, instead of looping until descriptors run out.
+func TestLayer4OnAdvertiseAddress(t *testing.T) {
+	admin := adminAddr(t)
+	port := freePort(t)
+	gossip := freePort(t)
+	vipa := fmt.Sprintf("127.0.0.100:%d", port)
+	cfg := strings.Replace(singleNodeCaddyfile(admin, gossip, port, ""),
+		fmt.Sprintf("127.0.0.100:%d {\n\t\t\troute {\n\t\t\t\tdistribute {", port),
+		fmt.Sprintf("127.0.0.100:%d 127.0.0.1:%d {\n\t\t\troute {\n\t\t\t\tdistribute 127.0.0.100 {", port, port), 1)
+	if !strings.Contains(cfg, "127.0.0.1:"+fmt.Sprint(port)+" {") {
+		t.Fatalf("config not rewritten:\n%s", cfg)
+	}
+	p := startCaddy(t, admin, cfg)
+	waitFor(t, 3*time.Second, "Caddy's own socket as a DPT row", func() bool { return len(dpt(t, admin)) == 1 })
+
+	refused(t, vipa)
+	waitFor(t, 3*time.Second, "the reason in the log", func() bool {
+		return contains(p.log.String(), "the only target is this listener itself")
+	})
+	waitFor(t, 3*time.Second, "an empty CRT", func() bool { return len(crt(t, admin, "")) == 0 })
+	if rows := dpt(t, admin); rows[0].TotalConns != 1 {
+		t.Fatalf("the row took %d connections, want 1 (no loop): %+v", rows[0].TotalConns, rows[0])
+	}
+}
