@@ -64,6 +64,16 @@ func through(t *testing.T, h *Handler, ln net.Listener, prefetched []byte) (net.
 // backend answers each connection with its name and then echoes.
 func backend(t *testing.T, name string) (net.Listener, netip.AddrPort) {
 	t.Helper()
+	return serveTCP(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, name)
+		_, _ = io.Copy(c, c)
+	})
+}
+
+// serveTCP listens on loopback and runs serve for each connection, which
+// is closed when serve returns.
+func serveTCP(t *testing.T, serve func(net.Conn)) (net.Listener, netip.AddrPort) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -77,8 +87,7 @@ func backend(t *testing.T, name string) (net.Listener, netip.AddrPort) {
 			}
 			go func() {
 				defer c.Close()
-				_, _ = io.WriteString(c, name)
-				_, _ = io.Copy(c, c)
+				serve(c)
 			}()
 		}
 	}()

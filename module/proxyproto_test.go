@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -15,33 +16,19 @@ import (
 
 // proxyBackend reads a PROXY protocol header from each connection and
 // answers with the version and addresses it carried, then echoes.
-func proxyBackend(t *testing.T) net.Listener {
+func proxyBackend(t *testing.T) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				h, err := proxyproto.Read(r)
-				if err != nil {
-					fmt.Fprintf(c, "no header: %v\n", err)
-					return
-				}
-				fmt.Fprintf(c, "v%d %s %s\n", h.Version, h.SourceAddr, h.DestinationAddr)
-				_, _ = io.Copy(c, r)
-			}()
+	_, addr := serveTCP(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		h, err := proxyproto.Read(r)
+		if err != nil {
+			fmt.Fprintf(c, "no header: %v\n", err)
+			return
 		}
-	}()
-	return ln
+		fmt.Fprintf(c, "v%d %s %s\n", h.Version, h.SourceAddr, h.DestinationAddr)
+		_, _ = io.Copy(c, r)
+	})
+	return addr
 }
 
 func TestHandlerProxyProtocol(t *testing.T) {
@@ -51,9 +38,7 @@ func TestHandlerProxyProtocol(t *testing.T) {
 			h, f, vipa := testHandler(t, vln)
 			h.ProxyProtocol = version
 			h.proxyVersion = proxyVersions[version]
-			bln := proxyBackend(t)
-			f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b",
-				Address: bln.Addr().(*net.TCPAddr).AddrPort(), Ready: 1})
+			f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: proxyBackend(t), Ready: 1})
 			c, done := through(t, h, vln, []byte("first "))
 			if err := <-done; err != nil {
 				t.Fatal(err)
