@@ -88,8 +88,9 @@ func (c *CRT) Insert(e *Entry) {
 }
 
 // Remove takes the entry out, drops e.Target's active count (claims 11
-// and 17) and adds the entry's bytes to the target's totals. Removing an entry that is not in the table is a no-op, so a
-// second Remove is harmless; a Remove after Release is not.
+// and 17) and adds the entry's bytes to the target's totals. Removing an
+// entry that is not in the table is a no-op, so a second Remove is
+// harmless; a Remove after Release is not.
 func (c *CRT) Remove(e *Entry) {
 	if !e.linked {
 		return
