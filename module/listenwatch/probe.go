@@ -1,7 +1,6 @@
 package listenwatch
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -70,10 +69,7 @@ func (p *prober) scan(s Snapshot) error {
 
 // probe reports whether something accepts connections at ap.
 func (p *prober) probe(ap netip.AddrPort) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", ap.String())
+	c, err := net.DialTimeout("tcp", ap.String(), p.timeout)
 	if err == nil {
 		c.Close()
 		return true, nil
