@@ -22,98 +22,124 @@ var (
 // dialRaw connects a non-blocking socket to addr and waits for the
 // handshake on a poller, bounded by timeout. The socket never enters Go's
 // netpoller: the poller that saw it connect relays it.
+//
+// The calls run on the handler's goroutine, under caddy-l4's deep frames:
+// the path to each system call is kept shallow, and an errno stays an
+// errno until it is reported, so that a new goroutine's stack is not grown
+// a second time for them.
 func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) {
-	s, err := dialSocket(addr, timeout)
-	if err != nil {
-		return nil, true, &net.OpError{Op: "dial", Net: "tcp",
-			Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+	fd, op, e := openSocket(addr)
+	var err error
+	switch e {
+	case 0, unix.EINPROGRESS:
+		var s *splicer
+		if s, err = newTarget(fd, e != 0, timeout); err == nil {
+			return &s.handle, true, nil
+		}
+	default:
+		err = os.NewSyscallError(op, e)
 	}
-	s.handle.raw = s
-	return &s.handle, true, nil
+	return nil, true, &net.OpError{Op: "dial", Net: "tcp",
+		Addr: net.TCPAddrFromAddrPort(addr), Err: err}
 }
 
-func dialSocket(addr netip.AddrPort, timeout time.Duration) (*splicer, error) {
+// openSocket creates a non-blocking socket and starts its handshake. It
+// returns EINPROGRESS while the handshake is not over; on any other error
+// the socket is closed and op names the failed call.
+func openSocket(addr netip.AddrPort) (fd int, op string, e syscall.Errno) {
 	ip := addr.Addr().Unmap()
 	family := unix.AF_INET
 	if ip.Is6() {
 		family = unix.AF_INET6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family),
+		unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if e != 0 {
+		return -1, "socket", e
 	}
-	if err := setupSocket(fd); err != nil {
+	fd = int(r)
+	// Nagle's algorithm off, as net.Dialer does; keepalive comes later
+	// (see sweepKeepalive).
+	if e = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); e != 0 {
 		unix.Close(fd)
-		return nil, err
+		return -1, "setsockopt", e
 	}
-	err = connect(fd, ip, addr.Port())
-	if err == unix.EINPROGRESS || err == unix.EINTR {
+	e = connect(fd, ip, addr.Port())
+	if e == unix.EINPROGRESS || e == unix.EINTR {
 		// Often over already (always on loopback): then no poller wait.
-		err = connected(fd)
+		e = connected(fd)
 	}
-	switch err {
-	case nil, unix.EINPROGRESS:
-	default:
+	if e != 0 && e != unix.EINPROGRESS {
 		unix.Close(fd)
-		return nil, os.NewSyscallError("connect", err)
+		return -1, "connect", e
 	}
-	s := &splicer{done: make(chan struct{}), dialing: err != nil}
-	if s.dialing {
-		s.dialed = make(chan struct{})
-	}
+	return fd, "", e
+}
+
+// newTarget registers a connected or connecting socket with a poller.
+func newTarget(fd int, dialing bool, timeout time.Duration) (*splicer, error) {
+	s := &splicer{done: make(chan struct{}), dialing: dialing}
 	s.sides[1] = side{index: 1, fd: fd, raw: true, hearIn: true}
 	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1]}
 	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0]}
+	s.handle.raw = s
 	s.p = pick()
+	if dialing {
+		s.dialed = make(chan struct{})
+	}
 	if err := s.p.registerTarget(s); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	if !s.dialing {
-		return s, nil
-	}
-	t := time.AfterFunc(timeout, func() { s.p.post(s, wakeDialTimeout) })
-	<-s.dialed
-	t.Stop()
-	if s.err != nil {
-		unix.Close(fd) // the poller ended it: it no longer touches fd
-		return nil, s.err
+	if dialing {
+		return s, s.awaitHandshake(timeout)
 	}
 	return s, nil
 }
 
+// awaitHandshake waits for the poller to see the handshake end, bounded by
+// timeout. On an error the socket is closed.
+//
+//go:noinline
+func (s *splicer) awaitHandshake(timeout time.Duration) error {
+	t := time.AfterFunc(timeout, func() { s.p.post(s, wakeDialTimeout) })
+	<-s.dialed
+	t.Stop()
+	if s.err != nil {
+		unix.Close(s.sides[1].fd) // the poller ended it: it no longer touches fd
+		return s.err
+	}
+	return nil
+}
+
 // connected reports how a handshake in progress stands without waiting:
-// nil when established, EINPROGRESS while in progress, or its error.
-func connected(fd int) error {
+// 0 when established, EINPROGRESS while in progress, or its error.
+func connected(fd int) syscall.Errno {
 	pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 	n, _, e := unix.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&pfd[0])), 1, 0)
 	if e != 0 || n == 0 {
 		return unix.EINPROGRESS
 	}
 	if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0 {
-		return nil // writable and no error: established
+		return 0 // writable and no error: established
 	}
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	switch {
-	case err != nil:
-		return err
-	case v != 0:
-		return syscall.Errno(v)
-	}
-	return nil
+	return soError(fd)
 }
 
-// setupSocket disables Nagle's algorithm, as net.Dialer does; keepalive
-// comes later (see sweepKeepalive).
-func setupSocket(fd int) error {
-	if err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return os.NewSyscallError("setsockopt", err)
+// soError takes the socket's pending error.
+func soError(fd int) syscall.Errno {
+	var v int32
+	l := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_ERROR,
+		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return e
 	}
-	return nil
+	return syscall.Errno(v)
 }
 
 // connect starts the handshake without blocking.
-func connect(fd int, ip netip.Addr, port uint16) error {
+func connect(fd int, ip netip.Addr, port uint16) syscall.Errno {
 	if ip.Is4() {
 		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
 		sa.Port = port<<8 | port>>8
@@ -125,7 +151,7 @@ func connect(fd int, ip netip.Addr, port uint16) error {
 // connect6 is apart from connect, whose frame sits on the handler's stack.
 //
 //go:noinline
-func connect6(fd int, ip netip.Addr, port uint16) error {
+func connect6(fd int, ip netip.Addr, port uint16) syscall.Errno {
 	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
 	sa.Port = port<<8 | port>>8
 	if z := ip.Zone(); z != "" {
@@ -136,22 +162,16 @@ func connect6(fd int, ip netip.Addr, port uint16) error {
 	return rawConnect(fd, unsafe.Pointer(&sa), unsafe.Sizeof(sa))
 }
 
-func rawConnect(fd int, sa unsafe.Pointer, n uintptr) error {
+func rawConnect(fd int, sa unsafe.Pointer, n uintptr) syscall.Errno {
 	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), n)
-	if e != 0 {
-		return e
-	}
-	return nil
+	return e
 }
 
-func setsockoptInt(fd, level, opt, v int) error {
+func setsockoptInt(fd, level, opt, v int) syscall.Errno {
 	v32 := int32(v)
 	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
 		uintptr(unsafe.Pointer(&v32)), 4, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
+	return e
 }
 
 // connect ends the handshake of s when its socket reports it over.

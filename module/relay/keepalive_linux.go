@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -68,15 +69,18 @@ func (p *poller) sweepKeepalive() {
 }
 
 func setKeepalive(fd int) error {
-	err := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	if err == nil {
-		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle)
+	e := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	if e == 0 {
+		e = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle)
 	}
-	if err == nil {
-		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval)
+	if e == 0 {
+		e = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval)
 	}
-	if err == nil {
-		err = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount)
+	if e == 0 {
+		e = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount)
 	}
-	return err
+	if e != 0 {
+		return os.NewSyscallError("setsockopt", e)
+	}
+	return nil
 }

@@ -237,8 +237,8 @@ func (s *splicer) listen(f *flow) error {
 	if !hear {
 		ev.Events = sideEvents
 	}
-	if err := epollCtl(s.p.epfd, unix.EPOLL_CTL_MOD, f.src.fd, &ev); err != nil {
-		return f.src.error("epoll_ctl", err)
+	if e := epollCtl(s.p.epfd, unix.EPOLL_CTL_MOD, f.src.fd, &ev); e != 0 {
+		return f.src.error("epoll_ctl", e)
 	}
 	f.src.hearIn = hear
 	return nil

@@ -53,8 +53,8 @@ func (sd *side) apply(ev uint32) {
 // The event is passed by value: only the net.Conn path lets it escape.
 func (sd *side) epollCtl(epfd, op int, ev unix.EpollEvent) error {
 	if sd.raw {
-		if err := epollCtl(epfd, op, sd.fd, &ev); err != nil {
-			return sd.error("epoll_ctl", err)
+		if e := epollCtl(epfd, op, sd.fd, &ev); e != 0 {
+			return sd.error("epoll_ctl", e)
 		}
 		return nil
 	}
@@ -62,12 +62,12 @@ func (sd *side) epollCtl(epfd, op int, ev unix.EpollEvent) error {
 }
 
 func (sd *side) epollCtlConn(epfd, op int, ev unix.EpollEvent) error {
-	var err error
-	if cerr := sd.rc.Control(func(fd uintptr) { err = epollCtl(epfd, op, int(fd), &ev) }); cerr != nil {
+	var e syscall.Errno
+	if cerr := sd.rc.Control(func(fd uintptr) { e = epollCtl(epfd, op, int(fd), &ev) }); cerr != nil {
 		return sd.error("", cerr)
 	}
-	if err != nil {
-		return sd.error("epoll_ctl", err)
+	if e != 0 {
+		return sd.error("epoll_ctl", e)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -82,13 +83,10 @@ func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 }
 
 // epollCtl changes a registration.
-func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) syscall.Errno {
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
 		uintptr(unsafe.Pointer(ev)), 0, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
+	return e
 }
 
 // shutdownWrite sends a FIN after the bytes already queued.
