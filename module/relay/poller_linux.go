@@ -355,8 +355,8 @@ func (p *poller) end(s *splicer, err error) {
 	p.mu.Unlock()
 	if owned {
 		s.stopClocks()
-		unix.Close(s.sides[0].fd)
-		unix.Close(s.sides[1].fd)
+		closeSocket(s.sides[0].fd)
+		closeSocket(s.sides[1].fd)
 		s.onEnd(err)
 		return
 	}

@@ -97,3 +97,9 @@ func shutdownWrite(fd int) error {
 	}
 	return nil
 }
+
+// closeSocket closes a socket the relay owns. Without SO_LINGER a close
+// never waits (the FIN follows the queued bytes), so it is raw too.
+func closeSocket(fd int) {
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+}
