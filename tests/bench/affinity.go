@@ -58,10 +58,15 @@ func allowedCPUs() []int {
 	return cpus
 }
 
-// pinProcess moves every thread of pid to cpu. Threads created later inherit
-// the mask of their creator, so a second pass catches any thread born during
-// the first.
+// pinProcess moves every thread of pid to cpu.
 func pinProcess(pid, cpu int) error {
+	return setProcessAffinity(pid, oneCPU(cpu))
+}
+
+// setProcessAffinity gives every thread of pid the mask s. Threads created
+// later inherit the mask of their creator, so a second pass catches any
+// thread born during the first.
+func setProcessAffinity(pid int, s cpuSet) error {
 	for pass := 0; pass < 2; pass++ {
 		tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 		if err != nil {
@@ -72,8 +77,8 @@ func pinProcess(pid, cpu int) error {
 			if err != nil {
 				continue
 			}
-			if err := setAffinity(tid, oneCPU(cpu)); err != nil && err != syscall.ESRCH {
-				return fmt.Errorf("pin pid %d thread %d to cpu %d: %w", pid, tid, cpu, err)
+			if err := setAffinity(tid, s); err != nil && err != syscall.ESRCH {
+				return fmt.Errorf("set affinity of pid %d thread %d: %w", pid, tid, err)
 			}
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +231,30 @@ func TestProxyCPU(t *testing.T) {
 	}
 	if v, ok := m["download_cpu_ms_gb"]; ok {
 		t.Fatalf("download_cpu_ms_gb %v without a rate", v)
+	}
+}
+
+// TestPinUndone: a run pins this process to the load CPU with one Go
+// thread; the func pin returns must give back both, or a second run in the
+// same process (go test -count 2) would find one CPU and measure unpinned.
+func TestPinUndone(t *testing.T) {
+	before := allowedCPUs()
+	if len(before) < 2 {
+		t.Skipf("%d CPUs allowed: nothing to pin", len(before))
+	}
+	procs := runtime.GOMAXPROCS(0)
+	var errs strings.Builder
+	r := newRunner(context.Background(), config{Pin: true, Err: &errs})
+	unpin := r.pin()
+	if got := allowedCPUs(); !slices.Equal(got, []int{r.loadCPU}) || runtime.GOMAXPROCS(0) != 1 {
+		unpin()
+		t.Fatalf("pinned: CPUs %v, GOMAXPROCS %d; want [%d] and 1 (%s)", got, runtime.GOMAXPROCS(0), r.loadCPU, errs.String())
+	}
+	unpin()
+	if got := allowedCPUs(); !slices.Equal(got, before) {
+		t.Errorf("after unpin: CPUs %v, want %v", got, before)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("after unpin: GOMAXPROCS %d, want %d", got, procs)
 	}
 }

@@ -73,7 +73,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	if err := r.limits(); err != nil {
 		return r.res, err
 	}
-	r.pin()
+	defer r.pin()()
 	dir, err := os.MkdirTemp("", "caddy-vipa-bench-")
 	if err != nil {
 		return r.res, err
@@ -133,21 +133,34 @@ func (r *runner) limits() error {
 }
 
 // pin puts the proxies on the first allowed CPU and this process (load client
-// and backends) on the second, with one Go thread running.
-func (r *runner) pin() {
+// and backends) on the second, with one Go thread running. The returned
+// func gives this process its CPUs and threads back, so that a run inside a
+// longer-lived process (a test) leaves it as it found it.
+func (r *runner) pin() (unpin func()) {
 	cpus := allowedCPUs()
 	if !r.cfg.Pin || len(cpus) < 2 {
 		fmt.Fprintf(r.cfg.Err, "note: not pinned (%d CPUs allowed): proxies and load share the CPUs\n", len(cpus))
-		return
+		return func() {}
+	}
+	allowed, err := getAffinity(0)
+	if err != nil {
+		fmt.Fprintf(r.cfg.Err, "note: not pinned: %v\n", err)
+		return func() {}
+	}
+	if err := pinProcess(os.Getpid(), cpus[1]); err != nil {
+		fmt.Fprintf(r.cfg.Err, "note: not pinned: %v\n", err)
+		setProcessAffinity(os.Getpid(), allowed)
+		return func() {}
 	}
 	r.proxyCPU, r.loadCPU = cpus[0], cpus[1]
-	if err := pinProcess(os.Getpid(), r.loadCPU); err != nil {
-		fmt.Fprintf(r.cfg.Err, "note: not pinned: %v\n", err)
-		r.proxyCPU, r.loadCPU = -1, -1
-		return
-	}
-	runtime.GOMAXPROCS(1)
+	procs := runtime.GOMAXPROCS(1)
 	r.res.Machine.ProxyCPU, r.res.Machine.LoadCPU = r.proxyCPU, r.loadCPU
+	return func() {
+		if err := setProcessAffinity(os.Getpid(), allowed); err != nil {
+			fmt.Fprintf(r.cfg.Err, "note: %v\n", err)
+		}
+		runtime.GOMAXPROCS(procs)
+	}
 }
 
 // rounds runs the cases interleaved: within a round every contender runs a
