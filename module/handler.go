@@ -102,56 +102,91 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // Handle routes one connection. It is terminal: next is never called. On
 // Linux it returns as soon as the relay runs: the relay's poller owns the
 // connection from then on and ends its CRT entry.
+//
+// caddy-l4's frames have already grown the goroutine's stack to 4 KiB and
+// fill half of it; the dial and the relay's start below must not grow it
+// again (a copy of the whole stack per connection). So Handle's frame holds
+// little more than what lives across them, and the lookup and the CRT
+// bookkeeping are calls of their own.
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	local := addrPort(cx.LocalAddr())
-	vipa, port := local.Addr(), local.Port()
-	if h.vipa.IsValid() {
-		vipa = h.vipa
-	}
-	rt := (*h.fleet.routes.Load())[vipa]
-	if rt == nil {
-		h.fleet.counters.noDefinition.Add(1)
-		h.refuse(cx, vipa, port, "no VIPADISTRIBUTE definition for this VIPA", nil)
+	g, first := h.lookup(cx, local)
+	if g == nil {
 		return nil
 	}
-	g := h.fleet.dpt.Lookup(vipa, port)
-	if g == nil || g.Len() == 0 {
-		h.fleet.counters.noTarget.Add(1)
-		h.refuse(cx, vipa, port, "no target has an application listening on this port", nil)
-		return nil
-	}
-	client := addrPort(cx.RemoteAddr())
 	pre := prefetched(cx)
 	if h.proxyVersion != 0 {
 		var err error
-		if pre, err = proxyHeader(h.proxyVersion, client, local, pre); err != nil {
-			h.refuse(cx, vipa, port, "no PROXY protocol header", err)
+		if pre, err = proxyHeader(h.proxyVersion, addrPort(cx.RemoteAddr()), local, pre); err != nil {
+			h.refuse(cx, local, "no PROXY protocol header", err)
 			return nil
 		}
 	}
-	conn, target, err := h.dial(cx, g, rt.distmethod.Start(g), local)
-	switch {
-	case errors.Is(err, errSelf):
-		h.fleet.counters.noTarget.Add(1)
-		h.refuse(cx, vipa, port, "the only target is this listener itself", err)
-		return nil
-	case err != nil:
-		h.fleet.counters.noAnswer.Add(1)
-		h.refuse(cx, vipa, port, "no target answered", err)
+	conn, target, err := h.dial(cx, g, first, local)
+	if err != nil {
+		h.dialRefused(cx, local, err)
 		return nil
 	}
-
-	e := h.fleet.crt.Acquire()
-	e.Client = client
-	e.VIPA, e.Port, e.Target = vipa, port, target
-	e.Since = time.Now().UnixNano()
-	h.fleet.crt.Insert(e)
+	e := h.record(cx, target, local)
 	relay.Start(cx.Conn, conn, pre, relay.Options{
 		IdleTimeout: time.Duration(h.IdleTimeout),
 		ToTarget:    &e.ToTarget,
 		ToClient:    &e.ToClient,
 	}, func(err error) { h.ended(e, err) })
 	return nil
+}
+
+// lookup returns the DPT group the connection arrived for and the index
+// of its first candidate, or nil when it is refused (counted and logged).
+//
+//go:noinline
+func (h *Handler) lookup(cx *layer4.Connection, local netip.AddrPort) (*tables.Group, int) {
+	vipa, port := h.vipaOf(local), local.Port()
+	rt := (*h.fleet.routes.Load())[vipa]
+	if rt == nil {
+		h.fleet.counters.noDefinition.Add(1)
+		h.refuse(cx, local, "no VIPADISTRIBUTE definition for this VIPA", nil)
+		return nil, 0
+	}
+	g := h.fleet.dpt.Lookup(vipa, port)
+	if g == nil || g.Len() == 0 {
+		h.fleet.counters.noTarget.Add(1)
+		h.refuse(cx, local, "no target has an application listening on this port", nil)
+		return nil, 0
+	}
+	return g, rt.distmethod.Start(g)
+}
+
+// vipaOf is the VIPA a connection to local is for: the configured one, or
+// the address it arrived on.
+func (h *Handler) vipaOf(local netip.AddrPort) netip.Addr {
+	if h.vipa.IsValid() {
+		return h.vipa
+	}
+	return local.Addr()
+}
+
+// dialRefused counts and logs a connection no target took.
+func (h *Handler) dialRefused(cx *layer4.Connection, local netip.AddrPort, err error) {
+	if errors.Is(err, errSelf) {
+		h.fleet.counters.noTarget.Add(1)
+		h.refuse(cx, local, "the only target is this listener itself", err)
+		return
+	}
+	h.fleet.counters.noAnswer.Add(1)
+	h.refuse(cx, local, "no target answered", err)
+}
+
+// record inserts the connection's CRT entry.
+//
+//go:noinline
+func (h *Handler) record(cx *layer4.Connection, target *tables.Target, local netip.AddrPort) *tables.Entry {
+	e := h.fleet.crt.Acquire()
+	e.Client = addrPort(cx.RemoteAddr())
+	e.VIPA, e.Port, e.Target = h.vipaOf(local), local.Port(), target
+	e.Since = time.Now().UnixNano()
+	h.fleet.crt.Insert(e)
+	return e
 }
 
 // errSelf: the target's address is the one the connection arrived on.
@@ -169,10 +204,7 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int, local 
 	for k := range len(targets) {
 		target := targets[(start+k)%len(targets)]
 		if target.Address == local {
-			h.selfOnce.Do(func() {
-				h.logger.Error("a connection arrived on a target's own address; that target is skipped",
-					zap.Stringer("address", local), zap.Error(errSelf))
-			})
+			h.skipSelf(local)
 			continue
 		}
 		if attempts == h.MaxAttempts {
@@ -191,6 +223,14 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int, local 
 		return nil, nil, errSelf // every target was skipped
 	}
 	return nil, nil, lastErr
+}
+
+// skipSelf logs, once, that a target is this listener itself.
+func (h *Handler) skipSelf(local netip.AddrPort) {
+	h.selfOnce.Do(func() {
+		h.logger.Error("a connection arrived on a target's own address; that target is skipped",
+			zap.Stringer("address", local), zap.Error(errSelf))
+	})
 }
 
 // dialFailed logs a target that did not answer.
@@ -227,12 +267,12 @@ func (h *Handler) logEnd(lvl zapcore.Level, msg string, e *tables.Entry, err err
 	}
 }
 
-// refuse logs why a connection gets no target; the layer4 server closes it
-// when the handler returns.
-func (h *Handler) refuse(cx *layer4.Connection, vipa netip.Addr, port uint16, why string, err error) {
+// refuse logs why a connection to local gets no target; the layer4 server
+// closes it when the handler returns.
+func (h *Handler) refuse(cx *layer4.Connection, local netip.AddrPort, why string, err error) {
 	if ce := h.logger.Check(zapcore.WarnLevel, "connection refused: "+why); ce != nil {
-		ce.Write(zap.Stringer("client", cx.RemoteAddr()), zap.Stringer("vipa", vipa),
-			zap.Uint16("port", port), zap.Error(err))
+		ce.Write(zap.Stringer("client", cx.RemoteAddr()), zap.Stringer("vipa", h.vipaOf(local)),
+			zap.Uint16("port", local.Port()), zap.Error(err))
 	}
 }
 

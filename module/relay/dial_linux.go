@@ -23,24 +23,42 @@ var (
 // handshake on a poller, bounded by timeout. The socket never enters Go's
 // netpoller: the poller that saw it connect relays it.
 //
-// The calls run on the handler's goroutine, under caddy-l4's deep frames:
-// the path to each system call is kept shallow, and an errno stays an
-// errno until it is reported, so that a new goroutine's stack is not grown
-// a second time for them.
+// It runs on the handler's goroutine, whose stack caddy-l4's frames have
+// already grown to 4 KiB and nearly filled. So that the dial does not grow
+// it again (a copy of the whole stack per connection), its frames are kept
+// few and small: the splicer is allocated here, before any deeper call; an
+// errno stays an errno until it is reported; and the slow paths (a
+// handshake still in progress, errors) are calls of their own.
 func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) {
+	s := &splicer{done: make(chan struct{})}
 	fd, op, e := openSocket(addr)
-	var err error
-	switch e {
-	case 0, unix.EINPROGRESS:
-		var s *splicer
-		if s, err = newTarget(fd, e != 0, timeout); err == nil {
-			return &s.handle, true, nil
-		}
-	default:
-		err = os.NewSyscallError(op, e)
+	if e != 0 && e != unix.EINPROGRESS {
+		return nil, true, dialError(addr, os.NewSyscallError(op, e))
 	}
-	return nil, true, &net.OpError{Op: "dial", Net: "tcp",
-		Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+	t := &s.sides[1]
+	t.index, t.fd, t.raw, t.hearIn = 1, fd, true, true
+	s.flows[0].src, s.flows[0].dst = &s.sides[0], t
+	s.flows[1].src, s.flows[1].dst = t, &s.sides[0]
+	s.handle.raw = s
+	s.p = pick()
+	if e != 0 {
+		s.dialing = true
+		s.dialed = make(chan struct{})
+	}
+	err := s.p.registerTarget(s)
+	if err != nil {
+		unix.Close(fd)
+	} else if s.dialing {
+		err = s.awaitHandshake(timeout)
+	}
+	if err != nil {
+		return nil, true, dialError(addr, err)
+	}
+	return &s.handle, true, nil
+}
+
+func dialError(addr netip.AddrPort, err error) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
 }
 
 // openSocket creates a non-blocking socket and starts its handshake. It
@@ -74,27 +92,6 @@ func openSocket(addr netip.AddrPort) (fd int, op string, e syscall.Errno) {
 		return -1, "connect", e
 	}
 	return fd, "", e
-}
-
-// newTarget registers a connected or connecting socket with a poller.
-func newTarget(fd int, dialing bool, timeout time.Duration) (*splicer, error) {
-	s := &splicer{done: make(chan struct{}), dialing: dialing}
-	s.sides[1] = side{index: 1, fd: fd, raw: true, hearIn: true}
-	s.flows[0] = flow{src: &s.sides[0], dst: &s.sides[1]}
-	s.flows[1] = flow{src: &s.sides[1], dst: &s.sides[0]}
-	s.handle.raw = s
-	s.p = pick()
-	if dialing {
-		s.dialed = make(chan struct{})
-	}
-	if err := s.p.registerTarget(s); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	if dialing {
-		return s, s.awaitHandshake(timeout)
-	}
-	return s, nil
 }
 
 // awaitHandshake waits for the poller to see the handshake end, bounded by

@@ -167,21 +167,29 @@ func (p *poller) start() {
 // registerTarget adds a dialed target socket alone, for its handshake
 // (dialing) or with its handshake done. Its events only latch its
 // readiness until the client joins.
+//
+// Like joinClient, it runs on the handler's goroutine under caddy-l4's deep
+// frames, so it takes no defer and calls epoll_ctl on the raw descriptor
+// directly: the dial must not grow that goroutine's stack (see dialRaw).
 func (p *poller) registerTarget(s *splicer) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.open(); err != nil {
-		return err
+	if p.ep == nil { // open's frame is large: call it only the first time
+		if err := p.open(); err != nil {
+			p.mu.Unlock()
+			return err
+		}
 	}
 	slot := p.claim(s)
 	ev := s.event(1)
-	if err := s.sides[1].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, ev); err != nil {
+	if e := epollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.sides[1].fd, &ev); e != 0 {
 		p.free = append(p.free, slot)
-		return err
+		p.mu.Unlock()
+		return s.sides[1].error("epoll_ctl", e)
 	}
 	p.slots[slot] = s
 	p.live++
 	p.start()
+	p.mu.Unlock()
 	return nil
 }
 
@@ -189,15 +197,17 @@ func (p *poller) registerTarget(s *splicer) error {
 // registerTarget; from then on events run turns.
 func (p *poller) joinClient(s *splicer) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.slots[s.slot] != s || s.gen != p.gens[s.slot] {
+		p.mu.Unlock()
 		return errDropped // failAll ended it
 	}
 	ev := s.event(0)
-	if err := s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, ev); err != nil {
-		return err
+	if e := epollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.sides[0].fd, &ev); e != 0 {
+		p.mu.Unlock()
+		return s.sides[0].error("epoll_ctl", e)
 	}
 	s.joined = true
+	p.mu.Unlock()
 	return nil
 }
 
