@@ -1,0 +1,95 @@
+package vipa
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// MaxDefinitions bounds the definitions one routing node carries: the
+// fleet's wire carries no more.
+const MaxDefinitions = 1024
+
+// Definition is one VIPADISTRIBUTE statement as the fleet knows it: the
+// VIPA, its routable ports, its candidate targets and its routing node
+// (claims 1, 4, 9, 10).
+type Definition struct {
+	VIPA        netip.Addr
+	Ports       PortSet
+	DestIP      []string // node names or advertise addresses; [DestAll] for every node
+	Distmethod  string
+	RoutingNode string
+}
+
+// NewDefinition parses and checks a definition's parts as a config writes
+// them. routingNode may be empty while it is not known yet.
+func NewDefinition(vipa string, ports, destIP []string, distmethod, routingNode string) (*Definition, error) {
+	v, err := ParseVIPA(vipa)
+	if err != nil {
+		return nil, err
+	}
+	d := &Definition{VIPA: v, DestIP: destIP, RoutingNode: routingNode}
+	if len(ports) == 0 {
+		return nil, errors.New("missing port")
+	}
+	if d.Ports, err = ParsePorts(ports); err != nil {
+		return nil, err
+	}
+	if len(destIP) == 0 {
+		return nil, errors.New("missing destip")
+	}
+	if d.Distmethod, err = ParseDistmethod(distmethod); err != nil {
+		return nil, err
+	}
+	if routingNode == "" {
+		return d, d.check()
+	}
+	return d, d.Validate()
+}
+
+// Validate checks every rule of a definition, the bounds of the fleet's
+// wire included: one that passes reaches every peer.
+func (d *Definition) Validate() error {
+	if err := ValidateNodeName(d.RoutingNode); err != nil {
+		return fmt.Errorf("routing node: %w", err)
+	}
+	return d.check()
+}
+
+func (d *Definition) check() error {
+	if !unicast(d.VIPA) || d.VIPA.Zone() != "" {
+		return fmt.Errorf("invalid VIPA %q: want a unicast IP address", d.VIPA)
+	}
+	switch {
+	case len(d.Ports) == 0:
+		return errors.New("missing port")
+	case len(d.Ports) > MaxPortRanges:
+		return fmt.Errorf("%d port ranges: at most %d", len(d.Ports), MaxPortRanges)
+	}
+	if err := ValidateDestIP(d.DestIP); err != nil {
+		return err
+	}
+	if d.Distmethod == "" {
+		return errors.New("missing distmethod")
+	}
+	_, err := ParseDistmethod(d.Distmethod)
+	return err
+}
+
+// Candidate reports whether the node with this name and advertise address
+// may be a target of the definition (claims 2, 3). The routing node is
+// always a candidate of its own VIPA.
+func (d *Definition) Candidate(node string, advertise netip.Addr) bool {
+	if node == d.RoutingNode {
+		return true
+	}
+	for _, dst := range d.DestIP {
+		if dst == DestAll || dst == node {
+			return true
+		}
+		if a, err := netip.ParseAddr(dst); err == nil && advertise.IsValid() && a.Unmap() == advertise.Unmap() {
+			return true
+		}
+	}
+	return false
+}

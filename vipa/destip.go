@@ -1,0 +1,153 @@
+package vipa
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// DestAll is the destip value that makes every fleet node a candidate
+// (claim 2); it stands alone.
+const DestAll = "all"
+
+// MaxDestinations bounds the destip list of one definition: the fleet's
+// wire carries no more.
+const MaxDestinations = 1024
+
+// ValidateDestIP checks a destip list: DestAll alone, or node names and
+// advertise addresses (claim 3).
+func ValidateDestIP(list []string) error {
+	if len(list) == 0 {
+		return errors.New("empty destip list")
+	}
+	if len(list) > MaxDestinations {
+		return fmt.Errorf("%d destinations: at most %d", len(list), MaxDestinations)
+	}
+	for _, dst := range list {
+		if dst == DestAll {
+			if len(list) > 1 {
+				return errors.New("destip all excludes other destinations")
+			}
+			continue
+		}
+		if err := validateDest(dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateDest checks one destination: an advertise address or a node name.
+func validateDest(dst string) error {
+	if _, err := netip.ParseAddr(dst); err == nil {
+		if _, err := ParseAdvertise(dst); err != nil {
+			return fmt.Errorf("destip %q: want a unicast address", dst)
+		}
+		return nil
+	}
+	if err := ValidateNodeName(dst); err != nil {
+		return fmt.Errorf("destip: %w", err)
+	}
+	return nil
+}
+
+// Role of a destination in a hotstandby definition.
+type Role string
+
+// Roles a destination may have.
+const (
+	RoleNone      Role = ""
+	RolePreferred Role = "preferred"
+	RoleBackup    Role = "backup"
+)
+
+// Bounds of a destination's weight and backup rank.
+const (
+	MinWeight = 1
+	MaxWeight = 100
+	MinRank   = 1
+	MaxRank   = 254
+)
+
+// Destination is one destip line of the block form: a node or address,
+// its weight and, under hotstandby, its role and backup rank.
+type Destination struct {
+	Node   string `json:"node"`
+	Weight int    `json:"weight,omitempty"` // 0 means 1
+	Role   Role   `json:"role,omitempty"`
+	Rank   int    `json:"rank,omitempty"` // backups only
+}
+
+// ValidateWeight checks a configured or reported weight.
+func ValidateWeight(w int) error {
+	if w < MinWeight || w > MaxWeight {
+		return fmt.Errorf("weight %d: want %d-%d", w, MinWeight, MaxWeight)
+	}
+	return nil
+}
+
+// ValidateRank checks a backup rank (of a destination or a backup routing
+// node).
+func ValidateRank(r int) error {
+	if r < MinRank || r > MaxRank {
+		return fmt.Errorf("rank %d: want %d-%d", r, MinRank, MaxRank)
+	}
+	return nil
+}
+
+// ValidateDestinations checks destinations for a distmethod: DestAll
+// alone and bare, weights and ranks in range, roles only under hotstandby
+// and there exactly one preferred.
+func ValidateDestinations(method string, dests []Destination) error {
+	list := make([]string, len(dests))
+	seen := make(map[string]bool, len(dests))
+	preferred := 0
+	for i, d := range dests {
+		list[i] = d.Node
+		if seen[d.Node] {
+			return fmt.Errorf("destip %s is listed twice", d.Node)
+		}
+		seen[d.Node] = true
+		if d.Node == DestAll && (d.Weight != 0 || d.Role != RoleNone || d.Rank != 0) {
+			return errors.New("destip all takes no weight, preferred or backup")
+		}
+		if d.Weight != 0 {
+			if err := ValidateWeight(d.Weight); err != nil {
+				return fmt.Errorf("destip %s: %w", d.Node, err)
+			}
+		}
+		switch d.Role {
+		case RoleNone, RolePreferred:
+			if d.Rank != 0 {
+				return fmt.Errorf("destip %s: only a backup has a rank", d.Node)
+			}
+		case RoleBackup:
+			if err := ValidateRank(d.Rank); err != nil {
+				return fmt.Errorf("destip %s: %w", d.Node, err)
+			}
+		default:
+			return fmt.Errorf("destip %s: unknown role %q: want preferred or backup", d.Node, d.Role)
+		}
+		if d.Role == RoleNone && method == HotStandby && d.Node != DestAll {
+			return fmt.Errorf("destip %s: hotstandby needs preferred or backup", d.Node)
+		}
+		if d.Role != RoleNone && method != HotStandby {
+			return fmt.Errorf("destip %s: %s needs distmethod hotstandby", d.Node, d.Role)
+		}
+		if d.Role == RolePreferred {
+			preferred++
+		}
+	}
+	if err := ValidateDestIP(list); err != nil {
+		return err
+	}
+	if method == HotStandby {
+		if seen[DestAll] {
+			return errors.New("hotstandby refuses destip all")
+		}
+		if preferred != 1 {
+			return fmt.Errorf("hotstandby needs exactly one preferred destination, not %d", preferred)
+		}
+	}
+	return nil
+}

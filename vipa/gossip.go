@@ -1,0 +1,102 @@
+package vipa
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+)
+
+// Gossip timing profiles.
+const (
+	ProfileLAN  = "lan"
+	ProfileFast = "fast"
+	ProfileWAN  = "wan"
+)
+
+// Profiles lists the gossip profiles, the default first.
+var Profiles = []string{ProfileLAN, ProfileFast, ProfileWAN}
+
+// ParseProfile checks a profile name; "" is lan.
+func ParseProfile(name string) (string, error) {
+	switch name {
+	case "", ProfileLAN:
+		return ProfileLAN, nil
+	case ProfileFast, ProfileWAN:
+		return name, nil
+	}
+	return "", fmt.Errorf("unknown gossip profile %q: want lan, fast or wan", name)
+}
+
+// KeySource checks that at most one of a keyring file and a key is given.
+func KeySource(keyringFile, encryptKey string) error {
+	if keyringFile != "" && encryptKey != "" {
+		return errors.New("gossip: keyring_file and encrypt_key are exclusive")
+	}
+	return nil
+}
+
+// DecodeKey decodes a base64 gossip key of 16, 24 or 32 bytes (AES-128,
+// -192 or -256, as memberlist takes them).
+func DecodeKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key is not base64: %w", err)
+	}
+	switch len(k) {
+	case 16, 24, 32:
+		return k, nil
+	}
+	return nil, fmt.Errorf("gossip key: %d bytes, want 16, 24 or 32", len(k))
+}
+
+// LoadKeyring reads a serf keyring file: a JSON array of base64 keys, the
+// first one primary.
+func LoadKeyring(path string) ([][]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading keyring: %w", err)
+	}
+	var encoded []string
+	if err := json.Unmarshal(raw, &encoded); err != nil {
+		return nil, fmt.Errorf("keyring %s: want a JSON array of base64 keys: %w", path, err)
+	}
+	if len(encoded) == 0 {
+		return nil, fmt.Errorf("keyring %s holds no key", path)
+	}
+	keys := make([][]byte, 0, len(encoded))
+	for i, s := range encoded {
+		k, err := DecodeKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("keyring %s, key %d: %w", path, i, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// DefaultLabel is the gossip label of a fleet that names none.
+const DefaultLabel = "caddy-vipa"
+
+// ValidateGossip checks that gossip on bind is encrypted unless it stays on
+// loopback or the operator wrote insecure.
+func ValidateGossip(bind netip.AddrPort, keyed, insecure bool) error {
+	if !keyed && !bind.Addr().IsLoopback() && !insecure {
+		return fmt.Errorf("gossip bind address %s is not loopback: set encrypt_key or keyring_file, or write 'insecure' to gossip in clear text", bind)
+	}
+	return nil
+}
+
+// AdvertiseFor returns a node's advertise address: the configured one, or
+// else the gossip bind address, which must then not be a wildcard.
+func AdvertiseFor(bind netip.AddrPort, advertise string) (netip.Addr, error) {
+	if advertise != "" {
+		return ParseAdvertise(advertise)
+	}
+	if bind.Addr().IsUnspecified() {
+		return netip.Addr{}, errors.New("advertise address is required when gossip binds the wildcard address")
+	}
+	return ParseAdvertise(bind.Addr().String())
+}

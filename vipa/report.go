@@ -1,0 +1,38 @@
+package vipa
+
+import "net/netip"
+
+// MaxReady bounds the listening sockets of one report line (SO_REUSEPORT
+// instances of one port): far above any real host.
+const MaxReady = 1 << 16
+
+// Listener is one line of a target node's listener report, from the node's
+// listener watch to the routing node's DPT: Ready sockets listen for
+// VIPA:Port and are dialed at Address (the node's advertise address with
+// Port). Weight and State are what the target says of itself: 0 and ""
+// when it says nothing (weight from the routing node's config, active).
+type Listener struct {
+	VIPA    netip.Addr
+	Port    uint16
+	Address netip.AddrPort
+	Ready   int
+	Weight  int
+	State   RowState
+}
+
+// Counts reports whether a socket listening on addr serves the
+// distributed ports of vipa for a node whose advertise address is adv:
+// one bound to adv itself, to :: (dual-stack, so for either family) or,
+// for an IPv4 adv, to 0.0.0.0 — never one bound to the VIPA.
+func Counts(addr, adv, vipa netip.Addr) bool {
+	addr, adv = addr.Unmap().WithZone(""), adv.Unmap()
+	switch {
+	case !adv.IsValid() || addr == vipa.Unmap():
+		return false
+	case addr == adv, addr == netip.IPv6Unspecified():
+		return true
+	case addr == netip.IPv4Unspecified():
+		return adv.Is4()
+	}
+	return false
+}
