@@ -1,7 +1,6 @@
 package serfsync
 
 import (
-	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -30,12 +29,26 @@ import (
 // the primary. Without keys (mode 0) frames are plain and a keyed server
 // refuses such a client: gossip in clear text has no secret to prove.
 
+//
+// Until the first frame opens under a fleet key the client has proven
+// nothing, so the server reads no more from it than a legitimate client
+// sends first: a hello (at most maxHello bytes) and a request frame (at most
+// maxRequestFrame). A larger announced frame ends the stream at once. Frames
+// are read as their bytes arrive, never allocated at the announced size.
+
 const (
 	channelMagic   = "VIPA"
 	channelVersion = 1
 	nonceSize      = 16
 	maxFrame       = 1 << 20 // bytes of one request or answer, before sealing
 	maxLabel       = 255
+	sealOverhead   = 16 // AES-GCM tag
+
+	maxHello = len(channelMagic) + 3 + maxLabel + nonceSize
+	// maxRequest is the longest sync request: type, name, flags, four digests.
+	maxRequest      = 1 + 2 + maxName + 1 + 4*24
+	maxRequestFrame = maxRequest + sealOverhead
+	maxAnswerFrame  = maxFrame + 64
 )
 
 var (
@@ -123,20 +136,35 @@ func writeFrame(w io.Writer, p []byte) error {
 	return err
 }
 
-// readFrame reads one length-prefixed frame of at most maxFrame bytes plus
-// the sealing overhead.
-func readFrame(r io.Reader) ([]byte, error) {
+// frameChunk is the most readFrame allocates ahead of the bytes it holds.
+const frameChunk = 4 << 10
+
+// readFrame reads one length-prefixed frame of at most limit bytes. Its
+// buffer grows as the bytes arrive, at most doubling, so a peer that
+// announces a large frame and stalls costs at most twice what it sent.
+func readFrame(r io.Reader, limit int) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return nil, err
 	}
 	size := binary.BigEndian.Uint32(n[:])
-	if size > maxFrame+64 {
+	if uint64(size) > uint64(limit) {
 		return nil, errFrame
 	}
-	p := make([]byte, size)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return nil, err
+	want := int(size)
+	p := make([]byte, 0, min(want, frameChunk))
+	for len(p) < want {
+		if len(p) == cap(p) {
+			p = append(make([]byte, 0, min(want, 2*cap(p))), p...)
+		}
+		m, err := io.ReadFull(r, p[len(p):min(cap(p), want)])
+		p = p[:len(p)+m]
+		if err == io.EOF {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -170,7 +198,7 @@ type hello struct {
 
 // readClientHello parses a client hello; errAuth for a peer this server
 // must refuse (other label, other mode).
-func (ck channelKeys) readClientHello(r *bufio.Reader) (hello, error) {
+func (ck channelKeys) readClientHello(r io.Reader) (hello, error) {
 	var head [7]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return hello{}, err

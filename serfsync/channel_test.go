@@ -1,9 +1,11 @@
 package serfsync
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +14,7 @@ import (
 func handshake(client, server channelKeys, payload []byte) ([]byte, error) {
 	var c2s bytes.Buffer
 	nonceC, _ := client.clientHello(&c2s)
-	h, err := server.readClientHello(bufio.NewReader(&c2s))
+	h, err := server.readClientHello(&c2s)
 	if err != nil {
 		return nil, err
 	}
@@ -25,7 +27,7 @@ func handshake(client, server channelKeys, payload []byte) ([]byte, error) {
 	cs, _ := client.clientSession(nonceC, nonceS)
 	var frame bytes.Buffer
 	_ = writeFrame(&frame, cs.seal(payload))
-	f, err := readFrame(&frame)
+	f, err := readFrame(&frame, maxRequestFrame)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +81,64 @@ func TestChannelNoReplay(t *testing.T) {
 
 func TestFrameLimit(t *testing.T) {
 	var b bytes.Buffer
-	_ = writeFrame(&b, make([]byte, maxFrame+65))
-	if _, err := readFrame(&b); !errors.Is(err, errFrame) {
+	_ = writeFrame(&b, make([]byte, maxAnswerFrame+1))
+	if _, err := readFrame(&b, maxAnswerFrame); !errors.Is(err, errFrame) {
 		t.Fatalf("oversized frame: %v", err)
 	}
+	// The longest request a client sends fits the server's first read.
+	ck := newChannelKeys([][]byte{bytes.Repeat([]byte{1}, 32)}, "l")
+	req := syncRequest{from: strings.Repeat("n", maxName), flags: 0xff,
+		heldReport: digest{^uint64(0), ^uint64(0), ^uint64(0)}, heldDefs: digest{^uint64(0), ^uint64(0), ^uint64(0)},
+		report: digest{^uint64(0), ^uint64(0), ^uint64(0)}, defs: digest{^uint64(0), ^uint64(0), ^uint64(0)}}
+	if p, err := handshake(ck, ck, req.encode()); err != nil || len(p) != maxRequest {
+		t.Fatalf("longest request: %d bytes, %v; want %d", len(p), err, maxRequest)
+	}
+	if _, err := handshake(ck, ck, make([]byte, maxRequest+1)); !errors.Is(err, errFrame) {
+		t.Fatalf("a request longer than any client sends: %v", err)
+	}
+}
+
+// TestFrameGrowsWithData: a frame announced large and not sent makes the
+// reader ask for no more than a chunk at a time; its buffer follows what
+// arrives. One that arrives reads whole.
+func TestFrameGrowsWithData(t *testing.T) {
+	var b bytes.Buffer
+	_ = binary.Write(&b, binary.BigEndian, uint32(maxFrame))
+	b.Write(make([]byte, 100))
+	r := &largestRead{r: &b}
+	if _, err := readFrame(r, maxAnswerFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short frame: %v", err)
+	}
+	if r.largest > frameChunk {
+		t.Fatalf("a 1 MiB frame with 100 bytes sent was read into %d bytes", r.largest)
+	}
+	b.Reset()
+	body := make([]byte, maxFrame)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	_ = writeFrame(&b, body)
+	r = &largestRead{r: &b}
+	got, err := readFrame(r, maxAnswerFrame)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("whole frame: %d bytes, %v", len(got), err)
+	}
+	if r.ahead > frameChunk {
+		t.Fatalf("asked for %d bytes more than had arrived", r.ahead)
+	}
+}
+
+// largestRead records the largest buffer a reader was asked to fill, and
+// the most it was asked for beyond twice what it had delivered.
+type largestRead struct {
+	r                     io.Reader
+	largest, ahead, given int
+}
+
+func (l *largestRead) Read(p []byte) (int, error) {
+	l.largest = max(l.largest, len(p))
+	l.ahead = max(l.ahead, len(p)-l.given-l.given/16)
+	n, err := l.r.Read(p)
+	l.given += n
+	return n, err
 }

@@ -31,6 +31,17 @@
 // it is authenticated, private and not replayable; a keyed node refuses a
 // peer without the key.
 //
+// A stream proves nothing until its first frame opens under a fleet key,
+// so until then it costs the server little and is bounded: the server reads
+// a hello (at most 278 bytes) and a first frame no longer than the longest
+// sync request (244 bytes sealed), and closes a stream announcing more;
+// frames are read into buffers that grow as bytes arrive, never at the
+// announced size. At most 256 streams on the gossip port may be unproven at
+// once (silent, in the hello, before their first frame opens; memberlist's
+// until closed); one more closes the oldest, counted as stream_shed. A real
+// peer's handshake takes a round trip, so a flood of stalled streams evicts
+// itself, not the fleet.
+//
 // One exchange, the sync, does everything: the requester sends its own
 // versions and the versions it holds of the peer; the peer answers with its
 // versions and the bodies the requester lacks. A peer that learns from the

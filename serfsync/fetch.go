@@ -189,7 +189,7 @@ func (a *Agent) exchange(name string, addr netip.AddrPort, req []byte) (syncAnsw
 	if err := writeFrame(conn, s.seal(req)); err != nil {
 		return syncAnswer{}, err
 	}
-	frame, err := readFrame(br)
+	frame, err := readFrame(br, maxAnswerFrame)
 	if err != nil {
 		return syncAnswer{}, err
 	}

@@ -3,9 +3,12 @@ package serfsync
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 // Every decoder of peer data is fuzzed: it must not panic, and what it
@@ -120,7 +123,7 @@ func FuzzChannelServer(f *testing.F) {
 		if err != nil {
 			return
 		}
-		frame, err := readFrame(br)
+		frame, err := readFrame(br, maxRequestFrame)
 		if err != nil {
 			return
 		}
@@ -130,5 +133,137 @@ func FuzzChannelServer(f *testing.F) {
 			return
 		}
 		_, _ = decodeSyncRequest(p)
+	})
+}
+
+// FuzzServeConn runs the state channel's real server on the fuzzed bytes
+// of a client. It must not panic, must read no more than a legitimate
+// client sends before its request opens, and answers only a request that
+// opened. In keyed mode the server's nonce is fresh, so nothing opens: the
+// fuzzer probes the hello and framing ahead of authentication.
+func FuzzServeConn(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, 32)
+	for _, keys := range [][][]byte{nil, {key}} {
+		ck := newChannelKeys(keys, "test")
+		var b bytes.Buffer
+		nonceC, _ := ck.clientHello(&b)
+		s, _ := ck.clientSession(nonceC, make([]byte, nonceSize))
+		_ = writeFrame(&b, s.seal((&syncRequest{from: "n01"}).encode()))
+		f.Add(b.Bytes(), len(keys) > 0)
+	}
+	f.Add([]byte("VIPA\x01\x01\x04test0123456789abcdef\x00\x10\x00\x00"), true)
+	f.Add([]byte("VIPA\x01\x00\x04test0123456789abcdef\x00\x00\x00\xf4"), false)
+	agents := map[bool]*Agent{}
+	for _, keyed := range []bool{false, true} {
+		cfg := Config{NodeName: "n00", BindAddr: netip.MustParseAddrPort("127.0.0.1:0"), Label: "test"}
+		if keyed {
+			cfg.Keys = [][]byte{key}
+		}
+		a, err := New(cfg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		agents[keyed] = a
+	}
+	f.Fuzz(func(t *testing.T, stream []byte, keyed bool) {
+		c := &pipeConn{in: bytes.NewReader(stream)}
+		agents[keyed].serveConn(c)
+		read := len(stream) - c.in.Len()
+		if limit := maxHello + 4 + maxRequestFrame; read > limit {
+			t.Fatalf("server read %d bytes ahead of authentication, limit %d", read, limit)
+		}
+		if !c.closed {
+			t.Fatal("stream left open")
+		}
+		hello := 5 + nonceSize
+		if c.out.Len() > hello && keyed {
+			t.Fatalf("answered %d bytes to a stream that cannot have opened", c.out.Len()-hello)
+		}
+	})
+}
+
+// pipeConn is a stream whose peer sent in and reads out.
+type pipeConn struct {
+	net.Conn
+	in     *bytes.Reader
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *pipeConn) Read(p []byte) (int, error)       { return c.in.Read(p) }
+func (c *pipeConn) Write(p []byte) (int, error)      { return c.out.Write(p) }
+func (c *pipeConn) Close() error                     { c.closed = true; return nil }
+func (c *pipeConn) SetDeadline(time.Time) error      { return nil }
+func (c *pipeConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 1} }
+func (c *pipeConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+func (c *pipeConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *pipeConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzReadFrame: a frame reads whole and exactly as announced, or not at
+// all, and never beyond its limit.
+func FuzzReadFrame(f *testing.F) {
+	var b bytes.Buffer
+	_ = writeFrame(&b, []byte("hello"))
+	f.Add(b.Bytes(), uint32(16))
+	f.Add([]byte{0, 0x10, 0, 0, 1, 2, 3}, uint32(maxAnswerFrame))
+	f.Add([]byte{0, 0, 0, 0}, uint32(0))
+	f.Fuzz(func(t *testing.T, stream []byte, limit uint32) {
+		limit %= maxAnswerFrame + 1
+		p, err := readFrame(bytes.NewReader(stream), int(limit))
+		if err != nil {
+			return
+		}
+		n := binary.BigEndian.Uint32(stream)
+		if n > limit || uint32(len(p)) != n || !bytes.Equal(p, stream[4:4+n]) {
+			t.Fatalf("frame of %d bytes (announced %d, limit %d) read as %d bytes", len(stream)-4, n, limit, len(p))
+		}
+	})
+}
+
+// FuzzChannelClient feeds bytes to the client side: the server hello, the
+// answer frame, its opening and the answer decoder.
+func FuzzChannelClient(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, 32)
+	nonceC := make([]byte, nonceSize)
+	for _, keys := range [][][]byte{nil, {key}} {
+		ck := newChannelKeys(keys, "test")
+		var b bytes.Buffer
+		b.WriteString(channelMagic)
+		b.WriteByte(channelVersion)
+		b.Write(make([]byte, nonceSize))
+		s := &session{}
+		if len(keys) > 0 {
+			s, _ = newSession(ck.keys[0], nonceC, make([]byte, nonceSize), false)
+		}
+		ans := syncAnswer{from: "n00", report: digest{1, 2, 3}, reportBody: seedReports()[1], defs: digest{4, 5, 6}, defsBody: seedDefs()[1]}
+		_ = writeFrame(&b, s.seal(ans.encode()))
+		f.Add(b.Bytes(), len(keys) > 0)
+	}
+	f.Fuzz(func(t *testing.T, stream []byte, keyed bool) {
+		var keys [][]byte
+		if keyed {
+			keys = [][]byte{key}
+		}
+		ck := newChannelKeys(keys, "test")
+		r := bytes.NewReader(stream)
+		nonceS, err := readServerHello(r)
+		if err != nil {
+			return
+		}
+		s, err := ck.clientSession(nonceC, nonceS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame, err := readFrame(r, maxAnswerFrame)
+		if err != nil {
+			return
+		}
+		p, err := s.open(frame)
+		if err != nil {
+			return
+		}
+		if a, err := decodeSyncAnswer(p); err == nil && !bytes.Equal(a.encode(), p) {
+			t.Fatalf("answer does not round-trip: %x", p)
+		}
 	})
 }

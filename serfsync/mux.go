@@ -1,6 +1,7 @@
 package serfsync
 
 import (
+	"container/list"
 	"io"
 	"net"
 	"sync"
@@ -17,11 +18,12 @@ import (
 type muxTransport struct {
 	memberlist.NodeAwareTransport
 
-	handle func(net.Conn) // takes ownership of a channel connection
-	out    chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	handle  func(net.Conn) // takes ownership of a channel connection
+	pending pendingStreams
+	out     chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
 }
 
 // peekTimeout bounds how long a new stream may stay silent before its first
@@ -65,17 +67,21 @@ func (m *muxTransport) accept() {
 	}
 }
 
-// route reads one byte, in its own goroutine so a silent peer delays no one.
+// route reads one byte, in its own goroutine so a silent peer delays no
+// one. The stream counts as pending until the channel's server calls
+// proven or the stream is closed.
 func (m *muxTransport) route(c net.Conn) {
 	defer m.wg.Done()
+	pc := &peekedConn{Conn: c, pending: &m.pending}
+	pc.elem = m.pending.add(c)
 	var first [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(peekTimeout))
 	if _, err := io.ReadFull(c, first[:]); err != nil {
-		_ = c.Close()
+		_ = pc.Close()
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, first: first[:]}
+	pc.first = first[:]
 	if first[0] == channelMagic[0] {
 		m.handle(pc)
 		return
@@ -83,14 +89,25 @@ func (m *muxTransport) route(c net.Conn) {
 	select {
 	case m.out <- pc:
 	case <-m.done:
-		_ = c.Close()
+		_ = pc.Close()
 	}
 }
 
-// peekedConn gives back the bytes read to route a stream.
+// peekedConn gives back the bytes read to route a stream, and leaves the
+// pending set when closed or proven.
 type peekedConn struct {
 	net.Conn
-	first []byte
+	first   []byte
+	pending *pendingStreams
+	elem    *list.Element
+}
+
+// proven takes the stream off the pending set: its peer holds the key.
+func (c *peekedConn) proven() { c.pending.done(c.elem) }
+
+func (c *peekedConn) Close() error {
+	c.proven()
+	return c.Conn.Close()
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) {

@@ -1,7 +1,6 @@
 package serfsync
 
 import (
-	"bufio"
 	"net"
 	"time"
 
@@ -10,15 +9,15 @@ import (
 
 // serveConn answers one sync request on a state channel stream. It runs in
 // the transport's routing goroutine, owns conn and never blocks on the
-// worker.
+// worker. Until the request opens, the stream is pending (see
+// pendingStreams) and reads no more than a legitimate first request.
 func (a *Agent) serveConn(conn net.Conn) {
 	if !a.track(conn) {
 		return
 	}
 	defer a.untrack(conn)
 	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
-	br := bufio.NewReader(conn)
-	h, err := a.keys.readClientHello(br)
+	h, err := a.keys.readClientHello(conn)
 	if err != nil {
 		a.refuse(conn, err)
 		return
@@ -27,7 +26,7 @@ func (a *Agent) serveConn(conn net.Conn) {
 	if err != nil {
 		return
 	}
-	frame, err := readFrame(br)
+	frame, err := readFrame(conn, maxRequestFrame)
 	if err != nil {
 		a.refuse(conn, err)
 		return
@@ -36,6 +35,9 @@ func (a *Agent) serveConn(conn net.Conn) {
 	if err != nil {
 		a.refuse(conn, err)
 		return
+	}
+	if pc, ok := conn.(*peekedConn); ok {
+		pc.proven()
 	}
 	req, err := decodeSyncRequest(p)
 	if err != nil {

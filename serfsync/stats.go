@@ -26,16 +26,26 @@ func (s *stats) inc(name string) {
 //	               unknown_vipa, port, not_candidate, address, ready (report
 //	               lines), seq, hash, size, decode, identity (versions)
 //	auth_fail      state channel streams refused or failing authentication
+//	stream_shed    unproven streams on the gossip port closed to stay
+//	               within maxPending (a flood of stalled streams)
 //	sync_out       syncs sent; sync_in: syncs answered
 //	fetch_retry    syncs that failed and were retried
 //	report_applied, defs_applied  new versions accepted
 //	tag_set        serf tag updates; tag_retry: SetTags failures retried
 func (a *Agent) Stats() map[string]uint64 {
+	a.mu.Lock()
+	mux := a.mux
+	a.mu.Unlock()
 	a.stats.mu.Lock()
 	defer a.stats.mu.Unlock()
 	out := maps.Clone(a.stats.m)
 	if out == nil {
 		out = map[string]uint64{}
+	}
+	if mux != nil {
+		if n := mux.pending.shed.Load(); n > 0 {
+			out["stream_shed"] = n
+		}
 	}
 	return out
 }

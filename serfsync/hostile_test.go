@@ -1,0 +1,167 @@
+package serfsync
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// stalledStream opens a stream to addr as an attacker without the key
+// would, sends a prefix of what a client sends first and stalls. kind:
+// 0 nothing, 1 a hello, 2 a hello and a 1 MiB frame header, 3 a hello and
+// part of a request-sized frame.
+func stalledStream(addr string, label string, kind int) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if kind > 0 {
+		b.WriteString(channelMagic)
+		b.Write([]byte{channelVersion, 1, byte(len(label))})
+		b.WriteString(label)
+		b.Write(make([]byte, nonceSize))
+	}
+	switch kind {
+	case 2:
+		_ = binary.Write(&b, binary.BigEndian, uint32(1<<20))
+	case 3:
+		_ = binary.Write(&b, binary.BigEndian, uint32(maxRequestFrame))
+		b.Write(make([]byte, 10))
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write(b.Bytes()); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestStalledStreamsBounded is the attack of a stranger on the gossip
+// port: thousands of state channel streams that announce 1 MiB frames, or
+// stall in the hello or before the first byte. Memory stays bounded and the
+// routing node keeps syncing with its real peers, during a flood that keeps
+// opening streams.
+func TestStalledStreamsBounded(t *testing.T) {
+	const held = 4000
+	nodes := startFleet(t, 3, fleetOpts{keys: [][]byte{bytes.Repeat([]byte{9}, 32)}})
+	defs := routed(nodes)
+	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	waitExact(t, 3*time.Second, nodes[0], nodes, defs)
+	addr := nodes[0].BindAddr().String()
+	base := heapInUse()
+
+	var mu sync.Mutex
+	var conns []net.Conn
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	}()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= held; i = next.Add(1) {
+				c, err := stalledStream(addr, "test", int(i%4))
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	opened := len(conns)
+	mu.Unlock()
+	if opened < held/2 {
+		t.Fatalf("only %d of %d attack streams opened", opened, held)
+	}
+	grown := int64(heapInUse()) - int64(base)
+	t.Logf("%d stalled streams held: heap grew %d KiB, %d goroutines, %d pending, stats %v",
+		opened, grown>>10, runtime.NumGoroutine(), nodes[0].mux.pending.len(), nodes[0].Stats())
+	if grown > 64<<20 {
+		t.Errorf("heap grew %d MiB under %d stalled streams", grown>>20, opened)
+	}
+	if n := nodes[0].mux.pending.len(); n > maxPending {
+		t.Errorf("%d pending streams, limit %d", n, maxPending)
+	}
+
+	// A flood goes on: the real peers still sync.
+	stop := make(chan struct{})
+	var flood sync.WaitGroup
+	var flooded atomic.Int64
+	for range 4 {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			var ring []net.Conn
+			defer func() {
+				for _, c := range ring {
+					_ = c.Close()
+				}
+			}()
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := stalledStream(addr, "test", i%4)
+				if err != nil {
+					continue
+				}
+				flooded.Add(1)
+				ring = append(ring, c)
+				if len(ring) > 250 {
+					_ = ring[0].Close()
+					ring = ring[1:]
+				}
+			}
+		}()
+	}
+	for i, port := range []uint16{8081, 8082, 8083} {
+		nodes[1+i%2].set([]Listener{{VIPA: vipaA, Port: port, Ready: 1}})
+		d := waitExact(t, 5*time.Second, nodes[0], nodes, defs)
+		t.Logf("report change %d under a flood: exact after %v", i, d)
+	}
+	grown = int64(heapInUse()) - int64(base)
+	close(stop)
+	flood.Wait()
+	s := nodes[0].Stats()
+	t.Logf("flood of %d more streams: heap grew %d KiB; stats %v", flooded.Load(), grown>>10, s)
+	if grown > 64<<20 {
+		t.Errorf("heap grew %d MiB under a flood", grown>>20)
+	}
+	if s["stream_shed"] == 0 || s["drop_size"] == 0 {
+		t.Errorf("shed streams or oversized frames not counted: %v", s)
+	}
+
+	// The attacker gives up: nothing stays pending.
+	mu.Lock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	conns = nil
+	mu.Unlock()
+	waitFor(t, 5*time.Second, "pending streams drained", func() bool { return nodes[0].mux.pending.len() == 0 })
+}
