@@ -1,6 +1,6 @@
 package relay
 
-// Benchmarks compare Join with io.Copy (splice, two goroutines) and a plain
+// Benchmarks compare Dial and Start with io.Copy (splice, two goroutines) and a plain
 // user-space copy, each run as the relay of a child process:
 //
 //	go test -run xxx -bench . -benchmem ./module/relay/
@@ -29,11 +29,11 @@ func benchCPUs() (relayCPU, loadCPU int) {
 	return 0, 1
 }
 
-// BenchmarkJoinBulk moves 1 GiB per op through one relayed connection, one
+// BenchmarkBulk moves 1 GiB per op through one relayed connection, one
 // direction at a time. The relay runs in a child process pinned to its own
 // CPU; Gbit/s is wall-clock throughput, Gbit/s/core is bytes per relay CPU
 // second (the relay's efficiency, whatever else the machine is doing).
-func BenchmarkJoinBulk(b *testing.B) {
+func BenchmarkBulk(b *testing.B) {
 	const size = 1 << 30
 	relayCPU, loadCPU := benchCPUs()
 	for _, dir := range []string{"up", "down"} {
@@ -103,9 +103,9 @@ func dialThrough(tb testing.TB, addr string, ln net.Listener) (client, backend *
 	return c.(*net.TCPConn), bc.(*net.TCPConn)
 }
 
-// BenchmarkJoinPingPong is one 100-byte request and reply per op through a
+// BenchmarkPingPong is one 100-byte request and reply per op through a
 // relayed connection: the cost of waking up, not of moving bytes.
-func BenchmarkJoinPingPong(b *testing.B) {
+func BenchmarkPingPong(b *testing.B) {
 	relayCPU, loadCPU := benchCPUs()
 	for _, impl := range relayImpls {
 		b.Run(impl.name, func(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -22,17 +23,43 @@ import (
 // Benchmarks run the relay in a child process (this test binary again), so
 // that its CPU time and memory are its own, apart from the load generator's.
 
-// relayImpl relays between two sockets until both directions end.
+// relayImpl relays one accepted connection to the backend at addr.
 type relayImpl struct {
-	name string
-	join func(client, target *net.TCPConn) error
+	name  string
+	relay func(client *net.TCPConn, addr string) error
 }
 
 var relayImpls = []relayImpl{
-	{"relay", func(c, t *net.TCPConn) error { return Join(c, t, nil, Options{}) }},
-	{"relay-copy", func(c, t *net.TCPConn) error { return Join(hidden{c}, hidden{t}, nil, Options{}) }},
-	{"io.Copy", ioCopyPair},
-	{"buffer", bufferPair},
+	{"relay", func(c *net.TCPConn, addr string) error { return startRelay(c, addr) }},
+	{"relay-copy", func(c *net.TCPConn, addr string) error { return startRelay(hidden{c}, addr) }},
+	{"io.Copy", dialed(ioCopyPair)},
+	{"buffer", dialed(bufferPair)},
+}
+
+// startRelay is what the distribute handler does: Dial, then Start, which
+// returns at once when the poller owns the connection.
+func startRelay(c net.Conn, addr string) error {
+	tg, err := Dial(c, netip.MustParseAddrPort(addr), 3*time.Second)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	Start(c, tg, nil, Options{}, func(error) {})
+	return nil
+}
+
+// dialed dials the backend for a relay between two net.Conns and closes
+// both at the end.
+func dialed(relay func(c, t *net.TCPConn) error) func(*net.TCPConn, string) error {
+	return func(c *net.TCPConn, addr string) error {
+		defer c.Close()
+		tc, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		return relay(c, tc.(*net.TCPConn))
+	}
 }
 
 // Baselines for the idle footprint: sockets alone, and sockets with one
@@ -40,7 +67,7 @@ var relayImpls = []relayImpl{
 // a server has anyway).
 var baselineImpls = []relayImpl{
 	{"sockets", nil},
-	{"goroutine", func(c, t *net.TCPConn) error { select {} }},
+	{"goroutine", dialed(func(c, t *net.TCPConn) error { select {} })},
 }
 
 // ioCopyPair is the usual Go proxy: io.Copy both ways (splice on Linux).
@@ -112,21 +139,21 @@ func TestRelayChild(t *testing.T) {
 			// Like a server's handler, the connection's own goroutine dials
 			// the target and then relays.
 			go func() {
+				if impl.relay != nil {
+					if err := impl.relay(c.(*net.TCPConn), os.Getenv("RELAY_CHILD_BACKEND")); err != nil {
+						fmt.Fprintln(os.Stderr, "relay child:", err)
+					}
+					return
+				}
 				tc, err := net.Dial("tcp", os.Getenv("RELAY_CHILD_BACKEND"))
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "relay child:", err)
 					c.Close()
 					return
 				}
-				if impl.join == nil {
-					mu.Lock()
-					held = append(held, c, tc)
-					mu.Unlock()
-					return
-				}
-				impl.join(c.(*net.TCPConn), tc.(*net.TCPConn))
-				c.Close()
-				tc.Close()
+				mu.Lock()
+				held = append(held, c, tc)
+				mu.Unlock()
 			}()
 		}
 	}()

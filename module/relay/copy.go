@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"io"
 	"net"
 	"sync"
@@ -36,10 +35,6 @@ func joinCopy(client, target net.Conn, o *Options) error {
 		r.timer = time.AfterFunc(o.IdleTimeout, r.checkIdle)
 		r.mu.Unlock()
 		defer r.timer.Stop() // after finish: checkIdle re-arms no more
-	}
-	if ctx := o.Context; ctx != nil {
-		stop := context.AfterFunc(ctx, func() { r.fail(context.Cause(ctx)) })
-		defer stop()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -36,7 +36,7 @@ func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) 
 		return nil, true, dialError(addr, os.NewSyscallError(op, e))
 	}
 	t := &s.sides[1]
-	t.index, t.fd, t.raw, t.hearIn = 1, fd, true, true
+	t.index, t.fd, t.hearIn = 1, fd, true
 	s.flows[0].src, s.flows[0].dst = &s.sides[0], t
 	s.flows[1].src, s.flows[1].dst = t, &s.sides[0]
 	s.handle.raw = s

@@ -47,14 +47,14 @@ func (p *poller) sweepTick() {
 	}
 }
 
-// sweepKeepalive arms the probes of the raw targets that were already
+// sweepKeepalive arms the probes of the targets that were already
 // joined at the previous sweep. It runs on the loop, the only closer of
 // raw descriptors, so each one stays open meanwhile.
 func (p *poller) sweepKeepalive() {
 	p.mu.Lock()
 	fds := p.armFDs[:0]
 	for _, s := range p.slots {
-		if s == nil || !s.joined || s.swept >= 2 || !s.sides[1].raw {
+		if s == nil || !s.joined || s.swept >= 2 {
 			continue
 		}
 		if s.swept++; s.swept == 2 {

@@ -25,7 +25,7 @@ type poller struct {
 	free    []int32    // unused slots
 	live    int        // relays registered
 	running bool       // a goroutine runs loop
-	mail    []*splicer // relays whose timer or context fired
+	mail    []*splicer // relays posted by a timer or a drop
 	stepFn  func(uintptr) bool
 
 	sweep      *time.Timer // next keepalive sweep
@@ -108,34 +108,6 @@ func (p *poller) open() error {
 	p.stepFn = p.step
 	p.sweep = time.AfterFunc(time.Hour, p.sweepTick)
 	p.sweep.Stop()
-	return nil
-}
-
-// register adds both sockets of s to the epoll set and starts the loop if it
-// is not running. Registration holds mu, so the loop sees no event of s
-// before s is complete.
-func (p *poller) register(s *splicer) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.open(); err != nil {
-		return err
-	}
-	slot := p.claim(s)
-	s.joined = true
-	for i := range s.sides {
-		ev := s.event(i)
-		if err := s.sides[i].epollCtl(p.epfd, unix.EPOLL_CTL_ADD, ev); err != nil {
-			if i == 1 {
-				s.sides[0].epollCtl(p.epfd, unix.EPOLL_CTL_DEL, unix.EpollEvent{})
-			}
-			p.free = append(p.free, slot)
-			s.ended = true // a timer firing now finds nothing to end
-			return err
-		}
-	}
-	p.slots[slot] = s
-	p.live++
-	p.start()
 	return nil
 }
 
@@ -295,7 +267,7 @@ func (p *poller) runAll() {
 			p.connect(s)
 			continue
 		}
-		if err := s.turn(); err != nil || s.finished() {
+		if err := s.pumpAll(); err != nil || s.finished() {
 			p.end(s, err)
 		} else if s.busy() {
 			p.queue(s)
@@ -304,7 +276,8 @@ func (p *poller) runAll() {
 	p.next = q[:0]
 }
 
-// post hands s to the loop because its idle timer or context fired.
+// post hands s to the loop because its idle timer or dial timeout fired,
+// or its target is dropped.
 func (p *poller) post(s *splicer, why uint32) {
 	if s.wake.Or(why) != 0 {
 		return // already in the mailbox
@@ -319,7 +292,7 @@ func (p *poller) post(s *splicer, why uint32) {
 	}
 }
 
-// readMail handles the relays whose timer or context fired.
+// readMail handles the relays in the mailbox.
 func (p *poller) readMail() {
 	var buf [8]byte
 	unix.Read(p.wakefd, buf[:]) // reset the counter before taking the mail
@@ -342,28 +315,21 @@ func (p *poller) readMail() {
 	p.pending = p.pending[:0]
 }
 
-// end unregisters s, gives back its pipes and wakes its caller. After it,
-// the loop no longer touches s's sockets.
+// end unregisters s and gives back its pipes. A joined relay's sockets are
+// closed (which takes them out of the epoll set) and its onEnd called; a
+// target that ends before a client joined wakes its dialer or dropper,
+// which closes it. After end, the loop no longer touches s's sockets: until
+// they are closed their events carry a generation that is no longer live.
 func (p *poller) end(s *splicer, err error) {
 	s.ended = true
-	if err == nil && !s.closeAll {
-		// The caller keeps the sockets: they leave the set now. Otherwise
-		// run closes them, which takes them out, and until then their
-		// events carry a generation that is no longer live.
-		for i := range s.sides {
-			if sd := &s.sides[i]; sd.rc != nil {
-				sd.epollCtl(p.epfd, unix.EPOLL_CTL_DEL, unix.EpollEvent{})
-			}
-		}
-	}
 	s.release()
 	p.mu.Lock()
 	p.slots[s.slot] = nil
 	p.free = append(p.free, s.slot)
 	p.live--
-	owned := s.joined && s.onEnd != nil
+	joined := s.joined
 	p.mu.Unlock()
-	if owned {
+	if joined {
 		s.stopClocks()
 		closeSocket(s.sides[0].fd)
 		closeSocket(s.sides[1].fd)

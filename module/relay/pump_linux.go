@@ -77,7 +77,7 @@ func (s *splicer) pump(f *flow) error {
 		if f.inPipe == 0 && f.eof {
 			f.done = true
 			s.givePipe(f)
-			if s.closeAll && s.finished() {
+			if s.finished() {
 				// Both peers sent their FIN and dst's input was read to
 				// the end: closing it, right after, sends the last FIN
 				// after its bytes, as shutdown would.

@@ -1,28 +1,27 @@
 // Package relay copies bytes between a client connection and the target it
 // was routed to, in both directions, preserving TCP half-close.
 //
-// On Linux, when both ends are *net.TCPConn, a few process-wide pollers (one
-// per P) run every relay: each poller is one edge-triggered epoll set, parked
-// on Go's netpoller, and one goroutine that exists only while the poller has
-// relays. Join's caller just waits for its relay to end. Small
-// reads are copied through the poller's buffer (two calls per message);
-// bursts are spliced through a kernel pipe borrowed from a pool only while
-// bytes are in flight. An idle relayed connection therefore holds its two
-// sockets and a small struct: no pipe, no buffer, no descriptor and no
-// goroutine of its own. Other connections are copied through pooled buffers
-// taken only during a burst.
-//
-// Dial and Start go further for a TCP client on Linux: the target is a raw
-// nonblocking socket connected on the same poller, so it never enters Go's
-// netpoller; the client's socket is taken out of it too (the relay keeps a
+// Dial and Start are the whole of it. On Linux, for a TCP client, Dial
+// connects a raw nonblocking socket to the target and Start hands both
+// sockets to one of a few process-wide pollers (one per P): each is one
+// edge-triggered epoll set, parked on Go's netpoller, and one goroutine that
+// exists only while the poller has relays. The target never enters Go's
+// netpoller; the client's socket is taken out of it (the relay keeps a
 // duplicate descriptor and closes the net.Conn), so the poller alone owns
-// the connection and no goroutine waits for it. Since the relay closes both
-// sockets itself, the last FIN comes from that close rather than a second
-// shutdown.
+// the connection and no goroutine waits for it. Small reads are copied
+// through the poller's buffer (two calls per message); bursts are spliced
+// through a kernel pipe borrowed from a pool only while bytes are in
+// flight. An idle relayed connection therefore holds its two sockets and a
+// small struct: no pipe, no buffer, no descriptor and no goroutine of its
+// own. Since the relay closes both sockets itself, the last FIN comes from
+// that close rather than a second shutdown.
+//
+// Elsewhere (another system, or a client that is not a TCP socket) the
+// target is dialed with a net.Dialer and Start copies both directions
+// through pooled buffers, one goroutine each, before it returns.
 package relay
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -32,7 +31,7 @@ import (
 	"time"
 )
 
-// ErrIdleTimeout is returned by Join when neither direction moved a byte for
+// ErrIdleTimeout is how a relay ends when neither direction moved a byte for
 // Options.IdleTimeout.
 var ErrIdleTimeout = errors.New("relay: idle timeout")
 
@@ -46,25 +45,17 @@ type Options struct {
 	// bytes move so that an admin API can show them.
 	ToTarget *atomic.Int64
 	ToClient *atomic.Int64
-
-	// Context, when not nil, aborts the relay (both connections closed,
-	// Join returns the context's error) once it is done. Leave it nil for
-	// connections that must outlive a configuration reload.
-	Context context.Context
 }
 
-// Join sends prefetched to target first, then copies client<->target in both
+// join sends prefetched to target first, then copies client<->target in both
 // directions until both directions have ended, preserving TCP half-close:
 // when one side's read returns EOF, the other side's write half is closed and
 // the other direction keeps copying. On an error in either direction (reset,
-// write error, idle timeout) both connections are closed. Join returns when
+// write error, idle timeout) both connections are closed. join returns when
 // both directions are done; it does not close client or target itself on a
 // clean finish (the caller closes). It returns the first non-EOF error, if
 // any.
-//
-// Join owns client and target until it returns: the caller must not read,
-// write or close them meanwhile (use Options.Context to abort).
-func Join(client, target net.Conn, prefetched []byte, o Options) error {
+func join(client, target net.Conn, prefetched []byte, o Options) error {
 	if len(prefetched) > 0 {
 		if err := writePrefetched(target, prefetched, o); err != nil {
 			client.Close()
@@ -72,13 +63,10 @@ func Join(client, target net.Conn, prefetched []byte, o Options) error {
 			return err
 		}
 	}
-	if r := fastRelay(client, target, &o); r != nil {
-		return r.run()
-	}
 	return joinCopy(client, target, &o)
 }
 
-// Target is a connected target from Dial, to be relayed by JoinTarget or
+// Target is a connected target from Dial, to be relayed by Start or
 // dropped with Close.
 type Target struct {
 	conn net.Conn  // a connection dialed the portable way
@@ -130,10 +118,14 @@ func (t *Target) Close() error {
 	return t.conn.Close()
 }
 
-// Start relays client and t like Join, but closes both when the relay
-// ends, also on a clean finish, and then calls ended with how it ended
-// (nil, or the first non-EOF error). ended is called exactly once and must
-// not block. Knowing the sockets close, the relay leaves the last FIN to
+// Start sends prefetched to t first, then relays client and t in both
+// directions, preserving half-close: one side's EOF closes the other
+// side's write half and the other direction keeps going; an error in
+// either direction (reset, write error, idle timeout) ends both. The relay
+// closes both when it ends, also on a clean finish, and then calls ended
+// with how it ended (nil, or the first non-EOF error). ended is called
+// exactly once and must not block. client must be the connection t was
+// dialed for. Knowing the sockets close, the relay leaves the last FIN to
 // that close instead of a shutdown (both peers' FINs were read by then, so
 // the close sends a FIN after the bytes, not a reset).
 //
@@ -148,27 +140,14 @@ func Start(client net.Conn, t *Target, prefetched []byte, o Options, ended func(
 		t.raw.start(client, prefetched, o, ended)
 		return
 	}
-	err := Join(client, t.conn, prefetched, o)
+	err := join(client, t.conn, prefetched, o)
 	client.Close()
 	t.conn.Close()
 	ended(err)
 }
 
-// JoinTarget relays client and t like Start and waits for the end.
-func JoinTarget(client net.Conn, t *Target, prefetched []byte, o Options) error {
-	done := make(chan error, 1)
-	Start(client, t, prefetched, o, func(err error) { done <- err })
-	return <-done
-}
-
-// runner is a relay prepared by a platform's fast path.
-type runner interface{ run() error }
-
 // writePrefetched hands the bytes read while matching to the target, bounded
 // by the idle timeout so a target that never reads cannot stall the caller.
-// Not inlined, to keep Join's frame (under every parked relay) small.
-//
-//go:noinline
 func writePrefetched(target net.Conn, p []byte, o Options) error {
 	if o.IdleTimeout > 0 {
 		target.SetWriteDeadline(time.Now().Add(o.IdleTimeout))
@@ -214,7 +193,7 @@ func (r *outcome) fail(err error) {
 }
 
 // finish returns the error the relay ended with, if any. Later fail calls
-// (a timer or context firing as the relay ends) no longer close anything:
+// (a timer firing as the relay ends) no longer close anything:
 // the connections are the caller's again.
 func (r *outcome) finish() error {
 	r.mu.Lock()

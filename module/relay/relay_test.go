@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -20,25 +19,23 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// hidden hides the concrete *net.TCPConn so Join takes the portable path.
+// hidden hides the concrete *net.TCPConn, as a TLS or PROXY-protocol
+// wrapper would: Dial and Start take the portable path.
 type hidden struct{ net.Conn }
 
 func (h hidden) CloseWrite() error { return h.Conn.(*net.TCPConn).CloseWrite() }
 
-// modes runs a test against each relay path.
-// mode is a way through the relay: Join over two TCP connections (the
-// fast path on Linux), Join over connections it cannot see into (the
-// portable copy), or Dial and Start (what the distribute handler does).
+// mode is a way through the relay, as the distribute handler takes it:
+// Dial and Start for a TCP client (the poller on Linux), or for a client
+// the relay cannot see into (the portable copy everywhere).
 type mode struct {
-	name  string
-	wrap  func(net.Conn) net.Conn
-	start bool
+	name string
+	wrap func(net.Conn) net.Conn
 }
 
 var modes = []mode{
-	{"fast", func(c net.Conn) net.Conn { return c }, false},
-	{"copy", func(c net.Conn) net.Conn { return hidden{c} }, false},
-	{"start", func(c net.Conn) net.Conn { return c }, true},
+	{"start", func(c net.Conn) net.Conn { return c }},
+	{"copy", func(c net.Conn) net.Conn { return hidden{c} }},
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -73,10 +70,10 @@ func listen(tb testing.TB) net.Listener {
 	return ln
 }
 
-// rig is client app -- (rc | Join | rt) -- backend.
+// rig is client app -- (rc | Dial, Start | target) -- backend.
 type rig struct {
 	client, backend *net.TCPConn
-	rc, rt          *net.TCPConn
+	rc              *net.TCPConn // the accepted client handed to Start
 	toTarget        atomic.Int64
 	toClient        atomic.Int64
 	done            chan error
@@ -89,39 +86,30 @@ func newRig(t *testing.T, m mode, prefetched []byte, idle time.Duration) *rig {
 	r := &rig{done: make(chan error, 1)}
 	r.client, r.rc = tcpPair(t, ln)
 	o := Options{IdleTimeout: idle, ToTarget: &r.toTarget, ToClient: &r.toClient}
-	if m.start {
-		// The relay dials the backend and owns both sockets; r.rt stays nil.
-		accepted := make(chan net.Conn, 1)
-		go func() {
-			c, _ := ln.Accept()
-			accepted <- c
-		}()
-		tg, err := Dial(r.rc, ln.Addr().(*net.TCPAddr).AddrPort(), 3*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := <-accepted
-		if b == nil {
-			t.Fatal("accept failed")
-		}
-		r.backend = b.(*net.TCPConn)
-		// Off Linux Start relays before returning.
-		go Start(r.rc, tg, prefetched, o, func(err error) { r.done <- err })
-	} else {
-		r.rt, r.backend = tcpPair(t, ln)
-		go func() { r.done <- Join(m.wrap(r.rc), m.wrap(r.rt), prefetched, o) }()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client := m.wrap(r.rc)
+	tg, err := Dial(client, ln.Addr().(*net.TCPAddr).AddrPort(), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	b := <-accepted
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	r.backend = b.(*net.TCPConn)
+	// The portable copy relays before Start returns.
+	go Start(client, tg, prefetched, o, func(err error) { r.done <- err })
 	t.Cleanup(func() {
 		r.client.Close()
 		r.backend.Close()
 		select {
 		case <-r.done:
 		case <-time.After(5 * time.Second):
-			t.Error("Join did not return")
-		}
-		r.rc.Close()
-		if r.rt != nil {
-			r.rt.Close()
+			t.Error("the relay did not end")
 		}
 	})
 	return r
@@ -134,7 +122,7 @@ func (r *rig) wait(t *testing.T, within time.Duration) error {
 		r.done <- err
 		return err
 	case <-time.After(within):
-		t.Fatalf("Join still running after %v", within)
+		t.Fatalf("the relay still runs after %v", within)
 		return nil
 	}
 }
@@ -211,7 +199,7 @@ func TestBulkBothWays(t *testing.T) {
 				t.Errorf("to client: %d bytes, digest match %v", d.n, d.sum == downSum)
 			}
 			if err := r.wait(t, 5*time.Second); err != nil {
-				t.Errorf("Join: %v", err)
+				t.Errorf("relay: %v", err)
 			}
 			if got := r.toTarget.Load(); got != u.n {
 				t.Errorf("ToTarget = %d, want %d", got, u.n)
@@ -263,17 +251,16 @@ func TestHalfClose(t *testing.T) {
 				t.Fatalf("client read %d bytes (want %d), %v", len(got), len(reply), err)
 			}
 			if err := r.wait(t, 5*time.Second); err != nil {
-				t.Fatalf("Join: %v", err)
+				t.Fatalf("relay: %v", err)
 			}
-			if m.start {
-				// Start closes both sockets itself: the backend reads EOF.
-				r.backend.SetReadDeadline(time.Now().Add(3 * time.Second))
-				if n, err := r.backend.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-					t.Errorf("backend after the end: %d, %v; want EOF", n, err)
-				}
-			} else if _, err := r.rc.Write([]byte("x")); errors.Is(err, net.ErrClosed) {
-				// A clean finish leaves the connections to the caller.
-				t.Error("Join closed the client connection on a clean finish")
+			// The relay closes both sockets itself: the backend reads EOF
+			// and the handed client is closed.
+			r.backend.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if n, err := r.backend.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("backend after the end: %d, %v; want EOF", n, err)
+			}
+			if _, err := r.rc.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("client after the end: %v, want closed", err)
 			}
 		})
 	}
@@ -285,7 +272,7 @@ func reset(c *net.TCPConn) {
 	c.Close()
 }
 
-func TestResetEndsJoin(t *testing.T) {
+func TestResetEndsRelay(t *testing.T) {
 	for _, m := range modes {
 		for _, side := range []string{"backend", "client"} {
 			t.Run(m.name+"/"+side, func(t *testing.T) {
@@ -295,31 +282,22 @@ func TestResetEndsJoin(t *testing.T) {
 				buf := make([]byte, 4)
 				io.ReadFull(r.backend, buf)
 				start := time.Now()
+				peer := r.client
 				if side == "backend" {
 					reset(r.backend)
 				} else {
 					reset(r.client)
+					peer = r.backend
 				}
 				err := r.wait(t, 2*time.Second)
 				if err == nil {
-					t.Error("Join returned nil after a reset")
+					t.Error("the relay ended without error after a reset")
 				}
-				t.Logf("Join ended after %v: %v", time.Since(start), err)
-				for _, c := range []*net.TCPConn{r.rc, r.rt} {
-					if c == nil { // Start's target is the relay's own: the peer sees it closed
-						peer := r.client
-						if side == "client" {
-							peer = r.backend
-						}
-						peer.SetReadDeadline(time.Now().Add(3 * time.Second))
-						if _, err := io.ReadAll(peer); err != nil && !errors.Is(err, syscall.ECONNRESET) {
-							t.Errorf("the other peer after a reset: %v", err)
-						}
-						continue
-					}
-					if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
-						t.Errorf("relay side still open after reset: %v", err)
-					}
+				t.Logf("relay ended after %v: %v", time.Since(start), err)
+				// Both relay sockets are closed: the other peer sees the end.
+				peer.SetReadDeadline(time.Now().Add(3 * time.Second))
+				if _, err := io.ReadAll(peer); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("the other peer after a reset: %v", err)
 				}
 			})
 		}
@@ -350,7 +328,7 @@ func TestIdleTimeout(t *testing.T) {
 			err := r.wait(t, 4*idle)
 			took := time.Since(last)
 			if !errors.Is(err, ErrIdleTimeout) {
-				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
+				t.Fatalf("relay: %v, want ErrIdleTimeout", err)
 			}
 			if took < idle-idle/10 || took > 3*idle {
 				t.Errorf("idle close after %v of silence, want about %v", took, idle)
@@ -372,7 +350,7 @@ func TestIdleTimeoutAfterHalfClose(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := r.wait(t, time.Second); !errors.Is(err, ErrIdleTimeout) {
-				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
+				t.Fatalf("relay: %v, want ErrIdleTimeout", err)
 			}
 		})
 	}
@@ -385,32 +363,7 @@ func TestIdleTimeoutStalledWriter(t *testing.T) {
 			r := newRig(t, m, nil, 200*time.Millisecond)
 			go io.Copy(r.client, bytes.NewReader(make([]byte, 64<<20)))
 			if err := r.wait(t, 3*time.Second); !errors.Is(err, ErrIdleTimeout) {
-				t.Fatalf("Join: %v, want ErrIdleTimeout", err)
-			}
-		})
-	}
-}
-
-func TestContextAbort(t *testing.T) {
-	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) {
-			ln := listen(t)
-			defer ln.Close()
-			client, rc := tcpPair(t, ln)
-			rt, backend := tcpPair(t, ln)
-			defer func() { client.Close(); backend.Close(); rc.Close(); rt.Close() }()
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- Join(m.wrap(rc), m.wrap(rt), nil, Options{Context: ctx}) }()
-			time.Sleep(20 * time.Millisecond)
-			cancel()
-			select {
-			case err := <-done:
-				if !errors.Is(err, context.Canceled) {
-					t.Fatalf("Join: %v, want context.Canceled", err)
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("Join ignored the cancelled context")
+				t.Fatalf("relay: %v, want ErrIdleTimeout", err)
 			}
 		})
 	}

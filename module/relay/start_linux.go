@@ -2,7 +2,7 @@ package relay
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"net"
 	"os"
 	"sync/atomic"
@@ -10,19 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errNotDialedFor: a raw target is relayed only with the TCP client it was
+// dialed for.
+var errNotDialedFor = errors.New("relay: the client is not the TCP connection the target was dialed for")
+
 // start hands client and the dialed target to the poller, which relays
 // them, closes both and calls ended. See Start.
 //
 // Like the dial, it runs under caddy-l4's frames on the handler's
 // goroutine: its frame stays small and the rarer work (prefetched bytes,
-// errors, a context) is in calls of their own.
+// errors) is in calls of their own.
 func (s *splicer) start(client net.Conn, prefetched []byte, o Options, ended func(error)) {
-	c, ok := client.(*net.TCPConn)
-	if !ok {
-		s.joinConn(client, prefetched, &o, ended)
-		return
-	}
-	cfd, err := dupConn(c)
+	cfd, err := dupConn(client)
 	client.Close() // the relay holds its own descriptor from here
 	if err == nil && len(prefetched) > 0 {
 		err = s.sendPrefetched(prefetched, o.ToTarget)
@@ -35,14 +34,10 @@ func (s *splicer) start(client net.Conn, prefetched []byte, o Options, ended fun
 		ended(err)
 		return
 	}
-	s.sides[0] = side{index: 0, fd: cfd, raw: true, hearIn: true}
-	s.closeAll = true
+	s.sides[0] = side{index: 0, fd: cfd, hearIn: true}
 	s.flows[0].count, s.flows[1].count = o.ToTarget, o.ToClient
 	s.onEnd = ended
 	s.setup(&o)
-	if o.Context != nil {
-		s.abortOn(o.Context)
-	}
 	if err := s.p.joinClient(s); err != nil {
 		s.stopClocks()
 		s.close()
@@ -50,18 +45,6 @@ func (s *splicer) start(client net.Conn, prefetched []byte, o Options, ended fun
 		ended(err)
 	}
 	// From here the poller may end the relay at any time: s is its own.
-}
-
-// joinConn relays a client the poller cannot own (not a TCP socket)
-// through a net.Conn of the target.
-func (s *splicer) joinConn(client net.Conn, prefetched []byte, o *Options, ended func(error)) {
-	conn, err := s.conn()
-	if err == nil {
-		err = Join(client, conn, prefetched, *o)
-		conn.Close()
-	}
-	client.Close()
-	ended(err)
 }
 
 // sendPrefetched writes the bytes read while matching to the target before
@@ -82,16 +65,15 @@ func (s *splicer) sendPrefetched(p []byte, count *atomic.Int64) error {
 	return nil
 }
 
-// abortOn ends the relay once ctx is done.
-func (s *splicer) abortOn(ctx context.Context) {
-	s.ctx = ctx
-	s.stopCtx = context.AfterFunc(ctx, func() { s.p.post(s, wakeAbort) })
-}
-
-// dupConn takes a descriptor of its own for c's socket, which shares c's
-// non-blocking mode; closing c then leaves the socket open. The caller
-// holds c open meanwhile, so the number read under Control stays c's.
-func dupConn(c *net.TCPConn) (int, error) {
+// dupConn takes a descriptor of its own for the client's socket, which
+// shares its non-blocking mode; closing the client then leaves the socket
+// open. The caller holds the client open meanwhile, so the number read
+// under Control stays its own.
+func dupConn(client net.Conn) (int, error) {
+	c, ok := client.(*net.TCPConn)
+	if !ok {
+		return -1, errNotDialedFor
+	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
@@ -113,14 +95,4 @@ func (s *splicer) close() error {
 	s.p.post(s, wakeDrop)
 	<-s.done
 	return unix.Close(s.sides[1].fd)
-}
-
-// conn hands the target socket over as a net.Conn, for a client the
-// poller cannot relay.
-func (s *splicer) conn() (net.Conn, error) {
-	s.p.post(s, wakeDrop)
-	<-s.done
-	f := os.NewFile(uintptr(s.sides[1].fd), "relay-target")
-	defer f.Close()
-	return net.FileConn(f)
 }

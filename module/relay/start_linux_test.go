@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -179,18 +178,6 @@ func TestStartIdleTimeout(t *testing.T) {
 	r := newStartRig(t, 1, Options{IdleTimeout: 100 * time.Millisecond})
 	if errs := r.wait(t, 1); !errors.Is(errs[0], ErrIdleTimeout) {
 		t.Fatalf("ended with %v, want the idle timeout", errs[0])
-	}
-	assertClosed(t, r.apps[0])
-	assertClosed(t, r.backends[0])
-}
-
-func TestStartContextAbort(t *testing.T) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	r := newStartRig(t, 1, Options{Context: ctx})
-	stop := errors.New("stopping")
-	cancel(stop)
-	if errs := r.wait(t, 1); !errors.Is(errs[0], stop) {
-		t.Fatalf("ended with %v, want the context's cause", errs[0])
 	}
 	assertClosed(t, r.apps[0])
 	assertClosed(t, r.backends[0])
