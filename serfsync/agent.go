@@ -151,7 +151,7 @@ func (a *Agent) Start() error {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
-	std := stdLogger(a.logger.Named("serf"))
+	std := stdLogger(a.logger.Named("serf"), &a.stats)
 	mc.Logger = std
 
 	// Our own NetTransport, so the state channel shares the gossip port.

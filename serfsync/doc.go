@@ -40,7 +40,9 @@
 // once (silent, in the hello, before their first frame opens; memberlist's
 // until closed); one more closes the oldest, counted as stream_shed. A real
 // peer's handshake takes a round trip, so a flood of stalled streams evicts
-// itself, not the fleet.
+// itself, not the fleet. What peers send wrong is counted, and logged at
+// most once per kind every 10 s (log.go), so junk on the gossip port is no
+// log flood.
 //
 // One exchange, the sync, does everything: the requester sends its own
 // versions and the versions it holds of the peer; the peer answers with its

@@ -3,6 +3,8 @@ package serfsync
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"sync"
@@ -164,4 +166,112 @@ func TestStalledStreamsBounded(t *testing.T) {
 	conns = nil
 	mu.Unlock()
 	waitFor(t, 5*time.Second, "pending streams drained", func() bool { return nodes[0].mux.pending.len() == 0 })
+}
+
+// TestJunkLogsSampled: random datagrams and streams to the gossip port are
+// counted, and logged once per kind and interval, not once each.
+func TestJunkLogsSampled(t *testing.T) {
+	const datagrams, streams = 10000, 300
+	key := bytes.Repeat([]byte{9}, 32)
+	nodes := startFleet(t, 2, fleetOpts{keys: [][]byte{key}})
+	n := nodes[0]
+	addr := n.BindAddr().String()
+	before := n.logs.Len()
+	rng := rand.New(rand.NewPCG(7, 8))
+
+	udp, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	buf := make([]byte, 512)
+	for i := range datagrams {
+		p := buf[:1+rng.IntN(len(buf))]
+		for j := range p {
+			p[j] = byte(rng.Uint32())
+		}
+		_, _ = udp.Write(p)
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond) // let the receiver keep up: count, not loss
+		}
+	}
+	wrong := newChannelKeys([][]byte{bytes.Repeat([]byte{1}, 32)}, "test")
+	for i := range streams {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 3 {
+		case 0: // memberlist junk
+			p := buf[:1+rng.IntN(64)]
+			for j := range p {
+				p[j] = byte(rng.Uint32())
+			}
+			p[0] = byte(1 + rng.IntN(20))
+			_, _ = c.Write(p)
+		case 1: // a state channel peer with another key
+			nonceC, _ := wrong.clientHello(c)
+			if nonceS, err := readServerHello(c); err == nil {
+				s, _ := wrong.clientSession(nonceC, nonceS)
+				_ = writeFrame(c, s.seal((&syncRequest{from: "intruder"}).encode()))
+			}
+		case 2: // a hello from another fleet
+			_, _ = newChannelKeys(nil, "other").clientHello(c)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = c.Read(buf) // until the node closes it
+		_ = c.Close()
+	}
+	waitFor(t, 5*time.Second, "junk counted", func() bool {
+		s := n.Stats()
+		return s["gossip_error"] >= datagrams/4+streams/3 && s["auth_fail"] >= 2*streams/3
+	})
+	s := n.Stats()
+	lines := n.logs.Len() - before
+	kinds := map[string]int{}
+	for _, e := range n.logs.All()[before:] {
+		kinds[logKind(e.Message)]++
+	}
+	t.Logf("%d datagrams, %d streams: %d lines logged, %d kinds %v; stats %v", datagrams, streams, lines, len(kinds), kinds, s)
+	if lines > 20 {
+		t.Errorf("%d lines logged for junk", lines)
+	}
+	if s["log_suppressed"] < datagrams/4 {
+		t.Errorf("suppressed lines not counted: %v", s)
+	}
+	// The fleet still works.
+	defs := routed(nodes)
+	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	waitExact(t, 3*time.Second, n, nodes, defs)
+}
+
+func TestLogSampler(t *testing.T) {
+	var s logSampler
+	now := time.Now()
+	if ok, _ := s.allow("a", now); !ok {
+		t.Fatal("first line of a kind held back")
+	}
+	for range 5 {
+		if ok, _ := s.allow("a", now.Add(time.Second)); ok {
+			t.Fatal("second line within the interval logged")
+		}
+	}
+	if ok, _ := s.allow("b", now); !ok {
+		t.Fatal("another kind held back")
+	}
+	if ok, n := s.allow("a", now.Add(logInterval)); !ok || n != 5 {
+		t.Fatalf("after the interval: %v, %d suppressed; want true, 5", ok, n)
+	}
+	for i := range 2 * maxLogKinds {
+		s.allow(fmt.Sprint("k", i), now)
+	}
+	if len(s.kinds) > maxLogKinds+1 {
+		t.Fatalf("%d kinds remembered", len(s.kinds))
+	}
+	if got := logKind(`memberlist: Decrypt packet failed: no installed keys could decrypt the message from=127.0.0.1:4242`); got != "memberlist: Decrypt packet failed" {
+		t.Errorf("kind %q", got)
+	}
+	if got, other := logKind(`memberlist: UDP packet too short (3 bytes) from=127.0.0.1:1`), logKind(`memberlist: UDP packet too short (12 bytes) from=127.0.0.9:2`); got != other {
+		t.Errorf("kinds %q and %q differ", got, other)
+	}
 }

@@ -53,7 +53,7 @@ func (a *Agent) serveConn(conn net.Conn) {
 func (a *Agent) refuse(conn net.Conn, err error) {
 	if err == errAuth {
 		a.stats.inc("auth_fail")
-		a.logger.Warn("refused a state channel peer: wrong fleet key, label or encryption mode",
+		a.stats.sampled(a.logger, zap.WarnLevel, "refused", "refused a state channel peer: wrong fleet key, label or encryption mode",
 			zap.Stringer("remote", conn.RemoteAddr()))
 		return
 	}

@@ -7,8 +7,9 @@ import (
 
 // stats are the agent's counters.
 type stats struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu   sync.Mutex
+	m    map[string]uint64
+	logs logSampler // peer errors logged per kind and interval
 }
 
 func (s *stats) inc(name string) {
@@ -28,6 +29,10 @@ func (s *stats) inc(name string) {
 //	auth_fail      state channel streams refused or failing authentication
 //	stream_shed    unproven streams on the gossip port closed to stay
 //	               within maxPending (a flood of stalled streams)
+//	gossip_error   serf and memberlist warnings and errors, mostly about
+//	               what peers sent (junk packets and streams among them)
+//	log_suppressed peer errors not logged: one line per kind and
+//	               logInterval is, saying how many were not
 //	sync_out       syncs sent; sync_in: syncs answered
 //	fetch_retry    syncs that failed and were retried
 //	report_applied, defs_applied  new versions accepted
