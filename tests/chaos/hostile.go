@@ -1,0 +1,243 @@
+//go:build linux
+
+package main
+
+import (
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// otherVIPA is a second VIPA of the hostile scenarios whose only candidate
+// target is caddy-b, by name.
+const otherVIPA = "127.0.0.101"
+
+// hostileFleet is a routing node with two definitions (the VIPA for every
+// node, otherVIPA for caddy-b only), caddy-b serving the VIPA, and a
+// member of the fleet's key under the scenario's control.
+type hostileFleet struct {
+	*fleet
+	otherPort int
+	gossip    int
+}
+
+func (e *env) hostileFleet(ctx context.Context) (*hostileFleet, func(), error) {
+	other, err := e.pp.Pick("127.0.0.1", otherVIPA)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := e.fleet(ctx, fleetConf{targets: 1, defs: fmt.Sprintf("\t\tvipadistribute define %s port %d destip caddy-b\n", otherVIPA, other)})
+	if err != nil {
+		return nil, nil, err
+	}
+	b := f.targets[0]
+	app, err := listenApp(f.appAddr(b), b.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.waitRows(ctx, 10*time.Second); err != nil {
+		app.close()
+		return nil, nil, err
+	}
+	return &hostileFleet{fleet: f, otherPort: other, gossip: f.a.gossip}, app.close, nil
+}
+
+// member starts a serf agent holding the fleet key on 127.0.0.4 that
+// joins the routing node.
+func (h *hostileFleet) member(e *env, name string, advertise string) (*serfsync.Agent, error) {
+	key, err := base64.StdEncoding.DecodeString(e.key)
+	if err != nil {
+		return nil, err
+	}
+	port, err := e.pp.Pick("127.0.0.4")
+	if err != nil {
+		return nil, err
+	}
+	ag, err := serfsync.New(serfsync.Config{
+		NodeName:  name,
+		BindAddr:  netip.AddrPortFrom(netip.MustParseAddr("127.0.0.4"), uint16(port)),
+		Advertise: netip.MustParseAddr(advertise),
+		Join:      []string{fmt.Sprintf("127.0.0.1:%d", h.gossip)},
+		Keys:      [][]byte{key},
+		Label:     stateChannelLabel,
+		Logger:    zap.NewNop(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := ag.Start(); err != nil {
+		return nil, err
+	}
+	return ag, nil
+}
+
+// dropped sums caddy_vipa_dropped_peer_data_total by reason.
+func dropped(n *node) (map[string]float64, error) {
+	m, err := n.metrics()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for k, v := range m {
+		if rest, ok := strings.CutPrefix(k, `caddy_vipa_dropped_peer_data_total{reason="`); ok {
+			out[strings.TrimSuffix(rest, `"}`)] += v
+		}
+	}
+	return out, nil
+}
+
+func deltas(before, after map[string]float64) (string, float64) {
+	var parts []string
+	total := 0.0
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s +%.0f", k, d))
+			total += d
+		}
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "none", 0
+	}
+	return strings.Join(parts, ", "), total
+}
+
+// servedBy runs k short connections through addr and counts those the
+// named node's app served.
+func servedBy(addr, name string, k int) (int, error) {
+	got := 0
+	var firstErr error
+	for range k {
+		n, err := short(addr, 3*time.Second)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		if n == name {
+			got++
+		}
+	}
+	return got, firstErr
+}
+
+// hostileReports runs a member holding the fleet key that claims caddy-b's
+// advertise address as its own and reports listeners for it on the VIPA,
+// on a port outside the definition, on a VIPA whose only candidate is
+// caddy-b, and on a VIPA nobody defines. Every forged line must be dropped
+// and counted; caddy-b's row and its connections stay as they were.
+func hostileReports(ctx context.Context, e *env, r *result) error {
+	h, closeApp, err := e.hostileFleet(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeApp()
+	b := h.targets[0]
+	before, err := dropped(h.a)
+	if err != nil {
+		return err
+	}
+	ag, err := h.member(e, "caddy-x", b.ip)
+	if err != nil {
+		return err
+	}
+	defer ag.Stop()
+	v, o := netip.MustParseAddr(vipa), netip.MustParseAddr(otherVIPA)
+	forged := []serfsync.Listener{
+		{VIPA: v, Port: uint16(h.port), Ready: 8},                     // caddy-b's address, caddy-b's port
+		{VIPA: v, Port: uint16(h.port) + 1, Ready: 1},                 // a port outside the definition
+		{VIPA: o, Port: uint16(h.otherPort), Ready: 1},                // a VIPA for caddy-b only
+		{VIPA: netip.MustParseAddr("127.0.0.99"), Port: 80, Ready: 1}, // a VIPA nobody defines
+	}
+	ag.SetReport(forged)
+	if err := h.waitMembers(ctx, h.a, 3, 15*time.Second); err != nil {
+		return err
+	}
+	// The routing node syncs with every member within a reconcile period
+	// (3 s on lan); wait for every forged line to be counted, or for that
+	// long and a margin.
+	var after map[string]float64
+	var total float64
+	var summary string
+	_, _ = poll(ctx, 8*time.Second, 100*time.Millisecond, "forged lines counted", func() (bool, string, error) {
+		var err error
+		if after, err = dropped(h.a); err != nil {
+			return false, "", err
+		}
+		summary, total = deltas(before, after)
+		return total >= float64(len(forged)), summary, nil
+	})
+	rows, err := h.a.dpt()
+	if err != nil {
+		return err
+	}
+	var hostile []string
+	for _, row := range rows {
+		if row.Node == "caddy-x" {
+			hostile = append(hostile, fmt.Sprintf("%s:%d→%s", row.VIPA, row.Port, row.Address))
+		}
+	}
+	r.figure("%d forged report lines; dropped and counted: %s; DPT rows of the hostile member: %d", len(forged), summary, len(hostile))
+	r.check(len(hostile) == 0, "the routing node took forged rows: %v", hostile)
+	r.check(total >= float64(len(forged)), "%.0f of %d forged lines counted as dropped (%s)", total, len(forged), summary)
+	got, ferr := servedBy(h.addr, b.name, 20)
+	r.figure("%d of 20 connections served by %s beside the hostile member", got, b.name)
+	r.check(got == 20 && hasRow(rows, h.port, b.name), "%d of 20 connections served by %s (first error: %v)", got, b.name, ferr)
+	return nil
+}
+
+// hostileDefinition runs a member holding the fleet key, with a node name
+// that sorts before the routing node's, that defines the VIPA for itself.
+// The VIPA's established routing node must keep it: the newcomer's
+// definition is flagged as a conflict, and connections go on as before.
+func hostileDefinition(ctx context.Context, e *env, r *result) error {
+	h, closeApp, err := e.hostileFleet(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeApp()
+	b := h.targets[0]
+	ag, err := h.member(e, "caddy-0", "127.0.0.4")
+	if err != nil {
+		return err
+	}
+	defer ag.Stop()
+	ps, _ := serfsync.ParsePortRange(fmt.Sprint(h.port))
+	ag.SetDefinitions([]*serfsync.Definition{{VIPA: netip.MustParseAddr(vipa), Ports: serfsync.NewPortSet([]serfsync.PortRange{ps}), DestIP: []string{serfsync.DestAll}, Distmethod: "roundrobin"}})
+	if err := h.waitMembers(ctx, h.a, 3, 15*time.Second); err != nil {
+		return err
+	}
+	var defs string
+	_, err = poll(ctx, 8*time.Second, 100*time.Millisecond, "the forged definition to reach the routing node", func() (bool, string, error) {
+		rows, err := h.a.definitions()
+		defs = fmt.Sprintf("%+v", rows)
+		return err == nil && strings.Contains(defs, "caddy-0"), defs, err
+	})
+	if err != nil {
+		r.figure("the forged definition never showed on the routing node: %s", defs)
+	}
+	owner := ""
+	rows, err := h.a.definitions()
+	if err != nil {
+		return err
+	}
+	for _, d := range rows {
+		if d.VIPA == vipa && d.Conflict == "" {
+			owner = d.RoutingNode
+		}
+	}
+	r.figure("definitions on caddy-a: %s", defs)
+	time.Sleep(time.Second)
+	got, ferr := servedBy(h.addr, b.name, 20)
+	r.figure("%d of 20 connections served by %s after the forged definition", got, b.name)
+	r.check(got == 20, "%d of 20 connections served by %s after the forged definition (first error: %v)", got, b.name, ferr)
+	r.check(owner != "caddy-0", "the hostile member took the VIPA: %s", defs)
+	return nil
+}
