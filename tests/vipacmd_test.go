@@ -1,0 +1,200 @@
+//go:build linux
+
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// vipaCmd runs `caddy vipa args...` and returns stdout, stderr and whether
+// it exited 0.
+func vipaCmd(t *testing.T, args ...string) (stdout, stderr string, ok bool) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(caddyBin, append([]string{"vipa"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if _, exited := err.(*exec.ExitError); err != nil && !exited {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), err == nil
+}
+
+// vipaTable runs a subcommand that must succeed and splits its table into
+// cells, checking every row's cells start where their heading does.
+func vipaTable(t *testing.T, args ...string) (header []string, rows [][]string) {
+	t.Helper()
+	out, errs, ok := vipaCmd(t, args...)
+	if !ok {
+		t.Fatalf("caddy vipa %s: %s", strings.Join(args, " "), errs)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	header = strings.Fields(lines[0])
+	starts := fieldStarts(lines[0])
+	for _, l := range lines[1:] {
+		cells := strings.Fields(l)
+		if !reflect.DeepEqual(fieldStarts(l), starts) {
+			t.Fatalf("caddy vipa %s: row not aligned under the headings:\n%s", strings.Join(args, " "), out)
+		}
+		rows = append(rows, cells)
+	}
+	return header, rows
+}
+
+func fieldStarts(line string) []int {
+	var starts []int
+	for i := range line {
+		if line[i] != ' ' && (i == 0 || line[i-1] == ' ') {
+			starts = append(starts, i)
+		}
+	}
+	return starts
+}
+
+// vipaJSON runs a subcommand with --json into v.
+func vipaJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	out, errs, ok := vipaCmd(t, append(args, "--json")...)
+	if !ok {
+		t.Fatalf("caddy vipa %s --json: %s", strings.Join(args, " "), errs)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("caddy vipa %s --json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestVipaCommand runs every `caddy vipa` subcommand against a real routing
+// node with live connections.
+func TestVipaCommand(t *testing.T) {
+	admin := adminAddr(t)
+	port := freePort(t)
+	gossip := freePort(t)
+	vipa := fmt.Sprintf("127.0.0.100:%d", port)
+	p := startCaddy(t, admin, singleNodeCaddyfile(admin, gossip, port, ""))
+	startApp(t, "app-1", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	waitFor(t, 3*time.Second, "a DPT row", func() bool { return len(dpt(t, admin)) == 1 })
+	for range 3 {
+		dialVIPA(t, vipa)
+	}
+	waitFor(t, 3*time.Second, "three CRT entries", func() bool { return len(crt(t, admin, "")) == 3 })
+
+	if out, _, ok := vipaCmd(t, "--help"); !ok || !strings.Contains(out, "dpt") || !strings.Contains(out, "members") {
+		t.Fatalf("caddy vipa --help lists no subcommands:\n%s", out)
+	}
+	help, err := exec.Command(caddyBin, "help").CombinedOutput()
+	if err != nil || !bytes.Contains(help, []byte("  vipa ")) {
+		t.Fatalf("caddy help lists no vipa: %v\n%s", err, help)
+	}
+
+	// dpt: the netstat-like table and the raw rows agree with the route.
+	header, rows := vipaTable(t, "dpt", "--address", admin)
+	if want := []string{"VIPA", "PORT", "NODE", "ADDRESS", "RDY", "WEIGHT", "STATE", "ACTIVE", "TOTAL"}; !prefixOf(want, header) {
+		t.Fatalf("dpt headings %v, want %v first", header, want)
+	}
+	p0 := strconv.Itoa(port)
+	if len(rows) != 1 || !prefixOf([]string{"127.0.0.100", p0, "caddy-a", "127.0.0.1:" + p0, "1", "1", "active", "3", "3"}, rows[0]) {
+		t.Fatalf("dpt rows %v", rows)
+	}
+	var dptJSON []dptRow
+	vipaJSON(t, &dptJSON, "dpt", "--address", admin)
+	if got := dpt(t, admin); !reflect.DeepEqual(dptJSON, got) {
+		t.Fatalf("dpt --json %+v, route %+v", dptJSON, got)
+	}
+
+	// crt and its filters.
+	header, rows = vipaTable(t, "crt", "--address", admin)
+	if want := []string{"CLIENT", "VIPA", "PORT", "NODE", "ADDRESS", "SINCE", "TO-TARGET", "TO-CLIENT"}; !prefixOf(want, header) {
+		t.Fatalf("crt headings %v", header)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("crt rows %v", rows)
+	}
+	for _, r := range rows {
+		if !strings.HasPrefix(r[0], "127.0.0.1:") || r[1] != "127.0.0.100" || r[2] != p0 || r[3] != "caddy-a" {
+			t.Fatalf("crt row %v", r)
+		}
+		if _, err := time.Parse(time.RFC3339, r[5]); err != nil {
+			t.Fatalf("crt row %v: since: %v", r, err)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		n    int
+	}{
+		{[]string{"--limit", "2"}, 2},
+		{[]string{"--node", "caddy-a"}, 3},
+		{[]string{"--node", "caddy-x"}, 0},
+		{[]string{"--vipa", "127.0.0.100"}, 3},
+		{[]string{"--vipa", "127.0.0.101"}, 0},
+		{[]string{"--port", p0, "--limit", "1"}, 1},
+		{[]string{"--port", strconv.Itoa(port + 1)}, 0},
+	} {
+		_, rows := vipaTable(t, append([]string{"crt", "--address", admin}, c.args...)...)
+		var js []crtRow
+		vipaJSON(t, &js, append([]string{"crt", "--address", admin}, c.args...)...)
+		if len(rows) != c.n || len(js) != c.n {
+			t.Fatalf("crt %v: %d table rows, %d JSON rows; want %d", c.args, len(rows), len(js), c.n)
+		}
+	}
+	if _, errs, ok := vipaCmd(t, "crt", "--address", admin, "--port", "eighty"); ok || !strings.Contains(errs, `port "eighty"`) || strings.Count(errs, "\n") != 1 {
+		t.Fatalf("crt --port eighty: ok=%v, stderr %q", ok, errs)
+	}
+
+	// definitions and members.
+	header, rows = vipaTable(t, "definitions", "--address", admin)
+	if !reflect.DeepEqual(header, []string{"VIPA", "PORTS", "DESTIP", "DISTMETHOD", "ROUTING-NODE", "CONFLICT"}) ||
+		!reflect.DeepEqual(rows, [][]string{{"127.0.0.100", p0, "all", "roundrobin", "caddy-a", "-"}}) {
+		t.Fatalf("definitions %v %v", header, rows)
+	}
+	var defs []definitionRow
+	vipaJSON(t, &defs, "definitions", "--address", admin)
+	if len(defs) != 1 || defs[0].RoutingNode != "caddy-a" || defs[0].Ports[0] != port {
+		t.Fatalf("definitions --json %+v", defs)
+	}
+	header, rows = vipaTable(t, "members", "--address", admin)
+	if !reflect.DeepEqual(header, []string{"NAME", "ADDRESS", "STATUS"}) ||
+		!reflect.DeepEqual(rows, [][]string{{"caddy-a", fmt.Sprintf("127.0.0.1:%d", gossip), "alive"}}) {
+		t.Fatalf("members %v %v", header, rows)
+	}
+	var mem []memberRow
+	vipaJSON(t, &mem, "members", "--address", admin)
+	if len(mem) != 1 || mem[0].Name != "caddy-a" || mem[0].Status != "alive" {
+		t.Fatalf("members --json %+v", mem)
+	}
+
+	// Without --address the admin endpoint comes from the config.
+	if _, rows := vipaTable(t, "members", "--config", p.config, "--adapter", "caddyfile"); len(rows) != 1 {
+		t.Fatalf("members from --config: %v", rows)
+	}
+	cfg := filepath.Join(t.TempDir(), "caddy.json")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `{"admin":{"listen":%q}}`, admin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, rows := vipaTable(t, "dpt", "--config", cfg); len(rows) != 1 {
+		t.Fatalf("dpt from a JSON --config: %v", rows)
+	}
+
+	// An unreachable admin endpoint is one line on stderr and a failure.
+	closed := adminAddr(t)
+	for _, sub := range []string{"dpt", "crt", "definitions", "members"} {
+		out, errs, ok := vipaCmd(t, sub, "--address", closed)
+		want := fmt.Sprintf("caddy vipa %s: admin endpoint %s unreachable: ", sub, closed)
+		if ok || out != "" || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {
+			t.Fatalf("%s against a closed endpoint: ok=%v stdout %q stderr %q", sub, ok, out, errs)
+		}
+	}
+}
+
+func prefixOf(want, got []string) bool {
+	return len(got) >= len(want) && reflect.DeepEqual(got[:len(want)], want)
+}

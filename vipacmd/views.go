@@ -1,0 +1,91 @@
+package vipacmd
+
+// views are the `caddy vipa` subcommands, one per admin route. A column
+// whose field no row carries is left out, so a column may be listed before
+// its route serves the field; fields a row carries beyond the columns follow
+// them.
+var views = []view{
+	{
+		name:  "dpt",
+		route: "/vipa/dpt",
+		short: "Shows the destination port table (DPT)",
+		long: `
+One row per VIPA, port and target node: the target's dial address, its ready
+listeners (RDY), weight, state and connection counts. A node that routes no
+VIPA shows the rows it reports to the routing nodes.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "port", header: "PORT"},
+			{field: "node", header: "NODE"},
+			{field: "address", header: "ADDRESS"},
+			{field: "ready", header: "RDY"},
+			{field: "weight", header: "WEIGHT"},
+			{field: "effective_weight", header: "EFFWT", optional: true},
+			{field: "tsr", header: "TSR", optional: true},
+			{field: "health", header: "HEALTH", optional: true},
+			{field: "state", header: "STATE"},
+			{field: "active_conns", header: "ACTIVE"},
+			{field: "total_conns", header: "TOTAL"},
+		},
+	},
+	{
+		name:  "crt",
+		route: "/vipa/crt",
+		short: "Shows the connection routing table (CRT)",
+		long: `
+One row per live connection the routing node routed: the client, the VIPA and
+port it reached, the target node and address it went to, since when, and the
+bytes copied each way.
+`,
+		columns: []column{
+			{field: "client", header: "CLIENT"},
+			{field: "vipa", header: "VIPA"},
+			{field: "port", header: "PORT"},
+			{field: "node", header: "NODE"},
+			{field: "address", header: "ADDRESS"},
+			{field: "since", header: "SINCE"},
+			{field: "bytes_to_target", header: "TO-TARGET"},
+			{field: "bytes_to_client", header: "TO-CLIENT"},
+			{field: "reason", header: "REASON", optional: true},
+		},
+		filters: []filter{
+			{name: "vipa", usage: "Only connections to this VIPA"},
+			{name: "port", usage: "Only connections to this port"},
+			{name: "node", usage: "Only connections routed to this target node"},
+			{name: "limit", usage: "At most this many rows"},
+		},
+	},
+	{
+		name:  "definitions",
+		route: "/vipa/definitions",
+		short: "Shows the VIPADISTRIBUTE definitions this node knows",
+		long: `
+One row per VIPADISTRIBUTE definition: the VIPA, its ports, the candidate
+targets (DESTIP), the distribution method, the routing node, and the conflict
+when two nodes define the same VIPA.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "ports", header: "PORTS"},
+			{field: "destip", header: "DESTIP"},
+			{field: "distmethod", header: "DISTMETHOD"},
+			{field: "routing_node", header: "ROUTING-NODE"},
+			{field: "conflict", header: "CONFLICT"},
+		},
+	},
+	{
+		name:  "members",
+		route: "/vipa/members",
+		short: "Shows the fleet's members as this node sees them",
+		long: `
+One row per serf member: its node name, gossip address and status (alive,
+failed, left, …).
+`,
+		columns: []column{
+			{field: "name", header: "NAME"},
+			{field: "address", header: "ADDRESS"},
+			{field: "status", header: "STATUS"},
+		},
+	},
+}
