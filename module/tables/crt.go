@@ -22,6 +22,7 @@ type Entry struct {
 	Port   uint16
 	linked bool // in a shard list; only the owner reads it outside the lock
 	marker bool // a Range bookmark, not a connection
+	affine bool // counted in the client's affinity by Candidates.Commit
 	Target *Target
 	Since  int64 // unix nanoseconds; Insert sets it when zero
 
@@ -37,6 +38,7 @@ type CRT struct {
 	shards []shard
 	shift  uint // 64 - log2(len(shards))
 	pool   sync.Pool
+	aff    affinityTable
 }
 
 // shard is padded to a cache line so neighbouring locks do not contend.
@@ -88,10 +90,15 @@ func (c *CRT) Insert(e *Entry) {
 }
 
 // Remove takes the entry out, drops e.Target's active count (claims 11
-// and 17) and adds the entry's bytes to the target's totals. Removing an
+// and 17) and the client's affinity count, and adds the entry's bytes to
+// the target's totals. Removing an
 // entry that is not in the table is a no-op, so a second Remove is
 // harmless; a Remove after Release is not.
 func (c *CRT) Remove(e *Entry) {
+	if e.affine {
+		c.aff.release(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), time.Now().UnixNano())
+		e.affine = false
+	}
 	if !e.linked {
 		return
 	}

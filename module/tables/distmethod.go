@@ -1,7 +1,5 @@
 package tables
 
-import "fmt"
-
 // Distmethod chooses where a new connection starts among a Group's Active
 // targets (claim 12). The caller tries Targets()[(start+k)%n] for k = 0, 1, …
 // until a dial succeeds, so a method only has to pick the first candidate.
@@ -11,18 +9,12 @@ type Distmethod interface {
 	Start(g *Group) int
 }
 
-// Distmethod names accepted by NewDistmethod.
-const (
-	DistRoundRobin = "roundrobin"
-)
-
 // NewDistmethod returns the method configured by name; "" is roundrobin.
 func NewDistmethod(name string) (Distmethod, error) {
-	switch name {
-	case "", DistRoundRobin:
-		return RoundRobin{}, nil
+	if err := CheckDistmethod(name); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("tables: unknown distmethod %q", name)
+	return RoundRobin{}, nil
 }
 
 // RoundRobin hands successive connections of one (VIPA, port) to its targets
@@ -36,7 +28,7 @@ func (RoundRobin) Start(g *Group) int {
 	if n == 0 {
 		return 0
 	}
-	return int((g.rr.n.Add(1) - 1) % uint64(n))
+	return int((g.st.rr.Add(1) - 1) % uint64(n))
 }
 
 var _ Distmethod = RoundRobin{}

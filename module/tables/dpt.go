@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DPT is the destination port table. Writers are serialized by a mutex and
@@ -18,8 +19,9 @@ import (
 type DPT struct {
 	snap atomic.Pointer[snapshot]
 
-	mu    sync.Mutex
-	nodes map[string]map[key]struct{} // groups holding a row of each node; guarded by mu
+	mu       sync.Mutex
+	nodes    map[string]map[key]struct{} // groups holding a row of each node; guarded by mu
+	policies map[netip.Addr]*compiled    // by VIPA; guarded by mu
 }
 
 type key struct {
@@ -38,7 +40,7 @@ type snapshot struct {
 
 // NewDPT returns an empty table.
 func NewDPT() *DPT {
-	d := &DPT{nodes: make(map[string]map[key]struct{})}
+	d := &DPT{nodes: make(map[string]map[key]struct{}), policies: make(map[netip.Addr]*compiled)}
 	d.snap.Store(&snapshot{groups: map[key]*Group{}})
 	return d
 }
@@ -55,13 +57,23 @@ func (d *DPT) Len() int { return d.snap.Load().rows }
 // Version increments on every change, so pollers can tell whether to look.
 func (d *DPT) Version() uint64 { return d.snap.Load().version }
 
-// Rows returns every row with its counters, sorted by VIPA, Port, Node.
+// Rows returns every row with its counters, sorted by VIPA, Port, Node. A
+// hotstandby backup that is not in use shows as Standby.
 func (d *DPT) Rows() []Row {
 	s := d.snap.Load()
 	rows := make([]Row, 0, s.rows)
 	for _, g := range s.groups {
+		var inUse *Target
+		if g.pol.method == hotStandby && g.Len() > 0 {
+			i, _ := g.standby()
+			inUse = g.active[i]
+		}
 		for _, t := range g.all {
-			rows = append(rows, t.Row())
+			r := t.Row()
+			if inUse != nil && r.State == Active && t != inUse {
+				r.State = Standby
+			}
+			rows = append(rows, r)
 		}
 	}
 	slices.SortFunc(rows, func(a, b Row) int {
@@ -138,16 +150,81 @@ func (d *DPT) Replace(node string, rows []Row) {
 	e.commit()
 }
 
+// SetPolicy makes p the distribution policy of vipa's groups, now and as
+// rows come; nil restores the default, unweighted roundrobin.
+func (d *DPT) SetPolicy(vipa netip.Addr, p *Policy) error {
+	c, err := compile(p)
+	if err != nil {
+		return err
+	}
+	vipa = vipa.Unmap()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p == nil {
+		delete(d.policies, vipa)
+	} else {
+		d.policies[vipa] = c
+	}
+	e := d.edit()
+	for k, g := range e.base.groups {
+		if k.vipa == vipa {
+			e.put(k, g.all)
+		}
+	}
+	e.commit()
+	return nil
+}
+
+func (d *DPT) policyOf(vipa netip.Addr) *compiled {
+	if c := d.policies[vipa]; c != nil {
+		return c
+	}
+	return defaultPolicy
+}
+
+// Refresh recomputes effective weights, which move with TSR and slow
+// start, and publishes the groups whose weights changed. The routing node
+// calls it periodically, off the connection path.
+func (d *DPT) Refresh(now time.Time) {
+	t := now.UnixNano()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.edit()
+	e.now = t
+	for k, g := range e.base.groups {
+		if !slices.Equal(g.effective(t), g.eff) {
+			e.put(k, g.all)
+		}
+	}
+	e.commit()
+}
+
+// Due returns the unhealthy rows whose probe is due, each once until its
+// ProbeDone: the prober dials them and reports the outcomes.
+func (d *DPT) Due(now time.Time) []*Target {
+	t := now.UnixNano()
+	var out []*Target
+	for _, g := range d.snap.Load().groups {
+		for _, r := range g.all {
+			if r.takeDue(t) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
 // edit collects the changes of one write and publishes them as one snapshot.
 type edit struct {
 	d     *DPT
 	base  *snapshot
 	dirty map[key][]*Target // the complete new rows of each changed group
 	attrs map[*Target]*attrs
+	now   int64 // for effective weights
 }
 
 func (d *DPT) edit() *edit {
-	return &edit{d: d, base: d.snap.Load()}
+	return &edit{d: d, base: d.snap.Load(), now: time.Now().UnixNano()}
 }
 
 // rows returns the group's rows as this edit has left them so far.
@@ -252,11 +329,11 @@ func (e *edit) commit() {
 			delete(next.groups, k)
 			continue
 		}
-		rr := new(counter)
+		st := new(groupState)
 		if old != nil {
-			rr = old.rr
+			st = old.st
 		}
-		next.groups[k] = newGroup(k, ts, rr)
+		next.groups[k] = newGroup(k, ts, st, e.d.policyOf(k.vipa), e.now)
 	}
 	e.d.snap.Store(next)
 }

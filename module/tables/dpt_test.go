@@ -180,8 +180,11 @@ func TestDPTRowValues(t *testing.T) {
 		}
 	}
 	want := []Row{
-		{VIPA: vipa1, Port: 80, Node: "a", Address: addrOf("a", 80), Ready: 2, Weight: 1, State: Active, ActiveConns: 2, TotalConns: 3},
-		{VIPA: vipa1, Port: 80, Node: "b", Address: addrOf("b", 8080), Ready: 1, Weight: 5, State: Quiesced},
+		{VIPA: vipa1, Port: 80, Node: "a", Address: addrOf("a", 80), Ready: 2, Weight: 1, State: Active, ActiveConns: 2, TotalConns: 3,
+			TSR: 100, EffectiveWeight: 1},
+		// roundrobin weighs 1 what no destination weighs; a quiesced row
+		// takes no connection
+		{VIPA: vipa1, Port: 80, Node: "b", Address: addrOf("b", 8080), Ready: 1, Weight: 1, State: Quiesced, TSR: 100},
 	}
 	if got := d.Rows(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Rows =\n%+v\nwant\n%+v", got, want)
@@ -280,8 +283,8 @@ func TestDPTTargetIdentity(t *testing.T) {
 	if got := d.Lookup(vipa1, 80).Targets()[0]; got != ta {
 		t.Fatal("an update of Ready/Weight replaced the Target")
 	}
-	if ta.Ready() != 4 || ta.Weight() != 3 || ta.State() != Active {
-		t.Errorf("target = ready %d weight %d state %v", ta.Ready(), ta.Weight(), ta.State())
+	if ta.Ready() != 4 || ta.ReportedWeight() != 3 || ta.State() != Active {
+		t.Errorf("target = ready %d weight %d state %v", ta.Ready(), ta.ReportedWeight(), ta.State())
 	}
 
 	crt := NewCRT()
@@ -353,7 +356,10 @@ func TestDPTModel(t *testing.T) {
 			delete(model, key3(r))
 			return
 		}
-		r.Weight = max(r.Weight, 1)
+		r.Weight, r.TSR, r.EffectiveWeight = 1, 100, 0
+		if r.State == Active {
+			r.EffectiveWeight = 1
+		}
 		model[key3(r)] = r
 	}
 	for i := range 5000 {

@@ -3,42 +3,74 @@ package tables
 import (
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // prefill is how many other connections are live while routing is measured.
 const prefill = 1_000_000
+
+// benchMethods are measured one VIPA each, with every option on.
+var benchMethods = []string{"roundrobin", "weightedactive", "leastconn", "hotstandby", "sourcehash", "targetweight"}
+
+func benchVIPA(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}) }
 
 // routeBench is built once per process: prefilling is slow, and the
 // benchmark function runs several times while b.N grows.
 var routeBench struct {
 	dpt      *DPT
 	crt      *CRT
-	dm       Distmethod
 	perEntry float64 // heap bytes per live CRT entry
 }
 
+// routeSetup gives each method a VIPA with four rows weighted 3:1:2:1,
+// the last one unhealthy (and the optlocal row, so that check fails too),
+// timed affinity, max_conns and slow start on.
 func routeSetup(b *testing.B) {
 	if routeBench.dpt != nil {
 		return
 	}
 	d := NewDPT()
-	for _, n := range []string{"a", "b", "c"} {
-		d.Set(row(vipa1, 80, n, 1))
-	}
-	dm, err := NewDistmethod("roundrobin")
-	if err != nil {
-		b.Fatal(err)
-	}
 	c := NewCRT()
-	ts := d.Lookup(vipa1, 80).Targets()
+	now := time.Now()
+	var all []*Target
+	for i, m := range benchMethods {
+		p := &Policy{
+			Distmethod:    m,
+			Destinations:  weights("a", 3, "b", 1, "c", 2, "d", 1),
+			TimedAffinity: time.Microsecond,
+			LocalNode:     "d",
+			MaxConns:      1 << 40,
+			SlowStart:     time.Minute,
+		}
+		if m == "hotstandby" {
+			p.HealthSwitch = true
+			p.Destinations[0].Role = RolePreferred
+			for j := 1; j < 4; j++ {
+				p.Destinations[j].Role, p.Destinations[j].Rank = RoleBackup, j
+			}
+		}
+		if err := d.SetPolicy(benchVIPA(i), p); err != nil {
+			b.Fatal(err)
+		}
+		for j, n := range []string{"a", "b", "c", "d"} {
+			r := row(benchVIPA(i), 80, n, 1)
+			r.Weight = p.Destinations[j].Weight
+			d.Set(r)
+		}
+		g := d.Lookup(benchVIPA(i), 80)
+		g.All()[3].DialFailed(now, true)
+		all = append(all, g.All()...)
+	}
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range prefill {
 		e := c.Acquire()
-		e.Client, e.VIPA, e.Port, e.Target = client(i), vipa1, 80, ts[i%len(ts)]
+		t := all[i%len(all)]
+		e.Client, e.VIPA, e.Port, e.Target = client(i), t.VIPA, 80, t
 		c.Insert(e)
 	}
 	runtime.GC()
@@ -46,39 +78,54 @@ func routeSetup(b *testing.B) {
 	if c.Len() != prefill {
 		b.Fatalf("prefilled %d entries", c.Len())
 	}
-	routeBench.dpt, routeBench.crt, routeBench.dm = d, c, dm
+	routeBench.dpt, routeBench.crt = d, c
 	routeBench.perEntry = float64(after.HeapAlloc-before.HeapAlloc) / prefill
 }
 
-// BenchmarkRoute measures the control work of one connection: DPT lookup,
-// distmethod, CRT insert, and the removal of a connection routed 256
-// connections earlier on the same goroutine, with a million others live.
+// BenchmarkRoute measures the control work of one connection for each
+// distmethod: DPT lookup, ranking with affinity, health and max_conns
+// checks, the first candidate, its dial outcome fed to the row's health,
+// CRT insert, affinity commit, and the removal of a connection routed 256
+// connections earlier on the same goroutine (which ends its client's
+// affinity), with a million others live. The affinity lasts 1µs, so the
+// clients (4096 per goroutine) find theirs expired: each connection pays
+// for the affinity lookup and update and for the method too.
 func BenchmarkRoute(b *testing.B) {
 	routeSetup(b)
-	d, c, dm := routeBench.dpt, routeBench.crt, routeBench.dm
-	vipa := vipa1
-	from := netip.MustParseAddrPort("192.0.2.1:40000")
+	for i, m := range benchMethods {
+		b.Run(m, func(b *testing.B) { benchRoute(b, benchVIPA(i)) })
+	}
+}
+
+func benchRoute(b *testing.B, vipa netip.Addr) {
+	d, c := routeBench.dpt, routeBench.crt
+	var seed atomic.Uint32
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var ring [256]*Entry
 		i := 0
+		hi := byte(seed.Add(1))
 		for pb.Next() {
+			now := time.Now()
+			from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, hi, byte(i >> 8), byte(i)}), 40000)
 			g := d.Lookup(vipa, 80)
-			t := g.Targets()[dm.Start(g)]
+			cand := g.Pick(c, from.Addr(), now)
+			t := cand.Next()
+			t.DialSucceeded(now)
 			e := c.Acquire()
 			e.Client, e.VIPA, e.Port, e.Target = from, vipa, 80, t
+			e.Since = now.UnixNano()
 			c.Insert(e)
-			if old := ring[i]; old != nil {
-				c.Remove(old)
+			cand.Commit(e)
+			if old := ring[i%len(ring)]; old != nil {
 				c.Release(old)
 			}
-			ring[i] = e
-			i = (i + 1) % len(ring)
+			ring[i%len(ring)] = e
+			i = (i + 1) % (1 << 12)
 		}
 		for _, e := range ring {
 			if e != nil {
-				c.Remove(e)
 				c.Release(e)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 )
 
 // State of a DPT row.
@@ -14,6 +15,9 @@ const (
 	Active State = iota
 	// Quiesced rows keep their connections but receive no new ones.
 	Quiesced
+	// Standby rows are hotstandby backups not in use. Only Rows reports
+	// it: a row is never set to Standby.
+	Standby
 )
 
 // String returns the name used by the admin API.
@@ -23,6 +27,8 @@ func (s State) String() string {
 		return "active"
 	case Quiesced:
 		return "quiesced"
+	case Standby:
+		return "standby"
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
@@ -47,6 +53,8 @@ func ParseState(name string) (State, error) {
 		return Active, nil
 	case "quiesced":
 		return Quiesced, nil
+	case "standby":
+		return Standby, nil
 	}
 	return 0, fmt.Errorf("tables: unknown state %q", name)
 }
@@ -58,8 +66,14 @@ type Row struct {
 	Node    string
 	Address netip.AddrPort // where the routing node dials the target
 	Ready   int            // listening sockets; Set with Ready <= 0 deletes the row
-	Weight  int            // <= 0 means 1
-	State   State
+	Weight  int            // <= 0 means 1; Rows gives the weight the distmethod uses
+	State   State          // Set takes Standby as Active
+
+	// Filled in by Rows, ignored by Set: the row's responsiveness (0-100),
+	// health, and weight × TSR × slow-start ramp as the distmethod sees it.
+	TSR             int
+	Health          Health
+	EffectiveWeight float64
 
 	ActiveConns int64  // filled in by Rows, ignored by Set
 	TotalConns  uint64 // filled in by Rows, ignored by Set
@@ -82,8 +96,11 @@ type Target struct {
 	Node    string
 	Address netip.AddrPort
 
-	attrs atomic.Pointer[attrs]
-	stats *stats
+	attrs  atomic.Pointer[attrs]
+	stats  *stats
+	health *health
+	weight atomic.Int32 // the weight its group's distmethod uses
+	eff    atomic.Int32 // effective weight in hundredths, as of the last refresh
 }
 
 // attrs is replaced as a whole so that readers never see half an update.
@@ -107,20 +124,38 @@ func newTarget(r Row, st *stats) *Target {
 	if st == nil {
 		st = new(stats)
 	}
-	t := &Target{VIPA: r.VIPA, Port: r.Port, Node: r.Node, Address: r.Address, stats: st}
+	t := &Target{VIPA: r.VIPA, Port: r.Port, Node: r.Node, Address: r.Address, stats: st,
+		health: newHealth(time.Now().UnixNano())}
 	t.attrs.Store(attrsOf(r))
+	t.weight.Store(int32(max(r.Weight, 1)))
+	t.eff.Store(int32(max(r.Weight, 1)) * 100)
 	return t
 }
 
 func attrsOf(r Row) *attrs {
-	return &attrs{ready: r.Ready, weight: max(r.Weight, 1), state: r.State}
+	st := r.State
+	if st == Standby {
+		st = Active
+	}
+	return &attrs{ready: r.Ready, weight: min(max(r.Weight, 1), maxWeight), state: st}
 }
+
+// maxWeight bounds weights so that effective weights fit the schedule.
+const maxWeight = 100
 
 // Ready is the number of application sockets listening for this row.
 func (t *Target) Ready() int { return t.attrs.Load().ready }
 
-// Weight is the row's weight, at least 1.
-func (t *Target) Weight() int { return t.attrs.Load().weight }
+// Weight is the weight the row's distmethod uses: the destination's
+// configured weight, or for targetweight the one the target reports.
+func (t *Target) Weight() int { return int(t.weight.Load()) }
+
+// ReportedWeight is the weight the target reports for itself, at least 1.
+func (t *Target) ReportedWeight() int { return t.attrs.Load().weight }
+
+// EffectiveWeight is the weight the distmethod gives the row: configured
+// or reported weight × TSR/100 × slow-start ramp, as of the last refresh.
+func (t *Target) EffectiveWeight() float64 { return float64(t.eff.Load()) / 100 }
 
 // State is the row's state.
 func (t *Target) State() State { return t.attrs.Load().state }
@@ -135,16 +170,19 @@ func (t *Target) TotalConns() uint64 { return t.stats.total.Load() }
 func (t *Target) Row() Row {
 	a := t.attrs.Load()
 	return Row{
-		VIPA:          t.VIPA,
-		Port:          t.Port,
-		Node:          t.Node,
-		Address:       t.Address,
-		Ready:         a.ready,
-		Weight:        a.weight,
-		State:         a.state,
-		ActiveConns:   t.stats.active.Load(),
-		TotalConns:    t.stats.total.Load(),
-		BytesToTarget: t.stats.toTarget.Load(),
-		BytesToClient: t.stats.toClient.Load(),
+		VIPA:            t.VIPA,
+		Port:            t.Port,
+		Node:            t.Node,
+		Address:         t.Address,
+		Ready:           a.ready,
+		Weight:          int(t.weight.Load()),
+		State:           a.state,
+		TSR:             t.TSR(),
+		Health:          t.Health(),
+		EffectiveWeight: t.EffectiveWeight(),
+		ActiveConns:     t.stats.active.Load(),
+		TotalConns:      t.stats.total.Load(),
+		BytesToTarget:   t.stats.toTarget.Load(),
+		BytesToClient:   t.stats.toClient.Load(),
 	}
 }

@@ -1,0 +1,336 @@
+package tables
+
+import (
+	"encoding/binary"
+	"math"
+	"net/netip"
+	"time"
+)
+
+// Reason says why a candidate was offered.
+type Reason uint8
+
+const (
+	ReasonNone           Reason = iota
+	ReasonAffinity              // the client's timed affinity
+	ReasonOptLocal              // the routing node's own row (optlocal)
+	ReasonRoundRobin            // its turn in the weighted rotation
+	ReasonWeightedActive        // furthest below its weighted share of active connections
+	ReasonLeastConn             // fewest active connections per unit of weight
+	ReasonPreferred             // hotstandby's preferred destination
+	ReasonBackup                // hotstandby's backup in use
+	ReasonSourceHash            // the client address hashes to it
+	ReasonTargetWeight          // its turn by the weights the targets report
+	ReasonNext                  // the candidates before it were skipped or failed
+	ReasonUnhealthy             // only unhealthy rows are left
+)
+
+var reasonNames = [...]string{
+	ReasonNone:           "",
+	ReasonAffinity:       "timedaffinity",
+	ReasonOptLocal:       "optlocal",
+	ReasonRoundRobin:     "roundrobin",
+	ReasonWeightedActive: "weightedactive",
+	ReasonLeastConn:      "leastconn",
+	ReasonPreferred:      "hotstandby preferred",
+	ReasonBackup:         "hotstandby backup",
+	ReasonSourceHash:     "sourcehash",
+	ReasonTargetWeight:   "targetweight",
+	ReasonNext:           "next candidate",
+	ReasonUnhealthy:      "unhealthy fallback",
+}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// Candidates is the preference order of a group's rows for one new
+// connection. Next offers first every healthy row with room, starting at
+// the ranked choice, then every unhealthy one with room: a connection is
+// refused only when each row is full or has failed its dial.
+//
+// It is a value: ranking and iterating allocate nothing.
+type Candidates struct {
+	g      *Group
+	crt    *CRT
+	first  int    // position in g.order of the ranked choice
+	k      int    // positions offered or skipped; pass 2 (unhealthy rows) from len(active)
+	full   int    // rows skipped in pass 1 for having no room
+	reason Reason // of the ranked choice
+	cur    Reason // of the last Next
+	keep   bool   // hotstandby without healthswitch: the ranked choice counts as healthy
+	commit bool   // from Pick, not Peek
+}
+
+// Pick ranks the group's rows for a new connection from client: it
+// advances the group's rotation. crt holds the affinities; it may be nil
+// when the policy has none.
+func (g *Group) Pick(crt *CRT, client netip.Addr, now time.Time) Candidates {
+	return g.rank(crt, client, now.UnixNano(), true)
+}
+
+// Peek is Pick without side effects: what a connection from client would
+// get now.
+func (g *Group) Peek(crt *CRT, client netip.Addr, now time.Time) Candidates {
+	return g.rank(crt, client, now.UnixNano(), false)
+}
+
+func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candidates {
+	c := Candidates{g: g, crt: crt, commit: commit}
+	if g.Len() == 0 {
+		return c
+	}
+	i, why := -1, ReasonNone
+	if g.pol.affinity > 0 && crt != nil {
+		if node, ok := crt.aff.lookup(affKeyOf(g.vipa, g.port, client), now); ok {
+			if j := g.index(node); j >= 0 && g.eligible(j) {
+				i, why = j, ReasonAffinity
+			}
+		}
+	}
+	if i < 0 && g.local >= 0 && g.eligible(g.local) {
+		i, why = g.local, ReasonOptLocal
+	}
+	if i < 0 {
+		i, why = g.choose(client, commit)
+	}
+	c.first, c.reason = int(g.posOf[i]), why
+	c.keep = !g.pol.HealthSwitch && (why == ReasonPreferred || why == ReasonBackup)
+	return c
+}
+
+// Next returns the next candidate, or nil when none is left.
+func (c *Candidates) Next() *Target {
+	g := c.g
+	n := g.Len()
+	for c.k < 2*n {
+		k := c.k
+		c.k++
+		p := k % n
+		t := g.active[g.order[(c.first+p)%n]]
+		if !g.room(t) {
+			if k < n {
+				c.full++
+			}
+			continue
+		}
+		healthy := t.healthy() || (p == 0 && c.keep)
+		switch {
+		case k < n && healthy:
+			c.cur = ReasonNext
+			if p == 0 {
+				c.cur = c.reason
+			}
+			return t
+		case k >= n && !healthy:
+			// A row that recovered between the passes was skipped by
+			// both: the next connection finds it.
+			c.cur = ReasonUnhealthy
+			return t
+		}
+	}
+	return nil
+}
+
+// Reason says why the last Next offered its row; before Next it is the
+// ranked choice's reason.
+func (c *Candidates) Reason() Reason {
+	if c.cur == ReasonNone {
+		return c.reason
+	}
+	return c.cur
+}
+
+// Unhealthy reports whether the last Next offered an unhealthy row.
+func (c *Candidates) Unhealthy() bool { return c.cur == ReasonUnhealthy }
+
+// AllFull reports, once Next returned nil, that the group has rows and
+// every one of them was at max_conns.
+func (c *Candidates) AllFull() bool { return c.full > 0 && c.full == c.g.Len() }
+
+// First is the ranked choice without iterating: what Peek answers.
+func (c *Candidates) First() *Target {
+	if c.g.Len() == 0 {
+		return nil
+	}
+	return c.g.active[c.g.order[c.first]]
+}
+
+// Commit records that the connection e, routed to e.Target, was placed by
+// these candidates: the client's affinity and hotstandby's row in use.
+// Candidates from Peek commit nothing. Call it once per entry, before the
+// entry is removed; e.Client, VIPA and Port must be set.
+func (c *Candidates) Commit(e *Entry) {
+	g := c.g
+	if !c.commit || g.Len() == 0 || e.affine {
+		return
+	}
+	if g.pol.affinity > 0 && c.crt != nil {
+		c.crt.aff.commit(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), e.Target.Node, g.pol.affinity)
+		e.affine = true
+	}
+	if g.pol.method == hotStandby && !g.pol.AutoSwitchBack && (c.cur == ReasonPreferred || c.cur == ReasonBackup) {
+		if u := g.st.inUse.Load(); u == nil || u.Node != e.Target.Node {
+			g.st.inUse.Store(e.Target)
+		}
+	}
+}
+
+// room reports whether t is below max_conns.
+func (g *Group) room(t *Target) bool {
+	return g.pol.MaxConns == 0 || t.stats.active.Load() < g.pol.MaxConns
+}
+
+// eligible: the Active row i is healthy and has room.
+func (g *Group) eligible(i int) bool {
+	t := g.active[i]
+	return t.healthy() && g.room(t)
+}
+
+// choose applies the distmethod; when no row is eligible it returns the
+// most preferred one and lets Next sort it out.
+func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
+	switch g.pol.method {
+	case weightedActive:
+		return g.mostBehind(g.rotation(commit)), ReasonWeightedActive
+	case leastConn:
+		return g.leastLoaded(g.rotation(commit)), ReasonLeastConn
+	case hotStandby:
+		return g.standby()
+	case sourceHash:
+		return g.hashed(client), ReasonSourceHash
+	case targetWeight:
+		return g.next(commit), ReasonTargetWeight
+	}
+	return g.next(commit), ReasonRoundRobin
+}
+
+// rotation is where a scan starts, so that ties rotate.
+func (g *Group) rotation(commit bool) int {
+	var n uint64
+	if commit {
+		n = g.st.rr.Add(1) - 1
+	} else {
+		n = g.st.rr.Load()
+	}
+	return int(n % uint64(len(g.active)))
+}
+
+// next is the smooth weighted round robin's turn.
+func (g *Group) next(commit bool) int {
+	var n uint64
+	if commit {
+		n = g.st.rr.Add(1) - 1
+	} else {
+		n = g.st.rr.Load()
+	}
+	return int(g.sched[n%uint64(len(g.sched))])
+}
+
+// mostBehind is weightedactive: the eligible row furthest below its share
+// eff/Σeff of the active connections once this one is added.
+func (g *Group) mostBehind(start int) int {
+	n := len(g.active)
+	var total, sum int64
+	for i, t := range g.active {
+		if g.eligible(i) {
+			total += t.stats.active.Load()
+			sum += int64(g.eff[i])
+		}
+	}
+	best, bestD := -1, int64(math.MinInt64)
+	for k := range n {
+		i := (start + k) % n
+		if !g.eligible(i) {
+			continue
+		}
+		d := int64(g.eff[i])*(total+1) - g.active[i].stats.active.Load()*sum
+		if d > bestD {
+			best, bestD = i, d
+		}
+	}
+	if best < 0 {
+		return int(g.order[0])
+	}
+	return best
+}
+
+// leastLoaded is leastconn: the eligible row with the fewest active
+// connections per unit of effective weight.
+func (g *Group) leastLoaded(start int) int {
+	n := len(g.active)
+	best := -1
+	var bestA, bestW int64
+	for k := range n {
+		i := (start + k) % n
+		if !g.eligible(i) {
+			continue
+		}
+		a, w := g.active[i].stats.active.Load(), int64(g.eff[i])
+		if best < 0 || a*bestW < bestA*w {
+			best, bestA, bestW = i, a, w
+		}
+	}
+	if best < 0 {
+		return int(g.order[0])
+	}
+	return best
+}
+
+// standby is hotstandby's row in use: the preferred destination, else the
+// highest-ranked backup that can take the connection; without
+// autoswitchback the backup in use keeps that role while it can.
+func (g *Group) standby() (int, Reason) {
+	usable := func(i int) bool {
+		t := g.active[i]
+		return g.room(t) && (t.healthy() || !g.pol.HealthSwitch)
+	}
+	why := func(i int) Reason {
+		if i == g.pref {
+			return ReasonPreferred
+		}
+		return ReasonBackup
+	}
+	if !g.pol.AutoSwitchBack {
+		if u := g.st.inUse.Load(); u != nil {
+			if i := g.index(u.Node); i >= 0 && usable(i) {
+				return i, why(i)
+			}
+		}
+	}
+	for _, i := range g.order {
+		if usable(int(i)) {
+			return int(i), why(int(i))
+		}
+	}
+	return int(g.order[0]), why(int(g.order[0]))
+}
+
+// hashed is sourcehash: weighted rendezvous hashing of the client address
+// over the eligible rows. A row that leaves takes only its own clients
+// with it, and a row that joins takes only the clients it now wins.
+func (g *Group) hashed(client netip.Addr) int {
+	a := client.As16()
+	x := mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
+	best, bestS := -1, 0.0
+	for i := range g.active {
+		if !g.eligible(i) {
+			continue
+		}
+		u := (float64(mix(x^g.seeds[i])>>11) + 0.5) / (1 << 53) // in (0, 1)
+		if s := float64(g.eff[i]) / -math.Log(u); best < 0 || s > bestS {
+			best, bestS = i, s
+		}
+	}
+	if best < 0 {
+		return int(g.order[0])
+	}
+	return best
+}
+
+// mix is splitmix64's finalizer.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
