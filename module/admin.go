@@ -37,6 +37,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/vipa/crt", Handler: get(crtRows)},
 		{Pattern: "/vipa/definitions", Handler: get(definitionRows)},
 		{Pattern: "/vipa/members", Handler: get(memberRows)},
+		{Pattern: "/vipa/affinity", Handler: get(affinityRows)},
 	}
 }
 
@@ -51,6 +52,20 @@ type dptRow struct {
 	State       string `json:"state"`
 	ActiveConns int64  `json:"active_conns"`
 	TotalConns  uint64 `json:"total_conns"`
+	// TSR, health and effective weight as the routing node scores the row.
+	TSR             int     `json:"tsr"`
+	Health          string  `json:"health"`
+	EffectiveWeight float64 `json:"effective_weight"`
+}
+
+// affinityRow is one client's timed affinity in /vipa/affinity.
+type affinityRow struct {
+	Client      string `json:"client"`
+	VIPA        string `json:"vipa"`
+	Port        uint16 `json:"port"`
+	Node        string `json:"node"`
+	ActiveConns int    `json:"active_conns"`
+	Expires     string `json:"expires"` // RFC 3339; empty while connections are open
 }
 
 // crtRow is one live routed connection in /vipa/crt.
@@ -123,7 +138,24 @@ func dptRows(f *fleet, _ *http.Request) ([]dptRow, error) {
 			State:       r.State.String(),
 			ActiveConns: r.ActiveConns,
 			TotalConns:  r.TotalConns,
+
+			TSR:             r.TSR,
+			Health:          r.Health.String(),
+			EffectiveWeight: r.EffectiveWeight,
 		})
+	}
+	return out, nil
+}
+
+// affinityRows lists the client affinities in force on a routing node.
+func affinityRows(f *fleet, _ *http.Request) ([]affinityRow, error) {
+	var out []affinityRow
+	for _, a := range f.crt.Affinities(time.Now()) {
+		r := affinityRow{Client: a.Client.String(), VIPA: a.VIPA.String(), Port: a.Port, Node: a.Node, ActiveConns: a.ActiveConns}
+		if !a.Expires.IsZero() {
+			r.Expires = a.Expires.UTC().Format(time.RFC3339)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

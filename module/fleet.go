@@ -41,14 +41,15 @@ type config struct {
 	node      string
 	advertise netip.Addr
 	defs      []*serfsync.Definition
+	policies  map[netip.Addr]*tables.Policy // by VIPA; a definition without one distributes by its distmethod alone
 	listeners string
 	interval  time.Duration
 }
 
-// route is what the handler needs for one VIPA.
+// route is what the handler needs for one VIPA; its distribution policy
+// lives in the DPT's groups.
 type route struct {
-	def        *serfsync.Definition
-	distmethod tables.Distmethod
+	def *serfsync.Definition
 }
 
 // fleet is one node's pooled state.
@@ -71,6 +72,7 @@ type fleet struct {
 	known    []serfsync.KnownDefinition // every definition known in the fleet
 	ownRows  []tables.Row               // this node's own report
 	logger   *zap.Logger
+	upkeep   *upkeep
 }
 
 func newFleet(id identity) *fleet {
@@ -104,6 +106,7 @@ func (f *fleet) start(id identity, logger *zap.Logger) error {
 		return err
 	}
 	f.agent, f.id = agent, id
+	f.upkeep = startUpkeep(f)
 	return nil
 }
 
@@ -111,8 +114,7 @@ func (f *fleet) start(id identity, logger *zap.Logger) error {
 func (f *fleet) configure(c config) {
 	routes := make(map[netip.Addr]*route, len(c.defs))
 	for _, d := range c.defs {
-		dm, _ := tables.NewDistmethod(d.Distmethod) // checked in Provision
-		routes[d.VIPA] = &route{def: d, distmethod: dm}
+		routes[d.VIPA] = &route{def: d}
 	}
 	f.mu.Lock()
 	agent := f.agent
@@ -122,10 +124,20 @@ func (f *fleet) configure(c config) {
 	}
 
 	f.mu.Lock()
-	// Keep the distmethod state of unchanged definitions.
-	for vipa, r := range *f.routes.Load() {
-		if nr, ok := routes[vipa]; ok && nr.def.Distmethod == r.def.Distmethod {
-			nr.distmethod = r.distmethod
+	// Policies go in before the routes that use them; the groups keep
+	// their rotation and health across the change.
+	for _, d := range c.defs {
+		p := c.policies[d.VIPA]
+		if p == nil {
+			p = &tables.Policy{Distmethod: d.Distmethod}
+		}
+		if err := f.dpt.SetPolicy(d.VIPA, p); err != nil { // checked in Provision
+			f.logger.Error("distribution policy", zap.Stringer("vipa", d.VIPA), zap.Error(err))
+		}
+	}
+	for vipa := range *f.routes.Load() {
+		if routes[vipa] == nil {
+			f.dpt.SetPolicy(vipa, nil)
 		}
 	}
 	f.routes.Store(&routes)
@@ -199,12 +211,13 @@ func (f *fleet) stats() map[string]uint64 {
 // state is gone.
 func (f *fleet) Destruct() error {
 	f.mu.Lock()
-	w, agent := f.watcher, f.agent
-	f.watcher, f.agent = nil, nil
+	w, agent, up := f.watcher, f.agent, f.upkeep
+	f.watcher, f.agent, f.upkeep = nil, nil, nil
 	f.mu.Unlock()
 	if w != nil {
 		w.Stop()
 	}
+	up.stop()
 	if agent != nil {
 		if err := agent.Stop(); err != nil {
 			return fmt.Errorf("stopping gossip: %w", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -35,8 +36,9 @@ type Handler struct {
 	// DialTimeout bounds each dial of a target. Default: 3s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
-	// MaxAttempts bounds how many targets are dialed for one connection
-	// before the client is closed. Default: 3.
+	// MaxAttempts bounds how many unhealthy targets are dialed for one
+	// connection once no healthy target with room answered; every healthy
+	// target with room is tried first. Default: 3.
 	MaxAttempts int `json:"max_attempts,omitempty"`
 
 	// IdleTimeout closes a connection when no byte moved either way for
@@ -110,7 +112,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // bookkeeping are calls of their own.
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	local := addrPort(cx.LocalAddr())
-	g, first := h.lookup(cx, local)
+	g := h.lookup(cx, local)
 	if g == nil {
 		return nil
 	}
@@ -122,12 +124,11 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 			return nil
 		}
 	}
-	conn, target, err := h.dial(cx, g, first, local)
+	conn, e, err := h.dial(cx, g, local)
 	if err != nil {
 		h.dialRefused(cx, local, err)
 		return nil
 	}
-	e := h.record(cx, target, local)
 	relay.Start(cx.Conn, conn, pre, relay.Options{
 		IdleTimeout: time.Duration(h.IdleTimeout),
 		ToTarget:    &e.ToTarget,
@@ -136,25 +137,24 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	return nil
 }
 
-// lookup returns the DPT group the connection arrived for and the index
-// of its first candidate, or nil when it is refused (counted and logged).
+// lookup returns the DPT group the connection arrived for, or nil when it
+// is refused (counted and logged).
 //
 //go:noinline
-func (h *Handler) lookup(cx *layer4.Connection, local netip.AddrPort) (*tables.Group, int) {
+func (h *Handler) lookup(cx *layer4.Connection, local netip.AddrPort) *tables.Group {
 	vipa, port := h.vipaOf(local), local.Port()
-	rt := (*h.fleet.routes.Load())[vipa]
-	if rt == nil {
+	if (*h.fleet.routes.Load())[vipa] == nil {
 		h.fleet.counters.noDefinition.Add(1)
 		h.refuse(cx, local, "no VIPADISTRIBUTE definition for this VIPA", nil)
-		return nil, 0
+		return nil
 	}
 	g := h.fleet.dpt.Lookup(vipa, port)
 	if g == nil || g.Len() == 0 {
 		h.fleet.counters.noTarget.Add(1)
 		h.refuse(cx, local, "no target has an application listening on this port", nil)
-		return nil, 0
+		return nil
 	}
-	return g, rt.distmethod.Start(g)
+	return g
 }
 
 // vipaOf is the VIPA a connection to local is for: the configured one, or
@@ -168,59 +168,83 @@ func (h *Handler) vipaOf(local netip.AddrPort) netip.Addr {
 
 // dialRefused counts and logs a connection no target took.
 func (h *Handler) dialRefused(cx *layer4.Connection, local netip.AddrPort, err error) {
-	if errors.Is(err, errSelf) {
+	switch {
+	case errors.Is(err, errSelf):
 		h.fleet.counters.noTarget.Add(1)
 		h.refuse(cx, local, "the only target is this listener itself", err)
-		return
+	case errors.Is(err, errFull):
+		h.fleet.counters.maxConns.Add(1)
+		h.refuse(cx, local, "every target is at max_conns", nil)
+	case errors.Is(err, errUnhealthy):
+		h.fleet.counters.unhealthy.Add(1)
+		h.refuse(cx, local, "no healthy target, and the unhealthy ones tried did not answer", err)
+	default:
+		h.fleet.counters.noAnswer.Add(1)
+		h.refuse(cx, local, "no target answered", err)
 	}
-	h.fleet.counters.noAnswer.Add(1)
-	h.refuse(cx, local, "no target answered", err)
 }
 
-// record inserts the connection's CRT entry.
+// record inserts the connection's CRT entry and commits the choice (the
+// client's affinity).
 //
 //go:noinline
-func (h *Handler) record(cx *layer4.Connection, target *tables.Target, local netip.AddrPort) *tables.Entry {
+func (h *Handler) record(cx *layer4.Connection, target *tables.Target, local netip.AddrPort, c *tables.Candidates) *tables.Entry {
+	now := time.Now()
+	if target.DialSucceeded(now) {
+		h.healthChanged(target, true)
+	}
 	e := h.fleet.crt.Acquire()
 	e.Client = addrPort(cx.RemoteAddr())
 	e.VIPA, e.Port, e.Target = h.vipaOf(local), local.Port(), target
-	e.Since = time.Now().UnixNano()
+	e.Since = now.UnixNano()
 	h.fleet.crt.Insert(e)
+	c.Commit(e)
 	return e
 }
 
-// errSelf: the target's address is the one the connection arrived on.
-var errSelf = errors.New("the layer4 server listens where the listener watch finds applications " +
-	"(the wildcard or the advertise address), so it counts itself as one; listen on the VIPA")
+var (
+	// errSelf: the target's address is the one the connection arrived on.
+	errSelf = errors.New("the layer4 server listens where the listener watch finds applications " +
+		"(the wildcard or the advertise address), so it counts itself as one; listen on the VIPA")
+	errFull      = errors.New("every target is at max_conns")
+	errUnhealthy = errors.New("only unhealthy targets")
+)
 
-// dial tries the group's targets from start on, at most MaxAttempts of
-// them, and returns the first that answers. A target at local, the address
+// dial tries the group's candidates in the distmethod's order and returns
+// the CRT entry of the first that answers: every healthy target with room,
+// then at most MaxAttempts unhealthy ones. A target at local, the address
 // the connection arrived on, is this listener itself: it is skipped, or
 // the connection would come back here again and again.
-func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, start int, local netip.AddrPort) (*relay.Target, *tables.Target, error) {
-	targets := g.Targets()
+func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrPort) (*relay.Target, *tables.Entry, error) {
+	c := g.Pick(h.fleet.crt, addrPort(cx.RemoteAddr()).Addr(), time.Now())
 	var lastErr error
-	attempts := 0
-	for k := range len(targets) {
-		target := targets[(start+k)%len(targets)]
+	attempts, unhealthy := 0, 0
+	for target := c.Next(); target != nil; target = c.Next() {
 		if target.Address == local {
 			h.skipSelf(local)
 			continue
 		}
-		if attempts == h.MaxAttempts {
-			break
+		if c.Unhealthy() {
+			if unhealthy == h.MaxAttempts {
+				break
+			}
+			unhealthy++
 		}
 		attempts++
 		conn, err := relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
 		if err == nil {
-			return conn, target, nil
+			return conn, h.record(cx, target, local, &c), nil
 		}
 		lastErr = err
-		h.fleet.counters.dialFailures.Add(1)
 		h.dialFailed(target, err)
 	}
-	if attempts == 0 {
+	switch {
+	case c.AllFull():
+		return nil, nil, errFull
+	case attempts == 0:
 		return nil, nil, errSelf // every target was skipped
+	case attempts == unhealthy:
+		return nil, nil, fmt.Errorf("%w: %w", errUnhealthy, lastErr)
 	}
 	return nil, nil, lastErr
 }
@@ -233,11 +257,26 @@ func (h *Handler) skipSelf(local netip.AddrPort) {
 	})
 }
 
-// dialFailed logs a target that did not answer.
+// dialFailed counts, scores and logs a target that did not answer.
 func (h *Handler) dialFailed(target *tables.Target, err error) {
+	h.fleet.counters.dialFailures.Add(1)
+	if target.DialFailed(time.Now(), isTimeout(err)) {
+		h.healthChanged(target, false)
+	}
 	if ce := h.logger.Check(zapcore.WarnLevel, "dialing target failed; trying the next"); ce != nil {
 		ce.Write(zap.String("node", target.Node), zap.Stringer("address", target.Address), zap.Error(err))
 	}
+}
+
+// healthChanged counts and logs a row's health transition, once per
+// transition however many clients saw it.
+func (h *Handler) healthChanged(target *tables.Target, healthy bool) {
+	h.fleet.healthChanged(h.logger, target, healthy, "dial")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // ended releases the CRT entry of a relay that is over. Every connection's

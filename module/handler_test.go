@@ -30,8 +30,7 @@ func testHandler(t *testing.T, vipaLn net.Listener) (*Handler, *fleet, netip.Add
 		Distmethod:  "roundrobin",
 		RoutingNode: "a",
 	}
-	dm, _ := tables.NewDistmethod("roundrobin")
-	routes := map[netip.Addr]*route{vipa.Addr(): {def: def, distmethod: dm}}
+	routes := map[netip.Addr]*route{vipa.Addr(): {def: def}}
 	f.routes.Store(&routes)
 	h := &Handler{fleet: f, MaxAttempts: 3, DialTimeout: caddy.Duration(time.Second), logger: zap.NewNop()}
 	return h, f, vipa
