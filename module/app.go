@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -203,11 +205,26 @@ func (a *App) buildIdentity() (identity, error) {
 		Label:     a.Gossip.Label,
 		Insecure:  a.Gossip.Insecure,
 		Profile:   a.Gossip.Profile,
+
+		SnapshotPath: snapshotPath(a.Node, bind),
 	}
 	if err := cfg.Validate(); err != nil {
 		return identity{}, err
 	}
 	return identity{agent: cfg}, nil
+}
+
+// snapshotPath is where the agent records the fleet's members across
+// restarts: one file per node and gossip port in Caddy's data directory,
+// e.g. ~/.local/share/caddy/vipa/caddy-a-7946.snapshot.
+func snapshotPath(node string, bind netip.AddrPort) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, node)
+	return filepath.Join(caddy.AppDataDir(), "vipa", fmt.Sprintf("%s-%d.snapshot", safe, bind.Port()))
 }
 
 // buildDefinitions parses the VIPADISTRIBUTE statements.

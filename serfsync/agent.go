@@ -190,6 +190,7 @@ func (a *Agent) Start() error {
 		}
 	}
 	sc.Tags = a.tags()
+	a.useSnapshot(sc)
 	a.events = make(chan serf.Event, 1024)
 	sc.EventCh = a.events
 

@@ -43,6 +43,11 @@ type Config struct {
 	// Profile is the timing profile: "lan" (default), "fast" or "wan".
 	Profile string
 
+	// SnapshotPath is the file where serf records the fleet's members, so a
+	// restarted node rejoins them at once, with or without Join. Empty:
+	// none; a file that cannot be written is logged and done without.
+	SnapshotPath string
+
 	// Logger receives the agent's logs and serf's and memberlist's.
 	Logger *zap.Logger
 

@@ -63,6 +63,13 @@
 //     member, spread over the period. So a lost tag, request or answer costs
 //     at most a period, never correctness. Failed syncs retry with backoff.
 //
+// # Restarts
+//
+// With Config.SnapshotPath serf records the members it sees in a file and
+// rejoins them at start (RejoinAfterLeave: a graceful stop is a restart to
+// come, not a farewell), so a node without a join list is back in its
+// fleet within a round trip instead of waiting for a peer's reconnect.
+//
 // # Rules on receipt
 //
 // A body is accepted only if its hash verifies, it decodes within bounds

@@ -74,7 +74,13 @@ type caddyProc struct {
 // endpoint.
 func startCaddy(t *testing.T, admin, caddyfile string) *caddyProc {
 	t.Helper()
-	dir := t.TempDir()
+	return startCaddyIn(t, t.TempDir(), admin, caddyfile)
+}
+
+// startCaddyIn is startCaddy with dir as home and data directory, so a
+// restarted process finds what the last one stored.
+func startCaddyIn(t *testing.T, dir, admin, caddyfile string) *caddyProc {
+	t.Helper()
 	p := &caddyProc{t: t, dir: dir, admin: admin, config: filepath.Join(dir, "Caddyfile"), log: new(syncBuffer)}
 	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
