@@ -106,10 +106,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // connection from then on and ends its CRT entry.
 //
 // caddy-l4's frames have already grown the goroutine's stack to 4 KiB and
-// fill half of it; the dial and the relay's start below must not grow it
+// fill most of it; the dial and the relay's start below must not grow it
 // again (a copy of the whole stack per connection). So Handle's frame holds
 // little more than what lives across them, and the lookup and the CRT
-// bookkeeping are calls of their own.
+// bookkeeping are calls of their own. TestHandlerFitsCaddyL4Stack measures
+// the room caddy-l4 leaves and what this path needs.
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	local := addrPort(cx.LocalAddr())
 	g := h.lookup(cx, local)
