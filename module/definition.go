@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/caddy-vipa/caddy-vipa/module/tables"
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // definition checks a VIPADISTRIBUTE statement and returns it as the fleet
@@ -41,11 +41,8 @@ func (d *Distribute) definition(routingNode string) (*serfsync.Definition, error
 			return nil, errors.New("empty destip")
 		}
 	}
-	method := d.Distmethod
-	if method == "" {
-		method = "roundrobin"
-	}
-	if _, err := tables.NewDistmethod(method); err != nil {
+	method, err := checkDistmethod(d.Distmethod)
+	if err != nil {
 		return nil, fmt.Errorf("VIPA %s: %w", vipa, err)
 	}
 	return &serfsync.Definition{
@@ -56,3 +53,7 @@ func (d *Distribute) definition(routingNode string) (*serfsync.Definition, error
 		RoutingNode: routingNode,
 	}, nil
 }
+
+// checkDistmethod names the default distmethod for "" and refuses unknown
+// ones.
+func checkDistmethod(name string) (string, error) { return vipa.ParseDistmethod(name) }

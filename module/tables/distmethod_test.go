@@ -11,15 +11,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
-func TestCheckDistmethod(t *testing.T) {
-	for _, name := range []string{"", "roundrobin", "weightedactive", "leastconn", "hotstandby", "sourcehash", "targetweight"} {
-		if err := CheckDistmethod(name); err != nil {
-			t.Errorf("CheckDistmethod(%q): %v", name, err)
+func TestPolicyErrors(t *testing.T) {
+	for _, name := range []string{"", "roundrobin", "weightedactive", "leastconn", "sourcehash", "targetweight"} {
+		if err := NewDPT().SetPolicy(vipa1, &Policy{Distmethod: name}); err != nil {
+			t.Errorf("distmethod %q: %v", name, err)
 		}
 	}
-	if err := CheckDistmethod("random"); err == nil || !strings.Contains(err.Error(), `"random"`) {
+	if err := NewDPT().SetPolicy(vipa1, &Policy{Distmethod: "random"}); err == nil || !strings.Contains(err.Error(), `"random"`) {
 		t.Errorf("unknown method: error %v does not name it", err)
 	}
 	if err := NewDPT().SetPolicy(vipa1, &Policy{Distmethod: "hotstandby"}); err == nil {
@@ -51,10 +53,10 @@ func newFixture(t testing.TB, p *Policy, names ...string) *fixture {
 }
 
 // weights lists destinations with weights: "a", 3, "b", 1, …
-func weights(kv ...any) []Destination {
-	var ds []Destination
+func weights(kv ...any) []vipa.Destination {
+	var ds []vipa.Destination
 	for i := 0; i < len(kv); i += 2 {
-		ds = append(ds, Destination{Node: kv[i].(string), Weight: kv[i+1].(int)})
+		ds = append(ds, vipa.Destination{Node: kv[i].(string), Weight: kv[i+1].(int)})
 	}
 	return ds
 }
@@ -108,7 +110,7 @@ func (f *fixture) seq(n int) string {
 
 func TestRoundRobinSequence(t *testing.T) {
 	for _, tc := range []struct {
-		dests []Destination
+		dests []vipa.Destination
 		names []string
 		want  string
 	}{
@@ -295,10 +297,10 @@ func TestLeastConn(t *testing.T) {
 }
 
 func hotstandby(auto, health bool) *Policy {
-	return &Policy{Distmethod: "hotstandby", AutoSwitchBack: auto, HealthSwitch: health, Destinations: []Destination{
-		{Node: "b", Role: RoleBackup, Rank: 50},
-		{Node: "a", Role: RolePreferred},
-		{Node: "c", Role: RoleBackup, Rank: 100},
+	return &Policy{Distmethod: "hotstandby", AutoSwitchBack: auto, HealthSwitch: health, Destinations: []vipa.Destination{
+		{Node: "b", Role: vipa.RoleBackup, Rank: 50},
+		{Node: "a", Role: vipa.RolePreferred},
+		{Node: "c", Role: vipa.RoleBackup, Rank: 100},
 	}}
 }
 
@@ -652,7 +654,7 @@ func TestNeverClosedWhileHealthy(t *testing.T) {
 			p := &Policy{Distmethod: m, MaxConns: 3}
 			if m == "hotstandby" {
 				p.HealthSwitch = true
-				p.Destinations = []Destination{{Node: "a", Role: RolePreferred}}
+				p.Destinations = []vipa.Destination{{Node: "a", Role: vipa.RolePreferred}}
 			}
 			f := newFixture(t, p, names...)
 			for _, n := range names[:4] {
@@ -720,7 +722,7 @@ func TestPickAllocs(t *testing.T) {
 	for _, m := range []string{"roundrobin", "weightedactive", "leastconn", "sourcehash", "targetweight", "hotstandby"} {
 		p := &Policy{Distmethod: m, TimedAffinity: time.Minute, LocalNode: "z", MaxConns: 1 << 40, SlowStart: time.Second}
 		if m == "hotstandby" {
-			p.Destinations = []Destination{{Node: "a", Role: RolePreferred}, {Node: "b", Role: RoleBackup, Rank: 1}}
+			p.Destinations = []vipa.Destination{{Node: "a", Role: vipa.RolePreferred}, {Node: "b", Role: vipa.RoleBackup, Rank: 1}}
 		}
 		f := newFixture(t, p, "a", "b", "c")
 		f.target("c").DialFailed(f.now, true)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // Group is the set of rows for one (VIPA, port) in one DPT snapshot, with
@@ -55,21 +57,21 @@ func newGroup(k key, all []*Target, st *groupState, pol *compiled, now int64) *G
 	n := len(g.active)
 	g.weight = make([]int32, n)
 	g.seeds = make([]uint64, n)
-	dests := make([]Destination, n)
+	dests := make([]vipa.Destination, n)
 	for i, t := range g.active {
 		dests[i] = pol.destination(t)
 		w := dests[i].Weight
 		if pol.method == targetWeight {
 			w = t.ReportedWeight()
 		}
-		g.weight[i] = int32(min(max(w, 1), maxWeight))
+		g.weight[i] = int32(min(max(w, 1), vipa.MaxWeight))
 		h := fnv.New64a()
 		h.Write([]byte(t.Node))
 		g.seeds[i] = h.Sum64()
 		if pol.LocalNode != "" && t.Node == pol.LocalNode {
 			g.local = i
 		}
-		if pol.method == hotStandby && dests[i].Role == RolePreferred {
+		if pol.method == hotStandby && dests[i].Role == vipa.RolePreferred {
 			g.pref = i
 		}
 	}
@@ -79,7 +81,7 @@ func newGroup(k key, all []*Target, st *groupState, pol *compiled, now int64) *G
 			if pol.method == targetWeight {
 				w = t.ReportedWeight()
 			}
-			t.weight.Store(int32(min(max(w, 1), maxWeight)))
+			t.weight.Store(int32(min(max(w, 1), vipa.MaxWeight)))
 			t.eff.Store(0) // takes no new connections
 		}
 	}
@@ -89,11 +91,11 @@ func newGroup(k key, all []*Target, st *groupState, pol *compiled, now int64) *G
 	}
 	if pol.method == hotStandby {
 		// preferred, then backups by rank (higher first), then the rest
-		prio := func(d Destination) int {
+		prio := func(d vipa.Destination) int {
 			switch d.Role {
-			case RolePreferred:
+			case vipa.RolePreferred:
 				return 1 << 20
-			case RoleBackup:
+			case vipa.RoleBackup:
 				return d.Rank + 1
 			}
 			return 0

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // Health of a DPT row, from the outcomes of the routing node's dials.
@@ -21,9 +23,9 @@ const (
 func (h Health) String() string {
 	switch h {
 	case Healthy:
-		return "healthy"
+		return string(vipa.Healthy)
 	case Unhealthy:
-		return "unhealthy"
+		return string(vipa.Unhealthy)
 	}
 	return fmt.Sprintf("Health(%d)", uint8(h))
 }

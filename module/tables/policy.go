@@ -4,22 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-)
 
-// Distmethod names, as in the VIPADISTRIBUTE statement.
-const (
-	DistRoundRobin     = "roundrobin"
-	DistWeightedActive = "weightedactive"
-	DistLeastConn      = "leastconn"
-	DistHotStandby     = "hotstandby"
-	DistSourceHash     = "sourcehash"
-	DistTargetWeight   = "targetweight"
-)
-
-// Destination roles of a hotstandby definition.
-const (
-	RolePreferred = "preferred"
-	RoleBackup    = "backup"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // method is a Distmethod name resolved once, so the connection path
@@ -36,52 +22,38 @@ const (
 )
 
 var methodNames = [...]string{
-	roundRobin:     DistRoundRobin,
-	weightedActive: DistWeightedActive,
-	leastConn:      DistLeastConn,
-	hotStandby:     DistHotStandby,
-	sourceHash:     DistSourceHash,
-	targetWeight:   DistTargetWeight,
+	roundRobin:     vipa.RoundRobin,
+	weightedActive: vipa.WeightedActive,
+	leastConn:      vipa.LeastConn,
+	hotStandby:     vipa.HotStandby,
+	sourceHash:     vipa.SourceHash,
+	targetWeight:   vipa.TargetWeight,
 }
 
 func (m method) String() string { return methodNames[m] }
 
-// parseMethod resolves a Distmethod name; "" is roundrobin.
+// parseMethod resolves a distmethod name; "" is the default.
 func parseMethod(name string) (method, error) {
-	if name == "" {
-		return roundRobin, nil
+	name, err := vipa.ParseDistmethod(name)
+	if err != nil {
+		return 0, fmt.Errorf("tables: %w", err)
 	}
 	for m, n := range methodNames {
 		if n == name {
 			return method(m), nil
 		}
 	}
-	return 0, fmt.Errorf("tables: unknown distmethod %q", name)
-}
-
-// CheckDistmethod reports whether name is a Distmethod this package
-// implements ("" is roundrobin).
-func CheckDistmethod(name string) error {
-	_, err := parseMethod(name)
-	return err
-}
-
-// Destination is one destination of a definition as the policy needs it:
-// Node is a serf node name or an advertise address, matched against a row's
-// Node or its address.
-type Destination struct {
-	Node   string
-	Weight int    // 1-100; <= 0 means 1
-	Role   string // "", RolePreferred or RoleBackup
-	Rank   int    // backups: higher first
+	return 0, fmt.Errorf("tables: distmethod %q is not implemented", name)
 }
 
 // Policy is how one VIPA distributes its connections: the definition's
 // distmethod and its options. The zero Policy is unweighted roundrobin.
 // A Policy must not change once given to SetPolicy.
 type Policy struct {
-	Distmethod   string
-	Destinations []Destination // weights and hotstandby roles; rows of nodes not listed weigh 1
+	Distmethod string
+	// Destinations weigh the rows of the nodes (or advertise addresses)
+	// they name and give them hotstandby roles; other rows weigh 1.
+	Destinations []vipa.Destination
 
 	// TimedAffinity keeps a client IP on its target while it has
 	// connections and this long after the last one closed; 0 is off.
@@ -129,7 +101,7 @@ func compile(p *Policy) (*compiled, error) {
 	if m == hotStandby {
 		n := 0
 		for _, d := range p.Destinations {
-			if d.Role == RolePreferred {
+			if d.Role == vipa.RolePreferred {
 				n++
 			}
 		}
@@ -155,12 +127,12 @@ func mustCompile(p *Policy) *compiled {
 
 // destination returns what the policy says of a row: its Destination, or a
 // weight-1 one when the row's node is not listed (destip all).
-func (c *compiled) destination(t *Target) Destination {
+func (c *compiled) destination(t *Target) vipa.Destination {
 	addr := t.Address.Addr().Unmap()
 	for i, d := range c.Destinations {
 		if d.Node == t.Node || (c.addrs[i].IsValid() && c.addrs[i] == addr) {
 			return d
 		}
 	}
-	return Destination{Node: t.Node, Weight: 1}
+	return vipa.Destination{Node: t.Node, Weight: 1}
 }

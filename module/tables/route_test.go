@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // prefill is how many other connections are live while routing is measured.
@@ -46,9 +48,9 @@ func routeSetup(b *testing.B) {
 		}
 		if m == "hotstandby" {
 			p.HealthSwitch = true
-			p.Destinations[0].Role = RolePreferred
+			p.Destinations[0].Role = vipa.RolePreferred
 			for j := 1; j < 4; j++ {
-				p.Destinations[j].Role, p.Destinations[j].Rank = RoleBackup, j
+				p.Destinations[j].Role, p.Destinations[j].Rank = vipa.RoleBackup, j
 			}
 		}
 		if err := d.SetPolicy(benchVIPA(i), p); err != nil {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // State of a DPT row.
@@ -24,11 +26,11 @@ const (
 func (s State) String() string {
 	switch s {
 	case Active:
-		return "active"
+		return string(vipa.StateActive)
 	case Quiesced:
-		return "quiesced"
+		return string(vipa.StateQuiesced)
 	case Standby:
-		return "standby"
+		return string(vipa.StateStandby)
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
@@ -48,15 +50,17 @@ func (s *State) UnmarshalText(b []byte) error {
 
 // ParseState is the inverse of State.String.
 func ParseState(name string) (State, error) {
-	switch name {
-	case "active":
-		return Active, nil
-	case "quiesced":
+	st, err := vipa.ParseRowState(name)
+	if err != nil {
+		return 0, fmt.Errorf("tables: %w", err)
+	}
+	switch st {
+	case vipa.StateQuiesced:
 		return Quiesced, nil
-	case "standby":
+	case vipa.StateStandby:
 		return Standby, nil
 	}
-	return 0, fmt.Errorf("tables: unknown state %q", name)
+	return Active, nil
 }
 
 // Row is a DPT row as reporters supply it and as Rows returns it.
@@ -137,11 +141,8 @@ func attrsOf(r Row) *attrs {
 	if st == Standby {
 		st = Active
 	}
-	return &attrs{ready: r.Ready, weight: min(max(r.Weight, 1), maxWeight), state: st}
+	return &attrs{ready: r.Ready, weight: min(max(r.Weight, 1), vipa.MaxWeight), state: st}
 }
-
-// maxWeight bounds weights so that effective weights fit the schedule.
-const maxWeight = 100
 
 // Ready is the number of application sockets listening for this row.
 func (t *Target) Ready() int { return t.attrs.Load().ready }
