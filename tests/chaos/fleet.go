@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -31,6 +33,7 @@ type fleetConf struct {
 }
 
 func (e *env) fleet(ctx context.Context, fc fleetConf) (*fleet, error) {
+	t0 := time.Now()
 	ips := []string{"127.0.0.1", vipa}
 	for i := range fc.targets {
 		ips = append(ips, fmt.Sprintf("127.0.0.%d", i+2))
@@ -63,10 +66,14 @@ func (e *env) fleet(ctx context.Context, fc fleetConf) (*fleet, error) {
 	if err := f.a.start(ctx, e.bin); err != nil {
 		return nil, err
 	}
-	for _, t := range f.targets {
-		if err := t.start(ctx, e.bin); err != nil {
-			return nil, err
-		}
+	errs := make([]error, len(f.targets))
+	var wg sync.WaitGroup
+	for i, t := range f.targets {
+		wg.Go(func() { errs[i] = t.start(ctx, e.bin) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if err := f.waitMembers(ctx, f.a, 1+fc.targets, 20*time.Second); err != nil {
 		return nil, err
@@ -84,6 +91,7 @@ func (e *env) fleet(ctx context.Context, fc fleetConf) (*fleet, error) {
 			return nil, err
 		}
 	}
+	fmt.Fprintf(e.log, "  %s: %d nodes up in %v\n", e.scenario, 1+fc.targets, time.Since(t0).Round(time.Millisecond))
 	return f, nil
 }
 

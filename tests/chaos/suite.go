@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -94,12 +95,14 @@ type env struct {
 }
 
 func (e *env) cleanup() {
+	var wg sync.WaitGroup
 	for _, n := range e.nodes {
-		n.stop()
+		wg.Go(n.stop)
 	}
 	for _, p := range e.procs {
-		p.Stop()
+		wg.Go(p.Stop)
 	}
+	wg.Wait()
 	e.nodes, e.procs = nil, nil
 }
 
