@@ -81,6 +81,11 @@ type Gossip struct {
 
 	// Insecure allows gossip in clear text on a non-loopback bind address.
 	Insecure bool `json:"insecure,omitempty"`
+
+	// RemoteKeys lets fleet members install, use and remove gossip keys on
+	// this node with serf's key-management queries. Off (default), the
+	// configured keys are kept: such changes are undone, logged and counted.
+	RemoteKeys bool `json:"remote_keys,omitempty"`
 }
 
 // Distribute is one VIPADISTRIBUTE statement.
@@ -197,14 +202,15 @@ func (a *App) buildIdentity() (identity, error) {
 		return identity{}, err
 	}
 	cfg := serfsync.Config{
-		NodeName:  a.Node,
-		BindAddr:  bind,
-		Advertise: adv.Unmap(),
-		Join:      a.Gossip.Join,
-		Keys:      keys,
-		Label:     a.Gossip.Label,
-		Insecure:  a.Gossip.Insecure,
-		Profile:   a.Gossip.Profile,
+		NodeName:   a.Node,
+		BindAddr:   bind,
+		Advertise:  adv.Unmap(),
+		Join:       a.Gossip.Join,
+		Keys:       keys,
+		Label:      a.Gossip.Label,
+		Insecure:   a.Gossip.Insecure,
+		RemoteKeys: a.Gossip.RemoteKeys,
+		Profile:    a.Gossip.Profile,
 
 		SnapshotPath: snapshotPath(a.Node, bind),
 	}

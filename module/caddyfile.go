@@ -23,6 +23,7 @@ import (
 //			label <label>
 //			profile lan|fast|wan
 //			insecure
+//			remote_keys
 //		}
 //		listeners auto|probe|off {
 //			interval <duration>
@@ -154,11 +155,15 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 				}
 				g.Profile = val
 			}
-		case "insecure":
+		case "insecure", "remote_keys":
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
-			g.Insecure = true
+			if opt == "insecure" {
+				g.Insecure = true
+			} else {
+				g.RemoteKeys = true
+			}
 		default:
 			return nil, d.Errf("unknown gossip option '%s'", opt)
 		}

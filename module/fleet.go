@@ -32,7 +32,7 @@ func (id identity) sameAgent(o identity) bool {
 	a, b := id.agent, o.agent
 	return a.NodeName == b.NodeName && a.BindAddr == b.BindAddr &&
 		a.Advertise == b.Advertise && a.Label == b.Label &&
-		a.Profile == b.Profile && a.Insecure == b.Insecure &&
+		a.Profile == b.Profile && a.Insecure == b.Insecure && a.RemoteKeys == b.RemoteKeys &&
 		slices.EqualFunc(a.Keys, b.Keys, bytes.Equal)
 }
 
@@ -88,7 +88,7 @@ func (f *fleet) start(id identity, logger *zap.Logger) error {
 	defer f.mu.Unlock()
 	if f.agent != nil {
 		if !f.id.sameAgent(id) {
-			return errors.New("gossip settings changed (node, advertise, key, label, profile or insecure): restart required")
+			return errors.New("gossip settings changed (node, advertise, key, label, profile, insecure or remote_keys): restart required")
 		}
 		return nil
 	}

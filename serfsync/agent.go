@@ -47,10 +47,11 @@ type Agent struct {
 	// none). It is called for this node's own report too.
 	OnReport func(node string, rows []Row)
 
-	gen   uint64
-	own   atomic.Pointer[ownState]
-	keys  channelKeys
-	stats stats
+	gen     uint64
+	own     atomic.Pointer[ownState]
+	keys    channelKeys
+	stats   stats
+	keyring *memberlist.Keyring // serf's; guarded unless RemoteKeys
 
 	serf        *serf.Serf
 	mux         *muxTransport
@@ -202,6 +203,7 @@ func (a *Agent) Start() error {
 	a.mu.Lock()
 	a.serf, a.mux = s, mux
 	a.mu.Unlock()
+	a.guardKeyring(mc.Keyring)
 	a.memberDirty.Store(true)
 	a.wg.Add(4 + fetchers)
 	go a.drain()

@@ -40,6 +40,11 @@ type Config struct {
 	// Insecure allows a non-loopback bind address without a key.
 	Insecure bool
 
+	// RemoteKeys lets members change this node's keyring with serf's
+	// key-management queries. Off, the configured keys are kept: changes
+	// are undone, counted and logged (see keyguard.go).
+	RemoteKeys bool
+
 	// Profile is the timing profile: "lan" (default), "fast" or "wan".
 	Profile string
 

@@ -63,6 +63,16 @@
 //     member, spread over the period. So a lost tag, request or answer costs
 //     at most a period, never correctness. Failed syncs retry with backoff.
 //
+// # Keys
+//
+// serf answers key-management queries from any member holding the fleet
+// key and has no switch to refuse them. Unless Config.RemoteKeys, a guard
+// keeps the configured keys (keyguard.go): serf logs each query as it
+// handles it, the guard then watches the keyring closely and puts back the
+// configured keys, primary first, counting and logging each query and each
+// change undone. The state channel's keys are derived at start and never
+// follow the keyring.
+//
 // # Restarts
 //
 // With Config.SnapshotPath serf records the members it sees in a file and

@@ -27,6 +27,12 @@ type zapWriter struct {
 func (w zapWriter) Write(p []byte) (int, error) {
 	msg := string(bytes.TrimSpace(p))
 	lvl, rest := levelOf(msg)
+	if keyQueryOf(rest) != "" {
+		// A member holding the fleet key asks to manage keys: see keyguard.go.
+		w.st.inc("key_query")
+		w.st.keys.notify()
+		lvl = zap.WarnLevel
+	}
 	if lvl < zap.WarnLevel {
 		if ce := w.z.Check(lvl, rest); ce != nil {
 			ce.Write()

@@ -10,6 +10,7 @@ type stats struct {
 	mu   sync.Mutex
 	m    map[string]uint64
 	logs logSampler // peer errors logged per kind and interval
+	keys keyQueries // key-management queries, for the keyring guard
 }
 
 func (s *stats) inc(name string) {
@@ -33,6 +34,10 @@ func (s *stats) inc(name string) {
 //	               what peers sent (junk packets and streams among them)
 //	log_suppressed peer errors not logged: one line per kind and
 //	               logInterval is, saying how many were not
+//	key_query      serf key-management queries received (install, use,
+//	               remove, list a key)
+//	keyring_restored  keyring changes by such queries undone (remote key
+//	               management off)
 //	sync_out       syncs sent; sync_in: syncs answered
 //	fetch_retry    syncs that failed and were retried
 //	report_applied, defs_applied  new versions accepted
