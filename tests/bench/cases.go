@@ -27,31 +27,55 @@ type benchCase struct {
 	name    string
 	metrics []metric
 	run     func(r *runner, ct *contender) map[string]float64
+	oneCore bool // the proxy shares the load core: no busy shares
 }
 
 var allCases = []benchCase{
 	{"upload", []metric{
 		{"upload_gbps", "bulk upload, 1 conn", "Gbit/s", false, 2},
 		{"upload_cpu_ms_gb", "proxy CPU per GB uploaded", "ms", true, 0},
-	}, (*runner).upload},
+	}, (*runner).upload, false},
 	{"download", []metric{
 		{"download_gbps", "bulk download, 1 conn", "Gbit/s", false, 2},
 		{"download_cpu_ms_gb", "proxy CPU per GB downloaded", "ms", true, 0},
-	}, (*runner).download},
+	}, (*runner).download, false},
 	{"connrate", []metric{
 		{"conn_per_s", "connect+64B+close, 32 workers", "conn/s", false, 0},
 		{"conn_cpu_us", "proxy CPU per connection", "µs", true, 1},
-	}, (*runner).connRate},
+	}, (*runner).connRate, false},
 	{"pingpong", []metric{
 		{"pingpong_p50_us", "64B ping-pong p50, one core", "µs", true, 1},
 		{"pingpong_p99_us", "64B ping-pong p99, one core", "µs", true, 1},
-	}, (*runner).pingPong},
+	}, (*runner).pingPong, true},
+	{"conn1", []metric{
+		{"conn1_per_s", "connect+64B+close, 1 client", "conn/s", false, 0},
+		{"conn1_p50_us", "  connect-to-reply p50", "µs", true, 1},
+		{"conn1_p99_us", "  connect-to-reply p99", "µs", true, 1},
+		{"conn1_cpu_us", "  proxy CPU per connection", "µs", true, 1},
+	}, (*runner).conn1Split, false},
+	{"conn1core", []metric{
+		{"conn1core_per_s", "connect+64B+close, 1 client, one core", "conn/s", false, 0},
+		{"conn1core_p50_us", "  connect-to-reply p50", "µs", true, 1},
+		{"conn1core_p99_us", "  connect-to-reply p99", "µs", true, 1},
+		{"conn1core_cpu_us", "  proxy CPU per connection", "µs", true, 1},
+	}, (*runner).conn1Core, true},
+	{"pingpong1", []metric{
+		{"pp1_p50_us", "64B ping-pong, 1 conn: p50", "µs", true, 1},
+		{"pp1_p99_us", "  p99", "µs", true, 1},
+		{"pp1_cpu_us", "  proxy CPU per message", "µs", true, 1},
+	}, (*runner).pingPong1, false},
+	{"pingpong64", []metric{
+		{"pp64_per_s", "64B ping-pong, 64 conns", "msg/s", false, 0},
+		{"pp64_p50_us", "  p50", "µs", true, 1},
+		{"pp64_p99_us", "  p99", "µs", true, 1},
+		{"pp64_cpu_us", "  proxy CPU per message", "µs", true, 1},
+	}, (*runner).pingPong64, false},
 	{"idle", []metric{
 		{"idle_rss_kb", "proxy RSS per idle conn", "KiB", true, 1},
 		{"idle_pipes", "proxy pipes per idle conn", "pipes", true, 2},
 		{"idle_fds", "proxy fds per idle conn", "fds", true, 2},
 		{"idle_kernel_kb", "kernel slab per idle conn, system-wide", "KiB", true, 1},
-	}, (*runner).idle},
+	}, (*runner).idle, false},
 }
 
 const (

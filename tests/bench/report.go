@@ -72,7 +72,7 @@ func (res *results) header(w io.Writer) {
 	m, c := res.Machine, res.Config
 	fmt.Fprintf(w, "machine: %d cores (%s), Linux %s, %s, RLIMIT_NOFILE %d\n", m.CPUs, m.Model, m.Kernel, m.Go, m.NoFile)
 	if m.ProxyCPU >= 0 {
-		fmt.Fprintf(w, "pinning: proxy on CPU %d (1 thread); load client and backends on CPU %d; ping-pong: all on CPU %d\n", m.ProxyCPU, m.LoadCPU, m.LoadCPU)
+		fmt.Fprintf(w, "pinning: proxy on CPU %d (1 thread); load client and backends on CPU %d; one-core cases: all on CPU %d\n", m.ProxyCPU, m.LoadCPU, m.LoadCPU)
 	}
 	fmt.Fprintf(w, "config: %d rounds × %v per case, cases %s, %d workers, %d idle conns\n", c.Rounds, c.Duration, strings.Join(c.Cases, ","), c.Workers, c.IdleConns)
 	for _, name := range res.Contenders {

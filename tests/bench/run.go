@@ -199,7 +199,7 @@ func (r *runner) measure(round int, bc benchCase, ct *contender) {
 	prof := r.profile(round, bc, ct)
 	before := readCPUTimes()
 	m := bc.run(r, ct)
-	if bc.name != "idle" && bc.name != "pingpong" { // ping-pong runs all on one core
+	if bc.name != "idle" && !bc.oneCore {
 		r.cpuMetrics(bc.name, before, readCPUTimes(), m)
 		if ct.proc != nil {
 			proxyCPU(m)
