@@ -62,7 +62,10 @@ type Agent struct {
 	stop        chan struct{}
 	wg          sync.WaitGroup
 	stopped     sync.Once
-	memberDirty atomic.Bool
+	memberDirty atomic.Bool // list every member on the next round
+
+	updMu   sync.Mutex
+	updates map[string]memberUpdate // member events not yet applied
 
 	mu        sync.Mutex
 	members   map[string]*memberInfo
@@ -108,6 +111,7 @@ func New(cfg Config) (*Agent, error) {
 		jobs:    make(chan string, fetchers),
 		stop:    make(chan struct{}),
 		members: map[string]*memberInfo{},
+		updates: map[string]memberUpdate{},
 		peers:   map[string]*peer{},
 		ownerOf: map[netip.Addr]string{},
 		owned:   map[netip.Addr]*Definition{},
@@ -155,12 +159,8 @@ func (a *Agent) Start() error {
 	std := stdLogger(a.logger.Named("serf"), &a.stats)
 	mc.Logger = std
 
-	// Our own NetTransport, so the state channel shares the gossip port.
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{mc.BindAddr},
-		BindPort:  int(a.cfg.BindAddr.Port()),
-		Logger:    std,
-	})
+	// Our own transport, so the state channel shares the gossip port.
+	nt, err := newNetTransport(a.cfg.BindAddr.Addr().AsSlice(), int(a.cfg.BindAddr.Port()), std)
 	if err != nil {
 		return fmt.Errorf("binding gossip address %s: %w", a.cfg.BindAddr, err)
 	}
@@ -170,7 +170,7 @@ func (a *Agent) Start() error {
 	}
 	mux := newMux(inner, a.serveConn)
 	mc.Transport = mux
-	mc.BindPort = nt.GetAutoBindPort()
+	mc.BindPort = nt.port()
 	mc.AdvertiseAddr = mc.BindAddr
 	mc.AdvertisePort = mc.BindPort
 
@@ -229,7 +229,7 @@ func (a *Agent) BindAddr() netip.AddrPort {
 
 // drain empties serf's event channel at once: serf writes it while holding
 // its member lock, so a slow consumer would get this node declared failed.
-// It only marks the member list stale; the worker does the rest.
+// It only queues the members the events name; the worker does the rest.
 func (a *Agent) drain() {
 	defer a.wg.Done()
 	for {
@@ -237,8 +237,8 @@ func (a *Agent) drain() {
 		case <-a.stop:
 			return
 		case e := <-a.events:
-			if _, ok := e.(serf.MemberEvent); ok {
-				a.memberDirty.Store(true)
+			if me, ok := e.(serf.MemberEvent); ok {
+				a.queueMemberEvent(me)
 				a.kick()
 			}
 		}

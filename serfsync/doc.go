@@ -56,12 +56,29 @@
 //     version in the request and fetches it: two exchanges, about a
 //     millisecond on a LAN. SetDefinitions does the same with every member.
 //   - Tag path: a member event (tag update, join) makes the worker compare
-//     every live member's digests with what it holds and sync where it
-//     holds less. A digest of the empty body needs no fetch.
+//     the digests of the members it names with what it holds and sync where
+//     it holds less. A digest of the empty body needs no fetch. Events are
+//     applied member by member, so a join storm of n nodes costs each node
+//     O(n), not O(n²); a peer whose sync is under way is compared when the
+//     sync ends, so no sync is sent twice.
 //   - Reconcile: every reconcile period (lan 3 s, fast 2 s, wan 10 s) the
-//     member list is swept, and a node that defines VIPAs syncs with every
-//     member, spread over the period. So a lost tag, request or answer costs
-//     at most a period, never correctness. Failed syncs retry with backoff.
+//     whole member list is read and swept, and a node that defines VIPAs
+//     syncs with every member, spread over the period. So a lost tag,
+//     request or answer costs at most a period, never correctness. Failed
+//     syncs retry with backoff. At most 8 syncs run at once; waiting ones
+//     go news first, then what tags announce, then the anti-entropy, so a
+//     fleet's worth of routine syncs never delays a change.
+//
+// # Cost
+//
+// A fleet's start is a storm of gossip, and a hundred agents sharing two
+// cores (the scale test) starve unless a packet is cheap: the transport
+// (transport.go) reads each packet into one buffer and copies its length,
+// where memberlist's allocates and zeroes 64 KB per packet, and on lan and
+// fast gossip is not compressed (memberlist's LZW writer allocates 64 KB
+// per packet to save bytes a LAN does not miss). A starved fleet is a
+// slow one: syncs wait for CPU and members are falsely declared failed,
+// losing their rows until they refute.
 //
 // # Keys
 //

@@ -23,6 +23,7 @@ type peer struct {
 	inflight  bool
 	pending   bool
 	urgent    bool // pending because someone has news: goes first
+	routine   bool // pending only for the period's anti-entropy: goes last
 	notBefore time.Time
 	backoff   time.Duration
 }
@@ -48,24 +49,50 @@ func (a *Agent) peer(name string) *peer {
 // (the peer told us it has news, or we have news for it).
 func (a *Agent) scheduleLocked(name string, urgent bool) {
 	p := a.peer(name)
-	p.pending = true
+	p.pending, p.routine = true, false
 	if urgent {
 		p.urgent = true
 		p.notBefore = time.Time{}
 	}
 }
 
-// dispatchLocked hands due syncs to the fetchers, urgent ones first, never
-// more than the fetchers can run, so news never queues behind a routine
-// sweep; it returns when the next waiting sync falls due (zero: none).
+// scheduleRoutineLocked asks for the period's anti-entropy sync with name.
+func (a *Agent) scheduleRoutineLocked(name string) {
+	if p := a.peer(name); !p.pending {
+		p.pending, p.routine = true, true
+	}
+}
+
+// Classes of waiting syncs, in dispatch order.
+const (
+	classUrgent  = iota // news, told or to tell
+	classNeeded         // the peer's tags announce what this node lacks
+	classRoutine        // anti-entropy
+	classes
+)
+
+func (p *peer) class() int {
+	switch {
+	case p.urgent:
+		return classUrgent
+	case p.routine:
+		return classRoutine
+	}
+	return classNeeded
+}
+
+// dispatchLocked hands due syncs to the fetchers class by class, never more
+// than the fetchers can run, so news never queues behind a fetch the tags
+// asked for, nor that behind the period's anti-entropy (a fleet's worth of
+// syncs); it returns when the next waiting sync falls due (zero: none).
 func (a *Agent) dispatchLocked(now time.Time) (next time.Time) {
-	for _, urgent := range []bool{true, false} {
+	for class := range classes {
 		for name, p := range a.peers {
-			if !p.pending || p.inflight || p.urgent != urgent {
+			if !p.pending || p.inflight || p.class() != class {
 				continue
 			}
 			if !a.members[name].alive() {
-				p.pending, p.urgent = false, false
+				p.pending, p.urgent, p.routine = false, false, false
 				continue
 			}
 			if now.Before(p.notBefore) {
@@ -79,7 +106,7 @@ func (a *Agent) dispatchLocked(now time.Time) (next time.Time) {
 			}
 			a.running++
 			a.jobs <- name // never blocks: capacity is fetchers
-			p.inflight, p.pending, p.urgent = true, false, false
+			p.inflight, p.pending, p.urgent, p.routine = true, false, false, false
 		}
 	}
 	return next
@@ -139,21 +166,28 @@ func (a *Agent) syncPeer(name string) {
 			ce.Write(zap.String("peer", name), zap.Error(err))
 		}
 		a.backoffLocked(p)
-		p.pending = a.members[name].alive()
+		p.pending, p.routine = a.members[name].alive(), false
 		return
 	}
 	a.applyAnswerLocked(p, req, ans)
 	// Still behind the peer's tags (a stale tag, or a rejected answer):
-	// try again, but not in a tight loop.
+	// try again, but not in a tight loop. Sweeps skip a peer while its sync
+	// runs, so this is where tags that moved meanwhile are caught.
+	owner := len(a.owned) > 0
 	if m := a.members[name]; m.alive() && ((m.defs.gen != 0 && !a.holdsLocked(p, m.defs, true)) ||
-		(req.flags&wantReport != 0 && m.report.gen != 0 && !a.holdsLocked(p, m.report, false))) {
-		if !p.urgent { // news that came meanwhile goes at once
+		(owner && m.report.gen != 0 && !a.holdsLocked(p, m.report, false))) {
+		// News that came meanwhile goes at once, and so does a report
+		// this node did not want when the sync began.
+		if !p.urgent && (req.flags&wantReport != 0 || !owner) {
 			a.backoffLocked(p)
 		}
-		p.pending = true
+		p.pending, p.routine = true, false
 		return
 	}
 	p.backoff = 0
+	if p.routine {
+		p.pending, p.routine = false, false // this sync did the anti-entropy
+	}
 }
 
 func (a *Agent) backoffLocked(p *peer) {

@@ -40,9 +40,63 @@ func newMemberInfo(sm *serf.Member, addr netip.AddrPort) *memberInfo {
 	return m
 }
 
-// refreshMembersLocked takes serf's member list and returns the members
-// that are gone since: failed, leaving, left or reaped. It runs on every
-// member event, so unchanged members cost a compare, not a parse.
+// memberUpdate is the latest a serf member event said of one member.
+type memberUpdate struct {
+	member serf.Member
+	reaped bool
+}
+
+// queueMemberEvent keeps the members of a serf member event for the worker;
+// only the latest word on each member counts.
+func (a *Agent) queueMemberEvent(e serf.MemberEvent) {
+	a.updMu.Lock()
+	for _, m := range e.Members {
+		a.updates[m.Name] = memberUpdate{member: m, reaped: e.Type == serf.EventMemberReap}
+	}
+	a.updMu.Unlock()
+}
+
+// takeMemberUpdates hands the worker the updates queued since last time.
+func (a *Agent) takeMemberUpdates() map[string]memberUpdate {
+	a.updMu.Lock()
+	defer a.updMu.Unlock()
+	if len(a.updates) == 0 {
+		return nil
+	}
+	u := a.updates
+	a.updates = map[string]memberUpdate{}
+	return u
+}
+
+// applyMemberUpdatesLocked applies serf's events member by member, so a
+// join storm costs each node work in proportion to the joiners, not to the
+// fleet times the events. It returns the members gone.
+func (a *Agent) applyMemberUpdatesLocked(us map[string]memberUpdate) (gone []string) {
+	for name, u := range us {
+		if name == a.cfg.NodeName {
+			continue
+		}
+		if u.reaped {
+			if a.members[name].alive() {
+				gone = append(gone, name)
+				a.forgetLocked(name)
+			}
+			delete(a.members, name)
+			a.dropIdlePeerLocked(name)
+			continue
+		}
+		if a.updateMemberLocked(&u.member) {
+			gone = append(gone, name)
+		}
+		a.sweepMemberLocked(name)
+	}
+	return gone
+}
+
+// refreshMembersLocked takes serf's whole member list and returns the
+// members that are gone since: failed, leaving, left or reaped. It runs at
+// start, once a reconcile period, and when a node not yet listed syncs with
+// this one; events update members one by one between.
 func (a *Agent) refreshMembersLocked(ms []serf.Member) (gone []string) {
 	a.epoch++
 	for i := range ms {
@@ -50,37 +104,54 @@ func (a *Agent) refreshMembersLocked(ms []serf.Member) (gone []string) {
 		if sm.Name == a.cfg.NodeName {
 			continue
 		}
-		ip, _ := netip.AddrFromSlice(sm.Addr)
-		addr := netip.AddrPortFrom(ip.Unmap(), sm.Port)
-		old := a.members[sm.Name]
-		m := old
-		if m == nil || !m.sameAs(sm, addr) {
-			m = newMemberInfo(sm, addr)
-			a.members[sm.Name] = m
-		}
-		m.epoch = a.epoch
-		if old.alive() && !m.alive() {
+		if a.updateMemberLocked(sm) {
 			gone = append(gone, sm.Name)
 		}
+		a.members[sm.Name].epoch = a.epoch
 	}
 	for name, old := range a.members {
 		if old.epoch != a.epoch {
 			if old.alive() {
 				gone = append(gone, name)
+				a.forgetLocked(name)
 			}
 			delete(a.members, name)
 		}
 	}
-	for _, name := range gone {
-		a.forgetLocked(name)
-	}
-	// Peers no longer listed and idle can go altogether.
-	for name, p := range a.peers {
-		if a.members[name] == nil && !p.inflight {
-			delete(a.peers, name)
-		}
+	for name := range a.peers {
+		a.dropIdlePeerLocked(name)
 	}
 	return gone
+}
+
+// updateMemberLocked takes serf's view of one member; unchanged members
+// cost a compare, not a parse. It reports whether the member went from
+// alive to not alive, and forgets it then.
+func (a *Agent) updateMemberLocked(sm *serf.Member) (gone bool) {
+	ip, _ := netip.AddrFromSlice(sm.Addr)
+	addr := netip.AddrPortFrom(ip.Unmap(), sm.Port)
+	old := a.members[sm.Name]
+	m := old
+	if m == nil || !m.sameAs(sm, addr) {
+		m = newMemberInfo(sm, addr)
+		if old != nil {
+			m.epoch = old.epoch
+		}
+		a.members[sm.Name] = m
+	}
+	if old.alive() && !m.alive() {
+		a.forgetLocked(sm.Name)
+		return true
+	}
+	return false
+}
+
+// dropIdlePeerLocked drops what is kept of a peer no longer listed, unless
+// a sync with it is still running.
+func (a *Agent) dropIdlePeerLocked(name string) {
+	if p := a.peers[name]; p != nil && a.members[name] == nil && !p.inflight {
+		delete(a.peers, name)
+	}
 }
 
 // forgetLocked drops what this node holds of a gone member, so a return,
@@ -101,22 +172,31 @@ func (a *Agent) forgetLocked(name string) {
 // sweepLocked compares every live member's tags with what this node holds
 // and schedules a sync where it holds less.
 func (a *Agent) sweepLocked() {
-	owner := len(a.owned) > 0
-	for name, m := range a.members {
-		if !m.alive() {
-			continue
-		}
-		p := a.peer(name)
-		need := false
-		if m.defs.gen != 0 {
-			need = need || !a.holdsLocked(p, m.defs, true)
-		}
-		if owner && m.report.gen != 0 {
-			need = need || !a.holdsLocked(p, m.report, false)
-		}
-		if need {
-			a.scheduleLocked(name, false)
-		}
+	for name := range a.members {
+		a.sweepMemberLocked(name)
+	}
+}
+
+// sweepMemberLocked schedules a sync with name if its tags announce more
+// than this node holds. A sync under way compares the tags when it ends.
+func (a *Agent) sweepMemberLocked(name string) {
+	m := a.members[name]
+	if !m.alive() {
+		return
+	}
+	p := a.peer(name)
+	if p.inflight {
+		return
+	}
+	need := false
+	if m.defs.gen != 0 {
+		need = need || !a.holdsLocked(p, m.defs, true)
+	}
+	if len(a.owned) > 0 && m.report.gen != 0 {
+		need = need || !a.holdsLocked(p, m.report, false)
+	}
+	if need {
+		a.scheduleLocked(name, false)
 	}
 }
 

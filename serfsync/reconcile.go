@@ -28,8 +28,12 @@ func (a *Agent) work() {
 		case <-wake.C:
 		case <-tick.C:
 			periodic = slot
+			if slot == 0 {
+				// Events keep the member list current; once a period it
+				// is read whole, in case one was missed.
+				a.memberDirty.Store(true)
+			}
 			slot = (slot + 1) % sweepSlots
-			a.memberDirty.Store(true)
 			tick.Reset(jitter(a.cfg.reconcilePeriod() / sweepSlots))
 		}
 		next := a.step(periodic)
@@ -43,9 +47,9 @@ func (a *Agent) work() {
 // refreshGap is the least time between two reads of serf's member list.
 const refreshGap = 10 * time.Millisecond
 
-// sweepSlots splits the reconcile period: each tick sweeps the member list
-// and a routing node syncs with the members of one slot, so a period's
-// syncs are spread over it rather than sent in one burst.
+// sweepSlots splits the reconcile period: at each tick a routing node syncs
+// with the members of one slot, so a period's syncs are spread over it
+// rather than sent in one burst.
 const sweepSlots = 8
 
 // slotOf is a member's slot in the reconcile period.
@@ -70,14 +74,16 @@ type reportCall struct {
 func (a *Agent) step(periodic int) time.Time {
 	var ms []serf.Member
 	var refreshAt time.Time
+	updates := a.takeMemberUpdates()
 	if a.memberDirty.Load() {
-		// A join storm is a storm of member events: list at most once per
-		// refreshGap; the worker wakes for the rest.
+		// Listing the whole fleet costs every node O(fleet): at most once
+		// per refreshGap; the worker wakes for the rest.
 		if since := time.Since(a.refreshed); since < refreshGap {
 			refreshAt = a.refreshed.Add(refreshGap)
 		} else if a.memberDirty.Swap(false) {
 			ms = a.serf.Members()
 			a.refreshed = time.Now()
+			updates = nil // the list is newer
 		}
 	}
 	a.mu.Lock()
@@ -85,6 +91,8 @@ func (a *Agent) step(periodic int) time.Time {
 	if ms != nil {
 		gone = a.refreshMembersLocked(ms)
 		a.sweepLocked()
+	} else if updates != nil {
+		gone = a.applyMemberUpdatesLocked(updates)
 	}
 	var defsCall []KnownDefinition
 	defsChanged := false
@@ -116,7 +124,7 @@ func (a *Agent) step(periodic int) time.Time {
 		// too, so members that missed its definitions fetch them.
 		for name, m := range a.members {
 			if m.alive() && slotOf(name) == periodic {
-				a.scheduleLocked(name, false)
+				a.scheduleRoutineLocked(name)
 			}
 		}
 	}
