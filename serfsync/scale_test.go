@@ -62,18 +62,31 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 	return s[len(s)/2], s[(len(s)*99+99)/100-1]
 }
 
+// Goals of TestScale100x20, on a 2-core machine with the whole fleet in one
+// process.
+const (
+	scaleStartGoal  = time.Second            // DPT exact after all members are alive
+	scaleChangeGoal = 250 * time.Millisecond // after one change, or ten at once
+	scaleLossyGoal  = time.Second            // after ten changes with 20 % loss
+)
+
 // TestScale100x20 starts 100 agents in this process, each reporting 20
-// ports of one VIPA, and times the routing node's DPT to exact after all
-// start and after 10 targets change at once. Minutes of CPU under -race,
-// so it runs only in full, non-race runs.
+// ports of one VIPA, and times the routing node's DPT to exact: after all
+// members are alive, after one target changes (20 trials), after ten
+// change at once, and after ten change while a fifth of tag updates, sync
+// requests and answers are lost. Minutes of CPU under -race, so the race
+// run skips it and .ci/run runs it without -race.
 func TestScale100x20(t *testing.T) {
 	if testing.Short() || raceEnabled {
-		t.Skip("100-agent scale test: run without -short and without -race")
+		t.Skip("100-agent scale test: .ci/run runs it without -race")
 	}
 	const count, nports = 100, 20
 	var lossPct atomic.Int32 // injected loss, off until the last phase
 	lose := func() bool { return rand.Int32N(100) < lossPct.Load() }
-	o := fleetOpts{reconcile: 2 * time.Second, hooks: func(h *hooks) {
+	// The default profile, as a fleet runs. The fast profile's 200 ms probe
+	// timeout is for a fleet of hosts: a hundred agents sharing two cores
+	// miss it whenever the process waits for CPU, and members flap.
+	o := fleetOpts{profile: "lan", reconcile: 2 * time.Second, hooks: func(h *hooks) {
 		h.dropTag = lose
 		h.dropRequest = func(string) bool { return lose() }
 		h.dropAnswer = func(string) bool { return lose() }
@@ -89,6 +102,7 @@ func TestScale100x20(t *testing.T) {
 	}
 	nodes := make([]*tnode, count)
 	var join []string
+	cpu0 := cpuTime()
 	start := time.Now()
 	for i := range count {
 		cfg := o.config(fmt.Sprintf("n%02d", i), testIP(i), 0, join)
@@ -104,42 +118,54 @@ func TestScale100x20(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { stopAll(nodes) })
+	r := nodes[0]
 	started := time.Since(start)
-	joined := waitFor(t, 60*time.Second, "all members alive on the routing node", func() bool { return alive(nodes[0]) == count })
-	d := waitExact(t, 60*time.Second, nodes[0], nodes, defs)
-	t.Logf("%d agents × %d ports: started in %v; all alive on the routing node %v later; DPT exact %v after that",
-		count, nports, started, joined, d)
-	if d > 2*time.Second {
-		t.Errorf("start convergence %v exceeds 2 s", d)
+	joined := waitFor(t, 60*time.Second, "all members alive on the routing node", func() bool { return alive(r) == count })
+	d := waitExact(t, 30*time.Second, r, nodes, defs)
+	t.Logf("%d agents × %d ports: started in %v; all alive on the routing node %v later; DPT exact %v after that (goal %v); %v of CPU so far",
+		count, nports, started.Round(time.Millisecond), joined.Round(time.Millisecond), d.Round(time.Millisecond), scaleStartGoal, (cpuTime() - cpu0).Round(10*time.Millisecond))
+	t.Logf("routing node's counters: %v", r.Stats())
+	if d > scaleStartGoal {
+		t.Errorf("DPT exact %v after all members were alive: goal %v", d, scaleStartGoal)
 	}
 
 	var single []time.Duration
 	for i := range 20 {
-		nodes[40+i].set(draw())
-		single = append(single, waitExact(t, 10*time.Second, nodes[0], nodes, defs))
+		nodes[count-60+i].set(draw())
+		single = append(single, waitExact(t, 10*time.Second, r, nodes, defs))
 	}
-	p50, p99 := percentiles(single)
-	t.Logf("one target changes (20 trials): DPT exact after p50 %v, max %v", p50, p99)
-	var wg sync.WaitGroup
-	for _, n := range nodes[count-10:] {
-		ls := draw()
-		wg.Add(1)
-		go func() { defer wg.Done(); n.set(ls) }()
-	}
-	wg.Wait()
-	d = waitExact(t, 10*time.Second, nodes[0], nodes, defs)
-	t.Logf("10 targets changed at once: DPT exact after %v", d)
-	if d > 2*time.Second {
-		t.Errorf("change convergence %v exceeds 2 s", d)
+	p50, _ := percentiles(single)
+	worst := slices.Max(single)
+	t.Logf("one target changes (20 trials): DPT exact after p50 %v, max %v (goal %v)", p50, worst, scaleChangeGoal)
+	if worst > scaleChangeGoal {
+		t.Errorf("one target's change: DPT exact after %v: goal %v", worst, scaleChangeGoal)
 	}
 
-	// One tag update, request and answer in five lost: still exact, within
-	// a few reconcile periods at worst.
-	lossPct.Store(20)
-	for _, n := range nodes[count-20 : count-10] {
-		n.set(draw())
+	changeAtOnce := func(ns []*tnode) time.Duration {
+		lss := make([][]Listener, len(ns))
+		for i := range ns {
+			lss[i] = draw()
+		}
+		var wg sync.WaitGroup
+		for i, n := range ns {
+			wg.Go(func() { n.set(lss[i]) })
+		}
+		wg.Wait()
+		return waitExact(t, 10*time.Second, r, nodes, defs)
 	}
-	d = waitExact(t, 10*time.Second, nodes[0], nodes, defs)
-	t.Logf("10 targets changed with 20%% loss: DPT exact after %v", d)
+	d = changeAtOnce(nodes[count-10:])
+	t.Logf("10 targets changed at once: DPT exact after %v (goal %v)", d, scaleChangeGoal)
+	if d > scaleChangeGoal {
+		t.Errorf("10 targets changed at once: DPT exact after %v: goal %v", d, scaleChangeGoal)
+	}
+
+	// One tag update, request and answer in five lost.
+	lossPct.Store(20)
+	d = changeAtOnce(nodes[count-20 : count-10])
 	lossPct.Store(0)
+	t.Logf("10 targets changed with 20%% loss: DPT exact after %v (goal %v)", d, scaleLossyGoal)
+	if d > scaleLossyGoal {
+		t.Errorf("10 targets changed with 20%% loss: DPT exact after %v: goal %v", d, scaleLossyGoal)
+	}
+	t.Logf("routing node's counters: %v", r.Stats())
 }
