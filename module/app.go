@@ -14,7 +14,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 func init() {
@@ -53,6 +55,7 @@ type App struct {
 	fleetKey  string
 	identity  identity
 	defs      []*serfsync.Definition
+	policies  map[netip.Addr]*tables.Policy
 	advertise netip.Addr
 	ctx       caddy.Context
 	logger    *zap.Logger
@@ -100,8 +103,48 @@ type Distribute struct {
 	// address; ["all"] makes every fleet node a candidate.
 	DestIP []string `json:"destip"`
 
-	// Distmethod picks a target for each new connection. Default: roundrobin.
+	// Distmethod picks a target for each new connection: roundrobin
+	// (default), weightedactive, leastconn, hotstandby, sourcehash or
+	// targetweight.
 	Distmethod string `json:"distmethod,omitempty"`
+
+	// Destinations are destip lines with a weight (1-100, default 1) and,
+	// under hotstandby, a role (preferred, backup) and a backup's rank
+	// (1-254, higher first). Their nodes join DestIP.
+	Destinations []vipa.Destination `json:"destinations,omitempty"`
+
+	// TimedAffinity keeps a client IP on its target while it has
+	// connections and this long after its last one closed. Default: off.
+	TimedAffinity caddy.Duration `json:"timed_affinity,omitempty"`
+
+	// OptLocal prefers this routing node's own target while it is ready,
+	// healthy and has room.
+	OptLocal bool `json:"optlocal,omitempty"`
+
+	// MaxConns bounds each target's active connections; a full target is
+	// skipped, and with all full a client is closed at once. Default:
+	// unlimited.
+	MaxConns int64 `json:"max_conns,omitempty"`
+
+	// SlowStart ramps a new or recovered target's weight linearly from 10%
+	// to 100% over this long. Default: off.
+	SlowStart caddy.Duration `json:"slow_start,omitempty"`
+
+	// HotStandby tunes distmethod hotstandby.
+	HotStandby *HotStandby `json:"hotstandby,omitempty"`
+}
+
+// HotStandby tunes distmethod hotstandby.
+type HotStandby struct {
+	// AutoSwitchBack returns connections to the preferred destination as
+	// soon as it can take them again; off, the backup in use keeps them
+	// while it can. Default: on.
+	AutoSwitchBack *bool `json:"autoswitchback,omitempty"`
+
+	// HealthSwitch leaves a destination that turned unhealthy; off, only
+	// one that stopped listening, was quiesced or is full is left.
+	// Default: on.
+	HealthSwitch *bool `json:"healthswitch,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -237,6 +280,7 @@ func snapshotPath(node string, bind netip.AddrPort) string {
 func (a *App) buildDefinitions() ([]*serfsync.Definition, error) {
 	seen := make(map[netip.Addr]bool)
 	var defs []*serfsync.Definition
+	a.policies = make(map[netip.Addr]*tables.Policy)
 	for i, d := range a.Distribute {
 		def, err := d.definition(a.Node)
 		if err != nil {
@@ -247,6 +291,7 @@ func (a *App) buildDefinitions() ([]*serfsync.Definition, error) {
 		}
 		seen[def.VIPA] = true
 		defs = append(defs, def)
+		a.policies[def.VIPA] = d.policy(def, a.Node)
 	}
 	return defs, nil
 }
@@ -271,6 +316,7 @@ func (a *App) Start() error {
 		node:      a.Node,
 		advertise: a.advertise,
 		defs:      a.defs,
+		policies:  a.policies,
 		listeners: a.Listeners,
 		interval:  time.Duration(a.ListenersInterval),
 	})
