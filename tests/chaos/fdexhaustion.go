@@ -24,6 +24,10 @@ func fdExhaustion(ctx context.Context, e *env, r *result) error {
 	if err != nil {
 		return err
 	}
+	m0, err := n.metrics()
+	if err != nil {
+		return err
+	}
 	const wait = 3 * time.Second
 	var (
 		mu                     sync.Mutex
@@ -54,6 +58,9 @@ func fdExhaustion(ctx context.Context, e *env, r *result) error {
 	r.figure("RLIMIT_NOFILE %d: %d clients in %.1f s: %d served, %d closed at once, %d waited %v; routing node at %d fds",
 		e.sz.FDLimit, e.sz.FDClients, time.Since(t0).Seconds(), served, closed, waited, wait, during.fds)
 	r.check(served > 0, "no client served under the limit")
+	if m1, err := n.metrics(); err == nil {
+		r.figure("counted: %s", seriesDeltas(m0, m1, "caddy_vipa_accept_errors_total", "caddy_vipa_refused_connections_total", "caddy_vipa_dial_failures_total"))
+	}
 	closeAll(conns)
 	after, serr := n.settle(ctx, base, 20*time.Second)
 	r.figure("after every client closed: %s (baseline %s)", after, base)

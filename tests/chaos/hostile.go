@@ -94,6 +94,23 @@ func dropped(n *node) (map[string]float64, error) {
 	return out, nil
 }
 
+// seriesDeltas lists the series of the named metrics that grew.
+func seriesDeltas(before, after map[string]float64, names ...string) string {
+	var parts []string
+	for k, v := range after {
+		for _, name := range names {
+			if (k == name || strings.HasPrefix(k, name+"{")) && v > before[k] {
+				parts = append(parts, fmt.Sprintf("%s +%.0f", k, v-before[k]))
+			}
+		}
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
 func deltas(before, after map[string]float64) (string, float64) {
 	var parts []string
 	total := 0.0
