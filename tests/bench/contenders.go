@@ -18,11 +18,12 @@ import (
 const (
 	cDirect     = "direct"
 	cDistribute = "distribute"
+	cGoRelay    = "gorelay"
 	cProxy      = "l4proxy"
 	cHAProxy    = "haproxy"
 )
 
-var allContenders = []string{cDirect, cDistribute, cProxy, cHAProxy}
+var allContenders = []string{cDirect, cDistribute, cGoRelay, cProxy, cHAProxy}
 
 // contender is one way from the load client to the backends.
 type contender struct {
@@ -102,8 +103,10 @@ func (r *runner) startContenders(pp *harness.PortPicker, port int) []*contender 
 	}
 	wantDist, explicitDist := r.wanted(cDistribute)
 	wantProxy, _ := r.wanted(cProxy)
+	var bin string
 	if wantDist || wantProxy {
-		bin, err := r.caddy()
+		var err error
+		bin, err = r.caddy()
 		if err != nil {
 			r.fails.conn("caddy: %v", err)
 			wantDist, wantProxy = false, false
@@ -125,9 +128,12 @@ func (r *runner) startContenders(pp *harness.PortPicker, port int) []*contender 
 		if wantDist {
 			add(r.distribute(pp, bin, port))
 		}
-		if wantProxy {
-			add(r.l4proxy(pp, bin, backend))
-		}
+	}
+	if want, _ := r.wanted(cGoRelay); want {
+		add(r.gorelay(pp, backend))
+	}
+	if wantProxy {
+		add(r.l4proxy(pp, bin, backend))
 	}
 	if want, explicit := r.wanted(cHAProxy); want {
 		bin, version := haproxyVersion()
