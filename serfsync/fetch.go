@@ -165,7 +165,9 @@ func (a *Agent) syncPeer(name string) {
 		if ce := a.logger.Check(zap.DebugLevel, "sync failed; retrying"); ce != nil {
 			ce.Write(zap.String("peer", name), zap.Error(err))
 		}
-		a.backoffLocked(p)
+		if !p.urgent { // the peer's news that came meanwhile goes at once
+			a.backoffLocked(p)
+		}
 		p.pending, p.routine = a.members[name].alive(), false
 		return
 	}
@@ -190,8 +192,11 @@ func (a *Agent) syncPeer(name string) {
 	}
 }
 
+// backoffLocked delays p's next sync. The backoff grows by half each time:
+// a lossy path that fails a few times in a row (each exchange is three
+// messages) is retried within a second, a dead peer within a period.
 func (a *Agent) backoffLocked(p *peer) {
-	p.backoff = min(max(2*p.backoff, minBackoff), a.cfg.reconcilePeriod())
+	p.backoff = min(max(p.backoff*3/2, minBackoff), a.cfg.reconcilePeriod())
 	p.notBefore = time.Now().Add(p.backoff)
 }
 
