@@ -67,22 +67,23 @@ type Agent struct {
 	updMu   sync.Mutex
 	updates map[string]memberUpdate // member events not yet applied
 
-	mu        sync.Mutex
-	members   map[string]*memberInfo
-	peers     map[string]*peer
-	known     []KnownDefinition
-	ownerOf   map[netip.Addr]string      // VIPA → owning routing node
-	owned     map[netip.Addr]*Definition // VIPAs this node owns
-	defOf     map[netip.Addr]*Definition // VIPA → its owner's definition
-	defsDirty bool
-	dirty     map[string]bool // nodes whose rows to derive again
-	running   int             // syncs handed to the fetchers
-	epoch     uint64          // member list refreshes
-	refreshed time.Time       // last member list read; the worker's own
-	delivered []Row           // this node's own rows last given to OnReport
-	selfCount bool            // own report changed: count its drops once
-	conns     map[net.Conn]struct{}
-	closing   bool
+	mu         sync.Mutex
+	members    map[string]*memberInfo
+	peers      map[string]*peer
+	known      []KnownDefinition
+	ownerOf    map[netip.Addr]string      // VIPA → owning routing node
+	owned      map[netip.Addr]*Definition // VIPAs this node owns
+	defOf      map[netip.Addr]*Definition // VIPA → its owner's definition
+	defsDirty  bool
+	dirty      map[string]bool // nodes whose rows to derive again
+	running    int             // syncs handed to the fetchers
+	epoch      uint64          // member list refreshes
+	refreshed  time.Time       // last member list read; the worker's own
+	delivered  []Row           // this node's own rows last given to OnReport
+	selfCount  bool            // own report changed: count its drops once
+	addrsDirty bool            // an advertise address or liveness changed
+	conns      map[net.Conn]struct{}
+	closing    bool
 }
 
 // ownState is this node's own versioned state, read lock-free by the

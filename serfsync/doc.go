@@ -107,7 +107,10 @@
 // VIPA, the port is in the owner's definition, the sender is a candidate
 // (destip all, its name or its advertise address; the routing node always),
 // Ready is in 1..65536, and the report's address is the sender's advertise
-// address from its tags. Everything else is dropped and counted (Stats).
+// address from its tags, an address no other live member (nor this node)
+// advertises: two members claiming one address are both flagged, neither
+// trusted for it, logged once. Everything else is dropped and counted
+// (Stats).
 // Failed, leaving and left members are forgotten at once: OnMemberGone,
 // and a later return is fetched and reported afresh.
 //

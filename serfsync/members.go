@@ -2,8 +2,10 @@ package serfsync
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
 )
 
 // memberInfo is what the worker keeps of one serf member.
@@ -14,6 +16,9 @@ type memberInfo struct {
 	report digest // from its tags; zero when absent or malformed
 	defs   digest
 	advTag bool
+	// conflict: another live member, or this node, advertises adv too;
+	// neither is trusted for it (see checkAddressesLocked).
+	conflict bool
 
 	rawAdv, rawReport, rawDefs string // the tags parsed, to skip a re-parse
 	epoch                      uint64 // the refresh that last listed it
@@ -80,6 +85,7 @@ func (a *Agent) applyMemberUpdatesLocked(us map[string]memberUpdate) (gone []str
 			if a.members[name].alive() {
 				gone = append(gone, name)
 				a.forgetLocked(name)
+				a.addrsDirty = true
 			}
 			delete(a.members, name)
 			a.dropIdlePeerLocked(name)
@@ -90,6 +96,7 @@ func (a *Agent) applyMemberUpdatesLocked(us map[string]memberUpdate) (gone []str
 		}
 		a.sweepMemberLocked(name)
 	}
+	a.checkAddressesLocked()
 	return gone
 }
 
@@ -114,6 +121,7 @@ func (a *Agent) refreshMembersLocked(ms []serf.Member) (gone []string) {
 			if old.alive() {
 				gone = append(gone, name)
 				a.forgetLocked(name)
+				a.addrsDirty = true
 			}
 			delete(a.members, name)
 		}
@@ -121,6 +129,7 @@ func (a *Agent) refreshMembersLocked(ms []serf.Member) (gone []string) {
 	for name := range a.peers {
 		a.dropIdlePeerLocked(name)
 	}
+	a.checkAddressesLocked()
 	return gone
 }
 
@@ -135,7 +144,10 @@ func (a *Agent) updateMemberLocked(sm *serf.Member) (gone bool) {
 	if m == nil || !m.sameAs(sm, addr) {
 		m = newMemberInfo(sm, addr)
 		if old != nil {
-			m.epoch = old.epoch
+			m.epoch, m.conflict = old.epoch, old.conflict
+		}
+		if old == nil || old.adv != m.adv || old.alive() != m.alive() {
+			a.addrsDirty = true
 		}
 		a.members[sm.Name] = m
 	}
@@ -225,4 +237,47 @@ func (a *Agent) holdsLocked(p *peer, d digest, defs bool) bool {
 		return true
 	}
 	return false
+}
+
+// checkAddressesLocked flags live members that advertise one address with
+// another live member or with this node: a member could otherwise claim
+// another's address and take its connections. Neither is trusted for the
+// address: their report lines are dropped (address_conflict) until the
+// conflict ends. Each conflict is logged once when it starts. It runs once
+// per batch of member updates, and only when an address or a liveness
+// changed.
+func (a *Agent) checkAddressesLocked() {
+	if !a.addrsDirty {
+		return
+	}
+	a.addrsDirty = false
+	claims := map[netip.Addr][]string{}
+	for name, m := range a.members {
+		if m.alive() && m.advTag && m.adv.IsValid() {
+			claims[m.adv] = append(claims[m.adv], name)
+		}
+	}
+	var started []netip.Addr
+	for name, m := range a.members {
+		c := m.alive() && m.advTag && m.adv.IsValid() && (len(claims[m.adv]) > 1 || m.adv == a.cfg.Advertise)
+		if c == m.conflict {
+			continue
+		}
+		m.conflict = c
+		a.dirty[name] = true
+		if p := a.peers[name]; p != nil && c {
+			p.countDrops = true
+		}
+		if c && !slices.Contains(started, m.adv) {
+			started = append(started, m.adv)
+		}
+	}
+	for _, adv := range started {
+		names := slices.Sorted(slices.Values(claims[adv]))
+		if adv == a.cfg.Advertise {
+			names = append(names, a.cfg.NodeName+" (this node)")
+		}
+		a.logger.Error("fleet members advertise one address: none of them is trusted for it until it is theirs alone",
+			zap.String("address", adv.String()), zap.Strings("members", names))
+	}
 }

@@ -25,8 +25,9 @@ func (s *stats) inc(name string) {
 // Stats returns a copy of the agent's counters:
 //
 //	drop_<reason>  report or definition data dropped on receipt; reasons:
-//	               unknown_vipa, port, not_candidate, address, ready (report
-//	               lines), seq, hash, size, decode, identity (versions)
+//	               unknown_vipa, port, not_candidate, address,
+//	               address_conflict, ready (report lines), seq, hash,
+//	               size, decode, identity (versions)
 //	auth_fail      state channel streams refused or failing authentication
 //	stream_shed    unproven streams on the gossip port closed to stay
 //	               within maxPending (a flood of stalled streams)

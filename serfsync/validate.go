@@ -11,7 +11,8 @@ import (
 // version whole: the process restarted). Then each line of an accepted
 // report becomes a row only if this node owns its VIPA, the port is in the
 // owner's definition, the sender is a candidate and Ready is in range; the
-// report's address must be the sender's advertise address from its tags.
+// report's address must be the sender's advertise address from its tags,
+// and no other live member's (checkAddressesLocked).
 // Lines for VIPAs another node owns are not ours to judge and are skipped.
 
 // applyAnswerLocked applies a sync answer from p.
@@ -140,6 +141,12 @@ func (a *Agent) rowsLocked(node string, rep *report, count bool) []Row {
 		if m == nil || !m.advTag || !m.adv.IsValid() || m.adv != rep.adv {
 			if count && a.reportTouchesOwnedLocked(rep) {
 				a.stats.inc("drop_address")
+			}
+			return nil
+		}
+		if m.conflict {
+			if count && a.reportTouchesOwnedLocked(rep) {
+				a.stats.inc("drop_address_conflict")
 			}
 			return nil
 		}

@@ -1,0 +1,61 @@
+package serfsync
+
+import (
+	"testing"
+	"time"
+)
+
+// TestAddressConflict: a member holding the fleet key advertises another
+// member's address to take its connections. Neither is trusted for the
+// address while both claim it; the routing node logs it once and counts
+// the dropped reports; when the claimant leaves, the owner's rows return.
+func TestAddressConflict(t *testing.T) {
+	o := fleetOpts{}
+	nodes := startFleet(t, 3, o)
+	defs := routed(nodes)
+	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	nodes[2].set([]Listener{{VIPA: vipaA, Port: 8081, Ready: 1}})
+	waitExact(t, 3*time.Second, nodes[0], nodes, defs)
+
+	cfg := o.config("n03", testIP(3), 0, []string{nodes[0].BindAddr().String()})
+	cfg.Advertise = nodes[1].ip // n01's address
+	thief := startNode(t, cfg)
+	t.Cleanup(func() { _ = thief.Stop() })
+	thief.set([]Listener{{VIPA: vipaA, Port: 8082, Ready: 5}})
+	waitFor(t, 5*time.Second, "neither claimant in the DPT", func() bool {
+		d := nodes[0].dpt()
+		_, n01 := d["n01"]
+		_, n03 := d["n03"]
+		return !n01 && !n03 && len(d["n02"]) == 1
+	})
+	waitFor(t, 3*time.Second, "dropped reports counted", func() bool { return nodes[0].Stats()["drop_address_conflict"] > 0 })
+	if n := nodes[0].logs.FilterMessageSnippet("advertise one address").Len(); n != 1 {
+		t.Errorf("conflict logged %d times, want once", n)
+	}
+	// Reports keep changing during the conflict: still no rows, no new log.
+	thief.set([]Listener{{VIPA: vipaA, Port: 8083, Ready: 5}})
+	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8084, Ready: 1}})
+	time.Sleep(500 * time.Millisecond)
+	if d := nodes[0].dpt(); len(d["n01"])+len(d["n03"]) != 0 {
+		t.Errorf("a claimant's rows during the conflict: %v", d)
+	}
+	if n := nodes[0].logs.FilterMessageSnippet("advertise one address").Len(); n != 1 {
+		t.Errorf("conflict logged %d times, want once", n)
+	}
+
+	// Claiming the routing node's own address is a conflict too.
+	cfg = o.config("n04", testIP(4), 0, []string{nodes[0].BindAddr().String()})
+	cfg.Advertise = nodes[0].ip
+	other := startNode(t, cfg)
+	t.Cleanup(func() { _ = other.Stop() })
+	other.set([]Listener{{VIPA: vipaA, Port: 8085, Ready: 1}})
+	time.Sleep(time.Second)
+	if d := nodes[0].dpt(); len(d["n04"]) != 0 {
+		t.Errorf("a member claiming the routing node's address got rows: %v", d["n04"])
+	}
+
+	_ = thief.Stop()
+	_ = other.Stop()
+	d := waitExact(t, 3*time.Second, nodes[0], nodes, defs)
+	t.Logf("claimants gone: owner's rows back after %v; stats %v", d, nodes[0].Stats())
+}
