@@ -67,7 +67,7 @@ type caddyProc struct {
 	config string
 	cmd    *exec.Cmd
 	log    *syncBuffer
-	done   chan error
+	exited chan struct{} // closed when the process has been waited for
 }
 
 // startCaddy runs the real binary with a Caddyfile and waits for its admin
@@ -92,8 +92,11 @@ func startCaddyIn(t *testing.T, dir, admin, caddyfile string) *caddyProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p.done = make(chan error, 1)
-	go func() { p.done <- p.cmd.Wait() }()
+	p.exited = make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
@@ -112,15 +115,17 @@ func startCaddyIn(t *testing.T, dir, admin, caddyfile string) *caddyProc {
 
 // stop ends the process gracefully, then forcibly.
 func (p *caddyProc) stop() {
-	if p.cmd.ProcessState != nil {
+	select {
+	case <-p.exited:
 		return
+	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.exited:
 	case <-time.After(5 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-p.done
+		<-p.exited
 	}
 }
 
