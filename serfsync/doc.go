@@ -65,9 +65,10 @@
 //     whole member list is read and swept, and a node that defines VIPAs
 //     syncs with every member, spread over the period. So a lost tag,
 //     request or answer costs at most a period, never correctness. Failed
-//     syncs retry with backoff. At most 8 syncs run at once; waiting ones
-//     go news first, then what tags announce, then the anti-entropy, so a
-//     fleet's worth of routine syncs never delays a change.
+//     syncs retry with backoff. At most 8 syncs run at once, at most 4 of
+//     them anti-entropy; waiting ones go news first, then what tags
+//     announce, then the anti-entropy, so a fleet's worth of routine syncs
+//     never delays a change.
 //
 // # Cost
 //

@@ -63,6 +63,10 @@ func (a *Agent) scheduleRoutineLocked(name string) {
 	}
 }
 
+// routineFetchers is how many fetchers anti-entropy may fill, so news finds
+// one free even when slow peers hold the routine syncs up.
+const routineFetchers = fetchers / 2
+
 // Classes of waiting syncs, in dispatch order.
 const (
 	classUrgent  = iota // news, told or to tell
@@ -101,7 +105,7 @@ func (a *Agent) dispatchLocked(now time.Time) (next time.Time) {
 				}
 				continue
 			}
-			if a.running >= fetchers {
+			if a.running >= fetchers || class == classRoutine && a.running >= routineFetchers {
 				return next // a fetcher's finish kicks the worker
 			}
 			a.running++
