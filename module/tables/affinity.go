@@ -19,25 +19,34 @@ type Affinity struct {
 	Expires     time.Time // zero while connections are open
 }
 
-// affKey: affinities are per client IP and (VIPA, port).
+// affKey: affinities are per client IP and (VIPA, port). Plain bytes hash
+// and compare as one block of memory, faster than netip.Addr's fields; As16
+// maps IPv4, so a v4-mapped client or VIPA finds the same affinity.
 type affKey struct {
-	vipa   netip.Addr
+	client [16]byte
+	vipa   [16]byte
 	port   uint16
-	client netip.Addr
 }
 
 func affKeyOf(vipa netip.Addr, port uint16, client netip.Addr) affKey {
-	return affKey{vipa.Unmap(), port, client.Unmap()}
+	return affKey{client: client.As16(), vipa: vipa.As16(), port: port}
 }
 
+// affinity is one client's record; the shard's lock guards it. Records
+// live in the map by pointer, so commit and release hash the key once, and
+// swept ones are reused.
 type affinity struct {
 	node    string
 	active  int32
-	expires int64 // unix nanoseconds, once active is 0
+	gen     uint32 // bumped when swept, so a stale pointer to it is told apart
+	expires int64  // monotonic clock (mono), once active is 0
 	ttl     int64
 }
 
-const affShardBits = 8
+const (
+	affShardBits = 8
+	affFreeMax   = 256 // swept records kept per shard for reuse
+)
 
 // affinityTable maps clients to the target their connections go to. Its
 // shards are locked briefly on the connection path, by lookup and by
@@ -47,53 +56,68 @@ type affinityTable struct {
 }
 
 type affShard struct {
-	mu sync.Mutex
-	m  map[affKey]affinity
-	_  [48]byte
+	mu   sync.Mutex
+	m    map[affKey]*affinity
+	free []*affinity
+	_    [24]byte
 }
 
-func (a *affinityTable) shard(k affKey) *affShard {
-	b := k.client.As16()
-	h := mix(binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:]) ^ uint64(k.port))
+func (a *affinityTable) shard(k *affKey) *affShard {
+	h := mix(binary.LittleEndian.Uint64(k.client[:8]) ^ binary.LittleEndian.Uint64(k.client[8:]) ^ uint64(k.port))
 	return &a.shards[h>>(64-affShardBits)]
 }
 
-// lookup returns the client's node while the affinity holds.
-func (a *affinityTable) lookup(k affKey, now int64) (string, bool) {
-	s := a.shard(k)
+// lookup returns the client's node while the affinity holds, and its
+// record, expired or not, for commit.
+func (a *affinityTable) lookup(k affKey, now int64) (node string, ok bool, rec *affinity, gen uint32) {
+	s := a.shard(&k)
 	s.mu.Lock()
-	v, ok := s.m[k]
-	s.mu.Unlock()
-	if !ok || (v.active == 0 && v.expires <= now) {
-		return "", false
+	if v := s.m[k]; v != nil {
+		rec, gen = v, v.gen
+		if v.active > 0 || v.expires > now {
+			node, ok = v.node, true
+		}
 	}
-	return v.node, true
+	s.mu.Unlock()
+	return node, ok, rec, gen
 }
 
-// commit counts a connection of the client to node.
-func (a *affinityTable) commit(k affKey, node string, ttl int64) {
-	s := a.shard(k)
+// commit counts a connection of the client to node. rec and gen are what
+// lookup found for k, if anything: while the record was not swept since,
+// it is updated without hashing k again.
+func (a *affinityTable) commit(k affKey, node string, ttl int64, rec *affinity, gen uint32) {
+	s := a.shard(&k)
 	s.mu.Lock()
-	if s.m == nil {
-		s.m = make(map[affKey]affinity)
+	v := rec
+	if v == nil || v.gen != gen {
+		v = s.m[k]
 	}
-	v := s.m[k]
+	if v == nil {
+		if s.m == nil {
+			s.m = make(map[affKey]*affinity)
+		}
+		if n := len(s.free); n > 0 {
+			v, s.free = s.free[n-1], s.free[:n-1]
+			*v = affinity{gen: v.gen}
+		} else {
+			v = new(affinity)
+		}
+		s.m[k] = v
+	}
 	v.node, v.ttl, v.expires = node, ttl, 0
 	v.active++
-	s.m[k] = v
 	s.mu.Unlock()
 }
 
 // release ends a connection of the client: with none left the affinity
 // runs for its ttl from now.
 func (a *affinityTable) release(k affKey, now int64) {
-	s := a.shard(k)
+	s := a.shard(&k)
 	s.mu.Lock()
-	if v, ok := s.m[k]; ok {
+	if v := s.m[k]; v != nil {
 		if v.active--; v.active <= 0 {
 			v.active, v.expires = 0, now+v.ttl
 		}
-		s.m[k] = v
 	}
 	s.mu.Unlock()
 }
@@ -107,6 +131,10 @@ func (a *affinityTable) sweep(now int64) int {
 		for k, v := range s.m {
 			if v.active == 0 && v.expires <= now {
 				delete(s.m, k)
+				v.gen++
+				if len(s.free) < affFreeMax {
+					s.free = append(s.free, v)
+				}
 			}
 		}
 		n += len(s.m)
@@ -115,13 +143,21 @@ func (a *affinityTable) sweep(now int64) int {
 	return n
 }
 
+// epoch anchors mono, a monotonic clock read once per call (time.Now reads
+// two clocks): affinity expiries need no wall time until they are listed.
+var epoch = time.Now()
+
+func mono(t time.Time) int64 { return int64(t.Sub(epoch)) }
+
+func monoNow() int64 { return int64(time.Since(epoch)) }
+
 // SweepAffinity deletes expired affinities and returns how many remain. The
 // routing node calls it periodically, off the connection path.
-func (c *CRT) SweepAffinity(now time.Time) int { return c.aff.sweep(now.UnixNano()) }
+func (c *CRT) SweepAffinity(now time.Time) int { return c.aff.sweep(mono(now)) }
 
 // Affinities lists the affinities in force, sorted by VIPA, port, client.
 func (c *CRT) Affinities(now time.Time) []Affinity {
-	t := now.UnixNano()
+	t := mono(now)
 	var out []Affinity
 	for i := range c.aff.shards {
 		s := &c.aff.shards[i]
@@ -130,9 +166,12 @@ func (c *CRT) Affinities(now time.Time) []Affinity {
 			if v.active == 0 && v.expires <= t {
 				continue
 			}
-			a := Affinity{Client: k.client, VIPA: k.vipa, Port: k.port, Node: v.node, ActiveConns: int(v.active)}
+			a := Affinity{
+				Client: netip.AddrFrom16(k.client).Unmap(), VIPA: netip.AddrFrom16(k.vipa).Unmap(), Port: k.port,
+				Node: v.node, ActiveConns: int(v.active),
+			}
 			if v.active == 0 {
-				a.Expires = time.Unix(0, v.expires)
+				a.Expires = now.Add(time.Duration(v.expires - t))
 			}
 			out = append(out, a)
 		}

@@ -96,7 +96,7 @@ func (c *CRT) Insert(e *Entry) {
 // harmless; a Remove after Release is not.
 func (c *CRT) Remove(e *Entry) {
 	if e.affine {
-		c.aff.release(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), time.Now().UnixNano())
+		c.aff.release(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), monoNow())
 		e.affine = false
 	}
 	if !e.linked {

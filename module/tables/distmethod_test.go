@@ -499,6 +499,29 @@ func TestTimedAffinity(t *testing.T) {
 	}
 }
 
+// TestAffinityCommitAfterSweep: a record swept between ranking and commit
+// and reused by another client is not the first client's any more.
+func TestAffinityCommitAfterSweep(t *testing.T) {
+	f := newFixture(t, &Policy{TimedAffinity: time.Millisecond}, "a", "b")
+	f.crt.Release(f.open(ip(1)))
+	f.now = time.Now().Add(time.Second)
+	c := f.group().Pick(f.crt, ip(1), f.now) // finds ip(1)'s expired record
+	if n := f.crt.SweepAffinity(f.now); n != 0 {
+		t.Fatalf("%d affinities left", n)
+	}
+	e2 := f.open(ip(2)) // reuses the swept record
+	e1 := f.crt.Acquire()
+	e1.Client, e1.VIPA, e1.Port, e1.Target = netip.AddrPortFrom(ip(1), 1), vipa1, 80, c.Next()
+	f.crt.Insert(e1)
+	c.Commit(e1)
+	got := f.crt.Affinities(f.now)
+	if len(got) != 2 || got[0].Client != ip(1) || got[0].ActiveConns != 1 || got[1].Client != ip(2) || got[1].ActiveConns != 1 {
+		t.Errorf("affinities %+v", got)
+	}
+	f.crt.Release(e1)
+	f.crt.Release(e2)
+}
+
 func TestOptLocal(t *testing.T) {
 	f := newFixture(t, &Policy{LocalNode: "b"}, "a", "b", "c")
 	if got := f.seq(3); got != "b b b" {

@@ -51,9 +51,11 @@ func (r Reason) String() string { return reasonNames[r] }
 type Candidates struct {
 	g      *Group
 	crt    *CRT
-	first  int    // position in g.order of the ranked choice
-	k      int    // positions offered or skipped; pass 2 (unhealthy rows) from len(active)
-	full   int    // rows skipped in pass 1 for having no room
+	aff    *affinity // the client's affinity record as ranking found it, for Commit
+	first  int32     // position in g.order of the ranked choice
+	k      int32     // positions offered or skipped; pass 2 (unhealthy rows) from len(active)
+	full   int32     // rows skipped in pass 1 for having no room
+	affGen uint32
 	reason Reason // of the ranked choice
 	cur    Reason // of the last Next
 	keep   bool   // hotstandby without healthswitch: the ranked choice counts as healthy
@@ -64,13 +66,13 @@ type Candidates struct {
 // advances the group's rotation. crt holds the affinities; it may be nil
 // when the policy has none.
 func (g *Group) Pick(crt *CRT, client netip.Addr, now time.Time) Candidates {
-	return g.rank(crt, client, now.UnixNano(), true)
+	return g.rank(crt, client, mono(now), true)
 }
 
 // Peek is Pick without side effects: what a connection from client would
 // get now.
 func (g *Group) Peek(crt *CRT, client netip.Addr, now time.Time) Candidates {
-	return g.rank(crt, client, now.UnixNano(), false)
+	return g.rank(crt, client, mono(now), false)
 }
 
 func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candidates {
@@ -80,7 +82,9 @@ func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candid
 	}
 	i, why := -1, ReasonNone
 	if g.pol.affinity > 0 && crt != nil {
-		if node, ok := crt.aff.lookup(affKeyOf(g.vipa, g.port, client), now); ok {
+		node, ok, rec, gen := crt.aff.lookup(affKeyOf(g.vipa, g.port, client), now)
+		c.aff, c.affGen = rec, gen
+		if ok {
 			if j := g.index(node); j >= 0 && g.eligible(j) {
 				i, why = j, ReasonAffinity
 			}
@@ -92,7 +96,7 @@ func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candid
 	if i < 0 {
 		i, why = g.choose(client, commit)
 	}
-	c.first, c.reason = int(g.posOf[i]), why
+	c.first, c.reason = int32(g.posOf[i]), why
 	c.keep = !g.pol.HealthSwitch && (why == ReasonPreferred || why == ReasonBackup)
 	return c
 }
@@ -100,7 +104,7 @@ func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candid
 // Next returns the next candidate, or nil when none is left.
 func (c *Candidates) Next() *Target {
 	g := c.g
-	n := g.Len()
+	n := int32(g.Len())
 	for c.k < 2*n {
 		k := c.k
 		c.k++
@@ -144,7 +148,7 @@ func (c *Candidates) Unhealthy() bool { return c.cur == ReasonUnhealthy }
 
 // AllFull reports, once Next returned nil, that the group has rows and
 // every one of them was at max_conns.
-func (c *Candidates) AllFull() bool { return c.full > 0 && c.full == c.g.Len() }
+func (c *Candidates) AllFull() bool { return c.full > 0 && int(c.full) == c.g.Len() }
 
 // First is the ranked choice without iterating: what Peek answers.
 func (c *Candidates) First() *Target {
@@ -157,14 +161,15 @@ func (c *Candidates) First() *Target {
 // Commit records that the connection e, routed to e.Target, was placed by
 // these candidates: the client's affinity and hotstandby's row in use.
 // Candidates from Peek commit nothing. Call it once per entry, before the
-// entry is removed; e.Client, VIPA and Port must be set.
+// entry is removed; e.Client, VIPA and Port must be set, to the client
+// Pick ranked for and the group's VIPA and port.
 func (c *Candidates) Commit(e *Entry) {
 	g := c.g
 	if !c.commit || g.Len() == 0 || e.affine {
 		return
 	}
 	if g.pol.affinity > 0 && c.crt != nil {
-		c.crt.aff.commit(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), e.Target.Node, g.pol.affinity)
+		c.crt.aff.commit(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), e.Target.Node, g.pol.affinity, c.aff, c.affGen)
 		e.affine = true
 	}
 	if g.pol.method == hotStandby && !g.pol.AutoSwitchBack && (c.cur == ReasonPreferred || c.cur == ReasonBackup) {
