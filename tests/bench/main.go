@@ -41,6 +41,7 @@ func mainExit() int {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (generated configs, proxy logs) and print its path")
 	flag.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the Caddy contenders (round 1) into this directory")
 	flag.BoolVar(&cfg.Pin, "pin", true, "pin the proxy and the load to separate CPUs")
+	flag.StringVar(&chartDir, "charts", defaultChartDir, "write SVG charts into this directory (empty: none)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 round, short cases, 500 idle connections")
 	flag.Parse()
 	if quick {
@@ -64,6 +65,9 @@ func mainExit() int {
 
 	res, err := run(ctx, cfg)
 	res.table(os.Stdout)
+	if err := res.writeCharts(chartDir, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+	}
 	if jsonPath != "" {
 		if err := res.writeJSON(jsonPath); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

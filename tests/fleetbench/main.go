@@ -41,6 +41,7 @@ func mainExit() int {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the Caddyfiles and logs")
 	flag.BoolVar(&cfg.Verbose, "v", false, "show every trial as it ends")
 	flag.BoolVar(&cfg.Debug, "debug", false, "run Caddy at log level debug (see -keep)")
+	flag.StringVar(&chartDir, "charts", defaultChartDir, "write SVG charts into this directory (empty: none)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 10 trials, 1 kill, 1 stop, profile lan")
 	flag.Parse()
 	if quick {
@@ -66,6 +67,9 @@ func mainExit() int {
 func report(ctx context.Context, cfg config, out io.Writer) int {
 	res, err := run(ctx, cfg)
 	res.table(out, cfg)
+	if err := res.writeCharts(chartDir, out); err != nil {
+		fmt.Fprintln(cfg.Log, "fleetbench:", err)
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(cfg.Log, "fleetbench: interrupted")
