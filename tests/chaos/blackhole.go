@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+
 	"context"
 	"fmt"
 	"net"
@@ -65,6 +67,17 @@ func blackhole(ctx context.Context, e *env, r *result) error {
 	dialFails := after["caddy_vipa_dial_failures_total"] - before["caddy_vipa_dial_failures_total"]
 	r.figure("dial_timeout %v: %d of %d connections served by %s, p50 %v, max %v; %.0f dials timed out",
 		blackholeDial, served, k, c.name, percentile(lat, 0.5).Round(time.Millisecond), percentile(lat, 1).Round(time.Millisecond), dialFails)
+	var rows []struct {
+		Node, State, Health string
+		Ready               int
+	}
+	if err := harness.GetJSON(f.a.http, f.a.admin, "/vipa/dpt", &rows); err == nil {
+		for _, row := range rows {
+			if row.Node == b.name {
+				r.figure("%s's DPT row after: ready %d, state %q, health %q", b.name, row.Ready, row.State, row.Health)
+			}
+		}
+	}
 	r.check(served == k, "%d of %d served by %s (first error: %v)", served, k, c.name, firstErr)
 	r.check(percentile(lat, 1) < blackholeDial+time.Second, "slowest connection %v, dial_timeout %v", percentile(lat, 1), blackholeDial)
 	r.check(dialFails > 0, "no dial failed: the blackhole was never tried")
