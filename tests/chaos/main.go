@@ -35,14 +35,17 @@ func mainExit() int {
 	cfg := config{Log: os.Stderr, Sizes: fullSizes}
 	var runRE string
 	var quick, list bool
-	flag.BoolVar(&quick, "quick", true, "run the fast scenarios (the default)")
+	flag.BoolVar(&quick, "quick", false, "run only the fast scenarios (the default without -long)")
 	flag.BoolVar(&cfg.Long, "long", false, "run the long scenarios too")
 	flag.StringVar(&runRE, "run", "", "run only the scenarios whose name matches this regexp")
 	flag.BoolVar(&list, "list", false, "list the scenarios and exit")
 	flag.StringVar(&cfg.CaddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the Caddyfiles and logs")
 	flag.Parse()
-	_ = quick
+	if quick && cfg.Long {
+		fmt.Fprintln(os.Stderr, "chaos: -quick and -long exclude each other")
+		return 2
+	}
 	if runRE != "" {
 		re, err := regexp.Compile(runRE)
 		if err != nil {
