@@ -60,7 +60,7 @@ func mainExit() int {
 			if s.long {
 				kind = "long"
 			}
-			fmt.Printf("%-14s %s  %s\n", s.name, kind, s.what)
+			fmt.Printf("%-20s %s  %s\n", s.name, kind, s.what)
 		}
 		return 0
 	}
