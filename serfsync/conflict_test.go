@@ -59,3 +59,46 @@ func TestAddressConflict(t *testing.T) {
 	d := waitExact(t, 3*time.Second, nodes[0], nodes, defs)
 	t.Logf("claimants gone: owner's rows back after %v; stats %v", d, nodes[0].Stats())
 }
+
+// TestNewcomerDoesNotDisplaceOwner: n02 routes VIPA A; later n00, a lower
+// name, defines A too. n02 stays the owner on every node, n00 is flagged
+// and builds no DPT; a reload of n02 keeps its standing. When n02 leaves,
+// n00 takes over.
+func TestNewcomerDoesNotDisplaceOwner(t *testing.T) {
+	nodes := startFleet(t, 4, fleetOpts{})
+	est := def(vipaA.String(), "n02", ports("8080-8089"))
+	nodes[2].SetDefinitions([]*Definition{est})
+	for _, n := range nodes {
+		n.set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	}
+	waitFor(t, 3*time.Second, "n02 owns A", func() bool { return len(nodes[2].dpt()) == 4 })
+	time.Sleep(5 * time.Millisecond) // a later millisecond
+	newcomer := def(vipaA.String(), "n00", ports("8080"))
+	nodes[0].SetDefinitions([]*Definition{newcomer})
+	owners := func() bool {
+		for _, n := range nodes {
+			ds := n.Definitions()
+			if len(ds) != 2 || ds[0].RoutingNode != "n00" || ds[0].Owner || ds[0].Conflict == "" ||
+				ds[1].RoutingNode != "n02" || !ds[1].Owner || ds[1].Conflict == "" {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 3*time.Second, "every node keeps n02 as owner, both flagged", owners)
+	// n02 reloads with a port more: still established.
+	nodes[2].SetDefinitions([]*Definition{def(vipaA.String(), "n02", ports("8080-8090"))})
+	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 3*time.Second, "n02 still owner after a reload", owners)
+	if d := nodes[0].dpt(); len(d) != 0 {
+		t.Errorf("the newcomer built a DPT: %v", d)
+	}
+	if len(nodes[2].dpt()) != 4 {
+		t.Errorf("the established routing node lost rows: %v", nodes[2].dpt())
+	}
+	_ = nodes[2].Stop()
+	waitFor(t, 3*time.Second, "n00 takes over when n02 leaves", func() bool {
+		d := nodes[0].dpt()
+		return len(d) == 3
+	})
+}

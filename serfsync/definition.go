@@ -115,6 +115,12 @@ type Definition struct {
 	DestIP      []string // node names or advertise addresses; [DestAll] for every node
 	Distmethod  string
 	RoutingNode string
+
+	// Since is when the routing node began defining the VIPA (Unix ms),
+	// kept across reloads that keep the VIPA: of two definitions of one
+	// VIPA the earlier owns it, so a newcomer never displaces an
+	// established routing node. Set by SetDefinitions.
+	Since int64
 }
 
 // Candidate reports whether the node with this name and advertise address

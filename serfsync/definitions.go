@@ -1,9 +1,11 @@
 package serfsync
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -17,7 +19,8 @@ type KnownDefinition struct {
 	Conflict string
 
 	// Owner is true for the one definition of its VIPA that targets follow
-	// and whose routing node builds the DPT: the lowest routing node name.
+	// and whose routing node builds the DPT: the earliest (Since), then
+	// the lowest routing node name.
 	Owner bool
 }
 
@@ -28,7 +31,7 @@ const (
 	maxDests      = 1024
 	maxDestLen    = 255
 	maxMethodLen  = 64
-	defsVersionNo = 1
+	defsVersionNo = 2
 )
 
 // defsVersion is one version of a node's definitions.
@@ -52,6 +55,7 @@ func canonicalDefs(defs []*Definition, node string) []*Definition {
 			DestIP:      slices.Clone(d.DestIP),
 			Distmethod:  d.Distmethod,
 			RoutingNode: node,
+			Since:       d.Since,
 		}
 		out = append(out, c)
 	}
@@ -61,7 +65,7 @@ func canonicalDefs(defs []*Definition, node string) []*Definition {
 
 // encodeDefs encodes canonical definitions; none is empty.
 //
-//	version count{ vipa count(range){lo hi} count(dest){string} distmethod }
+//	version count{ vipa since(u64) count(range){lo hi} count(dest){string} distmethod }
 func encodeDefs(defs []*Definition) []byte {
 	if len(defs) == 0 {
 		return nil
@@ -71,6 +75,7 @@ func encodeDefs(defs []*Definition) []byte {
 	e.uvarint(uint64(len(defs)))
 	for _, d := range defs {
 		e.addr(d.VIPA)
+		e.u64(uint64(d.Since))
 		e.uvarint(uint64(len(d.Ports)))
 		for _, r := range d.Ports {
 			e.u16(r.Lo)
@@ -99,7 +104,7 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 	if n == 0 || n > maxDefs {
 		return nil, sizeOrDecode(d.err, n == 0)
 	}
-	if uint64(len(d.b)) < 9*n { // each definition takes at least 9 bytes
+	if uint64(len(d.b)) < 17*n { // each definition takes at least 17 bytes
 		return nil, errDecode
 	}
 	out := make([]*Definition, 0, n)
@@ -108,6 +113,7 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 		if i > 0 && def.VIPA.Compare(out[i-1].VIPA) <= 0 {
 			d.fail()
 		}
+		def.Since = int64(d.u64())
 		nr := d.uvarint()
 		if nr == 0 || nr > maxRanges || uint64(len(d.b)) < 4*nr {
 			return nil, sizeOrDecode(d.err, nr == 0 || nr <= maxRanges)
@@ -147,9 +153,18 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 // (at once once started).
 func (a *Agent) SetDefinitions(defs []*Definition) {
 	c := canonicalDefs(defs, a.cfg.NodeName)
-	body := encodeDefs(c)
 	a.mu.Lock()
 	own := a.own.Load()
+	now := time.Now().UnixMilli()
+	for _, d := range c {
+		d.Since = now
+		for _, o := range own.defs.defs {
+			if o.VIPA == d.VIPA {
+				d.Since = o.Since // defined all along
+			}
+		}
+	}
+	body := encodeDefs(c)
 	if slices.Equal(body, own.defs.body) {
 		a.mu.Unlock()
 		return
@@ -207,7 +222,12 @@ func (a *Agent) viewLocked() ([]KnownDefinition, map[netip.Addr]*Definition) {
 	var known []KnownDefinition
 	owners := make(map[netip.Addr]*Definition, len(byVIPA))
 	for vipa, ds := range byVIPA {
-		slices.SortFunc(ds, func(x, y *Definition) int { return strings.Compare(x.RoutingNode, y.RoutingNode) })
+		slices.SortFunc(ds, func(x, y *Definition) int {
+			if x.Since != y.Since {
+				return cmp.Compare(x.Since, y.Since)
+			}
+			return strings.Compare(x.RoutingNode, y.RoutingNode)
+		})
 		owners[vipa] = ds[0]
 		for i, d := range ds {
 			k := KnownDefinition{Definition: *d, Owner: i == 0}
@@ -275,7 +295,7 @@ func sameOwned(x, y map[netip.Addr]*Definition) bool {
 
 func sameDefinition(x, y *Definition) bool {
 	return x.VIPA == y.VIPA && slices.Equal(x.Ports, y.Ports) && slices.Equal(x.DestIP, y.DestIP) &&
-		x.Distmethod == y.Distmethod && x.RoutingNode == y.RoutingNode
+		x.Distmethod == y.Distmethod && x.RoutingNode == y.RoutingNode && x.Since == y.Since
 }
 
 func equalKnown(x, y []KnownDefinition) bool {

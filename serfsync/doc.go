@@ -118,9 +118,16 @@
 // # Conflicts
 //
 // When two nodes define one VIPA, every node marks both definitions with a
-// Conflict and picks the lowest routing node name as the owner; the
-// definers log an error. Targets follow the owner; the other definer builds
-// no DPT for that VIPA until the owner leaves, when it takes over.
+// Conflict and picks the same owner: the definition with the earliest
+// Since, the time its routing node began defining the VIPA (carried in the
+// definition, kept across reloads that keep the VIPA, new with a restart),
+// then the lowest routing node name. So a newcomer never displaces an
+// established routing node, and every node decides alike from what the
+// definitions carry. The definers log an error. Targets follow the owner;
+// the other definer builds no DPT for that VIPA until the owner leaves,
+// when it takes over. Since is the definer's word: a member holding the
+// fleet key could still claim an earlier one; the conflict is then logged
+// by the established definer and shown on every node.
 //
 // # Callbacks
 //

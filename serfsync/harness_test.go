@@ -211,12 +211,12 @@ func (n *tnode) dpt() map[string][]Row {
 }
 
 // truth is what routing node r must hold: every live node's lines for the
-// VIPAs r owns (by the lowest-name rule), in a definition's ports, from a
+// VIPAs r owns (the earliest, then the lowest name), in a definition's ports, from a
 // candidate, with Ready in range, at the node's advertise address.
 func truth(r *tnode, live []*tnode, defs []*Definition) map[string][]Row {
 	owner := map[netip.Addr]*Definition{}
 	for _, d := range defs {
-		if o := owner[d.VIPA]; o == nil || d.RoutingNode < o.RoutingNode {
+		if o := owner[d.VIPA]; o == nil || d.Since < o.Since || d.Since == o.Since && d.RoutingNode < o.RoutingNode {
 			owner[d.VIPA] = d
 		}
 	}

@@ -242,7 +242,7 @@ func TestFleetConflict(t *testing.T) {
 			return contains(p.log.String(), "VIPA defined by more than one node")
 		})
 	}
-	// caddy-a owns the VIPA (lowest name): caddy-b's application is a target
+	// caddy-a owns the VIPA (defined first): caddy-b's application is a target
 	// in its DPT, and caddy-b builds none.
 	waitFor(t, 5*time.Second, "caddy-b's row on the owner", func() bool {
 		return dptNodes(t, a.admin)["caddy-b"] == 1
