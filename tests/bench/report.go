@@ -96,7 +96,7 @@ func (res *results) add(contender string, m map[string]float64) {
 // line is the progress line of one measurement.
 func (res *results) line(bc benchCase, contender string, m map[string]float64) string {
 	if m == nil {
-		return fmt.Sprintf("%-9s %-11s failed", bc.name, contender)
+		return fmt.Sprintf("%-10s %-11s failed", bc.name, contender)
 	}
 	var parts []string
 	for _, mt := range bc.metrics {
@@ -104,7 +104,7 @@ func (res *results) line(bc benchCase, contender string, m map[string]float64) s
 			parts = append(parts, fmt.Sprintf("%.*f %s", mt.prec, v, mt.unit))
 		}
 	}
-	return fmt.Sprintf("%-9s %-11s %s%s", bc.name, contender, strings.Join(parts, ", "), cpuNote(bc.name, m))
+	return fmt.Sprintf("%-10s %-11s %s%s", bc.name, contender, strings.Join(parts, ", "), cpuNote(bc.name, m))
 }
 
 func median(v []float64) float64 {
