@@ -41,6 +41,7 @@ type affinity struct {
 	gen     uint32 // bumped when swept, so a stale pointer to it is told apart
 	expires int64  // monotonic clock (mono), once active is 0
 	ttl     int64
+	_       [24]byte // 64 bytes: one cache line, apart from other clients'
 }
 
 const (

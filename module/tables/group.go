@@ -36,11 +36,13 @@ type Group struct {
 }
 
 // groupState survives snapshot replacement so that a rotation is not reset
-// by an unrelated report; padded because every new connection bumps it.
+// by an unrelated report. Every new connection bumps rr: 128 bytes (a
+// size class aligned to 128) keep it on a cache line of its own.
 type groupState struct {
 	rr    atomic.Uint64
 	_     [56]byte
 	inUse atomic.Pointer[Target] // hotstandby without autoswitchback: the row in use
+	_     [56]byte
 }
 
 // schedCap bounds the round-robin schedule; larger weight sums are scaled
