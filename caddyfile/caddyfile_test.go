@@ -1,6 +1,8 @@
 package caddyfile
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,7 +24,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	vipadynamic {
 		vipadistribute define 300.1.2.3 port 80 destip all
 	}
-}`, "Caddyfile:3: invalid VIPA '300.1.2.3'"},
+}`, `Caddyfile:3: invalid VIPA "300.1.2.3": want a unicast IP address`},
 		{"port 0", `{
 	vipadynamic {
 		node a
@@ -79,7 +81,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 			distmethod random
 		}
 	}
-}`, "Caddyfile:4: vipadistribute 127.0.0.100: unknown distmethod 'random'"},
+}`, `Caddyfile:4: vipadistribute 127.0.0.100: unknown distmethod "random": want roundrobin, weightedactive`},
 		{"duplicate port option", `{
 	vipadynamic {
 		vipadistribute 127.0.0.100 port 80 destip all {
@@ -108,7 +110,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	vipadynamic {
 		advertise caddy-a.example
 	}
-}`, "Caddyfile:3: invalid advertise address 'caddy-a.example'"},
+}`, `Caddyfile:3: invalid advertise address "caddy-a.example"`},
 		{"bad gossip address", `{
 	vipadynamic {
 		gossip 127.0.0.1
@@ -142,7 +144,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 			profile turbo
 		}
 	}
-}`, "Caddyfile:4: unknown gossip profile 'turbo'"},
+}`, `Caddyfile:4: unknown gossip profile "turbo": want lan, fast or wan`},
 		{"unknown gossip option", `{
 	vipadynamic {
 		gossip 127.0.0.1:7946 {
@@ -154,7 +156,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	vipadynamic {
 		listeners manual
 	}
-}`, "Caddyfile:3: listeners 'manual': want auto, probe or off"},
+}`, `Caddyfile:3: listeners "manual": want auto, probe or off`},
 		{"bad interval", `{
 	vipadynamic {
 		listeners auto {
@@ -195,6 +197,63 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		}
 	}
 }`, "Caddyfile:6: unknown distribute option 'retries'"},
+		{"node name with a space", `{
+	vipadynamic {
+		node "caddy a"
+	}
+}`, `Caddyfile:3: node name "caddy a": want letters, digits, '-' and '.'`},
+		{"node name of 200", `{
+	vipadynamic {
+		node ` + strings.Repeat("n", 200) + `
+	}
+}`, "Caddyfile:3: node name is 200 characters: at most 128"},
+		{"label of 300", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			label ` + strings.Repeat("l", 300) + `
+		}
+	}
+}`, "Caddyfile:4: gossip label is 300 bytes: at most 255"},
+		{"wildcard gossip without a key", `{
+	vipadynamic {
+		advertise 10.0.0.11
+		gossip 0.0.0.0:7946
+	}
+}`, "Caddyfile:4: gossip bind address 0.0.0.0:7946 is not loopback: set encrypt_key or keyring_file"},
+		{"wildcard gossip without advertise", `{
+	vipadynamic {
+		gossip 0.0.0.0:7946 {
+			insecure
+		}
+	}
+}`, "Caddyfile:6: advertise address is required when gossip binds the wildcard address"},
+		{"advertise wildcard", `{
+	vipadynamic {
+		advertise 0.0.0.0
+	}
+}`, `Caddyfile:3: invalid advertise address "0.0.0.0": want a unicast address`},
+		{"destip name of 300", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip ` + strings.Repeat("d", 300) + `
+	}
+}`, "Caddyfile:3: vipadistribute 127.0.0.100: destip: node name is 300 characters: at most 128"},
+		{"destip in the block", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 {
+			port 80
+			destip caddy-b caddy_c
+		}
+	}
+}`, `Caddyfile:5: vipadistribute 127.0.0.100: destip: node name "caddy_c"`},
+		{"distribute VIPA", `{
+	layer4 {
+		127.0.0.100:80 {
+			route {
+				distribute 224.0.0.1
+			}
+		}
+	}
+}`, `Caddyfile:5: distribute: invalid VIPA "224.0.0.1": want a unicast IP address`},
 		{"two blocks", `{
 	vipadynamic {
 		node a
@@ -236,5 +295,34 @@ func TestValidBlockAdapts(t *testing.T) {
 }`)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKeyringFileRead: a keyring file found where the Caddyfile is adapted
+// is read then, so a malformed or empty one names the line.
+func TestKeyringFileRead(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"good", write("good", `["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]`), ""},
+		{"elsewhere", filepath.Join(dir, "missing"), ""}, // read where the config runs
+		{"not JSON", write("notjson", "not json"), "want a JSON array of base64 keys"},
+		{"empty", write("empty", "[]"), "holds no key"},
+	} {
+		err := adapt(t, "{\n\tvipadynamic {\n\t\tgossip 127.0.0.1:7946 {\n\t\t\tkeyring_file "+tc.path+"\n\t\t}\n\t}\n}")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), "at Caddyfile:4")):
+			t.Errorf("%s: %v; want %q at Caddyfile:4", tc.name, err, tc.want)
+		}
 	}
 }

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
-	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 func init() {
@@ -99,7 +101,7 @@ type memberRow struct {
 
 // get wraps a row producer as a GET-only JSON endpoint. Without a running
 // vipadynamic app every table is empty.
-func get[T any](rows func(*fleet, *http.Request) ([]T, error)) caddy.AdminHandlerFunc {
+func get[T any](rows func(*fleet.Fleet, *http.Request) ([]T, error)) caddy.AdminHandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet {
 			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
@@ -121,10 +123,10 @@ func get[T any](rows func(*fleet, *http.Request) ([]T, error)) caddy.AdminHandle
 
 // dptRows lists the DPT on a routing node; a node that routes no VIPA shows
 // its own report instead.
-func dptRows(f *fleet, _ *http.Request) ([]dptRow, error) {
-	rows := f.dpt.Rows()
-	if !f.routesAny() {
-		rows = f.ownReport()
+func dptRows(f *fleet.Fleet, _ *http.Request) ([]dptRow, error) {
+	rows := f.DPT.Rows()
+	if !f.RoutesAny() {
+		rows = f.OwnReport()
 	}
 	var out []dptRow
 	for _, r := range rows {
@@ -148,9 +150,9 @@ func dptRows(f *fleet, _ *http.Request) ([]dptRow, error) {
 }
 
 // affinityRows lists the client affinities in force on a routing node.
-func affinityRows(f *fleet, _ *http.Request) ([]affinityRow, error) {
+func affinityRows(f *fleet.Fleet, _ *http.Request) ([]affinityRow, error) {
 	var out []affinityRow
-	for _, a := range f.crt.Affinities(time.Now()) {
+	for _, a := range f.CRT.Affinities(time.Now()) {
 		r := affinityRow{Client: a.Client.String(), VIPA: a.VIPA.String(), Port: a.Port, Node: a.Node, ActiveConns: a.ActiveConns}
 		if !a.Expires.IsZero() {
 			r.Expires = a.Expires.UTC().Format(time.RFC3339)
@@ -169,8 +171,11 @@ type crtFilter struct {
 }
 
 func parseCRTFilter(r *http.Request) (crtFilter, error) {
-	q := r.URL.Query()
 	var f crtFilter
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return f, fmt.Errorf("query: %w", err)
+	}
 	if v := q.Get("vipa"); v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil {
@@ -202,13 +207,13 @@ func (f crtFilter) match(e *tables.Entry) bool {
 		(f.node == "" || e.Target.Node == f.node)
 }
 
-func crtRows(fl *fleet, r *http.Request) ([]crtRow, error) {
+func crtRows(fl *fleet.Fleet, r *http.Request) ([]crtRow, error) {
 	f, err := parseCRTFilter(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []crtRow
-	fl.crt.Range(func(e *tables.Entry) bool {
+	fl.CRT.Range(func(e *tables.Entry) bool {
 		if !f.match(e) {
 			return true
 		}
@@ -227,15 +232,15 @@ func crtRows(fl *fleet, r *http.Request) ([]crtRow, error) {
 	return out, nil
 }
 
-func definitionRows(f *fleet, _ *http.Request) ([]definitionRow, error) {
+func definitionRows(f *fleet.Fleet, _ *http.Request) ([]definitionRow, error) {
 	var out []definitionRow
-	for _, k := range f.definitions() {
+	for _, k := range f.Definitions() {
 		out = append(out, definitionRowOf(&k.Definition, k.Conflict))
 	}
 	return out, nil
 }
 
-func definitionRowOf(d *serfsync.Definition, conflict string) definitionRow {
+func definitionRowOf(d *vipa.Definition, conflict string) definitionRow {
 	return definitionRow{
 		VIPA:        d.VIPA.String(),
 		Ports:       d.Ports.Ports(),
@@ -246,9 +251,9 @@ func definitionRowOf(d *serfsync.Definition, conflict string) definitionRow {
 	}
 }
 
-func memberRows(f *fleet, _ *http.Request) ([]memberRow, error) {
+func memberRows(f *fleet.Fleet, _ *http.Request) ([]memberRow, error) {
 	var out []memberRow
-	for _, m := range f.members() {
+	for _, m := range f.Members() {
 		out = append(out, memberRow{Name: m.Name, Address: m.Address.String(), Status: m.Status})
 	}
 	return out, nil

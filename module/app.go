@@ -3,7 +3,6 @@
 package module
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
 	"github.com/caddy-vipa/caddy-vipa/vipa"
@@ -51,10 +51,10 @@ type App struct {
 	// Distribute holds the VIPADISTRIBUTE definitions this node routes.
 	Distribute []*Distribute `json:"distribute,omitempty"`
 
-	fleet     *fleet
+	fleet     *fleet.Fleet
 	fleetKey  string
-	identity  identity
-	defs      []*serfsync.Definition
+	agentCfg  serfsync.Config
+	defs      []*vipa.Definition
 	policies  map[netip.Addr]*tables.Policy
 	advertise netip.Addr
 	ctx       caddy.Context
@@ -155,9 +155,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// fleets holds the state that outlives a config, keyed by gossip bind
+// address: a reload that keeps the gossip settings keeps the serf agent, the
+// DPT and the CRT, so established connections stay routed and visible.
+var fleets = caddy.NewUsagePool()
+
 const (
 	defaultGossipBind        = "127.0.0.1:7946"
-	defaultLabel             = "caddy-vipa"
 	defaultListenersInterval = 100 * time.Millisecond
 )
 
@@ -180,74 +184,59 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.Gossip.Bind = defaultGossipBind
 	}
 	if a.Gossip.Label == "" {
-		a.Gossip.Label = defaultLabel
+		a.Gossip.Label = vipa.DefaultLabel
 	}
 	if a.Listeners == "" {
-		a.Listeners = "auto"
+		a.Listeners = vipa.ListenersAuto
 	}
 	if a.ListenersInterval <= 0 {
 		a.ListenersInterval = caddy.Duration(defaultListenersInterval)
 	}
-	id, err := a.buildIdentity()
+	cfg, err := a.buildAgentConfig()
 	if err != nil {
 		return err
 	}
-	a.identity = id
-	a.advertise = id.agent.Advertise
+	a.agentCfg = cfg
+	a.advertise = cfg.Advertise
 	defs, err := a.buildDefinitions()
 	if err != nil {
 		return err
 	}
 	a.defs = defs
 
-	a.fleetKey = id.agent.BindAddr.String()
+	a.fleetKey = cfg.BindAddr.String()
 	val, _, err := fleets.LoadOrNew(a.fleetKey, func() (caddy.Destructor, error) {
-		return newFleet(id), nil
+		return fleet.New(), nil
 	})
 	if err != nil {
 		return err
 	}
-	a.fleet = val.(*fleet)
+	a.fleet = val.(*fleet.Fleet)
 	if err := ctx.GetMetricsRegistry().Register(collector{a.fleet}); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	return nil
 }
 
-// buildIdentity turns the gossip settings into an agent config.
-func (a *App) buildIdentity() (identity, error) {
+// buildAgentConfig turns the node and gossip settings into an agent config,
+// checked by vipa's rules as the Caddyfile is.
+func (a *App) buildAgentConfig() (serfsync.Config, error) {
 	bind, err := netip.ParseAddrPort(a.Gossip.Bind)
 	if err != nil {
-		return identity{}, fmt.Errorf("gossip bind address %q: want ip:port: %w", a.Gossip.Bind, err)
+		return serfsync.Config{}, fmt.Errorf("gossip bind address %q: want ip:port: %w", a.Gossip.Bind, err)
 	}
-	adv := bind.Addr()
-	if a.Advertise != "" {
-		adv, err = netip.ParseAddr(a.Advertise)
-		if err != nil {
-			return identity{}, fmt.Errorf("advertise address %q: %w", a.Advertise, err)
-		}
-	}
-	if adv.IsUnspecified() {
-		return identity{}, errors.New("advertise address is required when gossip binds the wildcard address")
-	}
-	var keys [][]byte
-	switch {
-	case a.Gossip.KeyringFile != "" && a.Gossip.EncryptKey != "":
-		return identity{}, errors.New("gossip: keyring_file and encrypt_key are exclusive")
-	case a.Gossip.KeyringFile != "":
-		keys, err = serfsync.LoadKeyring(a.Gossip.KeyringFile)
-	case a.Gossip.EncryptKey != "":
-		var k []byte
-		k, err = serfsync.DecodeKey(a.Gossip.EncryptKey)
-		keys = [][]byte{k}
-	}
+	adv, err := vipa.AdvertiseFor(bind, a.Advertise)
 	if err != nil {
-		return identity{}, err
+		return serfsync.Config{}, err
+	}
+	keys, err := a.Gossip.keys()
+	if err != nil {
+		return serfsync.Config{}, err
 	}
 	cfg := serfsync.Config{
 		NodeName:   a.Node,
 		BindAddr:   bind,
-		Advertise:  adv.Unmap(),
+		Advertise:  adv,
 		Join:       a.Gossip.Join,
 		Keys:       keys,
 		Label:      a.Gossip.Label,
@@ -257,10 +246,22 @@ func (a *App) buildIdentity() (identity, error) {
 
 		SnapshotPath: snapshotPath(a.Node, bind),
 	}
-	if err := cfg.Validate(); err != nil {
-		return identity{}, err
+	return cfg, cfg.Validate()
+}
+
+// keys reads the gossip keys from the keyring file or the key, if any.
+func (g *Gossip) keys() ([][]byte, error) {
+	if err := vipa.KeySource(g.KeyringFile, g.EncryptKey); err != nil {
+		return nil, err
 	}
-	return identity{agent: cfg}, nil
+	switch {
+	case g.KeyringFile != "":
+		return vipa.LoadKeyring(g.KeyringFile)
+	case g.EncryptKey != "":
+		k, err := vipa.DecodeKey(g.EncryptKey)
+		return [][]byte{k}, err
+	}
+	return nil, nil
 }
 
 // snapshotPath is where the agent records the fleet's members across
@@ -277,14 +278,17 @@ func snapshotPath(node string, bind netip.AddrPort) string {
 }
 
 // buildDefinitions parses the VIPADISTRIBUTE statements.
-func (a *App) buildDefinitions() ([]*serfsync.Definition, error) {
+func (a *App) buildDefinitions() ([]*vipa.Definition, error) {
+	if len(a.Distribute) > vipa.MaxDefinitions {
+		return nil, fmt.Errorf("%d vipadistribute statements: at most %d", len(a.Distribute), vipa.MaxDefinitions)
+	}
 	seen := make(map[netip.Addr]bool)
-	var defs []*serfsync.Definition
+	var defs []*vipa.Definition
 	a.policies = make(map[netip.Addr]*tables.Policy)
-	for i, d := range a.Distribute {
+	for _, d := range a.Distribute {
 		def, err := d.definition(a.Node)
 		if err != nil {
-			return nil, fmt.Errorf("vipadistribute %d: %w", i, err)
+			return nil, err
 		}
 		if seen[def.VIPA] {
 			return nil, fmt.Errorf("vipadistribute %s: VIPA defined twice", def.VIPA)
@@ -298,27 +302,23 @@ func (a *App) buildDefinitions() ([]*serfsync.Definition, error) {
 
 // Validate checks what Provision did not.
 func (a *App) Validate() error {
-	switch a.Listeners {
-	case "auto", "probe", "off":
-	default:
-		return fmt.Errorf("listeners %q: want auto, probe or off", a.Listeners)
-	}
-	return nil
+	_, err := vipa.ParseListeners(a.Listeners)
+	return err
 }
 
 // Start binds the gossip address (once per fleet, kept across reloads),
 // starts the listener watch and installs this config's definitions.
 func (a *App) Start() error {
-	if err := a.fleet.start(a.identity, a.logger); err != nil {
+	if err := a.fleet.Start(a.agentCfg, a.logger); err != nil {
 		return err
 	}
-	a.fleet.configure(config{
-		node:      a.Node,
-		advertise: a.advertise,
-		defs:      a.defs,
-		policies:  a.policies,
-		listeners: a.Listeners,
-		interval:  time.Duration(a.ListenersInterval),
+	a.fleet.Configure(fleet.Config{
+		Node:      a.Node,
+		Advertise: a.advertise,
+		Defs:      a.defs,
+		Policies:  a.policies,
+		Listeners: a.Listeners,
+		Interval:  time.Duration(a.ListenersInterval),
 	})
 	markRunning(a)
 	a.logger.Info("vipadynamic started",

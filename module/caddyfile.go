@@ -1,14 +1,15 @@
 package module
 
 import (
+	"errors"
+	"io/fs"
 	"net/netip"
-	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // UnmarshalCaddyfile sets up the app from the VIPADYNAMIC block. Syntax:
@@ -34,6 +35,10 @@ import (
 //			distmethod roundrobin
 //		}
 //	}
+//
+// Every value is checked by package vipa's rules, as the JSON config is at
+// provision, and a keyring file found here is read: an error names the file
+// and line.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -54,6 +59,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
+			if err := vipa.ValidateNodeName(d.Val()); err != nil {
+				return d.Err(err.Error())
+			}
 			a.Node = d.Val()
 			if d.NextArg() {
 				return d.ArgErr()
@@ -62,8 +70,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			if _, err := netip.ParseAddr(d.Val()); err != nil {
-				return d.Errf("invalid advertise address '%s': %v", d.Val(), err)
+			if _, err := vipa.ParseAdvertise(d.Val()); err != nil {
+				return d.Err(err.Error())
 			}
 			a.Advertise = d.Val()
 			if d.NextArg() {
@@ -84,14 +92,23 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			vipa, _ := netip.ParseAddr(dist.VIPA)
-			if vipas[vipa] {
-				return d.Errf("VIPA %s is already defined by another vipadistribute statement", vipa)
+			v, _ := netip.ParseAddr(dist.VIPA)
+			if vipas[v] {
+				return d.Errf("VIPA %s is already defined by another vipadistribute statement", v)
 			}
-			vipas[vipa] = true
+			vipas[v] = true
 			a.Distribute = append(a.Distribute, dist)
 		default:
 			return d.Errf("unknown vipadynamic option '%s'", opt)
+		}
+	}
+	if len(a.Distribute) > vipa.MaxDefinitions {
+		return d.Errf("%d vipadistribute statements: at most %d", len(a.Distribute), vipa.MaxDefinitions)
+	}
+	if a.Gossip != nil && a.Advertise == "" {
+		bind, _ := netip.ParseAddrPort(a.Gossip.Bind)
+		if _, err := vipa.AdvertiseFor(bind, ""); err != nil {
+			return d.Err(err.Error())
 		}
 	}
 	return nil
@@ -102,7 +119,8 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	if _, err := netip.ParseAddrPort(d.Val()); err != nil {
+	bind, err := netip.ParseAddrPort(d.Val())
+	if err != nil {
 		return nil, d.Errf("invalid gossip address '%s': want ip:port", d.Val())
 	}
 	g.Bind = d.Val()
@@ -136,22 +154,38 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
-			if (opt == "keyring_file" && g.EncryptKey != "") || (opt == "encrypt_key" && g.KeyringFile != "") {
-				return nil, d.Err("gossip: keyring_file and encrypt_key are exclusive")
+			if opt == "keyring_file" || opt == "encrypt_key" {
+				kf, ek := g.KeyringFile, g.EncryptKey
+				if opt == "keyring_file" {
+					kf = val
+				} else {
+					ek = val
+				}
+				if err := vipa.KeySource(kf, ek); err != nil {
+					return nil, d.Err(err.Error())
+				}
 			}
 			switch opt {
 			case "keyring_file":
 				g.KeyringFile = val
+				// A file that is not here may be on the host the config
+				// is for: provision reports it there.
+				if _, err := vipa.LoadKeyring(val); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return nil, d.Errf("keyring_file: %v", err)
+				}
 			case "encrypt_key":
-				if _, err := serfsync.DecodeKey(val); err != nil {
+				g.EncryptKey = val
+				if _, err := vipa.DecodeKey(val); err != nil {
 					return nil, d.Errf("encrypt_key: %v", err)
 				}
-				g.EncryptKey = val
 			case "label":
+				if err := vipa.ValidateLabel(val); err != nil {
+					return nil, d.Errf("gossip %v", err)
+				}
 				g.Label = val
 			case "profile":
-				if !slices.Contains(serfsync.Profiles, val) {
-					return nil, d.Errf("unknown gossip profile '%s': want lan, fast or wan", val)
+				if _, err := vipa.ParseProfile(val); err != nil {
+					return nil, d.Err(err.Error())
 				}
 				g.Profile = val
 			}
@@ -168,6 +202,10 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 			return nil, d.Errf("unknown gossip option '%s'", opt)
 		}
 	}
+	keyed := g.KeyringFile != "" || g.EncryptKey != ""
+	if err := vipa.ValidateGossip(bind, keyed, g.Insecure); err != nil {
+		return nil, d.Err(err.Error())
+	}
 	return g, nil
 }
 
@@ -175,12 +213,10 @@ func (a *App) unmarshalListeners(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
-	switch d.Val() {
-	case "auto", "probe", "off":
-		a.Listeners = d.Val()
-	default:
-		return d.Errf("listeners '%s': want auto, probe or off", d.Val())
+	if _, err := vipa.ParseListeners(d.Val()); err != nil || d.Val() == "" {
+		return d.Errf("listeners %q: want auto, probe or off", d.Val()) // "" is the default only in JSON
 	}
+	a.Listeners = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -218,11 +254,11 @@ func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
 	if d.Val() == "define" && !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	vipa, err := netip.ParseAddr(d.Val())
-	if err != nil || vipa.IsUnspecified() || vipa.IsMulticast() {
-		return nil, d.Errf("invalid VIPA '%s': want a unicast IP address", d.Val())
+	v, err := vipa.ParseVIPA(d.Val())
+	if err != nil {
+		return nil, d.Err(err.Error())
 	}
-	dist.VIPA = vipa.String()
+	dist.VIPA = v.String()
 	var portsSet, destSet bool
 	parse := func(opt string, args []string) error {
 		switch opt {
@@ -231,13 +267,8 @@ func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
 				return d.Errf("duplicate vipadistribute option 'port'")
 			}
 			portsSet = true
-			if len(args) == 0 {
-				return d.Errf("vipadistribute %s: port needs at least one port or range", vipa)
-			}
-			for _, p := range args {
-				if _, err := serfsync.ParsePortRange(p); err != nil {
-					return d.Errf("vipadistribute %s: %v", vipa, err)
-				}
+			if _, err := vipa.ParsePorts(args); err != nil {
+				return d.Errf("vipadistribute %s: %v", v, err)
 			}
 			dist.Ports = args
 		case "destip":
@@ -245,11 +276,8 @@ func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
 				return d.Errf("duplicate vipadistribute option 'destip'")
 			}
 			destSet = true
-			if len(args) == 0 {
-				return d.Errf("vipadistribute %s: empty destip list", vipa)
-			}
-			if slices.Contains(args, serfsync.DestAll) && len(args) > 1 {
-				return d.Errf("vipadistribute %s: destip all excludes other destinations", vipa)
+			if err := vipa.ValidateDestIP(args); err != nil {
+				return d.Errf("vipadistribute %s: %v", v, err)
 			}
 			dist.DestIP = args
 		case "distmethod":
@@ -259,8 +287,8 @@ func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
 			if len(args) != 1 {
 				return d.ArgErr()
 			}
-			if args[0] != "roundrobin" {
-				return d.Errf("vipadistribute %s: unknown distmethod '%s'", vipa, args[0])
+			if _, err := vipa.ParseDistmethod(args[0]); err != nil {
+				return d.Errf("vipadistribute %s: %v", v, err)
 			}
 			dist.Distmethod = args[0]
 		default:
@@ -299,10 +327,14 @@ func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
 		}
 	}
 	if !portsSet {
-		return nil, d.Errf("vipadistribute %s: missing port", vipa)
+		return nil, d.Errf("vipadistribute %s: missing port", v)
 	}
 	if !destSet {
-		return nil, d.Errf("vipadistribute %s: missing destip", vipa)
+		return nil, d.Errf("vipadistribute %s: missing destip", v)
+	}
+	// The whole statement as provision checks it: what the tables can run.
+	if _, err := dist.definition(""); err != nil {
+		return nil, d.Err(err.Error())
 	}
 	return dist, nil
 }
@@ -313,13 +345,14 @@ func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
 //		dial_timeout <duration>
 //		max_attempts <n>
 //		idle_timeout <duration>
+//		proxy_protocol v1|v2
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the handler name
 	if d.NextArg() {
-		v, err := netip.ParseAddr(d.Val())
+		v, err := vipa.ParseVIPA(d.Val())
 		if err != nil {
-			return d.Errf("distribute: invalid VIPA '%s'", d.Val())
+			return d.Errf("distribute: %v", err)
 		}
 		h.VIPA = v.String()
 	}

@@ -3,70 +3,36 @@ package module
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
-	"github.com/caddy-vipa/caddy-vipa/serfsync"
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
-// definition checks a VIPADISTRIBUTE statement and returns it as the fleet
-// knows it, with this node as its routing node.
-func (d *Distribute) definition(routingNode string) (*serfsync.Definition, error) {
-	vipa, err := netip.ParseAddr(d.VIPA)
+// definition checks a VIPADISTRIBUTE statement by vipa's rules (those of
+// the fleet's wire included) and returns it as the fleet knows it, with
+// routingNode as its routing node (empty while not known). The Caddyfile
+// and the JSON config both come here, so their errors read the same.
+func (d *Distribute) definition(routingNode string) (*vipa.Definition, error) {
+	def, err := d.check(routingNode)
 	if err != nil {
-		return nil, fmt.Errorf("invalid VIPA %q: %w", d.VIPA, err)
+		return nil, fmt.Errorf("vipadistribute %s: %w", d.VIPA, err)
 	}
-	if vipa.IsUnspecified() || vipa.IsMulticast() {
-		return nil, fmt.Errorf("invalid VIPA %s: want a unicast address", vipa)
-	}
-	if len(d.Ports) == 0 {
-		return nil, fmt.Errorf("VIPA %s: no port", vipa)
-	}
-	var ranges []serfsync.PortRange
-	for _, p := range d.Ports {
-		r, err := serfsync.ParsePortRange(p)
-		if err != nil {
-			return nil, fmt.Errorf("VIPA %s: %w", vipa, err)
-		}
-		ranges = append(ranges, r)
-	}
-	destIP, err := d.destIP()
-	if err != nil {
-		return nil, fmt.Errorf("VIPA %s: %w", vipa, err)
-	}
-	if len(destIP) == 0 {
-		return nil, fmt.Errorf("VIPA %s: empty destip list", vipa)
-	}
-	for _, dst := range destIP {
-		if dst == serfsync.DestAll && len(destIP) > 1 {
-			return nil, fmt.Errorf("VIPA %s: destip all excludes other destinations", vipa)
-		}
-		if dst == "" {
-			return nil, errors.New("empty destip")
-		}
-	}
-	method, err := checkDistmethod(d.Distmethod)
-	if err != nil {
-		return nil, fmt.Errorf("VIPA %s: %w", vipa, err)
-	}
-	if err := d.checkOptions(method); err != nil {
-		return nil, fmt.Errorf("VIPA %s: %w", vipa, err)
-	}
-	return &serfsync.Definition{
-		VIPA:        vipa.Unmap(),
-		Ports:       serfsync.NewPortSet(ranges),
-		DestIP:      destIP,
-		Distmethod:  method,
-		RoutingNode: routingNode,
-	}, nil
+	return def, nil
 }
 
-// checkDistmethod names the default distmethod for "" and refuses unknown
-// ones.
-func checkDistmethod(name string) (string, error) { return vipa.ParseDistmethod(name) }
+func (d *Distribute) check(routingNode string) (*vipa.Definition, error) {
+	destIP, err := d.destIP()
+	if err != nil {
+		return nil, err
+	}
+	def, err := vipa.NewDefinition(d.VIPA, d.Ports, destIP, d.Distmethod, routingNode)
+	if err != nil {
+		return nil, err
+	}
+	return def, d.checkOptions(def.Distmethod)
+}
 
 // destIP is the definition's candidate list: DestIP, then the nodes of
 // Destinations not already in it.
@@ -107,7 +73,7 @@ func (d *Distribute) checkOptions(method string) error {
 }
 
 // policy is how the routing node distributes def's connections.
-func (d *Distribute) policy(def *serfsync.Definition, node string) *tables.Policy {
+func (d *Distribute) policy(def *vipa.Definition, node string) *tables.Policy {
 	p := &tables.Policy{
 		Distmethod:     def.Distmethod,
 		Destinations:   d.Destinations,

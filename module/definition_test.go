@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
-	"github.com/caddy-vipa/caddy-vipa/serfsync"
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
@@ -69,7 +68,6 @@ func TestDistributeOptions(t *testing.T) {
 func TestConfiguredWeights(t *testing.T) {
 	vln := listenVIPA(t)
 	h, f, vip := testHandler(t, vln)
-	f.logger = zap.NewNop()
 	d := Distribute{VIPA: vip.Addr().String(), Ports: []string{"1-65535"}, Destinations: []vipa.Destination{
 		{Node: "a", Weight: 3}, {Node: "b"},
 	}}
@@ -77,11 +75,11 @@ func TestConfiguredWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.configure(config{node: "a", defs: []*serfsync.Definition{def}, policies: map[netip.Addr]*tables.Policy{def.VIPA: d.policy(def, "a")}, listeners: "off"})
+	f.Configure(fleet.Config{Node: "a", Defs: []*vipa.Definition{def}, Policies: map[netip.Addr]*tables.Policy{def.VIPA: d.policy(def, "a")}, Listeners: vipa.ListenersOff})
 	_, la := backend(t, "A")
 	_, lb := backend(t, "B")
-	f.dpt.Set(tables.Row{VIPA: vip.Addr(), Port: vip.Port(), Node: "a", Address: la, Ready: 1})
-	f.dpt.Set(tables.Row{VIPA: vip.Addr(), Port: vip.Port(), Node: "b", Address: lb, Ready: 1})
+	setRow(f, tables.Row{VIPA: vip.Addr(), Port: vip.Port(), Node: "a", Address: la, Ready: 1})
+	setRow(f, tables.Row{VIPA: vip.Addr(), Port: vip.Port(), Node: "b", Address: lb, Ready: 1})
 	var got []string
 	for range 8 {
 		got = append(got, greeting(t, h, vln))
@@ -89,7 +87,7 @@ func TestConfiguredWeights(t *testing.T) {
 	if s := strings.Join(got, ""); s != "AABAAABA" {
 		t.Errorf("weights 3:1 routed %s, want AABAAABA", s)
 	}
-	for _, r := range f.dpt.Rows() {
+	for _, r := range f.DPT.Rows() {
 		if want := map[string]int{"a": 3, "b": 1}[r.Node]; r.Weight != want {
 			t.Errorf("row %s weight %d, want %d", r.Node, r.Weight, want)
 		}

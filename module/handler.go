@@ -16,8 +16,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/relay"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 func init() {
@@ -53,7 +55,7 @@ type Handler struct {
 	proxyVersion byte
 	selfOnce     sync.Once // logs errSelf once
 	vipa         netip.Addr
-	fleet        *fleet
+	fleet        *fleet.Fleet
 	logger       *zap.Logger
 }
 
@@ -74,11 +76,11 @@ const (
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.VIPA != "" {
-		v, err := netip.ParseAddr(h.VIPA)
+		v, err := vipa.ParseVIPA(h.VIPA)
 		if err != nil {
-			return fmt.Errorf("distribute: invalid VIPA %q: %w", h.VIPA, err)
+			return fmt.Errorf("distribute: %w", err)
 		}
-		h.vipa = v.Unmap()
+		h.vipa = v
 	}
 	if h.DialTimeout <= 0 {
 		h.DialTimeout = caddy.Duration(defaultDialTimeout)
@@ -94,8 +96,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.proxyVersion = v
 	}
 	app, err := ctx.AppIfConfigured("vipadynamic")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return errors.New("distribute: the vipadynamic app must be configured (global option vipadynamic)")
+	}
 	if err != nil {
-		return fmt.Errorf("distribute: the vipadynamic app must be configured (global option vipadynamic): %w", err)
+		return fmt.Errorf("distribute: %w", err)
 	}
 	h.fleet = app.(*App).fleet
 	return nil
@@ -144,14 +149,14 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 //go:noinline
 func (h *Handler) lookup(cx *layer4.Connection, local netip.AddrPort) *tables.Group {
 	vipa, port := h.vipaOf(local), local.Port()
-	if (*h.fleet.routes.Load())[vipa] == nil {
-		h.fleet.counters.noDefinition.Add(1)
+	if h.fleet.Route(vipa) == nil {
+		h.fleet.Counters.NoDefinition.Add(1)
 		h.refuse(cx, local, "no VIPADISTRIBUTE definition for this VIPA", nil)
 		return nil
 	}
-	g := h.fleet.dpt.Lookup(vipa, port)
+	g := h.fleet.DPT.Lookup(vipa, port)
 	if g == nil || g.Len() == 0 {
-		h.fleet.counters.noTarget.Add(1)
+		h.fleet.Counters.NoTarget.Add(1)
 		h.refuse(cx, local, "no target has an application listening on this port", nil)
 		return nil
 	}
@@ -171,16 +176,16 @@ func (h *Handler) vipaOf(local netip.AddrPort) netip.Addr {
 func (h *Handler) dialRefused(cx *layer4.Connection, local netip.AddrPort, err error) {
 	switch {
 	case errors.Is(err, errSelf):
-		h.fleet.counters.noTarget.Add(1)
+		h.fleet.Counters.NoTarget.Add(1)
 		h.refuse(cx, local, "the only target is this listener itself", err)
 	case errors.Is(err, errFull):
-		h.fleet.counters.maxConns.Add(1)
+		h.fleet.Counters.MaxConns.Add(1)
 		h.refuse(cx, local, "every target is at max_conns", nil)
 	case errors.Is(err, errUnhealthy):
-		h.fleet.counters.unhealthy.Add(1)
+		h.fleet.Counters.Unhealthy.Add(1)
 		h.refuse(cx, local, "no healthy target, and the unhealthy ones tried did not answer", err)
 	default:
-		h.fleet.counters.noAnswer.Add(1)
+		h.fleet.Counters.NoAnswer.Add(1)
 		h.refuse(cx, local, "no target answered", err)
 	}
 }
@@ -194,11 +199,11 @@ func (h *Handler) record(cx *layer4.Connection, target *tables.Target, local net
 	if target.DialSucceeded(now) {
 		h.healthChanged(target, true)
 	}
-	e := h.fleet.crt.Acquire()
+	e := h.fleet.CRT.Acquire()
 	e.Client = addrPort(cx.RemoteAddr())
 	e.VIPA, e.Port, e.Target = h.vipaOf(local), local.Port(), target
 	e.Since = now.UnixNano()
-	h.fleet.crt.Insert(e)
+	h.fleet.CRT.Insert(e)
 	c.Commit(e)
 	return e
 }
@@ -217,7 +222,7 @@ var (
 // the connection arrived on, is this listener itself: it is skipped, or
 // the connection would come back here again and again.
 func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrPort) (*relay.Target, *tables.Entry, error) {
-	c := g.Pick(h.fleet.crt, addrPort(cx.RemoteAddr()).Addr(), time.Now())
+	c := g.Pick(h.fleet.CRT, addrPort(cx.RemoteAddr()).Addr(), time.Now())
 	var lastErr error
 	attempts, unhealthy := 0, 0
 	for target := c.Next(); target != nil; target = c.Next() {
@@ -260,7 +265,7 @@ func (h *Handler) skipSelf(local netip.AddrPort) {
 
 // dialFailed counts, scores and logs a target that did not answer.
 func (h *Handler) dialFailed(target *tables.Target, err error) {
-	h.fleet.counters.dialFailures.Add(1)
+	h.fleet.Counters.DialFailures.Add(1)
 	if target.DialFailed(time.Now(), isTimeout(err)) {
 		h.healthChanged(target, false)
 	}
@@ -272,7 +277,7 @@ func (h *Handler) dialFailed(target *tables.Target, err error) {
 // healthChanged counts and logs a row's health transition, once per
 // transition however many clients saw it.
 func (h *Handler) healthChanged(target *tables.Target, healthy bool) {
-	h.fleet.healthChanged(h.logger, target, healthy, "dial")
+	h.fleet.HealthChanged(h.logger, target, healthy, "dial")
 }
 
 func isTimeout(err error) bool {
@@ -292,8 +297,8 @@ func (h *Handler) ended(e *tables.Entry, err error) {
 	default:
 		h.logEnd(zapcore.ErrorLevel, "relay failed", e, err)
 	}
-	h.fleet.crt.Remove(e)
-	h.fleet.crt.Release(e)
+	h.fleet.CRT.Remove(e)
+	h.fleet.CRT.Release(e)
 }
 
 // logEnd logs a connection's CRT entry; the fields are built only when the

@@ -13,28 +13,31 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
-	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // testHandler is a distribute handler over a fresh fleet state that routes
 // the VIPA of vipaLn.
-func testHandler(t *testing.T, vipaLn net.Listener) (*Handler, *fleet, netip.AddrPort) {
+func testHandler(t *testing.T, vipaLn net.Listener) (*Handler, *fleet.Fleet, netip.AddrPort) {
 	t.Helper()
-	vipa := vipaLn.Addr().(*net.TCPAddr).AddrPort()
-	f := newFleet(identity{})
-	def := &serfsync.Definition{
-		VIPA:        vipa.Addr(),
-		Ports:       serfsync.NewPortSet([]serfsync.PortRange{{Lo: vipa.Port(), Hi: vipa.Port()}}),
-		DestIP:      []string{serfsync.DestAll},
-		Distmethod:  "roundrobin",
+	va := vipaLn.Addr().(*net.TCPAddr).AddrPort()
+	f := fleet.New()
+	def := &vipa.Definition{
+		VIPA:        va.Addr(),
+		Ports:       vipa.PortSet{{Lo: va.Port(), Hi: va.Port()}},
+		DestIP:      []string{vipa.DestAll},
+		Distmethod:  vipa.RoundRobin,
 		RoutingNode: "a",
 	}
-	routes := map[netip.Addr]*route{vipa.Addr(): {def: def}}
-	f.routes.Store(&routes)
+	f.Configure(fleet.Config{Node: "a", Defs: []*vipa.Definition{def}, Listeners: vipa.ListenersOff})
 	h := &Handler{fleet: f, MaxAttempts: 3, DialTimeout: caddy.Duration(time.Second), logger: zap.NewNop()}
-	return h, f, vipa
+	return h, f, va
 }
+
+// setRow puts one row in the DPT: the only one of its node.
+func setRow(f *fleet.Fleet, r tables.Row) { f.DPT.Replace(r.Node, []tables.Row{r}) }
 
 // through accepts one client on ln and hands it to h the way a layer4
 // server does, with prefetched bytes, and returns the client's side and
@@ -113,8 +116,8 @@ func TestHandlerSkipsDeadTargets(t *testing.T) {
 	}
 	deadAddr := dead.Addr().(*net.TCPAddr).AddrPort()
 	dead.Close() // nothing listens there any more: dials are refused
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 
 	for i := range 6 {
 		c, done := through(t, h, vln, nil)
@@ -129,7 +132,7 @@ func TestHandlerSkipsDeadTargets(t *testing.T) {
 		}
 	}
 	waitCRTEmpty(t, f)
-	for _, r := range f.dpt.Rows() {
+	for _, r := range f.DPT.Rows() {
 		if r.ActiveConns != 0 {
 			t.Fatalf("row %s still counts %d active", r.Node, r.ActiveConns)
 		}
@@ -158,14 +161,14 @@ func TestHandlerClosesWhenNoTargetAnswers(t *testing.T) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().(*net.TCPAddr).AddrPort()
 	dead.Close()
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
 	c, done := through(t, h, vln, nil)
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("read %d, %v; want EOF", n, err)
 	}
 	<-done
-	if f.crt.Len() != 0 {
+	if f.CRT.Len() != 0 {
 		t.Fatal("a failed route left a CRT entry")
 	}
 }
@@ -174,7 +177,7 @@ func TestHandlerSendsPrefetchedBytesFirst(t *testing.T) {
 	vln := listenVIPA(t)
 	h, f, vipa := testHandler(t, vln)
 	_, live := backend(t, "B")
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 	c, done := through(t, h, vln, []byte("pre-"))
 	_, _ = io.WriteString(c, "rest")
 	_ = c.(*net.TCPConn).CloseWrite()
@@ -195,7 +198,7 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logger = zap.New(core)
 	_, live := backend(t, "B")
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 	c, done := through(t, h, vln, nil)
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
@@ -219,7 +222,7 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 		t.Fatalf("after Handle returned: got %q, %v; want the echo", got, err)
 	}
 	var entries []*tables.Entry
-	f.crt.Range(func(e *tables.Entry) bool {
+	f.CRT.Range(func(e *tables.Entry) bool {
 		if e.Client.String() != c.LocalAddr().String() || e.VIPA != vipa.Addr() || e.Port != vipa.Port() || e.Target.Node != "b" {
 			t.Errorf("entry %+v", e)
 		}
@@ -245,12 +248,12 @@ func TestHandlerCRTEntryWhileOpen(t *testing.T) {
 
 // waitCRTEmpty waits for the relays' pollers to end their connections and
 // release every CRT entry.
-func waitCRTEmpty(t *testing.T, f *fleet) {
+func waitCRTEmpty(t *testing.T, f *fleet.Fleet) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
-	for f.crt.Len() != 0 {
+	for f.CRT.Len() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("CRT holds %d entries after every connection ended", f.crt.Len())
+			t.Fatalf("CRT holds %d entries after every connection ended", f.CRT.Len())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -265,7 +268,7 @@ func TestHandlerIdleTimeout(t *testing.T) {
 	h.logger = zap.New(core)
 	h.IdleTimeout = caddy.Duration(100 * time.Millisecond)
 	_, live := backend(t, "B")
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 	c, done := through(t, h, vln, nil)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -292,7 +295,7 @@ func TestHandlerSkipsItsOwnAddress(t *testing.T) {
 	h, f, vipa := testHandler(t, vln)
 	core, logs := observer.New(zapcore.InfoLevel)
 	h.logger = zap.New(core)
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: vipa, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: vipa, Ready: 1})
 
 	// Only itself: refused at once, nothing dialed.
 	c, done := through(t, h, vln, nil)
@@ -306,14 +309,14 @@ func TestHandlerSkipsItsOwnAddress(t *testing.T) {
 	if n := logs.FilterMessage("connection refused: the only target is this listener itself").Len(); n != 1 {
 		t.Fatalf("%d refusals logged, want 1", n)
 	}
-	if f.counters.noTarget.Load() != 1 || f.counters.dialFailures.Load() != 0 {
-		t.Fatalf("no_target %d, dial failures %d", f.counters.noTarget.Load(), f.counters.dialFailures.Load())
+	if f.Counters.NoTarget.Load() != 1 || f.Counters.DialFailures.Load() != 0 {
+		t.Fatalf("no_target %d, dial failures %d", f.Counters.NoTarget.Load(), f.Counters.DialFailures.Load())
 	}
 
 	// With another target, every connection goes there, whichever row the
 	// distmethod starts from.
 	_, live := backend(t, "B")
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 	for range 3 {
 		c, done := through(t, h, vln, nil)
 		if err := <-done; err != nil {

@@ -3,26 +3,12 @@ package module
 import (
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
 )
-
-// counters are the handler's event counts; atomics on the connection path,
-// read only when metrics are scraped.
-type counters struct {
-	noDefinition atomic.Uint64
-	noTarget     atomic.Uint64
-	noAnswer     atomic.Uint64
-	maxConns     atomic.Uint64 // every target full
-	unhealthy    atomic.Uint64 // no healthy target, the unhealthy ones tried failed
-	dialFailures atomic.Uint64
-	healthDown   atomic.Uint64 // rows turned unhealthy
-	healthUp     atomic.Uint64 // rows turned healthy again
-	affinities   atomic.Int64  // as of the last sweep
-}
 
 func b2f(b bool) float64 {
 	if b {
@@ -69,7 +55,7 @@ var (
 
 // collector reads the fleet's tables at scrape time, so the connection path
 // pays nothing for metrics.
-type collector struct{ f *fleet }
+type collector struct{ f *fleet.Fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, tsrDesc, healthyDesc, stateDesc, healthTransDesc, affinityDesc,
@@ -79,7 +65,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.f.dpt.Rows() {
+	for _, r := range c.f.DPT.Rows() {
 		labels := []string{r.VIPA.String(), strconv.Itoa(int(r.Port)), r.Node}
 		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, float64(r.Ready), labels...)
 		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(r.ActiveConns), labels...)
@@ -90,29 +76,29 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, b2f(r.Health == tables.Healthy), labels...)
 		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, append(labels, r.State.String())...)
 	}
-	ch <- prometheus.MustNewConstMetric(crtDesc, prometheus.GaugeValue, float64(c.f.crt.Len()))
-	n := &c.f.counters
+	ch <- prometheus.MustNewConstMetric(crtDesc, prometheus.GaugeValue, float64(c.f.CRT.Len()))
+	n := &c.f.Counters
 	for reason, v := range map[string]uint64{
-		"no_definition": n.noDefinition.Load(),
-		"no_target":     n.noTarget.Load(),
-		"no_answer":     n.noAnswer.Load(),
-		"max_conns":     n.maxConns.Load(),
-		"unhealthy":     n.unhealthy.Load(),
+		"no_definition": n.NoDefinition.Load(),
+		"no_target":     n.NoTarget.Load(),
+		"no_answer":     n.NoAnswer.Load(),
+		"max_conns":     n.MaxConns.Load(),
+		"unhealthy":     n.Unhealthy.Load(),
 	} {
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(v), reason)
 	}
-	ch <- prometheus.MustNewConstMetric(dialFailDesc, prometheus.CounterValue, float64(n.dialFailures.Load()))
-	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.healthDown.Load()), "unhealthy")
-	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.healthUp.Load()), "healthy")
-	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(n.affinities.Load()))
+	ch <- prometheus.MustNewConstMetric(dialFailDesc, prometheus.CounterValue, float64(n.DialFailures.Load()))
+	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDown.Load()), "unhealthy")
+	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUp.Load()), "healthy")
+	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(n.Affinities.Load()))
 	status := make(map[string]int)
-	for _, m := range c.f.members() {
+	for _, m := range c.f.Members() {
 		status[m.Status]++
 	}
 	for s, v := range status {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(v), s)
 	}
-	for name, v := range c.f.stats() {
+	for name, v := range c.f.Stats() {
 		if reason, ok := strings.CutPrefix(name, "drop_"); ok {
 			ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(v), reason)
 		} else {

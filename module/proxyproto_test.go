@@ -38,7 +38,7 @@ func TestHandlerProxyProtocol(t *testing.T) {
 			h, f, vipa := testHandler(t, vln)
 			h.ProxyProtocol = version
 			h.proxyVersion = proxyVersions[version]
-			f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: proxyBackend(t), Ready: 1})
+			setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: proxyBackend(t), Ready: 1})
 			c, done := through(t, h, vln, []byte("first "))
 			if err := <-done; err != nil {
 				t.Fatal(err)

@@ -202,7 +202,7 @@ func TestHandlerFitsCaddyL4Stack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h, f, vipa := testHandler(t, vln)
 			tc.set(h)
-			f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
+			setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "b", Address: live, Ready: 1})
 			handle := func(n int) bool {
 				cx, app := accepted(t, vln, tc.pre)
 				defer app.Close()

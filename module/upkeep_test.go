@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
 )
 
@@ -48,25 +46,25 @@ func TestHandlerDeadRowsAhead(t *testing.T) {
 	h.MaxAttempts = 1
 	_, live := backend(t, "E")
 	for _, n := range []string{"a", "b", "c", "d"} {
-		f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: n, Address: deadAddr(t), Ready: 1})
+		setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: n, Address: deadAddr(t), Ready: 1})
 	}
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "e", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "e", Address: live, Ready: 1})
 	for i := range 20 {
 		if got := greeting(t, h, vln); got != "E" {
 			t.Fatalf("connection %d: got %q, want the live target", i, got)
 		}
 	}
-	for _, r := range f.dpt.Rows() {
+	for _, r := range f.DPT.Rows() {
 		if r.Node != "e" && (r.Health != tables.Unhealthy || r.TSR > 90) {
 			t.Errorf("dead row %s: %v, TSR %d", r.Node, r.Health, r.TSR)
 		}
 	}
 	// Two refusals each make the four rows unhealthy; then they are skipped.
-	if n := f.counters.dialFailures.Load(); n > 8 {
+	if n := f.Counters.DialFailures.Load(); n > 8 {
 		t.Errorf("%d failed dials, want at most 8", n)
 	}
-	if f.counters.healthDown.Load() != 4 {
-		t.Errorf("%d health transitions, want 4", f.counters.healthDown.Load())
+	if f.Counters.HealthDown.Load() != 4 {
+		t.Errorf("%d health transitions, want 4", f.Counters.HealthDown.Load())
 	}
 	waitCRTEmpty(t, f)
 }
@@ -75,24 +73,24 @@ func TestHandlerDeadRowsAhead(t *testing.T) {
 func TestHandlerRefusalReasons(t *testing.T) {
 	vln := listenVIPA(t)
 	h, f, vipa := testHandler(t, vln)
-	if err := f.dpt.SetPolicy(vipa.Addr(), &tables.Policy{MaxConns: 1}); err != nil {
+	if err := f.DPT.SetPolicy(vipa.Addr(), &tables.Policy{MaxConns: 1}); err != nil {
 		t.Fatal(err)
 	}
 	_, live := backend(t, "A")
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: live, Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: live, Ready: 1})
 	c, done := through(t, h, vln, nil)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
 	<-done
-	if got := greeting(t, h, vln); got != "" || f.counters.maxConns.Load() != 1 {
-		t.Fatalf("second connection with max_conns 1: got %q, max_conns refusals %d", got, f.counters.maxConns.Load())
+	if got := greeting(t, h, vln); got != "" || f.Counters.MaxConns.Load() != 1 {
+		t.Fatalf("second connection with max_conns 1: got %q, max_conns refusals %d", got, f.Counters.MaxConns.Load())
 	}
 	c.Close()
 	waitCRTEmpty(t, f)
 
-	f.dpt.Set(tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr(t), Ready: 1})
+	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr(t), Ready: 1})
 	for range 3 {
 		if got := greeting(t, h, vln); got != "" {
 			t.Fatalf("got %q from a dead target", got)
@@ -100,33 +98,7 @@ func TestHandlerRefusalReasons(t *testing.T) {
 	}
 	// The first two see a healthy row that does not answer; the third
 	// finds only an unhealthy one.
-	if f.counters.noAnswer.Load() != 2 || f.counters.unhealthy.Load() != 1 {
-		t.Errorf("no_answer %d, unhealthy %d; want 2, 1", f.counters.noAnswer.Load(), f.counters.unhealthy.Load())
-	}
-}
-
-// TestUpkeepProbesBack: an unhealthy row that answers again is probed
-// back to healthy by the upkeep loop, not by a client.
-func TestUpkeepProbesBack(t *testing.T) {
-	f := newFleet(identity{})
-	f.logger = zap.NewNop()
-	_, addr := serveTCP(t, func(net.Conn) {})
-	vipa := netip.MustParseAddr("127.0.0.100")
-	f.dpt.Set(tables.Row{VIPA: vipa, Port: 80, Node: "a", Address: addr, Ready: 1})
-	tg := f.dpt.Lookup(vipa, 80).Targets()[0]
-	if !tg.DialFailed(time.Now().Add(-tables.ProbeBackoff), true) {
-		t.Fatal("a timed-out dial did not make the row unhealthy")
-	}
-	u := startUpkeep(f)
-	defer u.stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for tg.Health() != tables.Healthy {
-		if time.Now().After(deadline) {
-			t.Fatal("the row was not probed back")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if f.counters.healthUp.Load() != 1 {
-		t.Errorf("healthy transitions %d, want 1", f.counters.healthUp.Load())
+	if f.Counters.NoAnswer.Load() != 2 || f.Counters.Unhealthy.Load() != 1 {
+		t.Errorf("no_answer %d, unhealthy %d; want 2, 1", f.Counters.NoAnswer.Load(), f.Counters.Unhealthy.Load())
 	}
 }

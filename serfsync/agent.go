@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // Member is one node of the fleet as serf sees it.
@@ -45,7 +47,7 @@ type Agent struct {
 	// OnReport is called on a routing node with the full, validated rows of
 	// node for the VIPAs this node owns; they replace what it had (empty:
 	// none). It is called for this node's own report too.
-	OnReport func(node string, rows []Row)
+	OnReport func(node string, rows []vipa.Listener)
 
 	gen     uint64
 	own     atomic.Pointer[ownState]
@@ -71,15 +73,15 @@ type Agent struct {
 	members    map[string]*memberInfo
 	peers      map[string]*peer
 	known      []KnownDefinition
-	ownerOf    map[netip.Addr]string      // VIPA → owning routing node
-	owned      map[netip.Addr]*Definition // VIPAs this node owns
-	defOf      map[netip.Addr]*Definition // VIPA → its owner's definition
+	ownerOf    map[netip.Addr]string           // VIPA → owning routing node
+	owned      map[netip.Addr]*vipa.Definition // VIPAs this node owns
+	defOf      map[netip.Addr]*vipa.Definition // VIPA → its owner's definition
 	defsDirty  bool
 	dirty      map[string]bool // nodes whose rows to derive again
 	running    int             // syncs handed to the fetchers
 	epoch      uint64          // member list refreshes
 	refreshed  time.Time       // last member list read; the worker's own
-	delivered  []Row           // this node's own rows last given to OnReport
+	delivered  []vipa.Listener // this node's own rows last given to OnReport
 	selfCount  bool            // own report changed: count its drops once
 	addrsDirty bool            // an advertise address or liveness changed
 	conns      map[net.Conn]struct{}
@@ -115,8 +117,8 @@ func New(cfg Config) (*Agent, error) {
 		updates: map[string]memberUpdate{},
 		peers:   map[string]*peer{},
 		ownerOf: map[netip.Addr]string{},
-		owned:   map[netip.Addr]*Definition{},
-		defOf:   map[netip.Addr]*Definition{},
+		owned:   map[netip.Addr]*vipa.Definition{},
+		defOf:   map[netip.Addr]*vipa.Definition{},
 		dirty:   map[string]bool{},
 		conns:   map[net.Conn]struct{}{},
 	}

@@ -2,14 +2,18 @@ package serfsync
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 func TestCanonicalListeners(t *testing.T) {
 	v6 := netip.MustParseAddr("::ffff:127.0.0.100") // mapped form of vipaA
-	got := canonicalListeners([]Listener{
+	got := canonicalListeners([]vipa.Listener{
 		{VIPA: vipaB, Port: 9000, Ready: 1},
 		{VIPA: vipaA, Port: 8081, Ready: 1},
 		{VIPA: v6, Port: 8081, Ready: 2},    // same line: Ready adds up
@@ -18,7 +22,7 @@ func TestCanonicalListeners(t *testing.T) {
 		{Port: 80, Ready: 1},
 		{VIPA: vipaA, Port: 8082, Ready: 1 << 20}, // capped
 	})
-	want := []Listener{{vipaA, 8081, 3}, {vipaA, 8082, maxReady}, {vipaB, 9000, 1}}
+	want := []vipa.Listener{{VIPA: vipaA, Port: 8081, Ready: 3}, {VIPA: vipaA, Port: 8082, Ready: vipa.MaxReady}, {VIPA: vipaB, Port: 9000, Ready: 1}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -26,7 +30,7 @@ func TestCanonicalListeners(t *testing.T) {
 
 func TestReportCodec(t *testing.T) {
 	adv := netip.MustParseAddr("fd00::2")
-	lines := canonicalListeners([]Listener{{vipaA, 8080, 1}, {vipaA, 8443, 2}, {netip.MustParseAddr("fd00::100"), 80, 7}})
+	lines := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}, {VIPA: vipaA, Port: 8443, Ready: 2}, {VIPA: netip.MustParseAddr("fd00::100"), Port: 80, Ready: 7}})
 	body := encodeReport(adv, lines)
 	gotAdv, got, err := decodeReport(body)
 	if err != nil || gotAdv != adv || !slices.Equal(got, lines) {
@@ -38,8 +42,8 @@ func TestReportCodec(t *testing.T) {
 	bad := map[string][]byte{
 		"trailing byte":  append(slices.Clone(body), 0),
 		"truncated":      body[:len(body)-1],
-		"ports unsorted": encodeReport(adv, []Listener{{vipaA, 8443, 1}, {vipaA, 8080, 1}}),
-		"VIPA repeated":  encodeReport(adv, []Listener{{vipaA, 80, 1}, {vipaB, 80, 1}, {vipaA, 81, 1}}),
+		"ports unsorted": encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8443, Ready: 1}, {VIPA: vipaA, Port: 8080, Ready: 1}}),
+		"VIPA repeated":  encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 80, Ready: 1}, {VIPA: vipaB, Port: 80, Ready: 1}, {VIPA: vipaA, Port: 81, Ready: 1}}),
 		"version":        append([]byte{9}, body[1:]...),
 		"mapped address": {1, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1, 1, 4, 127, 0, 0, 100, 1, 0, 80, 1},
 	}
@@ -48,9 +52,9 @@ func TestReportCodec(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	var many []Listener
+	var many []vipa.Listener
 	for p := range maxReportLines + 1 {
-		many = append(many, Listener{VIPA: netip.AddrFrom4([4]byte{10, 0, 0, byte(p / 60000)}), Port: uint16(1 + p%60000), Ready: 1})
+		many = append(many, vipa.Listener{VIPA: netip.AddrFrom4([4]byte{10, 0, 0, byte(p / 60000)}), Port: uint16(1 + p%60000), Ready: 1})
 	}
 	if _, _, err := decodeReport(encodeReport(adv, many)); !errors.Is(err, errSize) {
 		t.Errorf("oversized report: %v", err)
@@ -61,26 +65,75 @@ func TestReportCodec(t *testing.T) {
 }
 
 func TestDefinitionsCodec(t *testing.T) {
-	in := []*Definition{
+	in := []*vipa.Definition{
 		def(vipaB.String(), "x", ports("9000-9009"), "caddy-b", "10.0.0.3"),
 		def(vipaA.String(), "x", ports("8443", "8080", "8081")),
 		def(vipaA.String(), "x", ports("1")), // repeated VIPA: the first stays
 	}
-	c := canonicalDefs(in, "me")
+	c := canonicalDefsT(in, "me")
 	if len(c) != 2 || c[0].VIPA != vipaA || c[0].RoutingNode != "me" || !slices.Equal(c[0].Ports, ports("8080-8081", "8443")) {
 		t.Fatalf("canonical: %+v", c)
 	}
-	got, err := decodeDefs(encodeDefs(c), "me")
+	got, err := decodeDefsT(encodeDefsT(c), "me")
 	if err != nil || len(got) != 2 || !sameDefinition(got[0], c[0]) || !sameDefinition(got[1], c[1]) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	unmerged := &Definition{VIPA: vipaA, Ports: PortSet{{80, 80}, {81, 81}}, DestIP: []string{DestAll}}
-	if _, err := decodeDefs(encodeDefs([]*Definition{unmerged}), "me"); err == nil {
+	unmerged := &vipa.Definition{VIPA: vipaA, Ports: vipa.PortSet{{Lo: 80, Hi: 80}, {Lo: 81, Hi: 81}}, DestIP: []string{vipa.DestAll}}
+	if _, err := decodeDefsT(encodeDefsT([]*vipa.Definition{unmerged}), "me"); err == nil {
 		t.Error("accepted unmerged port ranges")
 	}
-	noDest := &Definition{VIPA: vipaA, Ports: ports("80")}
-	if _, err := decodeDefs(encodeDefs([]*Definition{noDest}), "me"); err == nil {
+	noDest := &vipa.Definition{VIPA: vipaA, Ports: ports("80")}
+	if _, err := decodeDefsT(encodeDefsT([]*vipa.Definition{noDest}), "me"); err == nil {
 		t.Error("accepted an empty destip list")
+	}
+}
+
+// A definition the wire can carry but vipa's rules refuse (a destination
+// of 200 bytes is no node name) is dropped alone; its neighbours stay.
+func TestDefinitionsDropOneBad(t *testing.T) {
+	good := def(vipaA.String(), "me", ports("80"))
+	bad := def(vipaB.String(), "me", ports("80"), strings.Repeat("d", 200))
+	body := encodeDefsT([]*vipa.Definition{good, bad}) // as a peer without the rule sends it
+	var dropped []netip.Addr
+	got, err := decodeDefs(body, "me", func(d *vipa.Definition, err error) {
+		if !strings.Contains(err.Error(), "node name is 200 characters") {
+			t.Errorf("dropped %v for %v", d.VIPA, err)
+		}
+		dropped = append(dropped, d.VIPA)
+	})
+	if err != nil || len(got) != 1 || !sameDefinition(got[0], good) {
+		t.Fatalf("decoded %+v, %v; want the good definition alone", got, err)
+	}
+	if !slices.Equal(dropped, []netip.Addr{vipaB}) {
+		t.Fatalf("dropped %v, want %v", dropped, vipaB)
+	}
+
+	// This node refuses to send it at all, and says which.
+	var refused []netip.Addr
+	c := canonicalDefs([]*vipa.Definition{bad, good}, "me", func(d *vipa.Definition, err error) { refused = append(refused, d.VIPA) })
+	if len(c) != 1 || c[0].VIPA != vipaA || !slices.Equal(refused, []netip.Addr{vipaB}) {
+		t.Fatalf("canonical %+v, refused %v", c, refused)
+	}
+}
+
+// Definitions beyond what one answer frame carries are refused, the first
+// ones kept.
+func TestDefinitionsBodyBounded(t *testing.T) {
+	dest := make([]string, vipa.MaxDestinations)
+	for i := range dest {
+		dest[i] = fmt.Sprintf("%0120d", i)
+	}
+	var defs []*vipa.Definition
+	for i := range 10 { // ~125 KiB each
+		defs = append(defs, def(fmt.Sprintf("10.0.0.%d", i+1), "me", ports("80"), dest...))
+	}
+	var refused int
+	kept, body := encodeDefs(canonicalDefsT(defs, "me"), func(*vipa.Definition, error) { refused++ })
+	if len(body) > maxDefsBody || len(kept) != 6 || refused != 4 || kept[0].VIPA.String() != "10.0.0.1" {
+		t.Fatalf("kept %d (%d bytes), refused %d", len(kept), len(body), refused)
+	}
+	if got, err := decodeDefsT(body, "me"); err != nil || len(got) != len(kept) {
+		t.Fatalf("decoded %d, %v", len(got), err)
 	}
 }
 

@@ -1,19 +1,18 @@
 package serfsync
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
-// Config of one fleet agent. Zero values take the defaults of DefaultConfig.
+// Config of one fleet agent. Zero values take the defaults each field names.
 type Config struct {
 	// NodeName is this node's serf name; unique in the fleet.
 	NodeName string
@@ -34,7 +33,7 @@ type Config struct {
 	Keys [][]byte
 
 	// Label separates fleets that share a network; packets with another
-	// label are dropped.
+	// label are dropped. Default: none (vipa.ValidateLabel bounds it).
 	Label string
 
 	// Insecure allows a non-loopback bind address without a key.
@@ -45,7 +44,8 @@ type Config struct {
 	// are undone, counted and logged (see keyguard.go).
 	RemoteKeys bool
 
-	// Profile is the timing profile: "lan" (default), "fast" or "wan".
+	// Profile is the timing profile, a vipa profile name: "lan" (default),
+	// "fast" or "wan".
 	Profile string
 
 	// SnapshotPath is the file where serf records the fleet's members, so a
@@ -83,9 +83,9 @@ func (c *Config) reconcilePeriod() time.Duration {
 		return c.hooks.reconcile
 	}
 	switch c.Profile {
-	case "fast":
+	case vipa.ProfileFast:
 		return 2 * time.Second
-	case "wan":
+	case vipa.ProfileWAN:
 		return 10 * time.Second
 	}
 	return 3 * time.Second
@@ -95,9 +95,9 @@ func (c *Config) reconcilePeriod() time.Duration {
 // a healed partition heals the fleet: serf's default of 30 s is WAN-minded.
 func reconnectInterval(profile string) time.Duration {
 	switch profile {
-	case "fast":
+	case vipa.ProfileFast:
 		return 5 * time.Second
-	case "wan":
+	case vipa.ProfileWAN:
 		return 30 * time.Second
 	}
 	return 10 * time.Second
@@ -108,19 +108,20 @@ func reconnectInterval(profile string) time.Duration {
 // short enough to retry soon; a LAN broadcast completes well under 1 s
 // even with 100 nodes.
 func broadcastTimeout(profile string) time.Duration {
-	if profile == "wan" {
+	if profile == vipa.ProfileWAN {
 		return 5 * time.Second
 	}
 	return 2 * time.Second
 }
 
-// Profiles are the serf timing profiles a Config may name.
-var Profiles = []string{"lan", "fast", "wan"}
-
-// Validate checks the config without binding anything.
+// Validate checks the config without binding anything, by the rules of
+// package vipa.
 func (c *Config) Validate() error {
-	if c.NodeName == "" {
-		return errors.New("node name is required")
+	if err := vipa.ValidateNodeName(c.NodeName); err != nil {
+		return err
+	}
+	if err := vipa.ValidateLabel(c.Label); err != nil {
+		return err
 	}
 	if !c.BindAddr.IsValid() {
 		return errors.New("gossip bind address is required")
@@ -133,10 +134,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("gossip key: %w", err)
 		}
 	}
-	if len(c.Keys) == 0 && !c.BindAddr.Addr().IsLoopback() && !c.Insecure {
-		return fmt.Errorf("gossip bind address %s is not loopback: set encrypt_key or keyring_file, or write 'insecure' to gossip in clear text", c.BindAddr)
-	}
-	return nil
+	return vipa.ValidateGossip(c.BindAddr, len(c.Keys) > 0, c.Insecure)
 }
 
 // memberlistConfig returns the memberlist timing for a profile name.
@@ -145,14 +143,14 @@ func (c *Config) Validate() error {
 // with a fresh LZW writer (a 64 KB table) to save a few hundred bytes a
 // LAN does not miss, and a join storm sends thousands of packets a second.
 func memberlistConfig(profile string) (*memberlist.Config, error) {
-	switch profile {
-	case "", "lan":
-		mc := memberlist.DefaultLANConfig()
-		mc.EnableCompression = false
-		return mc, nil
-	case "wan":
+	name, err := vipa.ParseProfile(profile)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case vipa.ProfileWAN:
 		return memberlist.DefaultWANConfig(), nil
-	case "fast":
+	case vipa.ProfileFast:
 		// LAN with quicker gossip and probes: one switch, low loss.
 		mc := memberlist.DefaultLANConfig()
 		mc.EnableCompression = false
@@ -164,42 +162,7 @@ func memberlistConfig(profile string) (*memberlist.Config, error) {
 		mc.PushPullInterval = 10 * time.Second
 		return mc, nil
 	}
-	return nil, fmt.Errorf("unknown gossip profile %q: want lan, fast or wan", profile)
-}
-
-// DecodeKey decodes a base64 gossip key.
-func DecodeKey(s string) ([]byte, error) {
-	k, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("gossip key is not base64: %w", err)
-	}
-	if err := memberlist.ValidateKey(k); err != nil {
-		return nil, fmt.Errorf("gossip key: %w", err)
-	}
-	return k, nil
-}
-
-// LoadKeyring reads a serf keyring file: a JSON array of base64 keys, the
-// first one primary.
-func LoadKeyring(path string) ([][]byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading keyring: %w", err)
-	}
-	var encoded []string
-	if err := json.Unmarshal(raw, &encoded); err != nil {
-		return nil, fmt.Errorf("keyring %s: want a JSON array of base64 keys: %w", path, err)
-	}
-	if len(encoded) == 0 {
-		return nil, fmt.Errorf("keyring %s holds no key", path)
-	}
-	keys := make([][]byte, 0, len(encoded))
-	for i, s := range encoded {
-		k, err := DecodeKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("keyring %s, key %d: %w", path, i, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
+	mc := memberlist.DefaultLANConfig()
+	mc.EnableCompression = false
+	return mc, nil
 }

@@ -3,6 +3,8 @@ package serfsync
 import (
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // TestAddressConflict: a member holding the fleet key advertises another
@@ -13,15 +15,15 @@ func TestAddressConflict(t *testing.T) {
 	o := fleetOpts{}
 	nodes := startFleet(t, 3, o)
 	defs := routed(nodes)
-	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
-	nodes[2].set([]Listener{{VIPA: vipaA, Port: 8081, Ready: 1}})
+	nodes[1].set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	nodes[2].set([]vipa.Listener{{VIPA: vipaA, Port: 8081, Ready: 1}})
 	waitExact(t, 3*time.Second, nodes[0], nodes, defs)
 
 	cfg := o.config("n03", testIP(3), 0, []string{nodes[0].BindAddr().String()})
 	cfg.Advertise = nodes[1].ip // n01's address
 	thief := startNode(t, cfg)
 	t.Cleanup(func() { _ = thief.Stop() })
-	thief.set([]Listener{{VIPA: vipaA, Port: 8082, Ready: 5}})
+	thief.set([]vipa.Listener{{VIPA: vipaA, Port: 8082, Ready: 5}})
 	waitFor(t, 5*time.Second, "neither claimant in the DPT", func() bool {
 		d := nodes[0].dpt()
 		_, n01 := d["n01"]
@@ -33,8 +35,8 @@ func TestAddressConflict(t *testing.T) {
 		t.Errorf("conflict logged %d times, want once", n)
 	}
 	// Reports keep changing during the conflict: still no rows, no new log.
-	thief.set([]Listener{{VIPA: vipaA, Port: 8083, Ready: 5}})
-	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8084, Ready: 1}})
+	thief.set([]vipa.Listener{{VIPA: vipaA, Port: 8083, Ready: 5}})
+	nodes[1].set([]vipa.Listener{{VIPA: vipaA, Port: 8084, Ready: 1}})
 	time.Sleep(500 * time.Millisecond)
 	if d := nodes[0].dpt(); len(d["n01"])+len(d["n03"]) != 0 {
 		t.Errorf("a claimant's rows during the conflict: %v", d)
@@ -48,7 +50,7 @@ func TestAddressConflict(t *testing.T) {
 	cfg.Advertise = nodes[0].ip
 	other := startNode(t, cfg)
 	t.Cleanup(func() { _ = other.Stop() })
-	other.set([]Listener{{VIPA: vipaA, Port: 8085, Ready: 1}})
+	other.set([]vipa.Listener{{VIPA: vipaA, Port: 8085, Ready: 1}})
 	time.Sleep(time.Second)
 	if d := nodes[0].dpt(); len(d["n04"]) != 0 {
 		t.Errorf("a member claiming the routing node's address got rows: %v", d["n04"])
@@ -67,14 +69,14 @@ func TestAddressConflict(t *testing.T) {
 func TestNewcomerDoesNotDisplaceOwner(t *testing.T) {
 	nodes := startFleet(t, 4, fleetOpts{})
 	est := def(vipaA.String(), "n02", ports("8080-8089"))
-	nodes[2].SetDefinitions([]*Definition{est})
+	nodes[2].SetDefinitions([]*vipa.Definition{est})
 	for _, n := range nodes {
-		n.set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+		n.set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
 	}
 	waitFor(t, 3*time.Second, "n02 owns A", func() bool { return len(nodes[2].dpt()) == 4 })
 	time.Sleep(5 * time.Millisecond) // a later millisecond
 	newcomer := def(vipaA.String(), "n00", ports("8080"))
-	nodes[0].SetDefinitions([]*Definition{newcomer})
+	nodes[0].SetDefinitions([]*vipa.Definition{newcomer})
 	owners := func() bool {
 		for _, n := range nodes {
 			ds := n.Definitions()
@@ -87,7 +89,7 @@ func TestNewcomerDoesNotDisplaceOwner(t *testing.T) {
 	}
 	waitFor(t, 3*time.Second, "every node keeps n02 as owner, both flagged", owners)
 	// n02 reloads with a port more: still established.
-	nodes[2].SetDefinitions([]*Definition{def(vipaA.String(), "n02", ports("8080-8090"))})
+	nodes[2].SetDefinitions([]*vipa.Definition{def(vipaA.String(), "n02", ports("8080-8090"))})
 	time.Sleep(300 * time.Millisecond)
 	waitFor(t, 3*time.Second, "n02 still owner after a reload", owners)
 	if d := nodes[0].dpt(); len(d) != 0 {

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // KnownDefinition is a definition known in the fleet and its conflict, if any.
 type KnownDefinition struct {
-	Definition
+	vipa.Definition
 
 	// Conflict is empty, or says which other nodes define the same VIPA,
 	// e.g. "VIPA 127.0.0.100 is also defined by caddy-b".
@@ -24,75 +26,111 @@ type KnownDefinition struct {
 	Owner bool
 }
 
-// Bounds of one node's definitions on the wire.
+// Bounds of one node's definitions on the wire. The decoder enforces these
+// on the body; each definition must then pass vipa's rules, which are
+// stricter (a destination is a node name of at most vipa.MaxNodeName
+// bytes or an address), so a definition the wire could carry but no node
+// should accept is dropped alone, not with the body.
 const (
-	maxDefs       = 1024
-	maxRanges     = 4096
-	maxDests      = 1024
+	maxDefs       = vipa.MaxDefinitions
+	maxRanges     = vipa.MaxPortRanges
+	maxDests      = vipa.MaxDestinations
 	maxDestLen    = 255
 	maxMethodLen  = 64
 	defsVersionNo = 2
+
+	// maxDefsBody leaves room in one answer frame for the report body
+	// (under 128 KiB within its bounds) and the header.
+	maxDefsBody = maxFrame * 3 / 4
 )
 
 // defsVersion is one version of a node's definitions.
 type defsVersion struct {
 	digest
-	defs []*Definition // canonical: sorted by VIPA, ports merged
+	defs []*vipa.Definition // canonical: sorted by VIPA, ports merged
 	body []byte
 }
 
 // canonicalDefs copies defs with this node as routing node, sorted by VIPA;
-// a repeated VIPA keeps its first definition.
-func canonicalDefs(defs []*Definition, node string) []*Definition {
-	out := make([]*Definition, 0, len(defs))
+// a repeated VIPA keeps its first definition. A definition that breaks a
+// rule (see vipa.Definition.Validate) is left out and passed to refused.
+func canonicalDefs(defs []*vipa.Definition, node string, refused func(*vipa.Definition, error)) []*vipa.Definition {
+	out := make([]*vipa.Definition, 0, len(defs))
 	for _, d := range defs {
-		if d == nil || !d.VIPA.IsValid() {
+		if d == nil {
 			continue
 		}
-		c := &Definition{
+		c := &vipa.Definition{
 			VIPA:        d.VIPA.Unmap(),
-			Ports:       NewPortSet(d.Ports),
+			Ports:       vipa.NewPortSet(d.Ports),
 			DestIP:      slices.Clone(d.DestIP),
 			Distmethod:  d.Distmethod,
 			RoutingNode: node,
 			Since:       d.Since,
 		}
+		if err := c.Validate(); err != nil {
+			refused(d, err)
+			continue
+		}
 		out = append(out, c)
 	}
-	slices.SortStableFunc(out, func(x, y *Definition) int { return x.VIPA.Compare(y.VIPA) })
-	return slices.CompactFunc(out, func(x, y *Definition) bool { return x.VIPA == y.VIPA })
+	slices.SortStableFunc(out, func(x, y *vipa.Definition) int { return x.VIPA.Compare(y.VIPA) })
+	return slices.CompactFunc(out, func(x, y *vipa.Definition) bool { return x.VIPA == y.VIPA })
 }
 
-// encodeDefs encodes canonical definitions; none is empty.
+// encodeDefs encodes canonical definitions; none is empty. Definitions
+// that would take the body past maxDefsBody are left out and passed to
+// refused; the result lists those encoded.
 //
 //	version count{ vipa since(u64) count(range){lo hi} count(dest){string} distmethod }
-func encodeDefs(defs []*Definition) []byte {
-	if len(defs) == 0 {
-		return nil
-	}
-	e := enc{b: make([]byte, 0, 64*len(defs))}
-	e.byte(defsVersionNo)
-	e.uvarint(uint64(len(defs)))
+func encodeDefs(defs []*vipa.Definition, refused func(*vipa.Definition, error)) ([]*vipa.Definition, []byte) {
+	var items [][]byte
+	kept := defs[:0:0]
+	size := 0
 	for _, d := range defs {
-		e.addr(d.VIPA)
-		e.u64(uint64(d.Since))
-		e.uvarint(uint64(len(d.Ports)))
-		for _, r := range d.Ports {
-			e.u16(r.Lo)
-			e.u16(r.Hi)
+		item := encodeDef(d)
+		if size+len(item) > maxDefsBody {
+			refused(d, errSize)
+			continue
 		}
-		e.uvarint(uint64(len(d.DestIP)))
-		for _, s := range d.DestIP {
-			e.string(s)
-		}
-		e.string(d.Distmethod)
+		size += len(item)
+		items = append(items, item)
+		kept = append(kept, d)
 	}
+	if len(kept) == 0 {
+		return nil, nil
+	}
+	e := enc{b: make([]byte, 0, size+4)}
+	e.byte(defsVersionNo)
+	e.uvarint(uint64(len(kept)))
+	for _, item := range items {
+		e.b = append(e.b, item...)
+	}
+	return kept, e.b
+}
+
+func encodeDef(d *vipa.Definition) []byte {
+	e := enc{b: make([]byte, 0, 64)}
+	e.addr(d.VIPA)
+	e.u64(uint64(d.Since))
+	e.uvarint(uint64(len(d.Ports)))
+	for _, r := range d.Ports {
+		e.u16(r.Lo)
+		e.u16(r.Hi)
+	}
+	e.uvarint(uint64(len(d.DestIP)))
+	for _, s := range d.DestIP {
+		e.string(s)
+	}
+	e.string(d.Distmethod)
 	return e.b
 }
 
 // decodeDefs decodes definitions routed by node and insists they are
-// canonical, so the hash names one meaning.
-func decodeDefs(body []byte, node string) ([]*Definition, error) {
+// canonical, so the hash names one meaning. A body that breaks the wire's
+// bounds is an error; a definition that decodes but breaks vipa's rules is
+// left out alone and passed to dropped.
+func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error)) ([]*vipa.Definition, error) {
 	if len(body) == 0 {
 		return nil, nil
 	}
@@ -107,9 +145,9 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 	if uint64(len(d.b)) < 17*n { // each definition takes at least 17 bytes
 		return nil, errDecode
 	}
-	out := make([]*Definition, 0, n)
+	out := make([]*vipa.Definition, 0, n)
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		def := &Definition{VIPA: d.addr(), RoutingNode: node}
+		def := &vipa.Definition{VIPA: d.addr(), RoutingNode: node}
 		if i > 0 && def.VIPA.Compare(out[i-1].VIPA) <= 0 {
 			d.fail()
 		}
@@ -118,9 +156,9 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 		if nr == 0 || nr > maxRanges || uint64(len(d.b)) < 4*nr {
 			return nil, sizeOrDecode(d.err, nr == 0 || nr <= maxRanges)
 		}
-		def.Ports = make(PortSet, 0, nr)
+		def.Ports = make(vipa.PortSet, 0, nr)
 		for k := uint64(0); k < nr; k++ {
-			r := PortRange{Lo: d.u16(), Hi: d.u16()}
+			r := vipa.PortRange{Lo: d.u16(), Hi: d.u16()}
 			if r.Lo == 0 || r.Hi < r.Lo || k > 0 && int(r.Lo) <= int(def.Ports[k-1].Hi)+1 {
 				d.fail()
 			}
@@ -144,15 +182,28 @@ func decodeDefs(body []byte, node string) ([]*Definition, error) {
 	if err := d.end(); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return slices.DeleteFunc(out, func(def *vipa.Definition) bool {
+		err := def.Validate()
+		if err != nil {
+			dropped(def, err)
+		}
+		return err != nil
+	}), nil
 }
 
 // SetDefinitions sets the definitions this node routes; their RoutingNode
 // becomes this node's name. Call it before or after Start and on reload.
 // Definitions and OnDefinitions reflect it after the worker's next round
 // (at once once started).
-func (a *Agent) SetDefinitions(defs []*Definition) {
-	c := canonicalDefs(defs, a.cfg.NodeName)
+//
+// A definition the fleet could not carry (it breaks a rule of vipa's, or
+// would make the body too large for the state channel) is logged as an
+// error and left out; the others go out.
+func (a *Agent) SetDefinitions(defs []*vipa.Definition) {
+	refused := func(d *vipa.Definition, err error) {
+		a.logger.Error("definition not sent to the fleet", zap.Stringer("vipa", d.VIPA), zap.Error(err))
+	}
+	c := canonicalDefs(defs, a.cfg.NodeName, refused)
 	a.mu.Lock()
 	own := a.own.Load()
 	now := time.Now().UnixMilli()
@@ -164,7 +215,7 @@ func (a *Agent) SetDefinitions(defs []*Definition) {
 			}
 		}
 	}
-	body := encodeDefs(c)
+	c, body := encodeDefs(c, refused)
 	if slices.Equal(body, own.defs.body) {
 		a.mu.Unlock()
 		return
@@ -206,9 +257,9 @@ func cloneKnown(ks []KnownDefinition) []KnownDefinition {
 
 // viewLocked computes the known definitions from this node's and every live
 // peer's, and who owns each VIPA.
-func (a *Agent) viewLocked() ([]KnownDefinition, map[netip.Addr]*Definition) {
-	byVIPA := map[netip.Addr][]*Definition{}
-	add := func(defs []*Definition) {
+func (a *Agent) viewLocked() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
+	byVIPA := map[netip.Addr][]*vipa.Definition{}
+	add := func(defs []*vipa.Definition) {
 		for _, d := range defs {
 			byVIPA[d.VIPA] = append(byVIPA[d.VIPA], d)
 		}
@@ -220,15 +271,15 @@ func (a *Agent) viewLocked() ([]KnownDefinition, map[netip.Addr]*Definition) {
 		}
 	}
 	var known []KnownDefinition
-	owners := make(map[netip.Addr]*Definition, len(byVIPA))
-	for vipa, ds := range byVIPA {
-		slices.SortFunc(ds, func(x, y *Definition) int {
+	owners := make(map[netip.Addr]*vipa.Definition, len(byVIPA))
+	for v, ds := range byVIPA {
+		slices.SortFunc(ds, func(x, y *vipa.Definition) int {
 			if x.Since != y.Since {
 				return cmp.Compare(x.Since, y.Since)
 			}
 			return strings.Compare(x.RoutingNode, y.RoutingNode)
 		})
-		owners[vipa] = ds[0]
+		owners[v] = ds[0]
 		for i, d := range ds {
 			k := KnownDefinition{Definition: *d, Owner: i == 0}
 			if len(ds) > 1 {
@@ -238,7 +289,7 @@ func (a *Agent) viewLocked() ([]KnownDefinition, map[netip.Addr]*Definition) {
 						others = append(others, o.RoutingNode)
 					}
 				}
-				k.Conflict = "VIPA " + vipa.String() + " is also defined by " + strings.Join(others, ", ")
+				k.Conflict = "VIPA " + v.String() + " is also defined by " + strings.Join(others, ", ")
 			}
 			known = append(known, k)
 		}
@@ -268,11 +319,11 @@ func (a *Agent) updateViewLocked() (changed, ownedChanged bool) {
 		}
 	}
 	ownerOf := make(map[netip.Addr]string, len(owners))
-	owned := map[netip.Addr]*Definition{}
-	for vipa, d := range owners {
-		ownerOf[vipa] = d.RoutingNode
+	owned := map[netip.Addr]*vipa.Definition{}
+	for v, d := range owners {
+		ownerOf[v] = d.RoutingNode
 		if d.RoutingNode == a.cfg.NodeName {
-			owned[vipa] = d
+			owned[v] = d
 		}
 	}
 	ownedChanged = !sameOwned(owned, a.owned)
@@ -280,7 +331,7 @@ func (a *Agent) updateViewLocked() (changed, ownedChanged bool) {
 	return true, ownedChanged
 }
 
-func sameOwned(x, y map[netip.Addr]*Definition) bool {
+func sameOwned(x, y map[netip.Addr]*vipa.Definition) bool {
 	if len(x) != len(y) {
 		return false
 	}
@@ -293,7 +344,7 @@ func sameOwned(x, y map[netip.Addr]*Definition) bool {
 	return true
 }
 
-func sameDefinition(x, y *Definition) bool {
+func sameDefinition(x, y *vipa.Definition) bool {
 	return x.VIPA == y.VIPA && slices.Equal(x.Ports, y.Ports) && slices.Equal(x.DestIP, y.DestIP) &&
 		x.Distmethod == y.Distmethod && x.RoutingNode == y.RoutingNode && x.Since == y.Since
 }

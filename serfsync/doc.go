@@ -104,7 +104,12 @@
 // (decoders accept only canonical bodies, so one hash names one meaning),
 // and its seq does not go back within its gen; a new gen replaces the
 // node's old version whole, so a restarted process's old rows vanish.
-// Each line of an accepted report becomes a Row only if this node owns the
+// Each definition of an accepted body must also pass package vipa's rules
+// (stricter than the wire's bounds: a destination is a node name or an
+// address); one that fails is dropped alone, logged and counted, and the
+// sender never sends one (it logs an error instead). A body that does not
+// decode is logged once per version.
+// Each line of an accepted report becomes a DPT row only if this node owns the
 // VIPA, the port is in the owner's definition, the sender is a candidate
 // (destip all, its name or its advertise address; the routing node always),
 // Ready is in 1..65536, and the report's address is the sender's advertise

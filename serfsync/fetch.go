@@ -9,16 +9,19 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // peer is what this node holds of another node, and the scheduling of its
 // syncs: at most one in flight per peer, so answers apply in order.
 type peer struct {
-	name       string
-	report     *report      // owners only: its latest accepted report
-	defs       *defsVersion // its latest accepted definitions
-	delivered  []Row        // rows last given to OnReport
-	countDrops bool         // a new report: count its invalid lines once
+	name        string
+	report      *report         // owners only: its latest accepted report
+	defs        *defsVersion    // its latest accepted definitions
+	delivered   []vipa.Listener // rows last given to OnReport
+	droppedDefs digest          // the last definitions version dropped whole
+	countDrops  bool            // a new report: count its invalid lines once
 
 	inflight  bool
 	pending   bool

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 var (
@@ -14,8 +16,8 @@ var (
 
 // routed sets up n00 as routing node of two VIPAs: A for every node on
 // 8080-8089, B on 9000-9009 for n02 by name and n03 by address only.
-func routed(nodes []*tnode) []*Definition {
-	defs := []*Definition{
+func routed(nodes []*tnode) []*vipa.Definition {
+	defs := []*vipa.Definition{
 		def(vipaA.String(), "n00", ports("8080-8089")),
 		def(vipaB.String(), "n00", ports("9000-9009"), "n02", testIP(3).String()),
 	}
@@ -77,8 +79,8 @@ func TestConvergenceUnderLoss(t *testing.T) {
 func TestGracefulStopRemovesRows(t *testing.T) {
 	nodes := startFleet(t, 3, fleetOpts{})
 	defs := routed(nodes)
-	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
-	nodes[2].set([]Listener{{VIPA: vipaA, Port: 8081, Ready: 2}})
+	nodes[1].set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	nodes[2].set([]vipa.Listener{{VIPA: vipaA, Port: 8081, Ready: 2}})
 	waitExact(t, 2*time.Second, nodes[0], nodes, defs)
 	start := time.Now()
 	go func() { _ = nodes[2].Stop() }()
@@ -92,7 +94,7 @@ func TestRestartNewGeneration(t *testing.T) {
 	nodes := startFleet(t, 3, o)
 	defs := routed(nodes)
 	old := nodes[2]
-	old.set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}, {VIPA: vipaA, Port: 8081, Ready: 1}})
+	old.set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}, {VIPA: vipaA, Port: 8081, Ready: 1}})
 	waitExact(t, 2*time.Second, nodes[0], nodes, defs)
 
 	// Crash and come back at once on the same address, before failure
@@ -103,7 +105,7 @@ func TestRestartNewGeneration(t *testing.T) {
 	cfg := o.config(old.name, old.ip, addr.Port(), []string{nodes[0].BindAddr().String()})
 	fresh := startNode(t, cfg)
 	t.Cleanup(func() { _ = fresh.Stop() })
-	fresh.set([]Listener{{VIPA: vipaA, Port: 8085, Ready: 3}})
+	fresh.set([]vipa.Listener{{VIPA: vipaA, Port: 8085, Ready: 3}})
 	live := []*tnode{nodes[0], nodes[1], fresh}
 	d := waitExact(t, 5*time.Second, nodes[0], live, defs)
 	t.Logf("new generation replaced the old after %v", d)
@@ -156,10 +158,10 @@ func TestConflict(t *testing.T) {
 	nodes := startFleet(t, 4, fleetOpts{})
 	d0 := def(vipaA.String(), "n00", ports("8080-8089"))
 	d1 := def(vipaA.String(), "n01", ports("8080"))
-	nodes[0].SetDefinitions([]*Definition{d0})
-	nodes[1].SetDefinitions([]*Definition{d1})
+	nodes[0].SetDefinitions([]*vipa.Definition{d0})
+	nodes[1].SetDefinitions([]*vipa.Definition{d1})
 	for _, n := range nodes {
-		n.set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+		n.set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
 	}
 	for _, n := range nodes {
 		waitFor(t, 3*time.Second, n.name+" sees the conflict", func() bool {
@@ -169,7 +171,7 @@ func TestConflict(t *testing.T) {
 				ds[1].RoutingNode == "n01" && !ds[1].Owner && ds[1].Conflict == "VIPA 127.0.0.100 is also defined by n00"
 		})
 	}
-	all := []*Definition{d0, d1}
+	all := []*vipa.Definition{d0, d1}
 	waitExact(t, 2*time.Second, nodes[0], nodes, all)
 	waitExact(t, 2*time.Second, nodes[1], nodes, all) // the loser: empty
 	for _, n := range nodes[:2] {
@@ -184,7 +186,7 @@ func TestConflict(t *testing.T) {
 	}
 	// The owner leaves: the other definition takes over and builds its DPT.
 	_ = nodes[0].Stop()
-	d := waitExact(t, 3*time.Second, nodes[1], nodes[1:], []*Definition{d1})
+	d := waitExact(t, 3*time.Second, nodes[1], nodes[1:], []*vipa.Definition{d1})
 	t.Logf("owner left: the other routing node exact after %v", d)
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // Every decoder of peer data is fuzzed: it must not panic, and what it
@@ -19,18 +21,18 @@ func seedReports() [][]byte {
 	adv := netip.MustParseAddr("127.0.0.2")
 	return [][]byte{
 		nil,
-		encodeReport(adv, []Listener{{VIPA: vipaA, Port: 8080, Ready: 1}}),
-		encodeReport(adv, []Listener{{VIPA: vipaA, Port: 8080, Ready: 2}, {VIPA: vipaA, Port: 8443, Ready: 1},
+		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}}),
+		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 2}, {VIPA: vipaA, Port: 8443, Ready: 1},
 			{VIPA: netip.MustParseAddr("fd00::100"), Port: 9000, Ready: 300}}),
-		encodeReport(netip.MustParseAddr("::1"), []Listener{{VIPA: vipaB, Port: 1, Ready: maxReady}}),
+		encodeReport(netip.MustParseAddr("::1"), []vipa.Listener{{VIPA: vipaB, Port: 1, Ready: vipa.MaxReady}}),
 	}
 }
 
 func seedDefs() [][]byte {
 	return [][]byte{
 		nil,
-		encodeDefs(canonicalDefs([]*Definition{def(vipaA.String(), "n", ports("8080", "8443"))}, "n")),
-		encodeDefs(canonicalDefs([]*Definition{
+		encodeDefsT(canonicalDefsT([]*vipa.Definition{def(vipaA.String(), "n", ports("8080", "8443"))}, "n")),
+		encodeDefsT(canonicalDefsT([]*vipa.Definition{
 			def(vipaA.String(), "n", ports("80-90", "1000")),
 			def("fd00::1", "n", ports("9000-9009"), "caddy-b", "10.0.0.3"),
 		}, "n")),
@@ -57,15 +59,16 @@ func FuzzDecodeDefinitions(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		defs, err := decodeDefs(body, "n")
-		if err != nil {
-			return
+		dropped := 0
+		defs, err := decodeDefs(body, "n", func(*vipa.Definition, error) { dropped++ })
+		if err != nil || dropped > 0 {
+			return // a definition vipa's rules refuse is dropped alone
 		}
-		if got := encodeDefs(defs); !bytes.Equal(got, body) {
+		if got := encodeDefsT(defs); !bytes.Equal(got, body) {
 			t.Fatalf("accepted non-canonical definitions:\n in %x\nout %x", body, got)
 		}
 		for _, d := range defs {
-			if !slices.Equal(NewPortSet(d.Ports), d.Ports) {
+			if !slices.Equal(vipa.NewPortSet(d.Ports), d.Ports) {
 				t.Fatalf("port set not merged: %v", d.Ports)
 			}
 		}

@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 func TestMain(m *testing.M) {
@@ -33,9 +35,9 @@ type tnode struct {
 	logs *observer.ObservedLogs
 
 	mu        sync.Mutex
-	rows      map[string][]Row // the DPT as OnReport and OnMemberGone built it
+	rows      map[string][]vipa.Listener // the DPT as OnReport and OnMemberGone built it
 	defs      []KnownDefinition
-	listeners []Listener
+	listeners []vipa.Listener
 	changed   chan struct{} // signalled after each OnReport
 }
 
@@ -102,8 +104,8 @@ func startNodeWith(t testing.TB, cfg Config, before func(*tnode)) *tnode {
 		t.Fatal(err)
 	}
 	n := &tnode{Agent: a, name: cfg.NodeName, ip: cfg.Advertise, logs: logs,
-		rows: map[string][]Row{}, changed: make(chan struct{}, 1)}
-	a.OnReport = func(node string, rows []Row) {
+		rows: map[string][]vipa.Listener{}, changed: make(chan struct{}, 1)}
+	a.OnReport = func(node string, rows []vipa.Listener) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if len(rows) == 0 {
@@ -193,17 +195,17 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.
 	return 0
 }
 
-func (n *tnode) set(ls []Listener) {
+func (n *tnode) set(ls []vipa.Listener) {
 	n.mu.Lock()
 	n.listeners = slices.Clone(ls)
 	n.mu.Unlock()
 	n.SetReport(ls)
 }
 
-func (n *tnode) dpt() map[string][]Row {
+func (n *tnode) dpt() map[string][]vipa.Listener {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make(map[string][]Row, len(n.rows))
+	out := make(map[string][]vipa.Listener, len(n.rows))
 	for k, v := range n.rows {
 		out[k] = slices.Clone(v)
 	}
@@ -213,25 +215,25 @@ func (n *tnode) dpt() map[string][]Row {
 // truth is what routing node r must hold: every live node's lines for the
 // VIPAs r owns (the earliest, then the lowest name), in a definition's ports, from a
 // candidate, with Ready in range, at the node's advertise address.
-func truth(r *tnode, live []*tnode, defs []*Definition) map[string][]Row {
-	owner := map[netip.Addr]*Definition{}
+func truth(r *tnode, live []*tnode, defs []*vipa.Definition) map[string][]vipa.Listener {
+	owner := map[netip.Addr]*vipa.Definition{}
 	for _, d := range defs {
 		if o := owner[d.VIPA]; o == nil || d.Since < o.Since || d.Since == o.Since && d.RoutingNode < o.RoutingNode {
 			owner[d.VIPA] = d
 		}
 	}
-	out := map[string][]Row{}
+	out := map[string][]vipa.Listener{}
 	for _, n := range live {
 		n.mu.Lock()
 		ls := canonicalListeners(n.listeners)
 		n.mu.Unlock()
-		var rows []Row
+		var rows []vipa.Listener
 		for _, l := range ls {
 			d := owner[l.VIPA]
 			if d == nil || d.RoutingNode != r.name || !d.Ports.Contains(l.Port) || !d.Candidate(n.name, n.ip) {
 				continue
 			}
-			rows = append(rows, Row{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(n.ip, l.Port), Ready: l.Ready})
+			rows = append(rows, vipa.Listener{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(n.ip, l.Port), Ready: l.Ready})
 		}
 		if len(rows) > 0 {
 			out[n.name] = rows
@@ -241,7 +243,7 @@ func truth(r *tnode, live []*tnode, defs []*Definition) map[string][]Row {
 }
 
 // diffDPT names the nodes whose rows differ, with both versions (a few).
-func diffDPT(got, want map[string][]Row) string {
+func diffDPT(got, want map[string][]vipa.Listener) string {
 	var b strings.Builder
 	shown := 0
 	for _, k := range slices.Sorted(maps.Keys(mergeKeys(got, want))) {
@@ -256,7 +258,7 @@ func diffDPT(got, want map[string][]Row) string {
 	return b.String()
 }
 
-func mergeKeys(x, y map[string][]Row) map[string]bool {
+func mergeKeys(x, y map[string][]vipa.Listener) map[string]bool {
 	out := map[string]bool{}
 	for k := range x {
 		out[k] = true
@@ -267,7 +269,7 @@ func mergeKeys(x, y map[string][]Row) map[string]bool {
 	return out
 }
 
-func equalDPT(x, y map[string][]Row) bool {
+func equalDPT(x, y map[string][]vipa.Listener) bool {
 	if len(x) != len(y) {
 		return false
 	}
@@ -279,7 +281,7 @@ func equalDPT(x, y map[string][]Row) bool {
 	return true
 }
 
-func waitExact(t testing.TB, d time.Duration, r *tnode, live []*tnode, defs []*Definition) time.Duration {
+func waitExact(t testing.TB, d time.Duration, r *tnode, live []*tnode, defs []*vipa.Definition) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -294,38 +296,54 @@ func waitExact(t testing.TB, d time.Duration, r *tnode, live []*tnode, defs []*D
 	}
 }
 
-func def(vipa string, node string, ports PortSet, dest ...string) *Definition {
+func def(v string, node string, ports vipa.PortSet, dest ...string) *vipa.Definition {
 	if len(dest) == 0 {
-		dest = []string{DestAll}
+		dest = []string{vipa.DestAll}
 	}
-	return &Definition{VIPA: netip.MustParseAddr(vipa), Ports: ports, DestIP: dest, Distmethod: "roundrobin", RoutingNode: node}
+	return &vipa.Definition{VIPA: netip.MustParseAddr(v), Ports: ports, DestIP: dest, Distmethod: vipa.RoundRobin, RoutingNode: node}
 }
 
-func ports(rs ...string) PortSet {
-	var out []PortRange
+// The definitions codec with what it refuses or drops ignored.
+func ignoreDef(*vipa.Definition, error) {}
+
+func canonicalDefsT(defs []*vipa.Definition, node string) []*vipa.Definition {
+	return canonicalDefs(defs, node, ignoreDef)
+}
+
+func encodeDefsT(defs []*vipa.Definition) []byte {
+	_, body := encodeDefs(defs, ignoreDef)
+	return body
+}
+
+func decodeDefsT(body []byte, node string) ([]*vipa.Definition, error) {
+	return decodeDefs(body, node, ignoreDef)
+}
+
+func ports(rs ...string) vipa.PortSet {
+	var out []vipa.PortRange
 	for _, s := range rs {
-		r, err := ParsePortRange(s)
+		r, err := vipa.ParsePortRange(s)
 		if err != nil {
 			panic(err)
 		}
 		out = append(out, r)
 	}
-	return NewPortSet(out)
+	return vipa.NewPortSet(out)
 }
 
 // randomListeners draws a report over the given VIPAs and ports, with some
 // lines no routing node may accept mixed in.
-func randomListeners(rng *rand.Rand, vipas []netip.Addr, lo, hi uint16, junk bool) []Listener {
-	var ls []Listener
+func randomListeners(rng *rand.Rand, vipas []netip.Addr, lo, hi uint16, junk bool) []vipa.Listener {
+	var ls []vipa.Listener
 	for _, v := range vipas {
 		for p := lo; p <= hi; p++ {
 			if rng.IntN(2) == 0 {
-				ls = append(ls, Listener{VIPA: v, Port: p, Ready: 1 + rng.IntN(3)})
+				ls = append(ls, vipa.Listener{VIPA: v, Port: p, Ready: 1 + rng.IntN(3)})
 			}
 		}
 	}
 	if junk {
-		ls = append(ls, Listener{VIPA: netip.MustParseAddr("127.0.0.250"), Port: 80, Ready: 1})
+		ls = append(ls, vipa.Listener{VIPA: netip.MustParseAddr("127.0.0.250"), Port: 80, Ready: 1})
 	}
 	return ls
 }

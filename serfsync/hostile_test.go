@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // stalledStream opens a stream to addr as an attacker without the key
@@ -60,7 +62,7 @@ func TestStalledStreamsBounded(t *testing.T) {
 	const held = 4000
 	nodes := startFleet(t, 3, fleetOpts{keys: [][]byte{bytes.Repeat([]byte{9}, 32)}})
 	defs := routed(nodes)
-	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	nodes[1].set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
 	waitExact(t, 3*time.Second, nodes[0], nodes, defs)
 	addr := nodes[0].BindAddr().String()
 	base := heapInUse()
@@ -142,7 +144,7 @@ func TestStalledStreamsBounded(t *testing.T) {
 		}()
 	}
 	for i, port := range []uint16{8081, 8082, 8083} {
-		nodes[1+i%2].set([]Listener{{VIPA: vipaA, Port: port, Ready: 1}})
+		nodes[1+i%2].set([]vipa.Listener{{VIPA: vipaA, Port: port, Ready: 1}})
 		d := waitExact(t, 5*time.Second, nodes[0], nodes, defs)
 		t.Logf("report change %d under a flood: exact after %v", i, d)
 	}
@@ -241,7 +243,7 @@ func TestJunkLogsSampled(t *testing.T) {
 	}
 	// The fleet still works.
 	defs := routed(nodes)
-	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	nodes[1].set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
 	waitExact(t, 3*time.Second, n, nodes, defs)
 }
 

@@ -1,5 +1,7 @@
 package serfsync
 
+import "github.com/caddy-vipa/caddy-vipa/vipa"
+
 // The one exchange of the state channel. A sync request tells the peer what
 // the sender holds of the peer's state and what the sender's own versions
 // are; the answer carries the peer's versions and, where the sender holds
@@ -11,7 +13,7 @@ const (
 	msgSyncAnswer  byte = 2
 
 	wantReport byte = 1 << 0 // the sender owns a VIPA: it needs reports
-	maxName         = 128    // serf's limit with ValidateNodeNames
+	maxName         = vipa.MaxNodeName
 )
 
 // syncRequest is what a node sends to a peer.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // work is the agent's one worker: it turns marks (member events, fetched
@@ -66,7 +68,7 @@ func jitter(d time.Duration) time.Duration {
 
 type reportCall struct {
 	node string
-	rows []Row
+	rows []vipa.Listener
 }
 
 // step does one round of the worker and returns when a waiting sync falls due.

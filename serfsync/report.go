@@ -6,31 +6,19 @@ import (
 	"slices"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
-// Listener is one line of a node's listener report: this node has Ready
-// listening sockets for VIPA:Port. The dial address is always the reporting
-// node's advertise address with Port.
-type Listener struct {
-	VIPA  netip.Addr
-	Port  uint16
-	Ready int
-}
-
-// Row is a validated report line as the routing node applies it to its DPT.
-type Row struct {
-	VIPA    netip.Addr
-	Port    uint16
-	Address netip.AddrPort
-	Ready   int
-}
+// A report line is a vipa.Listener. Version 1 of the report body carries
+// its VIPA, Port and Ready; the Address is always the reporting node's
+// advertise address with Port, filled in by the routing node.
 
 // Bounds of one report: far above any real host, far below what would let
 // a peer exhaust the routing node's memory.
 const (
 	maxReportVIPAs = 1024
 	maxReportLines = 16384
-	maxReady       = 1 << 16 // listening sockets of one port (SO_REUSEPORT)
 	reportVersion  = 1
 )
 
@@ -40,11 +28,11 @@ var errSize = errors.New("message exceeds a size limit")
 type report struct {
 	digest
 	adv   netip.Addr
-	lines []Listener // canonical: sorted by VIPA then Port, unique
-	body  []byte     // canonical encoding; empty for no lines
+	lines []vipa.Listener // canonical: sorted by VIPA then Port, unique
+	body  []byte          // canonical encoding; empty for no lines
 }
 
-func compareListener(a, b Listener) int {
+func compareListener(a, b vipa.Listener) int {
 	if c := a.VIPA.Compare(b.VIPA); c != 0 {
 		return c
 	}
@@ -53,23 +41,23 @@ func compareListener(a, b Listener) int {
 
 // canonicalListeners sorts a copy, merges duplicate lines by adding their
 // Ready, and leaves out lines that claim nothing (Ready < 1, port 0).
-func canonicalListeners(ls []Listener) []Listener {
-	out := make([]Listener, 0, len(ls))
+func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
+	out := make([]vipa.Listener, 0, len(ls))
 	for _, l := range ls {
 		if l.Ready < 1 || l.Port == 0 || !l.VIPA.IsValid() {
 			continue
 		}
-		l.VIPA = l.VIPA.Unmap()
-		out = append(out, l)
+		// Only what the body carries: the line as a peer will decode it.
+		out = append(out, vipa.Listener{VIPA: l.VIPA.Unmap(), Port: l.Port, Ready: l.Ready})
 	}
 	slices.SortFunc(out, compareListener)
 	merged := out[:0]
 	for _, l := range out {
 		if n := len(merged); n > 0 && compareListener(merged[n-1], l) == 0 {
-			merged[n-1].Ready = min(merged[n-1].Ready+l.Ready, maxReady)
+			merged[n-1].Ready = min(merged[n-1].Ready+l.Ready, vipa.MaxReady)
 			continue
 		}
-		l.Ready = min(l.Ready, maxReady)
+		l.Ready = min(l.Ready, vipa.MaxReady)
 		merged = append(merged, l)
 	}
 	return merged
@@ -78,7 +66,7 @@ func canonicalListeners(ls []Listener) []Listener {
 // encodeReport encodes canonical lines; a report without lines is empty.
 //
 //	version adv count(VIPA){ vipa count(port){ port(u16) ready } }
-func encodeReport(adv netip.Addr, ls []Listener) []byte {
+func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 	if len(ls) == 0 {
 		return nil
 	}
@@ -110,7 +98,7 @@ func encodeReport(adv netip.Addr, ls []Listener) []byte {
 
 // decodeReport decodes a body written by encodeReport and insists it is
 // canonical. Ready is returned as sent; validation judges it.
-func decodeReport(body []byte) (netip.Addr, []Listener, error) {
+func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 	if len(body) == 0 {
 		return netip.Addr{}, nil, nil
 	}
@@ -123,14 +111,14 @@ func decodeReport(body []byte) (netip.Addr, []Listener, error) {
 	if vipas == 0 || vipas > maxReportVIPAs {
 		return netip.Addr{}, nil, sizeOrDecode(d.err, vipas == 0)
 	}
-	var out []Listener
+	var out []vipa.Listener
 	var prev netip.Addr
 	for i := uint64(0); i < vipas && d.err == nil; i++ {
-		vipa := d.addr()
-		if i > 0 && vipa.Compare(prev) <= 0 {
+		v := d.addr()
+		if i > 0 && v.Compare(prev) <= 0 {
 			d.fail()
 		}
-		prev = vipa
+		prev = v
 		n := d.uvarint()
 		if n == 0 || uint64(len(out))+n > maxReportLines {
 			return netip.Addr{}, nil, sizeOrDecode(d.err, n == 0)
@@ -141,7 +129,7 @@ func decodeReport(body []byte) (netip.Addr, []Listener, error) {
 		}
 		var lastPort uint16
 		for k := uint64(0); k < n && d.err == nil; k++ {
-			l := Listener{VIPA: vipa, Port: d.u16()}
+			l := vipa.Listener{VIPA: v, Port: d.u16()}
 			ready := d.uvarint()
 			if k > 0 && l.Port <= lastPort || ready > 1<<31 {
 				d.fail()
@@ -167,7 +155,7 @@ func sizeOrDecode(err error, malformed bool) error {
 // an unchanged set costs a sort and a compare. The routing nodes of the
 // VIPAs in the old or new set are told at once over the state channel; the
 // serf tag follows for everyone else.
-func (a *Agent) SetReport(ls []Listener) {
+func (a *Agent) SetReport(ls []vipa.Listener) {
 	lines := canonicalListeners(ls)
 	if n := boundedLines(lines); n < len(lines) {
 		a.logger.Error("listener report too large; truncated", zap.Int("lines", len(lines)), zap.Int("kept", n))
@@ -184,7 +172,7 @@ func (a *Agent) SetReport(ls []Listener) {
 
 // setReportLocked makes lines this node's report if they differ from it,
 // and tells the routing nodes concerned.
-func (a *Agent) setReportLocked(lines []Listener) bool {
+func (a *Agent) setReportLocked(lines []vipa.Listener) bool {
 	own := a.own.Load()
 	if slices.Equal(lines, own.report.lines) {
 		return false
@@ -196,8 +184,8 @@ func (a *Agent) setReportLocked(lines []Listener) bool {
 	a.own.Store(&next)
 	a.selfDirtyLocked()
 	a.selfCount = true
-	for _, vipa := range vipasOf(own.report.lines, lines) {
-		if owner := a.ownerOf[vipa]; owner != "" && owner != a.cfg.NodeName {
+	for _, v := range vipasOf(own.report.lines, lines) {
+		if owner := a.ownerOf[v]; owner != "" && owner != a.cfg.NodeName {
 			a.scheduleLocked(owner, true)
 		}
 	}
@@ -205,7 +193,7 @@ func (a *Agent) setReportLocked(lines []Listener) bool {
 }
 
 // boundedLines is how many canonical lines fit the report bounds.
-func boundedLines(ls []Listener) int {
+func boundedLines(ls []vipa.Listener) int {
 	vipas := 0
 	for i, l := range ls {
 		if i == 0 || l.VIPA != ls[i-1].VIPA {
@@ -219,9 +207,9 @@ func boundedLines(ls []Listener) int {
 }
 
 // vipasOf lists the distinct VIPAs of two canonical line sets.
-func vipasOf(x, y []Listener) []netip.Addr {
+func vipasOf(x, y []vipa.Listener) []netip.Addr {
 	var out []netip.Addr
-	for _, ls := range [][]Listener{x, y} {
+	for _, ls := range [][]vipa.Listener{x, y} {
 		for _, l := range ls {
 			if !slices.Contains(out, l.VIPA) {
 				out = append(out, l.VIPA)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // TestReportLatency measures, with the default (LAN) profile and timers,
@@ -23,9 +25,9 @@ func TestReportLatency(t *testing.T) {
 	}
 	var up, down []time.Duration
 	for i := range 2 * trials {
-		var ls []Listener
+		var ls []vipa.Listener
 		if i%2 == 0 {
-			ls = []Listener{{VIPA: vipaA, Port: 8080 + uint16(i%10), Ready: 1}}
+			ls = []vipa.Listener{{VIPA: vipaA, Port: 8080 + uint16(i%10), Ready: 1}}
 		}
 		start := time.Now()
 		nodes[2].set(ls)
@@ -91,12 +93,12 @@ func TestScale100x20(t *testing.T) {
 		h.dropRequest = func(string) bool { return lose() }
 		h.dropAnswer = func(string) bool { return lose() }
 	}}
-	defs := []*Definition{def(vipaA.String(), "n00", ports(fmt.Sprintf("8000-%d", 8000+nports-1)))}
+	defs := []*vipa.Definition{def(vipaA.String(), "n00", ports(fmt.Sprintf("8000-%d", 8000+nports-1)))}
 	rng := rand.New(rand.NewPCG(7, 8))
-	draw := func() []Listener {
-		var ls []Listener
+	draw := func() []vipa.Listener {
+		var ls []vipa.Listener
 		for p := range nports {
-			ls = append(ls, Listener{VIPA: vipaA, Port: 8000 + uint16(p), Ready: 1 + rng.IntN(4)})
+			ls = append(ls, vipa.Listener{VIPA: vipaA, Port: 8000 + uint16(p), Ready: 1 + rng.IntN(4)})
 		}
 		return ls
 	}
@@ -142,7 +144,7 @@ func TestScale100x20(t *testing.T) {
 	}
 
 	changeAtOnce := func(ns []*tnode) time.Duration {
-		lss := make([][]Listener, len(ns))
+		lss := make([][]vipa.Listener, len(ns))
 		for i := range ns {
 			lss[i] = draw()
 		}

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // TestRestartRejoinsFromSnapshot: a routing node without a join list,
@@ -24,8 +26,8 @@ func TestRestartRejoinsFromSnapshot(t *testing.T) {
 	t.Cleanup(func() { stopAll(nodes) })
 	waitFor(t, 10*time.Second, "fleet formed", func() bool { return alive(nodes[0]) == 3 && alive(nodes[2]) == 3 })
 	defs := routed(nodes)
-	nodes[1].set([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
-	nodes[2].set([]Listener{{VIPA: vipaA, Port: 8081, Ready: 2}})
+	nodes[1].set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	nodes[2].set([]vipa.Listener{{VIPA: vipaA, Port: 8081, Ready: 2}})
 	waitExact(t, 3*time.Second, nodes[0], nodes, defs)
 
 	for _, crash := range []bool{false, true} {

@@ -3,6 +3,10 @@ package serfsync
 import (
 	"net/netip"
 	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // Validation happens in two places. A fetched body is accepted as the
@@ -89,9 +93,20 @@ func (a *Agent) applyDefsLocked(p *peer, d digest, body []byte) {
 		p.defs = &defsVersion{digest: d}
 		a.defsDirty = true
 	case admitBody:
-		defs, err := decodeDefs(body, p.name)
+		defs, err := decodeDefs(body, p.name, func(def *vipa.Definition, err error) {
+			a.stats.inc("drop_definition")
+			a.logger.Warn("dropped a peer's definition", zap.String("node", p.name),
+				zap.Stringer("vipa", def.VIPA), zap.Error(err))
+		})
 		if err != nil {
 			a.stats.inc(dropReason(err))
+			// Logged once per version: the peer offers it again every
+			// reconcile period until it changes.
+			if p.droppedDefs != d {
+				p.droppedDefs = d
+				a.logger.Warn("dropped a peer's definitions: every VIPA it routes is unknown here",
+					zap.String("node", p.name), zap.String("reason", dropReason(err)), zap.Int("bytes", len(body)))
+			}
 			return
 		}
 		p.defs = &defsVersion{digest: d, defs: defs, body: body}
@@ -131,7 +146,7 @@ func dropReason(err error) string {
 
 // rowsLocked derives the rows of node's report for the VIPAs this node
 // owns; count says to count the lines it drops (once per new version).
-func (a *Agent) rowsLocked(node string, rep *report, count bool) []Row {
+func (a *Agent) rowsLocked(node string, rep *report, count bool) []vipa.Listener {
 	if rep == nil || len(rep.lines) == 0 || len(a.owned) == 0 {
 		return nil
 	}
@@ -157,7 +172,7 @@ func (a *Agent) rowsLocked(node string, rep *report, count bool) []Row {
 			a.stats.inc("drop_" + reason)
 		}
 	}
-	var rows []Row
+	var rows []vipa.Listener
 	for _, l := range rep.lines {
 		def := a.defOf[l.VIPA]
 		switch {
@@ -172,15 +187,15 @@ func (a *Agent) rowsLocked(node string, rep *report, count bool) []Row {
 		case !def.Candidate(node, adv):
 			drop("not_candidate")
 			continue
-		case l.Ready < 1 || l.Ready > maxReady:
+		case l.Ready < 1 || l.Ready > vipa.MaxReady:
 			drop("ready")
 			continue
 		}
-		rows = append(rows, Row{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(adv, l.Port), Ready: l.Ready})
+		rows = append(rows, vipa.Listener{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(adv, l.Port), Ready: l.Ready})
 	}
 	return rows
 }
 
 func (a *Agent) reportTouchesOwnedLocked(rep *report) bool {
-	return slices.ContainsFunc(rep.lines, func(l Listener) bool { return a.owned[l.VIPA] != nil })
+	return slices.ContainsFunc(rep.lines, func(l vipa.Listener) bool { return a.owned[l.VIPA] != nil })
 }

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // setRawReport installs lines as this node's report without the
 // canonical clean-up SetReport does, to send what a faulty peer would.
-func (n *tnode) setRawReport(lines []Listener) {
+func (n *tnode) setRawReport(lines []vipa.Listener) {
 	n.mu.Lock()
 	n.Agent.mu.Lock()
 	n.setReportLocked(lines)
@@ -30,19 +32,19 @@ func TestValidationRulesCounted(t *testing.T) {
 	defs := routed(nodes)
 
 	unknown := netip.MustParseAddr("127.0.0.250")
-	nodes[1].set([]Listener{
+	nodes[1].set([]vipa.Listener{
 		{VIPA: vipaA, Port: 8080, Ready: 1}, // good
 		{VIPA: vipaA, Port: 9999, Ready: 1}, // port
 		{VIPA: vipaB, Port: 9000, Ready: 1}, // not_candidate: n01 is not in B's destip
 		{VIPA: unknown, Port: 80, Ready: 1}, // unknown_vipa
 	})
-	nodes[2].set([]Listener{{VIPA: vipaB, Port: 9001, Ready: 1}}) // candidate by name
-	nodes[3].set([]Listener{{VIPA: vipaB, Port: 9002, Ready: 2}}) // candidate by address
-	nodes[4].setRawReport([]Listener{{VIPA: vipaA, Port: 8081, Ready: maxReady + 1}, {VIPA: vipaA, Port: 8082, Ready: 1}})
+	nodes[2].set([]vipa.Listener{{VIPA: vipaB, Port: 9001, Ready: 1}}) // candidate by name
+	nodes[3].set([]vipa.Listener{{VIPA: vipaB, Port: 9002, Ready: 2}}) // candidate by address
+	nodes[4].setRawReport([]vipa.Listener{{VIPA: vipaA, Port: 8081, Ready: vipa.MaxReady + 1}, {VIPA: vipaA, Port: 8082, Ready: 1}})
 	nodes[4].mu.Lock()
-	nodes[4].listeners = []Listener{{VIPA: vipaA, Port: 8082, Ready: 1}} // what the routing node may keep
+	nodes[4].listeners = []vipa.Listener{{VIPA: vipaA, Port: 8082, Ready: 1}} // what the routing node may keep
 	nodes[4].mu.Unlock()
-	liar.SetReport([]Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	liar.SetReport([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
 
 	waitExact(t, 3*time.Second, nodes[0], nodes, defs) // liar not in the truth: no rows
 	waitFor(t, 3*time.Second, "every drop counted", func() bool {
@@ -66,9 +68,9 @@ func versionAgent(t *testing.T) (*Agent, *peer) {
 func TestVersionRulesCounted(t *testing.T) {
 	a, p := versionAgent(t)
 	adv := netip.MustParseAddr("127.0.0.2")
-	body := func(ls ...Listener) []byte { return encodeReport(adv, ls) }
-	b1 := body(Listener{VIPA: vipaA, Port: 8080, Ready: 1})
-	b2 := body(Listener{VIPA: vipaA, Port: 8081, Ready: 1})
+	body := func(ls ...vipa.Listener) []byte { return encodeReport(adv, ls) }
+	b1 := body(vipa.Listener{VIPA: vipaA, Port: 8080, Ready: 1})
+	b2 := body(vipa.Listener{VIPA: vipaA, Port: 8081, Ready: 1})
 	h := func(b []byte) uint64 { return hashBody(kindReport, b) }
 
 	steps := []struct {
@@ -100,9 +102,9 @@ func TestVersionRulesCounted(t *testing.T) {
 	}
 
 	// Too many lines is a size drop, not a decode one.
-	var many []Listener
+	var many []vipa.Listener
 	for i := range maxReportVIPAs + 1 {
-		many = append(many, Listener{VIPA: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 1, Ready: 1})
+		many = append(many, vipa.Listener{VIPA: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 1, Ready: 1})
 	}
 	big := encodeReport(adv, many)
 	a.applyReportLocked(p, digest{11, 2, h(big)}, big)
@@ -117,7 +119,7 @@ func TestVersionRulesCounted(t *testing.T) {
 	}
 
 	// Definitions follow the same rules.
-	d1 := encodeDefs(canonicalDefs([]*Definition{def(vipaA.String(), "p", ports("80"))}, "p"))
+	d1 := encodeDefsT(canonicalDefsT([]*vipa.Definition{def(vipaA.String(), "p", ports("80"))}, "p"))
 	hd := hashBody(kindDefs, d1)
 	a.applyDefsLocked(p, digest{3, 4, hd}, d1)
 	a.applyDefsLocked(p, digest{3, 3, hd}, d1)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,17 @@ func TestSingleNode(t *testing.T) {
 	}
 	if got := crt(t, admin, fmt.Sprintf("?vipa=127.0.0.100&port=%d&limit=1", port)); len(got) != 1 {
 		t.Fatalf("vipa/port filter: %+v", got)
+	}
+	// A filter that does not parse is refused, never read as no filter.
+	for _, q := range []string{"?vipa=%zz", "?vipa=nowhere", "?port=x"} {
+		resp, err := http.Get("http://" + admin + "/vipa/crt" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("/vipa/crt%s: status %d, want 400", q, resp.StatusCode)
+		}
 	}
 	if dpt(t, admin)[0].ActiveConns != 1 {
 		t.Fatalf("active_conns: %+v", dpt(t, admin))

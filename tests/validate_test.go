@@ -14,12 +14,23 @@ import (
 // validate runs `caddy validate` (provision without start) on a Caddyfile.
 func validate(t *testing.T, caddyfile string) (string, error) {
 	t.Helper()
+	return caddyValidate(t, "Caddyfile", caddyfile, "--adapter", "caddyfile")
+}
+
+// validateJSON runs `caddy validate` on a JSON config.
+func validateJSON(t *testing.T, config string) (string, error) {
+	t.Helper()
+	return caddyValidate(t, "caddy.json", config)
+}
+
+func caddyValidate(t *testing.T, name, config string, args ...string) (string, error) {
+	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(caddyBin, "validate", "--config", path, "--adapter", "caddyfile")
+	cmd := exec.Command(caddyBin, append([]string{"validate", "--config", path}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -75,24 +86,54 @@ func TestDistributeNeedsApp(t *testing.T) {
 // TestDistributeProxyProtocolJSON: a JSON config with an unknown PROXY
 // protocol version is refused when the handler is provisioned.
 func TestDistributeProxyProtocolJSON(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "caddy.json")
 	config := `{"apps": {
 	"vipadynamic": {"distribute": [{"vipa": "127.0.0.100", "ports": ["9999"], "destip": ["all"]}]},
 	"layer4": {"servers": {"s": {"listen": ["127.0.0.100:9999"], "routes": [
 		{"handle": [{"handler": "distribute", "proxy_protocol": "%s"}]}]}}}}}`
 	for version, want := range map[string]string{"v3": `proxy_protocol \"v3\": want v1 or v2`, "v1": ""} {
-		if err := os.WriteFile(path, []byte(fmt.Sprintf(config, version)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(caddyBin, "validate", "--config", path)
-		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-		out, err := cmd.CombinedOutput()
+		out, err := validateJSON(t, fmt.Sprintf(config, version))
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("proxy_protocol %s refused: %v\n%s", version, err, out)
-		case want != "" && (err == nil || !strings.Contains(string(out), want)):
+		case want != "" && (err == nil || !strings.Contains(out, want)):
 			t.Errorf("proxy_protocol %s: want a refusal saying %q, got %v:\n%s", version, want, err, out)
 		}
+	}
+}
+
+// TestJSONSaysWhatTheCaddyfileSays: a JSON config is held to the rules the
+// Caddyfile adapter applies (those of the fleet's wire included) when the
+// app is provisioned, and the error reads the same.
+func TestJSONSaysWhatTheCaddyfileSays(t *testing.T) {
+	long := strings.Repeat("d", 300)
+	for _, tc := range []struct {
+		name, app, want string
+	}{
+		{"destip of 300", `"distribute": [{"vipa": "127.0.0.100", "ports": ["80"], "destip": ["` + long + `"]}]`,
+			"vipadistribute 127.0.0.100: destip: node name is 300 characters: at most 128"},
+		{"port 0", `"distribute": [{"vipa": "127.0.0.100", "ports": ["0"], "destip": ["all"]}]`,
+			`vipadistribute 127.0.0.100: invalid port \"0\": want 1-65535`},
+		{"node with a space", `"node": "caddy a"`, `node name \"caddy a\": want letters, digits`},
+		{"label of 300", `"node": "a", "gossip": {"label": "` + strings.Repeat("l", 300) + `"}`, "label is 300 bytes: at most 255"},
+		{"advertise wildcard", `"node": "a", "advertise": "0.0.0.0"`, `invalid advertise address \"0.0.0.0\"`},
+		{"unknown listeners", `"node": "a", "listeners": "manual"`, `listeners \"manual\": want auto, probe or off`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := validateJSON(t, `{"apps": {"vipadynamic": {`+tc.app+`}}}`)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("want a refusal saying %q, got %v:\n%s", tc.want, err, out)
+			}
+		})
+	}
+}
+
+// TestDistributeAppError: a vipadynamic app that fails to provision is
+// reported as what it is, not as a missing app.
+func TestDistributeAppError(t *testing.T) {
+	out, err := validateJSON(t, `{"apps": {
+	"vipadynamic": {"node": "a", "distribute": [{"vipa": "127.0.0.100", "ports": ["0"], "destip": ["all"]}]},
+	"layer4": {"servers": {"s": {"listen": ["127.0.0.100:9999"], "routes": [{"handle": [{"handler": "distribute"}]}]}}}}}`)
+	if err == nil || !strings.Contains(out, `invalid port \"0\"`) || strings.Contains(out, "must be configured") {
+		t.Fatalf("want the app's own error, got %v:\n%s", err, out)
 	}
 }

@@ -19,6 +19,12 @@ type Definition struct {
 	DestIP      []string // node names or advertise addresses; [DestAll] for every node
 	Distmethod  string
 	RoutingNode string
+
+	// Since is when the routing node began defining the VIPA (Unix ms),
+	// kept across reloads that keep the VIPA: of two definitions of one
+	// VIPA the earlier owns it, so a newcomer never displaces an
+	// established routing node. The fleet's agent sets it.
+	Since int64
 }
 
 // NewDefinition parses and checks a definition's parts as a config writes

@@ -83,12 +83,4 @@ func BenchmarkScan(b *testing.B) {
 			}
 		}
 	})
-	b.Run("Scan", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := Scan(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }

@@ -97,9 +97,6 @@ func TestProbeFindsListeners(t *testing.T) {
 	if !maps.Equal(s, Snapshot{up: 1}) {
 		t.Fatalf("snapshot %v, want only %s", s, up)
 	}
-	if s.Count(up.Port(), up.Addr()) != 1 || s.Count(down.Port(), down.Addr()) != 0 {
-		t.Fatalf("counts in %v", s)
-	}
 
 	// Later scans probe again and, with nothing changed, report nothing.
 	for app.accepted.Load() < 5 {

@@ -105,29 +105,22 @@ func TestScanReusePort(t *testing.T) {
 	}
 }
 
-func TestScanCount(t *testing.T) {
+// TestScanEachAddress: sockets on one port but different addresses are
+// counted apart (which of them count for a node is vipa.Counts' rule).
+func TestScanEachAddress(t *testing.T) {
 	skipWithoutNetlink(t)
 	vipa := listen(t, "127.0.0.100:0", true)
 	port := addrPort(vipa).Port()
-	adv := listen(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.7"), port).String(), true)
-	s, err := Scan()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := netip.MustParseAddr
-	if got := s.Count(port, a("127.0.0.7")); got != 1 {
-		t.Errorf("advertise address: count %d, want 1", got)
-	}
-	if got := s.Count(port, a("127.0.0.8")); got != 0 {
-		t.Errorf("other node: count %d, want 0 (the VIPA listener must not count)", got)
+	at := func(a string) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(a), port) }
+	adv := listen(t, at("127.0.0.7").String(), true)
+	s := scanWith(t, (*scanner).scan)
+	if s[at("127.0.0.7")] != 1 || s[at("127.0.0.100")] != 1 || s[at("127.0.0.8")] != 0 {
+		t.Errorf("port %d: %d at the advertise address, %d at the VIPA, %d elsewhere; want 1, 1, 0",
+			port, s[at("127.0.0.7")], s[at("127.0.0.100")], s[at("127.0.0.8")])
 	}
 	adv.Close()
-	s, err = Scan()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := s.Count(port, a("127.0.0.7")); got != 0 {
-		t.Errorf("after close: count %d, want 0", got)
+	if got := scanWith(t, (*scanner).scan)[at("127.0.0.7")]; got != 0 {
+		t.Errorf("after close: %d, want 0", got)
 	}
 }
 

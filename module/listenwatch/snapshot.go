@@ -13,24 +13,8 @@ import "net/netip"
 // addresses are stored unmapped; addresses carry no zone.
 type Snapshot map[netip.AddrPort]int
 
-// Count returns how many listening sockets serve port for a node whose
-// advertise address is adv: sockets bound to the wildcard (0.0.0.0 or ::) or to
-// adv itself count; any other address, in particular the VIPA, never counts.
-// Lookups are direct, so Count costs the same on a host with many listeners.
-func (s Snapshot) Count(port uint16, adv netip.Addr) int {
-	n := s[netip.AddrPortFrom(netip.IPv4Unspecified(), port)] +
-		s[netip.AddrPortFrom(netip.IPv6Unspecified(), port)]
-	if adv.IsValid() {
-		adv = adv.Unmap().WithZone("")
-		if !adv.IsUnspecified() {
-			n += s[netip.AddrPortFrom(adv, port)]
-		}
-	}
-	return n
-}
-
-// add records one listening socket, normalising the address the way Count
-// looks it up.
+// add records one listening socket under its address unmapped and without
+// zone, as vipa.Counts compares it.
 func (s Snapshot) add(ap netip.AddrPort) {
 	s[netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())]++
 }

@@ -14,7 +14,7 @@ import (
 //
 // One goroutine owns an entry from Acquire to Release. It fills Client,
 // VIPA, Port, Target (and optionally Since) before Insert and changes none of
-// them while the entry is in the table, except Target through Retarget.
+// them while the entry is in the table.
 // ToTarget and ToClient may be updated at any time.
 type Entry struct {
 	Client netip.AddrPort
@@ -114,24 +114,6 @@ func (c *CRT) Remove(e *Entry) {
 	st.toClient.Add(e.ToClient.Load())
 }
 
-// Retarget moves a live entry to t, as when the dial to the first choice
-// failed: the active count moves with it, and t's total grows. The old
-// target's total keeps the attempt, so totals never go down.
-func (c *CRT) Retarget(e *Entry, t *Target) {
-	if !e.linked {
-		e.Target = t
-		return
-	}
-	t.stats.active.Add(1)
-	t.stats.total.Add(1)
-	s := c.shardOf(e)
-	s.mu.Lock()
-	old := e.Target
-	e.Target = t
-	s.mu.Unlock()
-	old.stats.active.Add(-1)
-}
-
 // Release zeroes the entry and gives it back for reuse, removing it first
 // if the caller has not. The caller must not touch e afterwards.
 func (c *CRT) Release(e *Entry) {
@@ -156,8 +138,8 @@ const rangeBatch = 128
 // still there when its turn comes, until fn returns false; entries inserted
 // meanwhile may or may not be seen. fn runs with the entry's shard locked,
 // so the entry cannot be removed or released under it: it must be quick,
-// must not keep e after returning, and must not call Insert, Remove,
-// Retarget or Release.
+// must not keep e after returning, and must not call Insert, Remove or
+// Release.
 func (c *CRT) Range(fn func(e *Entry) bool) {
 	m := &Entry{marker: true}
 	for i := range c.shards {

@@ -33,9 +33,8 @@ func keyOf(vipa netip.Addr, port uint16) key { return key{vipa.Unmap(), port} }
 
 // snapshot is never modified once published.
 type snapshot struct {
-	groups  map[key]*Group
-	rows    int
-	version uint64
+	groups map[key]*Group
+	rows   int
 }
 
 // NewDPT returns an empty table.
@@ -53,9 +52,6 @@ func (d *DPT) Lookup(vipa netip.Addr, port uint16) *Group {
 
 // Len is the number of rows.
 func (d *DPT) Len() int { return d.snap.Load().rows }
-
-// Version increments on every change, so pollers can tell whether to look.
-func (d *DPT) Version() uint64 { return d.snap.Load().version }
 
 // Rows returns every row with its counters, sorted by VIPA, Port, Node. A
 // hotstandby backup that is not in use shows as Standby.
@@ -86,16 +82,6 @@ func (d *DPT) Rows() []Row {
 		return cmp.Compare(a.Node, b.Node)
 	})
 	return rows
-}
-
-// Set inserts or updates the row (r.VIPA, r.Port, r.Node). A row with
-// Ready <= 0 is deleted instead: the node stopped listening.
-func (d *DPT) Set(r Row) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e := d.edit()
-	e.set(r)
-	e.commit()
 }
 
 // Delete removes one row and reports whether it existed.
@@ -318,9 +304,8 @@ func (e *edit) commit() {
 		t.attrs.Store(a)
 	}
 	next := &snapshot{
-		groups:  maps.Clone(e.base.groups),
-		rows:    e.base.rows,
-		version: e.base.version + 1,
+		groups: maps.Clone(e.base.groups),
+		rows:   e.base.rows,
 	}
 	for k, ts := range e.dirty {
 		old := e.base.groups[k]

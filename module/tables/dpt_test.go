@@ -308,15 +308,17 @@ func TestDPTTargetIdentity(t *testing.T) {
 	}
 }
 
-func TestDPTVersion(t *testing.T) {
+// TestDPTPublishes: an edit that changes something publishes a new
+// snapshot; one that changes nothing publishes none.
+func TestDPTPublishes(t *testing.T) {
 	d := NewDPT()
-	v := d.Version()
+	v := d.snap.Load()
 	step := func(name string, changed bool, f func()) {
 		t.Helper()
 		f()
-		nv := d.Version()
-		if changed && nv != v+1 || !changed && nv != v {
-			t.Errorf("%s: version %d -> %d, changed=%v", name, v, nv, changed)
+		nv := d.snap.Load()
+		if changed == (nv == v) {
+			t.Errorf("%s: published %v, want %v", name, nv != v, changed)
 		}
 		v = nv
 	}

@@ -69,20 +69,20 @@ type Row struct {
 	Port    uint16
 	Node    string
 	Address netip.AddrPort // where the routing node dials the target
-	Ready   int            // listening sockets; Set with Ready <= 0 deletes the row
+	Ready   int            // listening sockets; Replace leaves out a row with Ready <= 0
 	Weight  int            // <= 0 means 1; Rows gives the weight the distmethod uses
-	State   State          // Set takes Standby as Active
+	State   State          // Replace takes Standby as Active
 
-	// Filled in by Rows, ignored by Set: the row's responsiveness (0-100),
+	// Filled in by Rows, ignored by Replace: the row's responsiveness (0-100),
 	// health, and weight × TSR × slow-start ramp as the distmethod sees it.
 	TSR             int
 	Health          Health
 	EffectiveWeight float64
 
-	ActiveConns int64  // filled in by Rows, ignored by Set
-	TotalConns  uint64 // filled in by Rows, ignored by Set
+	ActiveConns int64  // filled in by Rows, ignored by Replace
+	TotalConns  uint64 // filled in by Rows, ignored by Replace
 	// Bytes relayed by the row's connections that have ended; filled in
-	// by Rows, ignored by Set.
+	// by Rows, ignored by Replace.
 	BytesToTarget, BytesToClient int64
 }
 

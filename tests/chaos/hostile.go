@@ -4,6 +4,7 @@ package main
 
 import (
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	vocab "github.com/caddy-vipa/caddy-vipa/vipa"
 
 	"context"
 	"encoding/base64"
@@ -170,7 +171,7 @@ func hostileReports(ctx context.Context, e *env, r *result) error {
 		return err
 	}
 	defer x.Stop()
-	x.SetReport([]serfsync.Listener{
+	x.SetReport([]vocab.Listener{
 		{VIPA: v, Port: uint16(h.port) + 1, Ready: 1},                 // a port outside the definition
 		{VIPA: o, Port: uint16(h.otherPort), Ready: 1},                // a VIPA for caddy-b only
 		{VIPA: netip.MustParseAddr("127.0.0.99"), Port: 80, Ready: 1}, // a VIPA nobody defines
@@ -180,7 +181,7 @@ func hostileReports(ctx context.Context, e *env, r *result) error {
 		return err
 	}
 	defer y.Stop()
-	y.SetReport([]serfsync.Listener{{VIPA: v, Port: uint16(h.port), Ready: 8}}) // caddy-b's address and port
+	y.SetReport([]vocab.Listener{{VIPA: v, Port: uint16(h.port), Ready: 8}}) // caddy-b's address and port
 	const forged = 4
 	if err := h.waitMembers(ctx, h.a, 4, 15*time.Second); err != nil {
 		return err
@@ -236,8 +237,8 @@ func hostileDefinition(ctx context.Context, e *env, r *result) error {
 		return err
 	}
 	defer ag.Stop()
-	ps, _ := serfsync.ParsePortRange(fmt.Sprint(h.port))
-	ag.SetDefinitions([]*serfsync.Definition{{VIPA: netip.MustParseAddr(vipa), Ports: serfsync.NewPortSet([]serfsync.PortRange{ps}), DestIP: []string{serfsync.DestAll}, Distmethod: "roundrobin"}})
+	ps, _ := vocab.ParsePorts([]string{fmt.Sprint(h.port)})
+	ag.SetDefinitions([]*vocab.Definition{{VIPA: netip.MustParseAddr(vipa), Ports: ps, DestIP: []string{vocab.DestAll}, Distmethod: vocab.RoundRobin}})
 	if err := h.waitMembers(ctx, h.a, 3, 15*time.Second); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package module
+package fleet
 
 import (
 	"context"
@@ -25,12 +25,12 @@ const (
 // effective weights, probes unhealthy targets whose backoff has passed and
 // sweeps expired affinities. It runs for the fleet's life, across reloads.
 type upkeep struct {
-	f      *fleet
+	f      *Fleet
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func startUpkeep(f *fleet) *upkeep {
+func startUpkeep(f *Fleet) *upkeep {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &upkeep{f: f, cancel: cancel}
 	u.wg.Go(func() { u.run(ctx) })
@@ -55,13 +55,13 @@ func (u *upkeep) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			u.f.dpt.Refresh(now)
-			for _, t := range u.f.dpt.Due(now) {
+			u.f.DPT.Refresh(now)
+			for _, t := range u.f.DPT.Due(now) {
 				u.wg.Go(func() { u.probe(ctx, t) })
 			}
 			if now.Sub(lastSweep) >= sweepInterval {
 				lastSweep = now
-				u.f.counters.affinities.Store(int64(u.f.crt.SweepAffinity(now)))
+				u.f.Counters.Affinities.Store(int64(u.f.CRT.SweepAffinity(now)))
 			}
 		}
 	}
@@ -81,17 +81,17 @@ func (u *upkeep) probe(ctx context.Context, t *tables.Target) {
 		return
 	}
 	if t.ProbeDone(time.Now(), err == nil) {
-		u.f.healthChanged(u.f.logger, t, true, "probe")
+		u.f.HealthChanged(u.f.logger, t, true, "probe")
 	}
 }
 
-// healthChanged counts and logs a target's health transition; the tables
+// HealthChanged counts and logs a target's health transition; the tables
 // report each transition once, however many clients saw it.
-func (f *fleet) healthChanged(log *zap.Logger, t *tables.Target, healthy bool, by string) {
+func (f *Fleet) HealthChanged(log *zap.Logger, t *tables.Target, healthy bool, by string) {
 	if healthy {
-		f.counters.healthUp.Add(1)
+		f.Counters.HealthUp.Add(1)
 	} else {
-		f.counters.healthDown.Add(1)
+		f.Counters.HealthDown.Add(1)
 	}
 	fields := []zap.Field{zap.Stringer("vipa", t.VIPA), zap.Uint16("port", t.Port), zap.String("node", t.Node),
 		zap.Stringer("address", t.Address), zap.Int("tsr", t.TSR()), zap.String("by", by)}

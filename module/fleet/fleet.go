@@ -1,0 +1,238 @@
+// Package fleet is one node's side of the fleet, without Caddy: the serf
+// agent, the listener watch and the report it derives, the definitions the
+// node follows, and the DPT and CRT it routes with. The vipadynamic app
+// pools one Fleet per gossip address, so a reload that keeps the gossip
+// settings keeps the agent and the tables.
+package fleet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/listenwatch"
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+// Config is the part of a config the fleet follows on every reload.
+type Config struct {
+	Node      string
+	Advertise netip.Addr
+	Defs      []*vipa.Definition            // the VIPAs this node routes
+	Policies  map[netip.Addr]*tables.Policy // by VIPA; a definition without one distributes by its distmethod alone
+	Listeners string                        // a vipa listener mode
+	Interval  time.Duration                 // of the listener watch
+}
+
+// Route is what the handler needs for one VIPA this node routes; its
+// distribution policy lives in the DPT's groups.
+type Route struct {
+	Def *vipa.Definition
+}
+
+// Counters are the handler's event counts: atomics on the connection path,
+// read when metrics are scraped.
+type Counters struct {
+	NoDefinition atomic.Uint64
+	NoTarget     atomic.Uint64
+	NoAnswer     atomic.Uint64
+	MaxConns     atomic.Uint64 // every target full
+	Unhealthy    atomic.Uint64 // no healthy target, the unhealthy ones tried failed
+	DialFailures atomic.Uint64
+	HealthDown   atomic.Uint64 // rows turned unhealthy
+	HealthUp     atomic.Uint64 // rows turned healthy again
+	Affinities   atomic.Int64  // as of the last sweep
+}
+
+// Fleet is one node's pooled state.
+type Fleet struct {
+	DPT      *tables.DPT
+	CRT      *tables.CRT
+	Counters Counters
+
+	// routes maps a VIPA this node routes to its route; read on every
+	// connection, replaced whole on reload.
+	routes atomic.Pointer[map[netip.Addr]*Route]
+
+	mu       sync.Mutex
+	agentCfg serfsync.Config // what a running agent cannot change without a restart
+	agent    *serfsync.Agent
+	cfg      Config
+	watcher  *listenwatch.Watcher
+	watchCfg Config
+	snap     listenwatch.Snapshot
+	known    []serfsync.KnownDefinition // every definition known in the fleet
+	own      []vipa.Listener            // this node's own report
+	logger   *zap.Logger
+	upkeep   *upkeep
+}
+
+// New returns a fleet with empty tables and no agent.
+func New() *Fleet {
+	f := &Fleet{DPT: tables.NewDPT(), CRT: tables.NewCRT(), logger: zap.NewNop()}
+	empty := map[netip.Addr]*Route{}
+	f.routes.Store(&empty)
+	return f
+}
+
+// Route returns the route of a VIPA this node routes, or nil.
+func (f *Fleet) Route(v netip.Addr) *Route { return (*f.routes.Load())[v] }
+
+// RoutesAny reports whether this node routes a VIPA.
+func (f *Fleet) RoutesAny() bool { return len(*f.routes.Load()) > 0 }
+
+// Start starts the serf agent once; a later config must keep its identity.
+func (f *Fleet) Start(cfg serfsync.Config, logger *zap.Logger) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.agent != nil {
+		if !sameAgent(f.agentCfg, cfg) {
+			return errors.New("gossip settings changed (node, advertise, key, label, profile, insecure or remote_keys): restart required")
+		}
+		return nil
+	}
+	f.logger = logger
+	cfg.Logger = logger.Named("gossip")
+	agent, err := serfsync.New(cfg)
+	if err != nil {
+		return err
+	}
+	agent.OnMemberGone = f.memberGone
+	agent.OnDefinitions = f.definitionsChanged
+	agent.OnReport = f.reportArrived
+	if err := agent.Start(); err != nil {
+		return fmt.Errorf("gossip %s: %w", cfg.BindAddr, err)
+	}
+	f.agent, f.agentCfg = agent, cfg
+	f.upkeep = startUpkeep(f)
+	return nil
+}
+
+func sameAgent(a, b serfsync.Config) bool {
+	return a.NodeName == b.NodeName && a.BindAddr == b.BindAddr &&
+		a.Advertise == b.Advertise && a.Label == b.Label &&
+		a.Profile == b.Profile && a.Insecure == b.Insecure && a.RemoteKeys == b.RemoteKeys &&
+		slices.EqualFunc(a.Keys, b.Keys, bytes.Equal)
+}
+
+// Configure installs a config's definitions and listener watch settings.
+func (f *Fleet) Configure(c Config) {
+	routes := make(map[netip.Addr]*Route, len(c.Defs))
+	for _, d := range c.Defs {
+		routes[d.VIPA] = &Route{Def: d}
+	}
+	if agent := f.agentOf(); agent != nil {
+		agent.SetDefinitions(c.Defs)
+	}
+
+	f.mu.Lock()
+	// Policies go in before the routes that use them; the groups keep
+	// their rotation and health across the change.
+	for _, d := range c.Defs {
+		p := c.Policies[d.VIPA]
+		if p == nil {
+			p = &tables.Policy{Distmethod: d.Distmethod}
+		}
+		if err := f.DPT.SetPolicy(d.VIPA, p); err != nil { // checked when the config was provisioned
+			f.logger.Error("distribution policy", zap.Stringer("vipa", d.VIPA), zap.Error(err))
+		}
+	}
+	for v := range *f.routes.Load() {
+		if routes[v] == nil {
+			f.DPT.SetPolicy(v, nil)
+		}
+	}
+	f.routes.Store(&routes)
+	f.cfg = c
+	var old *listenwatch.Watcher
+	if f.watcher != nil && (c.Listeners != f.watchCfg.Listeners || c.Interval != f.watchCfg.Interval) {
+		old, f.watcher = f.watcher, nil
+	}
+	if c.Listeners == vipa.ListenersOff {
+		f.snap = nil
+	}
+	f.publishLocked()
+	f.mu.Unlock()
+
+	// Stop waits for a running OnChange, which takes f.mu: never under it.
+	if old != nil {
+		old.Stop()
+	}
+	if c.Listeners != vipa.ListenersOff {
+		f.startWatch(c)
+	}
+}
+
+// startWatch starts the listener watch unless one runs already.
+func (f *Fleet) startWatch(c Config) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.watcher != nil {
+		return
+	}
+	w := &listenwatch.Watcher{
+		Interval: c.Interval,
+		OnChange: f.listenersChanged,
+		OnError: func(err error) {
+			f.logger.Error("finding application listeners", zap.Error(err))
+		},
+	}
+	if c.Listeners == vipa.ListenersProbe || !listenwatch.SocketTable {
+		w.Probe = f.probeAddrs
+	}
+	if err := w.Start(); err != nil {
+		f.logger.Error("starting the listener watch", zap.Error(err))
+		return
+	}
+	f.watcher, f.watchCfg = w, c
+}
+
+func (f *Fleet) agentOf() *serfsync.Agent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.agent
+}
+
+// Members lists the fleet for the admin API.
+func (f *Fleet) Members() []serfsync.Member {
+	if agent := f.agentOf(); agent != nil {
+		return agent.Members()
+	}
+	return nil
+}
+
+// Stats are the agent's protocol counters.
+func (f *Fleet) Stats() map[string]uint64 {
+	if agent := f.agentOf(); agent != nil {
+		return agent.Stats()
+	}
+	return nil
+}
+
+// Destruct leaves the fleet and stops watching: the last config using this
+// state is gone.
+func (f *Fleet) Destruct() error {
+	f.mu.Lock()
+	w, agent, up := f.watcher, f.agent, f.upkeep
+	f.watcher, f.agent, f.upkeep = nil, nil, nil
+	f.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
+	up.stop()
+	if agent != nil {
+		if err := agent.Stop(); err != nil {
+			return fmt.Errorf("stopping gossip: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package fleet
+
+import (
+	"net/netip"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/listenwatch"
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+// LocalReport lists this node's report lines: for every owned definition
+// that names it as a candidate, each distributed port with at least one
+// listening socket that counts for the node (vipa.Counts), and how many.
+func LocalReport(s listenwatch.Snapshot, node string, adv netip.Addr, defs []serfsync.KnownDefinition) []vipa.Listener {
+	var out []vipa.Listener
+	for _, d := range defs {
+		if !d.Owner || !d.Candidate(node, adv) {
+			continue
+		}
+		ready := make(map[uint16]int)
+		for ap, n := range s {
+			if d.Ports.Contains(ap.Port()) && vipa.Counts(ap.Addr(), adv, d.VIPA) {
+				ready[ap.Port()] += n
+			}
+		}
+		for port, n := range ready {
+			out = append(out, vipa.Listener{VIPA: d.VIPA, Port: port, Address: netip.AddrPortFrom(adv, port), Ready: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b vipa.Listener) int {
+		if c := a.VIPA.Compare(b.VIPA); c != 0 {
+			return c
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return out
+}
+
+// ProbeAddrs lists where a probing listener watch connects: the advertise
+// address on every port of the owned definitions naming this node as a
+// candidate, unless the advertise address is the VIPA itself.
+func ProbeAddrs(node string, adv netip.Addr, defs []serfsync.KnownDefinition) []netip.AddrPort {
+	seen := make(map[uint16]bool)
+	var out []netip.AddrPort
+	for _, d := range defs {
+		if !d.Owner || !d.Candidate(node, adv) || d.VIPA == adv {
+			continue
+		}
+		for _, p := range d.Ports.Ports() {
+			if !seen[uint16(p)] {
+				seen[uint16(p)] = true
+				out = append(out, netip.AddrPortFrom(adv, uint16(p)))
+			}
+		}
+	}
+	return out
+}
+
+// rowOf is a report line as a DPT row of node.
+func rowOf(node string, l vipa.Listener) tables.Row {
+	return tables.Row{VIPA: l.VIPA, Port: l.Port, Node: node, Address: l.Address, Ready: l.Ready, Weight: max(l.Weight, 1), State: tables.Active}
+}
+
+func (f *Fleet) probeAddrs() []netip.AddrPort {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return ProbeAddrs(f.cfg.Node, f.cfg.Advertise, f.known)
+}
+
+// listenersChanged takes a new socket table snapshot.
+func (f *Fleet) listenersChanged(s listenwatch.Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap = s
+	f.publishLocked()
+}
+
+// publishLocked turns the latest snapshot into this node's report for the
+// definitions known in the fleet and hands it to the agent, which carries
+// it to each VIPA's routing node (this one included).
+func (f *Fleet) publishLocked() {
+	f.own = LocalReport(f.snap, f.cfg.Node, f.cfg.Advertise, f.known)
+	if f.agent != nil {
+		f.agent.SetReport(f.own)
+	}
+}
+
+// definitionsChanged follows the fleet's definitions: this node may have
+// become (or stopped being) a candidate of some VIPA, or an owner.
+func (f *Fleet) definitionsChanged(known []serfsync.KnownDefinition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.known = known
+	owned := make(map[netip.Addr]bool)
+	for _, k := range known {
+		if k.Owner && k.RoutingNode == f.cfg.Node {
+			owned[k.VIPA] = true
+		}
+	}
+	// Rows of VIPAs this node no longer owns go; the agent reports the rest.
+	for _, row := range f.DPT.Rows() {
+		if !owned[row.VIPA] {
+			f.DPT.Delete(row.VIPA, row.Port, row.Node)
+		}
+	}
+	f.publishLocked()
+}
+
+// reportArrived applies a node's validated report lines to the DPT.
+func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
+	rows := make([]tables.Row, len(lines))
+	for i, l := range lines {
+		rows[i] = rowOf(node, l)
+	}
+	f.DPT.Replace(node, rows)
+}
+
+// memberGone drops the rows of a member that failed or left.
+func (f *Fleet) memberGone(name string) {
+	if n := f.DPT.DeleteNode(name); n > 0 {
+		f.logger.Info("member gone: rows removed", zap.String("node", name), zap.Int("rows", n))
+	}
+}
+
+// Definitions lists what /vipa/definitions shows: the fleet's view, or
+// this config's own definitions before the agent has started.
+func (f *Fleet) Definitions() []serfsync.KnownDefinition {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.known != nil {
+		return f.known
+	}
+	out := make([]serfsync.KnownDefinition, len(f.cfg.Defs))
+	for i, d := range f.cfg.Defs {
+		out[i] = serfsync.KnownDefinition{Definition: *d, Owner: true}
+	}
+	return out
+}
+
+// OwnReport is this node's own report as DPT rows.
+func (f *Fleet) OwnReport() []tables.Row {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rows := make([]tables.Row, len(f.own))
+	for i, l := range f.own {
+		rows[i] = rowOf(f.cfg.Node, l)
+	}
+	return rows
+}
