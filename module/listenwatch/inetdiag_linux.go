@@ -19,8 +19,8 @@ const (
 )
 
 // putDiagRequest encodes a dump request for the TCP sockets of family that are
-// in LISTEN state: the kernel filters by state, so connections never cross.
-func putDiagRequest(b *[diagRequestLen]byte, family uint8, seq uint32) {
+// in state: the kernel filters by state, so other sockets never cross.
+func putDiagRequest(b *[diagRequestLen]byte, family, state uint8, seq uint32) {
 	*b = [diagRequestLen]byte{}
 	ne := binary.NativeEndian
 	ne.PutUint32(b[0:], diagRequestLen)
@@ -30,13 +30,13 @@ func putDiagRequest(b *[diagRequestLen]byte, family uint8, seq uint32) {
 	r := b[nlmsgHdrLen:]
 	r[0] = family
 	r[1] = unix.IPPROTO_TCP
-	ne.PutUint32(r[4:], 1<<tcpListen) // idiag_states
+	ne.PutUint32(r[4:], 1<<state) // idiag_states
 }
 
-// parseDiag adds the listening sockets found in one datagram of a dump reply
-// to s. Messages with another sequence number are left over from an earlier
+// parseDiag adds the sockets in t's state found in one datagram of a dump
+// reply to t. Messages with another sequence number are left over from an earlier
 // request and skipped. done reports the end of the dump.
-func parseDiag(b []byte, seq uint32, s Snapshot) (done bool, err error) {
+func parseDiag(b []byte, seq uint32, t table) (done bool, err error) {
 	ne := binary.NativeEndian
 	for len(b) > 0 {
 		if len(b) < nlmsgHdrLen {
@@ -74,15 +74,19 @@ func parseDiag(b []byte, seq uint32, s Snapshot) (done bool, err error) {
 			if len(body) < inetDiagMsgLen {
 				return false, errors.New("truncated inet_diag message")
 			}
-			if body[1] != tcpListen {
+			if body[1] != t.state() {
 				continue
 			}
-			port := binary.BigEndian.Uint16(body[4:])
+			// inet_diag_sockid: sport, dport (big-endian), src[16], dst[16].
+			sport := binary.BigEndian.Uint16(body[4:])
+			dport := binary.BigEndian.Uint16(body[6:])
 			switch body[0] {
 			case unix.AF_INET:
-				s.add(netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[8:12])), port))
+				t.addSocket(netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[8:12])), sport),
+					netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[24:28])), dport))
 			case unix.AF_INET6:
-				s.add(netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[8:24])), port))
+				t.addSocket(netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[8:24])), sport),
+					netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[24:40])), dport))
 			}
 		}
 	}

@@ -43,7 +43,7 @@ func concat(parts ...[]byte) []byte {
 
 func TestPutDiagRequest(t *testing.T) {
 	var req [diagRequestLen]byte
-	putDiagRequest(&req, unix.AF_INET6, 7)
+	putDiagRequest(&req, unix.AF_INET6, tcpListen, 7)
 	ne := binary.NativeEndian
 	if ne.Uint32(req[0:]) != diagRequestLen || ne.Uint16(req[4:]) != unix.SOCK_DIAG_BY_FAMILY ||
 		ne.Uint16(req[6:]) != unix.NLM_F_REQUEST|unix.NLM_F_DUMP || ne.Uint32(req[8:]) != 7 {

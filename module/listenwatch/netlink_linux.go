@@ -56,10 +56,10 @@ func (c *diagConn) close() {
 	}
 }
 
-// dump adds the listening TCP sockets of family to s.
-func (c *diagConn) dump(family uint8, s Snapshot) error {
+// dump adds the TCP sockets of family in t's state to t.
+func (c *diagConn) dump(family uint8, t table) error {
 	c.seq++
-	putDiagRequest(&c.req, family, c.seq)
+	putDiagRequest(&c.req, family, t.state(), c.seq)
 	for {
 		_, err := unix.Write(c.fd, c.req[:])
 		if err == unix.EINTR {
@@ -83,7 +83,7 @@ func (c *diagConn) dump(family uint8, s Snapshot) error {
 			c.buf = make([]byte, n)
 			return fmt.Errorf("netlink receive: datagram of %d bytes truncated", n)
 		}
-		done, err := parseDiag(c.buf[:n], c.seq, s)
+		done, err := parseDiag(c.buf[:n], c.seq, t)
 		if err != nil {
 			return fmt.Errorf("netlink sock_diag: %w", err)
 		}

@@ -12,9 +12,9 @@ import (
 // /proc/net/tcp and the idiag_state of a sock_diag reply.
 const tcpListen = 0x0A
 
-// parseProcNetTCP adds the LISTEN sockets of a /proc/net/tcp or /proc/net/tcp6
-// table to s. The first line is the column header.
-func parseProcNetTCP(data []byte, s Snapshot) error {
+// parseProcNetTCP adds the sockets in t's state of a /proc/net/tcp or
+// /proc/net/tcp6 table to t. The first line is the column header.
+func parseProcNetTCP(data []byte, t table) error {
 	header, rest, _ := bytes.Cut(data, []byte{'\n'})
 	if !bytes.HasPrefix(bytes.TrimLeft(header, " "), []byte("sl")) {
 		return errors.New("missing header line")
@@ -25,41 +25,49 @@ func parseProcNetTCP(data []byte, s Snapshot) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		ap, listen, err := parseProcNetTCPLine(line)
+		local, remote, match, err := parseProcNetTCPLine(line, t.state())
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		if listen {
-			s.add(ap)
+		if match {
+			t.addSocket(local, remote)
 		}
 	}
 	return nil
 }
 
 // parseProcNetTCPLine reads one socket line ("sl local rem st ...") and
-// reports its local address and whether it is in LISTEN state. The local
-// address of other sockets is not decoded: it is not needed and most lines on
-// a busy host are connections.
-func parseProcNetTCPLine(line []byte) (ap netip.AddrPort, listen bool, err error) {
+// reports whether it is in state want and, if so, its local and remote
+// addresses. The addresses of other sockets are not decoded: they are not
+// needed and most lines on a busy host are in another state.
+func parseProcNetTCPLine(line []byte, want uint8) (local, remote netip.AddrPort, match bool, err error) {
 	sl, line := nextField(line)
-	local, line := nextField(line)
-	remote, line := nextField(line)
+	loc, line := nextField(line)
+	rem, line := nextField(line)
 	st, _ := nextField(line)
 	if len(st) == 0 || len(sl) < 2 || sl[len(sl)-1] != ':' {
-		return ap, false, errors.New("malformed socket line")
+		return local, remote, false, errors.New("malformed socket line")
 	}
-	if len(remote) == 0 {
-		return ap, false, errors.New("missing remote address")
+	if len(rem) == 0 {
+		return local, remote, false, errors.New("missing remote address")
 	}
 	state, ok := parseHex(st, 2)
 	if !ok {
-		return ap, false, fmt.Errorf("bad state %q", st)
+		return local, remote, false, fmt.Errorf("bad state %q", st)
 	}
-	if state != tcpListen {
-		return ap, false, nil
+	if state != uint64(want) {
+		return local, remote, false, nil
 	}
-	ap, err = parseProcAddrPort(local)
-	return ap, err == nil, err
+	if local, err = parseProcAddrPort(loc); err != nil {
+		return netip.AddrPort{}, remote, false, err
+	}
+	if want == tcpListen {
+		return local, remote, true, nil // a listener has no peer
+	}
+	if remote, err = parseProcAddrPort(rem); err != nil {
+		return netip.AddrPort{}, netip.AddrPort{}, false, err
+	}
+	return local, remote, true, nil
 }
 
 // parseProcAddrPort decodes "0100007F:1F90". The kernel prints each 32-bit

@@ -95,7 +95,7 @@ func TestParseProcNetTCPErrors(t *testing.T) {
 
 func FuzzParseProcNetTCP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte) {
-		ap, listen, err := parseProcNetTCPLine(line)
+		ap, _, listen, err := parseProcNetTCPLine(line, tcpListen)
 		if err != nil {
 			if listen {
 				t.Fatal("listen with an error")
@@ -109,7 +109,7 @@ func FuzzParseProcNetTCP(f *testing.F) {
 			t.Fatalf("invalid address %v", ap)
 		}
 		again := fmt.Sprintf("%4d: %s %s 0A rest", 0, formatProcAddrPort(ap), formatProcAddrPort(ap))
-		ap2, listen2, err := parseProcNetTCPLine([]byte(again))
+		ap2, _, listen2, err := parseProcNetTCPLine([]byte(again), tcpListen)
 		if err != nil || !listen2 || ap2 != ap {
 			t.Fatalf("round trip of %v: %v %v %v", ap, ap2, listen2, err)
 		}
@@ -120,4 +120,34 @@ func FuzzParseProcNetTCP(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseProcNetTCPConns(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	line := func(st string, local, remote netip.AddrPort) string {
+		return fmt.Sprintf("   0: %s %s %s 00000000:00000000 00:00000000 00000000  1000 0 1 1\n",
+			formatProcAddrPort(local), formatProcAddrPort(remote), st)
+	}
+	in := "  sl  local_address rem_address   st\n" +
+		line("01", ap("127.0.0.1:8080"), ap("127.0.0.2:40000")) +
+		line("01", ap("127.0.0.1:8080"), ap("127.0.0.2:40001")) +
+		line("01", ap("[::1]:8080"), ap("[::2]:40000")) +
+		line("01", ap("[::ffff:127.0.0.1]:8080"), ap("[::ffff:127.0.0.2]:40002")) +
+		line("0A", ap("127.0.0.1:8080"), ap("0.0.0.0:0")) +
+		line("06", ap("127.0.0.1:8080"), ap("127.0.0.2:40003")) // TIME_WAIT
+	c := make(Conns)
+	if err := parseProcNetTCP([]byte(in), c); err != nil {
+		t.Fatal(err)
+	}
+	want := Conns{
+		{ap("127.0.0.1:8080"), netip.MustParseAddr("127.0.0.2")}: 3,
+		{ap("[::1]:8080"), netip.MustParseAddr("::2")}:            1,
+	}
+	if !maps.Equal(c, want) {
+		t.Errorf("got %v, want %v", c, want)
+	}
+	bad := "sl\n   0: 0100007F:1F90 0200007G:9C40 01\n"
+	if err := parseProcNetTCP([]byte(bad), make(Conns)); err == nil {
+		t.Error("no error for a bad remote address")
+	}
 }

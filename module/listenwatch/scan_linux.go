@@ -25,27 +25,34 @@ func newScanner() (*scanner, error) {
 	return &scanner{diag: newDiagConn()}, nil
 }
 
-// scan replaces the contents of s with the host's listening sockets. It asks
-// netlink and, if that fails, parses /proc; the next scan tries netlink again.
-func (sc *scanner) scan(s Snapshot) error {
-	clear(s)
-	nlErr := sc.scanNetlink(s)
+// scan replaces the contents of s with the host's listening sockets.
+func (sc *scanner) scan(s Snapshot) error { return sc.scanTable(s) }
+
+// scanTable replaces the contents of t with the host's sockets in t's state.
+// It asks netlink and, if that fails, parses /proc; the next scan tries
+// netlink again.
+func (sc *scanner) scanTable(t table) error {
+	t.reset()
+	nlErr := sc.scanNetlinkTable(t)
 	if nlErr == nil {
 		return nil
 	}
-	clear(s)
-	if err := sc.scanProc(s); err != nil {
+	t.reset()
+	if err := sc.scanProcTable(t); err != nil {
 		return fmt.Errorf("listenwatch: %w; fallback: %w", nlErr, err)
 	}
 	return nil
 }
 
-func (sc *scanner) scanNetlink(s Snapshot) error {
+func (sc *scanner) scanNetlink(s Snapshot) error { return sc.scanNetlinkTable(s) }
+func (sc *scanner) scanProc(s Snapshot) error    { return sc.scanProcTable(s) }
+
+func (sc *scanner) scanNetlinkTable(t table) error {
 	if err := sc.diag.open(); err != nil {
 		return err
 	}
 	for _, family := range [...]uint8{unix.AF_INET, unix.AF_INET6} {
-		if err := sc.diag.dump(family, s); err != nil {
+		if err := sc.diag.dump(family, t); err != nil {
 			sc.diag.close()
 			return err
 		}
@@ -53,7 +60,7 @@ func (sc *scanner) scanNetlink(s Snapshot) error {
 	return nil
 }
 
-func (sc *scanner) scanProc(s Snapshot) error {
+func (sc *scanner) scanProcTable(t table) error {
 	for _, path := range procFiles {
 		var err error
 		sc.proc, err = readFile(path, sc.proc)
@@ -63,7 +70,7 @@ func (sc *scanner) scanProc(s Snapshot) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := parseProcNetTCP(sc.proc, s); err != nil {
+		if err := parseProcNetTCP(sc.proc, t); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}

@@ -20,4 +20,6 @@ func newScanner() (*scanner, error) { return nil, errUnsupported }
 
 func (*scanner) scan(Snapshot) error { return errUnsupported }
 
+func (*scanner) scanTable(table) error { return errUnsupported }
+
 func (*scanner) close() {}
