@@ -141,7 +141,7 @@ func TestParseProcNetTCPConns(t *testing.T) {
 	}
 	want := Conns{
 		{ap("127.0.0.1:8080"), netip.MustParseAddr("127.0.0.2")}: 3,
-		{ap("[::1]:8080"), netip.MustParseAddr("::2")}:            1,
+		{ap("[::1]:8080"), netip.MustParseAddr("::2")}:           1,
 	}
 	if !maps.Equal(c, want) {
 		t.Errorf("got %v, want %v", c, want)
