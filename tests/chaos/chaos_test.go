@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 }
 
 // quickRun are the scenarios TestQuick runs, with quickSizes.
-var quickRun = regexp.MustCompile(`^(held|target-kill|blackhole|reloads|silent|short|gossip-junk|hostile-reports)$`)
+var quickRun = regexp.MustCompile(`^(held|target-kill|blackhole|reloads|silent|short|gossip-junk|hostile-reports|hostile-definition)$`)
 
 // TestQuick runs the fast scenarios with smaller counts against the real
 // binary: every verdict must be a pass.

@@ -26,7 +26,7 @@ func silent(ctx context.Context, e *env, r *result) error {
 		return err
 	}
 	quiet := startLoad(addr, e.sz.Rate, 3*time.Second)
-	time.Sleep(3 * time.Second)
+	time.Sleep(e.sz.Window)
 	quiet.end()
 
 	conns, err := hold(ctx, addr, e.sz.Silent, 10*time.Second)
@@ -35,7 +35,7 @@ func silent(ctx context.Context, e *env, r *result) error {
 		r.fail("opened %d of %d silent clients: %v", len(conns), e.sz.Silent, err)
 	}
 	busy := startLoad(addr, e.sz.Rate, 3*time.Second)
-	time.Sleep(3 * time.Second)
+	time.Sleep(e.sz.Window)
 	busy.end()
 	// The last short connections' rows go a moment after their clients
 	// saw the end.

@@ -33,22 +33,23 @@ type sizes struct {
 	Rate        int // short connections per second beside a fault
 	Streams     int // streaming connections cut or kept by a fault
 	Reloads     int
-	Silent      int // clients that connect and say nothing
-	Short       int // short connections one after another
-	Workers     int // concurrent short connections
-	GossipJunk  int // junk datagrams and streams to the gossip port
-	GossipStall int // stalled state-channel streams
+	Silent      int           // clients that connect and say nothing
+	Short       int           // short connections one after another
+	Workers     int           // concurrent short connections
+	GossipJunk  int           // junk datagrams and streams to the gossip port
+	GossipStall int           // stalled state-channel streams
+	Window      time.Duration // how long a load runs for a latency figure
 }
 
 var fullSizes = sizes{
 	Held: 9000, FDLimit: 512, FDClients: 1000, Rate: 200, Streams: 40, Reloads: 10,
-	Silent: 3000, Short: 100000, Workers: 32, GossipJunk: 10000, GossipStall: 4000,
+	Silent: 3000, Short: 100000, Workers: 32, GossipJunk: 10000, GossipStall: 4000, Window: 3 * time.Second,
 }
 
 // quickSizes keep TestQuick to under a minute on a busy 2-core machine.
 var quickSizes = sizes{
 	Held: 1000, FDLimit: 256, FDClients: 400, Rate: 100, Streams: 10, Reloads: 3,
-	Silent: 500, Short: 3000, Workers: 16, GossipJunk: 1000, GossipStall: 300,
+	Silent: 500, Short: 3000, Workers: 16, GossipJunk: 1000, GossipStall: 300, Window: 1500 * time.Millisecond,
 }
 
 // result is a scenario's verdict and figures.
