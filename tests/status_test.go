@@ -5,6 +5,8 @@ package tests
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,18 +90,8 @@ func TestStatusPage(t *testing.T) {
 		dialVIPA(t, vipa) // live connections for the busiest-connections table
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := browserContext(t, browser)
 	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox, // tests may run as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(ctx)
-	defer cancelTab()
 
 	var mu sync.Mutex
 	var consoleErrors []string
@@ -165,7 +157,7 @@ func TestStatusPage(t *testing.T) {
 	if err != nil || conns != 3 {
 		t.Fatalf("busiest connections on the page: %d, %v", conns, err)
 	}
-	shot(t, ctx, "status-page.png", 1280, 900)
+	shot(t, ctx, "status-page.png", 1280, 900, true)
 
 	// A new target appears within 2 s of its application listening, and
 	// goes within 2 s of it stopping, with no reload.
@@ -180,9 +172,9 @@ func TestStatusPage(t *testing.T) {
 	if err != nil || !same {
 		t.Fatalf("the page reloaded: %v %v", same, err)
 	}
-	shot(t, ctx, "status-page-narrow.png", 390, 844)
+	shot(t, ctx, "status-page-narrow.png", 390, 844, true)
 
-	cancelTab()
+	cancel()
 	<-consoleDone
 	mu.Lock()
 	defer mu.Unlock()
@@ -191,14 +183,19 @@ func TestStatusPage(t *testing.T) {
 	}
 }
 
-// shot writes a PNG of the whole page at a viewport width as an artifact.
-func shot(t *testing.T, ctx context.Context, name string, width, height int64) {
+// shot writes a PNG of the page (all of it when full) at a viewport size as
+// an artifact.
+func shot(t *testing.T, ctx context.Context, name string, width, height int64, full bool) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // a frame at the new width
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	capture := chromedp.CaptureScreenshot()
+	if full {
+		capture = chromedp.FullScreenshot(100)
+	}
+	png, err := chromedp.Run(ctx, capture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,4 +204,98 @@ func shot(t *testing.T, ctx context.Context, name string, width, height int64) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+}
+
+// TestStatusPageThousandRows checks the page keeps up with 1,000 DPT rows:
+// all listed, a filter narrows them, and a screenshot shows the result.
+func TestStatusPageThousandRows(t *testing.T) {
+	browser := browserPath()
+	if browser == "" {
+		t.Skip("no Chromium or Chrome installed (apt-get install chromium): the status page needs a real browser to test")
+	}
+	const n = 1000
+	admin, gossip, web := adminAddr(t), freePort(t), freePort(t)
+	lo, lns := listenRange(t, n)
+	for i, ln := range lns {
+		startApp(t, fmt.Sprintf("app-%d", i), ln)
+	}
+	cfg := fmt.Sprintf(`{
+	admin %s
+	vipadynamic {
+		node caddy-a
+		advertise 127.0.0.1
+		gossip 127.0.0.1:%d
+		vipadistribute define 127.0.0.100 port %d-%d destip all
+	}
+}
+`, admin, gossip, lo, lo+n-1) + statusSite(web)
+	startCaddy(t, admin, cfg)
+	waitFor(t, 15*time.Second, "1,000 DPT rows", func() bool { return len(dpt(t, admin)) == n })
+
+	ctx, cancel := browserContext(t, browser)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/vipa/", web))); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('article.vipa tbody tr[data-node]').length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	waitFor(t, 10*time.Second, "1,000 rows on the page", func() bool { return count() == n })
+	shot(t, ctx, "status-page-1000-rows.png", 1280, 900, false)
+	facts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('article.vipa .facts').textContent`))
+	if want := fmt.Sprintf("Ports%d–%d", lo, lo+n-1); err != nil || !contains(facts, want) {
+		t.Fatalf("VIPA facts %q, %v: want the ports as one range %q", facts, err, want)
+	}
+	filter := fmt.Sprint(lo + 7)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`{
+		const f = document.getElementById("filter");
+		f.value = "`+filter+`";
+		f.dispatchEvent(new Event("input"));
+	}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the filter to narrow the rows", func() bool { return count() >= 1 && count() < 10 })
+}
+
+// listenRange opens n listeners on consecutive ports of 127.0.0.1 below the
+// ephemeral range and returns the first port.
+func listenRange(t *testing.T, n int) (int, []net.Listener) {
+	t.Helper()
+	for range 20 {
+		lo := 12000 + rand.IntN(18000-n)
+		var lns []net.Listener
+		for p := lo; p < lo+n; p++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		if len(lns) == n {
+			return lo, lns
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	t.Fatalf("no %d free consecutive ports", n)
+	return 0, nil
+}
+
+// browserContext starts a headless browser for one test.
+func browserContext(t *testing.T, browser string) (context.Context, context.CancelFunc) {
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox, // tests may run as root, where Chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)...)
+	ctx, cancelTab := chromedp.NewContext(ctx)
+	return ctx, func() { cancelTab(); cancelAlloc(); cancelTimeout() }
 }

@@ -95,6 +95,20 @@
 		return p.length === 4 ? p.map((x) => x.padStart(3, "0")).join(".") : String(ip);
 	}
 
+	// ports writes runs of consecutive ports as ranges: 8080, 9000–9009.
+	function ports(list) {
+		if (!Array.isArray(list) || !list.length) return text("", list);
+		const p = [...list].sort((a, b) => a - b);
+		const out = [];
+		for (let i = 0; i < p.length; i++) {
+			let j = i;
+			while (j + 1 < p.length && p[j + 1] === p[j] + 1) j++;
+			out.push(j > i ? `${p[i]}–${p[j]}` : String(p[i]));
+			i = j;
+		}
+		return out.join(", ");
+	}
+
 	function fact(dl, name, value) {
 		const d = el("div");
 		d.append(el("dt", "", name), el("dd", "", value));
@@ -135,7 +149,7 @@
 			const dl = el("dl", "facts");
 			const d = g.def;
 			if (d) {
-				fact(dl, "Ports", text("", d.ports));
+				fact(dl, "Ports", ports(d.ports));
 				fact(dl, "Method", text("", d.distmethod));
 				fact(dl, "Routing node", text("", d.routing_node));
 				fact(dl, "Destinations", text("", d.destip));
