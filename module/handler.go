@@ -29,7 +29,7 @@ func init() {
 // Handler is the layer4 distribute handler: for each connection accepted on
 // a VIPA port it selects a target from the DPT by the definition's
 // distmethod, records the connection in the CRT, dials the target and
-// copies bytes both ways until both sides end (claims 1, 11, 12).
+// copies bytes both ways until both sides end.
 type Handler struct {
 	// VIPA is the distributed address whose definition routes the
 	// connections. Default: the address the client connected to.

@@ -11,8 +11,7 @@ import (
 const MaxDefinitions = 1024
 
 // Definition is one VIPADISTRIBUTE statement as the fleet knows it: the
-// VIPA, its routable ports, its candidate targets and its routing node
-// (claims 1, 4, 9, 10).
+// VIPA, its routable ports, its candidate targets and its routing node.
 type Definition struct {
 	VIPA        netip.Addr
 	Ports       PortSet
