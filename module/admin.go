@@ -121,15 +121,11 @@ func get[T any](rows func(*fleet.Fleet, *http.Request) ([]T, error)) caddy.Admin
 	}
 }
 
-// dptRows lists the DPT on a routing node; a node that routes no VIPA shows
-// its own report instead.
+// dptRows lists, per VIPA, the DPT where this node routes it and this
+// node's own report where it is only a target.
 func dptRows(f *fleet.Fleet, _ *http.Request) ([]dptRow, error) {
-	rows := f.DPT.Rows()
-	if !f.RoutesAny() {
-		rows = f.OwnReport()
-	}
 	var out []dptRow
-	for _, r := range rows {
+	for _, r := range f.DPTView() {
 		out = append(out, dptRow{
 			VIPA:        r.VIPA.String(),
 			Port:        r.Port,

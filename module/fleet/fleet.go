@@ -87,9 +87,6 @@ func New() *Fleet {
 // Route returns the route of a VIPA this node routes, or nil.
 func (f *Fleet) Route(v netip.Addr) *Route { return (*f.routes.Load())[v] }
 
-// RoutesAny reports whether this node routes a VIPA.
-func (f *Fleet) RoutesAny() bool { return len(*f.routes.Load()) > 0 }
-
 // Start starts the serf agent once; a later config must keep its identity.
 func (f *Fleet) Start(cfg serfsync.Config, logger *zap.Logger) error {
 	f.mu.Lock()

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 
@@ -141,13 +142,38 @@ func (f *Fleet) Definitions() []serfsync.KnownDefinition {
 	return out
 }
 
-// OwnReport is this node's own report as DPT rows.
-func (f *Fleet) OwnReport() []tables.Row {
+// DPTView is what /vipa/dpt shows, sorted by VIPA, port and node: the DPT
+// rows of each VIPA this node routes, and this node's own report of each
+// VIPA another node routes (where this node lost a conflict, too).
+func (f *Fleet) DPTView() []tables.Row {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	rows := make([]tables.Row, len(f.own))
-	for i, l := range f.own {
-		rows[i] = rowOf(f.cfg.Node, l)
+	routed := make(map[netip.Addr]bool)
+	for _, k := range f.known {
+		if k.Owner && k.RoutingNode == f.cfg.Node {
+			routed[k.VIPA] = true
+		}
 	}
+	var rows []tables.Row
+	for _, l := range f.own {
+		if !routed[l.VIPA] {
+			rows = append(rows, rowOf(f.cfg.Node, l))
+		}
+	}
+	f.mu.Unlock()
+
+	for _, r := range f.DPT.Rows() {
+		if routed[r.VIPA] {
+			rows = append(rows, r)
+		}
+	}
+	slices.SortFunc(rows, func(a, b tables.Row) int {
+		if c := a.VIPA.Compare(b.VIPA); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Node, b.Node)
+	})
 	return rows
 }
