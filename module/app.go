@@ -57,6 +57,7 @@ type App struct {
 	defs      []*vipa.Definition
 	policies  map[netip.Addr]*tables.Policy
 	advertise netip.Addr
+	shadows   *shadows
 	ctx       caddy.Context
 	logger    *zap.Logger
 }
@@ -203,6 +204,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.defs = defs
+	a.shadows = newShadows(vipasOf(defs))
 
 	a.fleetKey = cfg.BindAddr.String()
 	val, _, err := fleets.LoadOrNew(a.fleetKey, func() (caddy.Destructor, error) {
@@ -321,6 +323,7 @@ func (a *App) Start() error {
 		Interval:  time.Duration(a.ListenersInterval),
 	})
 	markRunning(a)
+	a.shadows.start(a.ctx, &a.fleet.Counters, a.logger)
 	a.logger.Info("vipadynamic started",
 		zap.String("node", a.Node),
 		zap.Stringer("advertise", a.advertise),
@@ -329,9 +332,12 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop does nothing: the fleet state outlives a config, and Cleanup
-// releases it when no config uses it any more.
-func (a *App) Stop() error { return nil }
+// Stop ends this config's shadow accept loops; the fleet state outlives a
+// config, and Cleanup releases it when no config uses it any more.
+func (a *App) Stop() error {
+	a.shadows.stop()
+	return nil
+}
 
 // Cleanup releases this config's hold on the pooled fleet state; the last
 // holder leaves the fleet and stops the listener watch.
@@ -340,6 +346,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	markStopped(a)
+	a.shadows.stop()
 	_, err := fleets.Delete(a.fleetKey)
 	return err
 }

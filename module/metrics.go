@@ -45,6 +45,8 @@ var (
 		"Targets turning unhealthy (to=unhealthy) or healthy again (to=healthy).", []string{"to"}, nil)
 	affinityDesc = prometheus.NewDesc(metricsPrefix+"affinities",
 		"Client affinities in force (timedaffinity), as of the last sweep.", nil, nil)
+	acceptErrDesc = prometheus.NewDesc(metricsPrefix+"accept_errors_total",
+		"Failed accepts on VIPA listeners, retried after a pause, by reason (descriptors, other).", []string{"reason"}, nil)
 	membersDesc = prometheus.NewDesc(metricsPrefix+"members",
 		"Fleet members by serf status.", []string{"status"}, nil)
 	droppedDesc = prometheus.NewDesc(metricsPrefix+"dropped_peer_data_total",
@@ -59,7 +61,7 @@ type collector struct{ f *fleet.Fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, tsrDesc, healthyDesc, stateDesc, healthTransDesc, affinityDesc,
-		crtDesc, refusedDesc, dialFailDesc, membersDesc, droppedDesc, fleetDesc} {
+		crtDesc, refusedDesc, dialFailDesc, acceptErrDesc, membersDesc, droppedDesc, fleetDesc} {
 		ch <- d
 	}
 }
@@ -84,6 +86,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		"no_answer":     n.NoAnswer.Load(),
 		"max_conns":     n.MaxConns.Load(),
 		"unhealthy":     n.Unhealthy.Load(),
+		"descriptors":   n.NoDescriptors.Load(),
 	} {
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(v), reason)
 	}
@@ -91,6 +94,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDown.Load()), "unhealthy")
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUp.Load()), "healthy")
 	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(n.Affinities.Load()))
+	ch <- prometheus.MustNewConstMetric(acceptErrDesc, prometheus.CounterValue, float64(n.AcceptNoDescriptors.Load()), "descriptors")
+	ch <- prometheus.MustNewConstMetric(acceptErrDesc, prometheus.CounterValue, float64(n.AcceptOther.Load()), "other")
 	status := make(map[string]int)
 	for _, m := range c.f.Members() {
 		status[m.Status]++

@@ -77,15 +77,24 @@ func startCaddy(t *testing.T, admin, caddyfile string) *caddyProc {
 	return startCaddyIn(t, t.TempDir(), admin, caddyfile)
 }
 
+// startCaddyVia is startCaddy through a wrapper command that execs Caddy
+// (e.g. prlimit), so the process is Caddy's.
+func startCaddyVia(t *testing.T, admin, caddyfile string, wrapper ...string) *caddyProc {
+	t.Helper()
+	return startCaddyIn(t, t.TempDir(), admin, caddyfile, wrapper...)
+}
+
 // startCaddyIn is startCaddy with dir as home and data directory, so a
-// restarted process finds what the last one stored.
-func startCaddyIn(t *testing.T, dir, admin, caddyfile string) *caddyProc {
+// restarted process finds what the last one stored; wrapper, if any, execs
+// Caddy.
+func startCaddyIn(t *testing.T, dir, admin, caddyfile string, wrapper ...string) *caddyProc {
 	t.Helper()
 	p := &caddyProc{t: t, dir: dir, admin: admin, config: filepath.Join(dir, "Caddyfile"), log: new(syncBuffer)}
 	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
+	argv := append(wrapper, caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

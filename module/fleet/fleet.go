@@ -51,6 +51,12 @@ type Counters struct {
 	HealthDown   atomic.Uint64 // rows turned unhealthy
 	HealthUp     atomic.Uint64 // rows turned healthy again
 	Affinities   atomic.Int64  // as of the last sweep
+
+	// The VIPA listeners' shadow accept loops: clients closed for want of
+	// a descriptor, and failed accepts by kind.
+	NoDescriptors       atomic.Uint64
+	AcceptNoDescriptors atomic.Uint64
+	AcceptOther         atomic.Uint64
 }
 
 // Fleet is one node's pooled state.

@@ -1,0 +1,134 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// reusePortListen listens as Caddy does, with SO_REUSEPORT.
+func reusePortListen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestFindListener finds a listening socket by its address among the
+// process's descriptors, skips the sockets open before and those another
+// shadow loop holds, accepts on the duplicate, and lets the socket go when
+// both descriptors are closed.
+func TestFindListener(t *testing.T) {
+	old := reusePortListen(t, "127.0.0.1:0")
+	defer old.Close()
+	addr := netip.MustParseAddrPort(old.Addr().String())
+	before, err := openSockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := findListener(addr, before); ln != nil || err != nil {
+		t.Fatalf("found a socket open before: %v, %v", ln, err)
+	}
+
+	// The new config's socket, beside the old one.
+	ln := reusePortListen(t, addr.String())
+	shadow, err := findListener(addr, before)
+	if err != nil || shadow == nil {
+		t.Fatalf("findListener: %v, %v", shadow, err)
+	}
+	defer shadow.Close()
+	if again, err := findListener(addr, before); again != nil || err != nil {
+		again.Close()
+		t.Fatalf("a socket shadowed twice: %v", err)
+	}
+	if other, _ := findListener(netip.AddrPortFrom(addr.Addr(), addr.Port()+1), nil); other != nil {
+		other.Close()
+		t.Fatal("found a socket at another port")
+	}
+
+	// The shadow accepts on the socket's queue.
+	old.Close()
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = shadow.Listener.(*net.TCPListener).SetDeadline(time.Now().Add(3 * time.Second))
+	s, err := shadow.Accept()
+	if err != nil {
+		t.Fatalf("accepting on the shadow: %v", err)
+	}
+	s.Close()
+
+	// Both descriptors closed: the socket is gone, and so its address is
+	// free to bind without SO_REUSEPORT.
+	ln.Close()
+	if free, err := net.Listen("tcp", addr.String()); err == nil {
+		free.Close()
+		t.Fatal("the shadow did not keep the socket open")
+	}
+	shadow.Close()
+	free, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("the socket outlived both descriptors: %v", err)
+	}
+	free.Close()
+	shadowState.mu.Lock()
+	defer shadowState.mu.Unlock()
+	if len(shadowState.claimed) != 0 || shadowState.users != 0 || shadowState.reserve != -1 {
+		t.Fatalf("shadow state left behind: %+v", shadowState.claimed)
+	}
+}
+
+// TestRefuseQueued closes every client waiting in the queue, each at once,
+// and keeps the reserve.
+func TestRefuseQueued(t *testing.T) {
+	ln := reusePortListen(t, "127.0.0.1:0")
+	defer ln.Close()
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	shadow, err := findListener(addr, nil)
+	if err != nil || shadow == nil {
+		t.Fatalf("findListener: %v, %v", shadow, err)
+	}
+	defer shadow.Close()
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	n, drained := refuseQueued(shadow)
+	if n != 3 || !drained {
+		t.Fatalf("refused %d, drained %v; want 3, true", n, drained)
+	}
+	for i, c := range clients {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("client %d: read %d, %v; want closed", i, n, err)
+		}
+	}
+	shadowState.mu.Lock()
+	defer shadowState.mu.Unlock()
+	if shadowState.reserve < 0 {
+		t.Fatal("the reserve was not taken again")
+	}
+}
