@@ -122,7 +122,21 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 			join nowhere
 		}
 	}
-}`, "Caddyfile:4: invalid join address 'nowhere'"},
+}`, "Caddyfile:4: invalid join address \"nowhere\": want host:port"},
+		{"bad join host", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			join caddy-b.internal:7946 caddy_b!:7946
+		}
+	}
+}`, `Caddyfile:4: invalid join address "caddy_b!:7946": host "caddy_b!" is neither an IP address nor a DNS name`},
+		{"bad join port", `{
+	vipadynamic {
+		gossip 127.0.0.1:7946 {
+			join caddy-b.internal:0
+		}
+	}
+}`, `Caddyfile:4: invalid join address "caddy-b.internal:0": port "0": want 1-65535`},
 		{"bad key", `{
 	vipadynamic {
 		gossip 127.0.0.1:7946 {

@@ -18,7 +18,7 @@ import (
 //		node <name>
 //		advertise <ip>
 //		gossip <ip:port> {
-//			join <ip:port>...
+//			join <host:port>...
 //			keyring_file <path>
 //			encrypt_key <base64>
 //			label <label>
@@ -141,8 +141,8 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 				return nil, d.ArgErr()
 			}
 			for _, j := range args {
-				if _, err := netip.ParseAddrPort(j); err != nil {
-					return nil, d.Errf("invalid join address '%s': want ip:port", j)
+				if err := vipa.ValidateJoin(j); err != nil {
+					return nil, d.Errf("invalid %v", err)
 				}
 			}
 			g.Join = append(g.Join, args...)

@@ -129,6 +129,11 @@ func (c *Config) Validate() error {
 	if _, err := memberlistConfig(c.Profile); err != nil {
 		return err
 	}
+	for _, j := range c.Join {
+		if err := vipa.ValidateJoin(j); err != nil {
+			return err
+		}
+	}
 	for _, k := range c.Keys {
 		if err := memberlist.ValidateKey(k); err != nil {
 			return fmt.Errorf("gossip key: %w", err)

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // Gossip timing profiles.
@@ -99,4 +102,44 @@ func AdvertiseFor(bind netip.AddrPort, advertise string) (netip.Addr, error) {
 		return netip.Addr{}, errors.New("advertise address is required when gossip binds the wildcard address")
 	}
 	return ParseAdvertise(bind.Addr().String())
+}
+
+// ValidateJoin checks a member's gossip address to join: host:port, the
+// host an IP literal or a DNS name. Names are resolved at each join attempt,
+// so a member that moves is found again.
+func ValidateJoin(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("join address %q: want host:port", s)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("join address %q: port %q: want 1-65535", s, port)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validHostName(host) {
+		return fmt.Errorf("join address %q: host %q is neither an IP address nor a DNS name", s, host)
+	}
+	return nil
+}
+
+// validHostName reports whether s is a DNS name: dot-separated labels of
+// letters, digits and inner hyphens, 253 bytes at most.
+func validHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

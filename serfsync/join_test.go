@@ -1,0 +1,44 @@
+package serfsync
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJoinByName: a node joins a member by its host name, resolved when
+// the join is tried (localhost is 127.0.0.1 here).
+func TestJoinByName(t *testing.T) {
+	var o fleetOpts
+	first := startNode(t, o.config("n00", netip.MustParseAddr("127.0.0.1"), 0, nil))
+	join := []string{fmt.Sprintf("localhost:%d", first.BindAddr().Port())}
+	second := startNode(t, o.config("n01", testIP(1), 0, join))
+	t.Cleanup(func() { stopAll([]*tnode{first, second}) })
+	waitFor(t, 10*time.Second, "both members alive", func() bool {
+		return alive(first) == 2 && alive(second) == 2
+	})
+}
+
+// TestValidateJoin: join addresses are host:port with an IP literal or a
+// DNS name; anything else is refused before the agent starts.
+func TestValidateJoin(t *testing.T) {
+	for join, want := range map[string]string{
+		"caddy-b.internal:7946": "",
+		"127.0.0.2:7946":        "",
+		"[::1]:7946":            "",
+		"localhost:7946":        "",
+		"nowhere":               "want host:port",
+		"caddy-b:0":             "want 1-65535",
+		"caddy-b:http":          "want 1-65535",
+		"-caddy-b:7946":         "neither an IP address nor a DNS name",
+		"caddy b:7946":          "neither an IP address nor a DNS name",
+	} {
+		cfg := fleetOpts{}.config("n00", testIP(0), 7946, []string{join})
+		err := cfg.Validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("join %q: %v, want %q", join, err, want)
+		}
+	}
+}
