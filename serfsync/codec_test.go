@@ -1,6 +1,7 @@
 package serfsync
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -168,5 +169,43 @@ func TestTagsFit(t *testing.T) {
 	}
 	if size > 200 {
 		t.Fatalf("tags take %d bytes", size)
+	}
+}
+
+// A report whose lines count connections is version 2; one whose lines do
+// not is version 1, as older nodes send it, and is still read.
+func TestReportVersions(t *testing.T) {
+	adv := netip.MustParseAddr("127.0.0.2")
+	v2 := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1, Conns: 5}, {VIPA: vipaA, Port: 8443, Ready: 1}})
+	body := encodeReport(adv, v2)
+	if body[0] != reportV2 {
+		t.Fatalf("version %d, want %d", body[0], reportV2)
+	}
+	if _, got, err := decodeReport(body); err != nil || !slices.Equal(got, v2) || got[0].Conns != 5 || got[1].Conns != 0 {
+		t.Fatalf("version 2 round trip: %v %v", got, err)
+	}
+	// Version 1, byte for byte: 127.0.0.2, one VIPA 127.0.0.100, port 8080 ready 2.
+	v1 := []byte{1, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 2}
+	gotAdv, got, err := decodeReport(v1)
+	want := []vipa.Listener{{VIPA: netip.MustParseAddr("127.0.0.100"), Port: 8080, Ready: 2, Conns: vipa.NoConns}}
+	if err != nil || gotAdv != adv || !slices.Equal(got, want) {
+		t.Fatalf("version 1: %v %v %v", gotAdv, got, err)
+	}
+	if b := encodeReport(adv, got); !bytes.Equal(b, v1) {
+		t.Fatalf("version 1 lines encode as %x", b)
+	}
+	for name, b := range map[string][]byte{
+		"v2 without conns": append([]byte{2}, v1[1:]...),
+		"v1 with conns":    append([]byte{1}, body[1:]...),
+		"conns too large":  append(append([]byte{2}, v1[1:]...), 0x80, 0x80, 0x80, 0x80, 0x10),
+	} {
+		if _, _, err := decodeReport(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Duplicate lines add their counts; one that does not count is 0.
+	merged := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 80, Ready: 1, Conns: 2}, {VIPA: vipaA, Port: 80, Ready: 1, Conns: vipa.NoConns}})
+	if len(merged) != 1 || merged[0].Conns != 2 || merged[0].Ready != 2 {
+		t.Errorf("merged %v", merged)
 	}
 }

@@ -25,6 +25,10 @@ func seedReports() [][]byte {
 		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 2}, {VIPA: vipaA, Port: 8443, Ready: 1},
 			{VIPA: netip.MustParseAddr("fd00::100"), Port: 9000, Ready: 300}}),
 		encodeReport(netip.MustParseAddr("::1"), []vipa.Listener{{VIPA: vipaB, Port: 1, Ready: vipa.MaxReady}}),
+		// Version 1, as a node without the connection count sends it.
+		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 2, Conns: vipa.NoConns},
+			{VIPA: vipaB, Port: 9000, Ready: 1, Conns: vipa.NoConns}}),
+		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1, Conns: 300}, {VIPA: vipaA, Port: 8443, Ready: 1, Conns: vipa.MaxConns}}),
 	}
 }
 

@@ -11,15 +11,19 @@ import (
 )
 
 // A report line is a vipa.Listener. Version 1 of the report body carries
-// its VIPA, Port and Ready; the Address is always the reporting node's
-// advertise address with Port, filled in by the routing node.
+// its VIPA, Port and Ready; version 2 adds Conns, the connections the
+// target holds from the routing node. The Address is always the reporting
+// node's advertise address with Port, filled in by the routing node. A
+// body whose lines carry no Conns (all vipa.NoConns) is written as
+// version 1, so one set of lines has one encoding; both are read.
 
 // Bounds of one report: far above any real host, far below what would let
 // a peer exhaust the routing node's memory.
 const (
 	maxReportVIPAs = 1024
 	maxReportLines = 16384
-	reportVersion  = 1
+	reportV1       = 1 // port ready
+	reportV2       = 2 // port ready conns
 )
 
 var errSize = errors.New("message exceeds a size limit")
@@ -48,13 +52,21 @@ func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
 			continue
 		}
 		// Only what the body carries: the line as a peer will decode it.
-		out = append(out, vipa.Listener{VIPA: l.VIPA.Unmap(), Port: l.Port, Ready: l.Ready})
+		conns := min(l.Conns, vipa.MaxConns)
+		if conns < 0 {
+			conns = vipa.NoConns
+		}
+		out = append(out, vipa.Listener{VIPA: l.VIPA.Unmap(), Port: l.Port, Ready: l.Ready, Conns: conns})
 	}
 	slices.SortFunc(out, compareListener)
 	merged := out[:0]
 	for _, l := range out {
 		if n := len(merged); n > 0 && compareListener(merged[n-1], l) == 0 {
-			merged[n-1].Ready = min(merged[n-1].Ready+l.Ready, vipa.MaxReady)
+			m := &merged[n-1]
+			m.Ready = min(m.Ready+l.Ready, vipa.MaxReady)
+			if m.Conns >= 0 || l.Conns >= 0 {
+				m.Conns = min(max(m.Conns, 0)+max(l.Conns, 0), vipa.MaxConns)
+			}
 			continue
 		}
 		l.Ready = min(l.Ready, vipa.MaxReady)
@@ -65,13 +77,19 @@ func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
 
 // encodeReport encodes canonical lines; a report without lines is empty.
 //
-//	version adv count(VIPA){ vipa count(port){ port(u16) ready } }
+//	version adv count(VIPA){ vipa count(port){ port(u16) ready [conns] } }
+//
+// Version 1 has no conns; it is written when no line carries Conns.
 func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 	if len(ls) == 0 {
 		return nil
 	}
-	e := enc{b: make([]byte, 0, 24+len(ls)*5)}
-	e.byte(reportVersion)
+	version := byte(reportV1)
+	if slices.ContainsFunc(ls, func(l vipa.Listener) bool { return l.Conns >= 0 }) {
+		version = reportV2
+	}
+	e := enc{b: make([]byte, 0, 24+len(ls)*6)}
+	e.byte(version)
 	e.addr(adv)
 	var vipas int
 	for i := range ls {
@@ -90,21 +108,30 @@ func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 		for _, l := range ls[i:j] {
 			e.u16(l.Port)
 			e.uvarint(uint64(l.Ready))
+			if version == reportV2 {
+				e.uvarint(uint64(max(l.Conns, 0)))
+			}
 		}
 		i = j
 	}
 	return e.b
 }
 
-// decodeReport decodes a body written by encodeReport and insists it is
-// canonical. Ready is returned as sent; validation judges it.
+// decodeReport decodes a body written by encodeReport, of either version,
+// and insists it is canonical. Ready is returned as sent; validation judges
+// it. Lines of a version 1 body have Conns vipa.NoConns.
 func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 	if len(body) == 0 {
 		return netip.Addr{}, nil, nil
 	}
 	d := dec{b: body}
-	if d.byte() != reportVersion {
+	version := d.byte()
+	if version != reportV1 && version != reportV2 {
 		return netip.Addr{}, nil, errDecode
+	}
+	minLine := uint64(3) // port and ready
+	if version == reportV2 {
+		minLine = 4 // and conns
 	}
 	adv := d.addr()
 	vipas := d.uvarint()
@@ -123,7 +150,7 @@ func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 		if n == 0 || uint64(len(out))+n > maxReportLines {
 			return netip.Addr{}, nil, sizeOrDecode(d.err, n == 0)
 		}
-		if uint64(len(d.b)) < 3*n { // each line takes at least 3 bytes
+		if uint64(len(d.b)) < minLine*n {
 			d.fail()
 			break
 		}
@@ -134,7 +161,14 @@ func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 			if k > 0 && l.Port <= lastPort || ready > 1<<31 {
 				d.fail()
 			}
-			lastPort, l.Ready = l.Port, int(ready)
+			lastPort, l.Ready, l.Conns = l.Port, int(ready), vipa.NoConns
+			if version == reportV2 {
+				conns := d.uvarint()
+				if conns > vipa.MaxConns {
+					d.fail()
+				}
+				l.Conns = int(conns)
+			}
 			out = append(out, l)
 		}
 	}

@@ -11,6 +11,9 @@ const MaxReady = 1 << 16
 // VIPA:Port and are dialed at Address (the node's advertise address with
 // Port). Weight and State are what the target says of itself: 0 and ""
 // when it says nothing (weight from the routing node's config, active).
+// Conns is how many established connections the target's kernel holds on
+// Address from the routing node's address, for the routing node to check
+// its CRT against; NoConns when the target does not say.
 type Listener struct {
 	VIPA    netip.Addr
 	Port    uint16
@@ -18,7 +21,15 @@ type Listener struct {
 	Ready   int
 	Weight  int
 	State   RowState
+	Conns   int
 }
+
+// NoConns is a Listener's Conns when the target does not count them (a
+// version 1 report).
+const NoConns = -1
+
+// MaxConns bounds a report line's Conns.
+const MaxConns = 1 << 31
 
 // Counts reports whether a socket listening on addr serves the
 // distributed ports of vipa for a node whose advertise address is adv:
