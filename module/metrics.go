@@ -51,6 +51,8 @@ var (
 		"Fleet members by serf status.", []string{"status"}, nil)
 	droppedDesc = prometheus.NewDesc(metricsPrefix+"dropped_peer_data_total",
 		"Reports and definitions from peers dropped on receipt, by reason.", []string{"reason"}, nil)
+	driftDesc = prometheus.NewDesc(metricsPrefix+"crt_drift",
+		"Per DPT row: the routing node's active connections minus those the target reports holding from it.", []string{"vipa", "port", "node"}, nil)
 	fleetDesc = prometheus.NewDesc(metricsPrefix+"fleet_events_total",
 		"Fleet protocol events: syncs, retries, applied versions, tag updates, refused streams.", []string{"event"}, nil)
 )
@@ -61,7 +63,7 @@ type collector struct{ f *fleet.Fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, tsrDesc, healthyDesc, stateDesc, healthTransDesc, affinityDesc,
-		crtDesc, refusedDesc, dialFailDesc, acceptErrDesc, membersDesc, droppedDesc, fleetDesc} {
+		crtDesc, refusedDesc, dialFailDesc, acceptErrDesc, membersDesc, droppedDesc, fleetDesc, driftDesc} {
 		ch <- d
 	}
 }
@@ -79,6 +81,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, append(labels, r.State.String())...)
 	}
 	ch <- prometheus.MustNewConstMetric(crtDesc, prometheus.GaugeValue, float64(c.f.CRT.Len()))
+	for _, d := range c.f.Drifts() {
+		ch <- prometheus.MustNewConstMetric(driftDesc, prometheus.GaugeValue, float64(d.Drift), d.VIPA.String(), strconv.Itoa(int(d.Port)), d.Node)
+	}
 	n := &c.f.Counters
 	for reason, v := range map[string]uint64{
 		"no_definition": n.NoDefinition.Load(),

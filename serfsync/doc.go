@@ -9,7 +9,8 @@
 // a newer one of equal length takes its btree slot) and delivers events in
 // arrival order, so nothing here depends on one message arriving. Each node
 // owns two pieces of state: its listener report (a canonical sorted set of
-// VIPA, port, ready) and its definitions. Each has a version
+// VIPA, port, ready and, from report version 2, the connections the node
+// holds on the port from the VIPA's routing node) and its definitions. Each has a version
 // gen.seq.hash: gen is random per agent start, seq grows by one per change,
 // hash is 8 bytes of SHA-256 over the canonical body. The node's serf tags
 // carry only these digests ("r", "d") and its advertise address ("adv"),
@@ -97,6 +98,18 @@
 // rejoins them at start (RejoinAfterLeave: a graceful stop is a restart to
 // come, not a farewell), so a node without a join list is back in its
 // fleet within a round trip instead of waiting for a peer's reconnect.
+//
+// # Report versions
+//
+// Version 1 lines are port and ready; version 2 adds conns, the
+// established connections the target's kernel holds on its advertise
+// address and the port from the routing node's advertise address, for the
+// routing node's CRT drift check. A sender writes version 1 when no line
+// carries a count, so one set of lines has one encoding; a receiver reads
+// both, a version 1 line having no count (vipa.NoConns, not checked). A
+// node that knows only version 1 drops version 2 bodies as malformed:
+// upgrade routing nodes first. Counts are refreshed at a low rate (10 s)
+// and a report changes only when one does, so versions do not churn.
 //
 // # Rules on receipt
 //

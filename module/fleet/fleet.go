@@ -78,8 +78,13 @@ type Fleet struct {
 	snap     listenwatch.Snapshot
 	known    []serfsync.KnownDefinition // every definition known in the fleet
 	own      []vipa.Listener            // this node's own report
-	logger   *zap.Logger
-	upkeep   *upkeep
+	conns    listenwatch.Conns          // the latest count of established connections; nil before one
+	routers  map[netip.Addr]netip.Addr  // routing node's advertise address by VIPA, for the count
+
+	driftMu sync.Mutex
+	drift   map[rowKey]*driftState // rows whose target reports a count
+	logger  *zap.Logger
+	upkeep  *upkeep
 }
 
 // New returns a fleet with empty tables and no agent.

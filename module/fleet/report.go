@@ -85,6 +85,7 @@ func (f *Fleet) listenersChanged(s listenwatch.Snapshot) {
 // it to each VIPA's routing node (this one included).
 func (f *Fleet) publishLocked() {
 	f.own = LocalReport(f.snap, f.cfg.Node, f.cfg.Advertise, f.known)
+	withConns(f.own, f.conns, f.routers)
 	if f.agent != nil {
 		f.agent.SetReport(f.own)
 	}
@@ -113,6 +114,7 @@ func (f *Fleet) definitionsChanged(known []serfsync.KnownDefinition) {
 
 // reportArrived applies a node's validated report lines to the DPT.
 func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
+	f.heldArrived(node, lines)
 	rows := make([]tables.Row, len(lines))
 	for i, l := range lines {
 		rows[i] = rowOf(node, l)
@@ -122,6 +124,7 @@ func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
 
 // memberGone drops the rows of a member that failed or left.
 func (f *Fleet) memberGone(name string) {
+	f.heldArrived(name, nil)
 	if n := f.DPT.DeleteNode(name); n > 0 {
 		f.logger.Info("member gone: rows removed", zap.String("node", name), zap.Int("rows", n))
 	}

@@ -50,10 +50,15 @@ func (u *upkeep) run(ctx context.Context) {
 	tick := time.NewTicker(upkeepInterval)
 	defer tick.Stop()
 	lastSweep := time.Now()
+	drift := time.NewTicker(driftPeriod())
+	defer drift.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-drift.C:
+			u.f.countConns()
+			u.f.checkDrift()
 		case now := <-tick.C:
 			u.f.DPT.Refresh(now)
 			for _, t := range u.f.DPT.Due(now) {
