@@ -115,7 +115,12 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	vipadynamic {
 		gossip 127.0.0.1
 	}
-}`, "Caddyfile:3: invalid gossip address '127.0.0.1'"},
+}`, `Caddyfile:3: invalid gossip address "127.0.0.1": want host:port`},
+		{"bad gossip host", `{
+	vipadynamic {
+		gossip caddy_a!:7946
+	}
+}`, `Caddyfile:3: invalid gossip address "caddy_a!:7946": host "caddy_a!" is neither an IP address nor a DNS name`},
 		{"bad join address", `{
 	vipadynamic {
 		gossip 127.0.0.1:7946 {

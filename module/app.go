@@ -223,9 +223,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 // buildAgentConfig turns the node and gossip settings into an agent config,
 // checked by vipa's rules as the Caddyfile is.
 func (a *App) buildAgentConfig() (serfsync.Config, error) {
-	bind, err := netip.ParseAddrPort(a.Gossip.Bind)
+	bind, err := vipa.ResolveBind(a.ctx, a.Gossip.Bind)
 	if err != nil {
-		return serfsync.Config{}, fmt.Errorf("gossip bind address %q: want ip:port: %w", a.Gossip.Bind, err)
+		return serfsync.Config{}, err
 	}
 	adv, err := vipa.AdvertiseFor(bind, a.Advertise)
 	if err != nil {

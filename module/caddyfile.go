@@ -17,7 +17,7 @@ import (
 //	vipadynamic {
 //		node <name>
 //		advertise <ip>
-//		gossip <ip:port> {
+//		gossip <host:port> {
 //			join <host:port>...
 //			keyring_file <path>
 //			encrypt_key <base64>
@@ -106,9 +106,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("%d vipadistribute statements: at most %d", len(a.Distribute), vipa.MaxDefinitions)
 	}
 	if a.Gossip != nil && a.Advertise == "" {
-		bind, _ := netip.ParseAddrPort(a.Gossip.Bind)
-		if _, err := vipa.AdvertiseFor(bind, ""); err != nil {
-			return d.Err(err.Error())
+		if bind, err := netip.ParseAddrPort(a.Gossip.Bind); err == nil { // a name is resolved at start
+			if _, err := vipa.AdvertiseFor(bind, ""); err != nil {
+				return d.Err(err.Error())
+			}
 		}
 	}
 	return nil
@@ -119,9 +120,8 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	bind, err := netip.ParseAddrPort(d.Val())
-	if err != nil {
-		return nil, d.Errf("invalid gossip address '%s': want ip:port", d.Val())
+	if err := vipa.ValidateBind(d.Val()); err != nil {
+		return nil, d.Errf("invalid %v", err)
 	}
 	g.Bind = d.Val()
 	if d.NextArg() {
@@ -203,8 +203,10 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 		}
 	}
 	keyed := g.KeyringFile != "" || g.EncryptKey != ""
-	if err := vipa.ValidateGossip(bind, keyed, g.Insecure); err != nil {
-		return nil, d.Err(err.Error())
+	if bind, err := netip.ParseAddrPort(g.Bind); err == nil { // a name is checked once resolved, at start
+		if err := vipa.ValidateGossip(bind, keyed, g.Insecure); err != nil {
+			return nil, d.Err(err.Error())
+		}
 	}
 	return g, nil
 }

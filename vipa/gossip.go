@@ -1,6 +1,7 @@
 package vipa
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -108,20 +109,63 @@ func AdvertiseFor(bind netip.AddrPort, advertise string) (netip.Addr, error) {
 // host an IP literal or a DNS name. Names are resolved at each join attempt,
 // so a member that moves is found again.
 func ValidateJoin(s string) error {
+	_, err := hostPort("join address", s)
+	return err
+}
+
+// ValidateBind checks a gossip bind address: host:port, the host an IP
+// literal or a DNS name, which ResolveBind resolves when the agent starts.
+func ValidateBind(s string) error {
+	_, err := hostPort("gossip address", s)
+	return err
+}
+
+// ResolveBind returns the one address gossip binds: the IP literal, or the
+// name's first IPv4 address, else its first IPv6 one.
+func ResolveBind(ctx context.Context, s string) (netip.AddrPort, error) {
+	host, err := hostPort("gossip address", s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	_, port, _ := net.SplitHostPort(s)
+	p, _ := strconv.ParseUint(port, 10, 16)
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("gossip address %q: %w", s, err)
+	}
+	if len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("gossip address %q: %q has no address", s, host)
+	}
+	pick := addrs[0].Unmap()
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			pick = a.Unmap()
+			break
+		}
+	}
+	return netip.AddrPortFrom(pick, uint16(p)), nil
+}
+
+// hostPort checks host:port, the host an IP literal or a DNS name, the port
+// 1-65535, and returns the host.
+func hostPort(what, s string) (string, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("join address %q: want host:port", s)
+		return "", fmt.Errorf("%s %q: want host:port", what, s)
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("join address %q: port %q: want 1-65535", s, port)
+		return "", fmt.Errorf("%s %q: port %q: want 1-65535", what, s, port)
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
-		return nil
+		return host, nil
 	}
 	if !validHostName(host) {
-		return fmt.Errorf("join address %q: host %q is neither an IP address nor a DNS name", s, host)
+		return "", fmt.Errorf("%s %q: host %q is neither an IP address nor a DNS name", what, s, host)
 	}
-	return nil
+	return host, nil
 }
 
 // validHostName reports whether s is a DNS name: dot-separated labels of

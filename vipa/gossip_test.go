@@ -1,6 +1,7 @@
 package vipa
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -97,6 +98,26 @@ func TestAdvertiseFor(t *testing.T) {
 		got, err := AdvertiseFor(netip.MustParseAddrPort(tc.bind), tc.adv)
 		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) || tc.err == "" && (err != nil || got.String() != tc.want) {
 			t.Errorf("AdvertiseFor(%s, %q) = %v, %v; want %s %q", tc.bind, tc.adv, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestResolveBind: a literal binds as written; a name binds its one
+// resolved address (localhost is 127.0.0.1 here); a malformed one is refused.
+func TestResolveBind(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.2:7946": "127.0.0.2:7946",
+		"[::1]:7946":     "[::1]:7946",
+		"localhost:7946": "127.0.0.1:7946",
+	} {
+		got, err := ResolveBind(context.Background(), in)
+		if err != nil || got.String() != want {
+			t.Errorf("%s: %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"localhost", "localhost:0", "caddy a:7946"} {
+		if got, err := ResolveBind(context.Background(), in); err == nil {
+			t.Errorf("%s: %v, want an error", in, got)
 		}
 	}
 }
