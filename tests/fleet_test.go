@@ -220,6 +220,7 @@ func TestFleetConflict(t *testing.T) {
 	b.routes = fmt.Sprintf("\t\tvipadistribute define 127.0.0.100 port %d destip all\n\t}", port)
 	pa := startCaddy(t, a.admin, a.caddyfile())
 	pb := startCaddy(t, b.admin, b.caddyfile())
+	startApp(t, "caddy-a", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
 	startApp(t, "caddy-b", reusePortListen(t, fmt.Sprintf("127.0.0.2:%d", port)))
 
 	for _, n := range []fleetNode{a, b} {
@@ -242,12 +243,14 @@ func TestFleetConflict(t *testing.T) {
 			return contains(p.log.String(), "VIPA defined by more than one node")
 		})
 	}
-	// caddy-a owns the VIPA (defined first): caddy-b's application is a target
-	// in its DPT, and caddy-b builds none.
-	waitFor(t, 5*time.Second, "caddy-b's row on the owner", func() bool {
-		return dptNodes(t, a.admin)["caddy-b"] == 1
+	// caddy-a owns the VIPA (defined first): both applications are targets in
+	// its DPT. caddy-b builds none: its /vipa/dpt shows only its own report,
+	// as on any node that is only a target of the VIPA.
+	waitFor(t, 5*time.Second, "both rows on the owner", func() bool {
+		n := dptNodes(t, a.admin)
+		return n["caddy-a"] == 1 && n["caddy-b"] == 1
 	})
-	if rows := dpt(t, b.admin); len(rows) != 0 {
-		t.Fatalf("the conflict loser built a DPT: %+v", rows)
+	if rows := dpt(t, b.admin); len(rows) != 1 || rows[0].Node != "caddy-b" || rows[0].Address != fmt.Sprintf("127.0.0.2:%d", port) {
+		t.Fatalf("the conflict loser shows %+v, want only its own report row", rows)
 	}
 }
