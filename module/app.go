@@ -51,10 +51,21 @@ type App struct {
 	// Distribute holds the VIPADISTRIBUTE definitions this node routes.
 	Distribute []*Distribute `json:"distribute,omitempty"`
 
+	// Backups holds the VIPABACKUP statements: VIPAs other nodes define
+	// that this node takes over when their routing node is gone.
+	Backups []*Backup `json:"backups,omitempty"`
+
+	// VIPAInterface is the network interface on which this node adds the
+	// VIPAs it owns (and removes them when it gives them up), announcing
+	// each move. Default: none; the VIPAs' addresses are the user's.
+	VIPAInterface string `json:"vipa_interface,omitempty"`
+
 	fleet     *fleet.Fleet
 	fleetKey  string
 	agentCfg  serfsync.Config
 	defs      []*vipa.Definition
+	backups   []*vipa.Backup
+	addrs     vipaAddresses
 	policies  map[netip.Addr]*tables.Policy
 	advertise netip.Addr
 	shadows   *shadows
@@ -204,6 +215,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.defs = defs
+	if a.backups, err = a.buildBackups(defs); err != nil {
+		return err
+	}
+	if err := a.checkInterface(); err != nil {
+		return err
+	}
+	if a.addrs, err = newVIPAAddresses(a.VIPAInterface, a.logger); err != nil {
+		return err
+	}
 	a.shadows = newShadows(vipasOf(defs))
 
 	a.fleetKey = cfg.BindAddr.String()

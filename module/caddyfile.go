@@ -3,7 +3,9 @@ package module
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -29,6 +31,11 @@ import (
 //		listeners auto|probe|off {
 //			interval <duration>
 //		}
+//		vipa_interface <name>
+//		vipabackup <vipa> rank <1-254> {
+//			takeback when_idle|immediate
+//			max_wait <duration>
+//		}
 //		vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
 //			port <port|lo-hi>...
 //			destip all|<node-or-address>...
@@ -46,9 +53,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	seen := make(map[string]bool)
 	vipas := make(map[netip.Addr]bool)
+	backed := make(map[netip.Addr]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
-		if opt != "vipadistribute" {
+		if opt != "vipadistribute" && opt != "vipabackup" {
 			if seen[opt] {
 				return d.Errf("duplicate vipadynamic option '%s'", opt)
 			}
@@ -96,11 +104,31 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if vipas[v] {
 				return d.Errf("VIPA %s is already defined by another vipadistribute statement", v)
 			}
+			if backed[v] {
+				return d.Errf("vipadistribute %s: this node backs the VIPA up (vipabackup); a routing node cannot back up its own VIPA", v)
+			}
 			vipas[v] = true
 			a.Distribute = append(a.Distribute, dist)
+		case "vipabackup":
+			b, err := unmarshalBackup(d, backed, slices.Collect(maps.Keys(vipas)))
+			if err != nil {
+				return err
+			}
+			v, _ := netip.ParseAddr(b.VIPA)
+			backed[v] = true
+			a.Backups = append(a.Backups, b)
+		case "vipa_interface":
+			name, err := unmarshalInterface(d)
+			if err != nil {
+				return err
+			}
+			a.VIPAInterface = name
 		default:
 			return d.Errf("unknown vipadynamic option '%s'", opt)
 		}
+	}
+	if len(a.Backups) > vipa.MaxBackups {
+		return d.Errf("%d vipabackup statements: at most %d", len(a.Backups), vipa.MaxBackups)
 	}
 	if len(a.Distribute) > vipa.MaxDefinitions {
 		return d.Errf("%d vipadistribute statements: at most %d", len(a.Distribute), vipa.MaxDefinitions)
