@@ -1,0 +1,27 @@
+// Package vipadyn decides who owns each VIPA: the configured routing node
+// while it is alive, else the alive backup routing node of highest rank.
+// It is plain state, without goroutines, clock or sockets: the caller feeds
+// it the fleet as serf and the heartbeats show it, and acts on the changes
+// it returns.
+//
+// # The rule
+//
+// A node claims a VIPA (routes it, adds its address) and says so by
+// publishing the VIPA's definition; every node sees the claims of the live
+// members. For each VIPA, every node computes the same owner:
+//
+//   - the best live claimant, if any; best is the configured routing node
+//     (rank 0), then the higher rank, then the lower node name. So when two
+//     nodes claim at once (a partition heals) exactly one remains: the
+//     others give the VIPA up at once.
+//   - with no live claimant, the node a releasing owner named (a manual
+//     move), else the best live candidate: a member whose tags say it can
+//     own the VIPA. A node claims only once it knows the claims of every
+//     live candidate, so a returning routing node never snatches a VIPA a
+//     backup holds.
+//
+// A configured routing node that finds a backup holding its VIPA waits: the
+// backup gives it back by its takeback setting, immediate or when_idle
+// (once this node routes no connection on the VIPA, or after max_wait). A
+// VIPA moved by hand stays where it was moved: no takeback.
+package vipadyn

@@ -1,0 +1,476 @@
+package vipadyn
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+// Configured is the rank of a VIPA's configured routing node, ahead of
+// every backup.
+const Configured = 0
+
+// Member is one fleet member as serf and its tags show it.
+type Member struct {
+	Name  string
+	Alive bool                  // serf says alive (not failed, leaving or left)
+	Ranks map[netip.Addr]int    // VIPAs it can own: Configured or a backup rank
+	Moves map[netip.Addr]string // VIPAs it hands to a named node (a manual move)
+
+	// Claims are the VIPAs it routes now (the definitions it publishes);
+	// Known says this node holds its current claims.
+	Claims []netip.Addr
+	Known  bool
+}
+
+// Config is this node's part: what it defines and backs up.
+type Config struct {
+	Node    string
+	Defined []netip.Addr
+	Backups []*vipa.Backup
+}
+
+// Inputs are one look at the fleet.
+type Inputs struct {
+	Now     time.Time
+	Members []Member // this node's entry, if any, is ignored: its own state is here
+
+	// Down are live members known to be gone before serf says so: missed
+	// heartbeats confirmed by other members, or a goodbye.
+	Down map[string]bool
+
+	// Settled says the member list is worth deciding on: this node has
+	// joined the fleet (or has no one to join) or waited long enough.
+	Settled bool
+
+	// Conns counts this node's routed connections on each VIPA, for a
+	// when_idle takeback or move.
+	Conns map[netip.Addr]int
+}
+
+// Row is one VIPA as this node sees it (GET /vipa/vipadyn).
+type Row struct {
+	VIPA   netip.Addr
+	Status vipa.VIPADynStatus
+	Rank   int    // this node's: Configured, a backup rank, or 0 when neither
+	Owner  string // the node that routes it; empty while none does
+	Since  time.Time
+}
+
+// Change is one change of a VIPA on this node, for the caller to act on.
+type Change struct {
+	Row
+	OldStatus vipa.VIPADynStatus
+	OldOwner  string
+	Claim     bool // this node begins routing the VIPA
+	Release   bool // this node stops routing it
+}
+
+func (c Change) String() string {
+	return fmt.Sprintf("%s %s→%s owner %q→%q claim=%v release=%v", c.VIPA, c.OldStatus, c.Status, c.OldOwner, c.Owner, c.Claim, c.Release)
+}
+
+type move struct {
+	to       string
+	whenIdle bool
+	since    time.Time
+}
+
+type entry struct {
+	row      Row
+	claiming bool
+	moved    bool      // claimed through a manual move: no takeback
+	quiesce  time.Time // when a when_idle hand-over began; zero when none
+	handing  *move     // a hand-over under way or done, until the target claims
+}
+
+// State is one node's view of VIPA ownership.
+type State struct {
+	cfg     Config
+	rank    map[netip.Addr]int
+	backups map[netip.Addr]*vipa.Backup
+	vipas   map[netip.Addr]*entry
+}
+
+// New returns the state of a node that routes nothing yet.
+func New(cfg Config) *State {
+	s := &State{vipas: map[netip.Addr]*entry{}}
+	s.Configure(cfg)
+	return s
+}
+
+// Configure installs a config; a VIPA this node routes stays claimed until
+// the next Update decides.
+func (s *State) Configure(cfg Config) {
+	s.cfg = cfg
+	s.rank = map[netip.Addr]int{}
+	s.backups = map[netip.Addr]*vipa.Backup{}
+	for _, v := range cfg.Defined {
+		s.rank[v] = Configured
+	}
+	for _, b := range cfg.Backups {
+		s.rank[b.VIPA] = b.Rank
+		s.backups[b.VIPA] = b
+	}
+}
+
+// Ranks are the VIPAs this node can own, for its tags.
+func (s *State) Ranks() map[netip.Addr]int {
+	out := make(map[netip.Addr]int, len(s.rank))
+	for v, r := range s.rank {
+		out[v] = r
+	}
+	return out
+}
+
+// Moves are the VIPAs this node hands to another node, for its tags.
+func (s *State) Moves() map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for v, e := range s.vipas {
+		if e.handing != nil {
+			out[v] = e.handing.to
+		}
+	}
+	return out
+}
+
+// Claimed lists the VIPAs this node routes.
+func (s *State) Claimed() []netip.Addr {
+	var out []netip.Addr
+	for v, e := range s.vipas {
+		if e.claiming {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// Rows lists every VIPA this node knows, sorted.
+func (s *State) Rows() []Row {
+	out := make([]Row, 0, len(s.vipas))
+	for _, e := range s.vipas {
+		out = append(out, e.row)
+	}
+	slices.SortFunc(out, func(x, y Row) int { return x.VIPA.Compare(y.VIPA) })
+	return out
+}
+
+// Move hands a VIPA this node routes to node to, now (its connections
+// through the VIPA break) or when idle. to must be a live member that can
+// own the VIPA; the move takes effect at the next Update.
+func (s *State) Move(v netip.Addr, to string, whenIdle bool, members []Member, now time.Time) error {
+	e := s.vipas[v]
+	if e == nil || !e.claiming {
+		owner := ""
+		if e != nil {
+			owner = e.row.Owner
+		}
+		return fmt.Errorf("VIPA %s is not routed by this node (owner: %q)", v, owner)
+	}
+	if to == s.cfg.Node {
+		return fmt.Errorf("VIPA %s is routed by %s already", v, to)
+	}
+	i := slices.IndexFunc(members, func(m Member) bool { return m.Name == to })
+	if i < 0 || !members[i].Alive {
+		return fmt.Errorf("node %q is not a live member", to)
+	}
+	if _, ok := members[i].Ranks[v]; !ok {
+		return fmt.Errorf("node %q cannot own VIPA %s: it neither defines nor backs it up", to, v)
+	}
+	e.handing = &move{to: to, whenIdle: whenIdle, since: now}
+	e.quiesce = time.Time{}
+	return nil
+}
+
+// Stop gives up every VIPA this node routes, for a graceful stop.
+func (s *State) Stop(now time.Time) []Change {
+	var out []Change
+	for _, v := range s.Claimed() {
+		e := s.vipas[v]
+		old := e.row
+		e.claiming, e.moved, e.quiesce = false, false, time.Time{}
+		e.row.Status, e.row.Owner, e.row.Since = vipa.StatusMoving, "", now
+		out = append(out, Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Release: true})
+	}
+	return out
+}
+
+// candidate is a member that may own a VIPA.
+type candidate struct {
+	name string
+	rank int // Configured, a backup rank, or -1: no rank for this VIPA
+}
+
+// better orders candidates: configured routing node, higher rank, lower
+// name.
+func better(x, y candidate) bool {
+	if x.rank != y.rank {
+		if x.rank == Configured || y.rank == Configured {
+			return x.rank == Configured
+		}
+		return x.rank > y.rank
+	}
+	return x.name < y.name
+}
+
+func compareCandidates(x, y candidate) int {
+	if x == y {
+		return 0
+	}
+	if better(x, y) {
+		return -1
+	}
+	return 1
+}
+
+// rankOf is m's rank for v, or -1.
+func rankOf(m *Member, v netip.Addr) int {
+	if r, ok := m.Ranks[v]; ok {
+		return r
+	}
+	return -1
+}
+
+// Update applies one look at the fleet and returns what changed here, in
+// VIPA order.
+func (s *State) Update(in Inputs) []Change {
+	members := map[string]*Member{}
+	vipas := map[netip.Addr]bool{}
+	for v := range s.rank {
+		vipas[v] = true
+	}
+	for v, e := range s.vipas {
+		if e.claiming || e.handing != nil {
+			vipas[v] = true
+		}
+	}
+	for i := range in.Members {
+		m := &in.Members[i]
+		if m.Name == s.cfg.Node {
+			continue
+		}
+		members[m.Name] = m
+		for v := range m.Ranks {
+			vipas[v] = true
+		}
+		for _, v := range m.Claims {
+			vipas[v] = true
+		}
+	}
+	live := func(name string) bool {
+		if name == s.cfg.Node {
+			return true
+		}
+		m := members[name]
+		return m != nil && m.Alive && !in.Down[name]
+	}
+
+	var out []Change
+	order := make([]netip.Addr, 0, len(vipas))
+	for v := range vipas {
+		order = append(order, v)
+	}
+	slices.SortFunc(order, netip.Addr.Compare)
+	for _, v := range order {
+		if c, ok := s.decide(v, members, live, in); ok {
+			out = append(out, c)
+		}
+	}
+	for v, e := range s.vipas {
+		if !vipas[v] && !e.claiming {
+			delete(s.vipas, v) // no one defines, backs up or routes it any more
+		}
+	}
+	return out
+}
+
+// decide applies the rule to one VIPA.
+func (s *State) decide(v netip.Addr, members map[string]*Member, live func(string) bool, in Inputs) (Change, bool) {
+	e := s.vipas[v]
+	if e == nil {
+		e = &entry{row: Row{VIPA: v, Status: vipa.StatusNone, Since: in.Now}}
+		s.vipas[v] = e
+	}
+	myRank, mine := s.rank[v]
+	self := candidate{s.cfg.Node, -1}
+	if mine {
+		self.rank = myRank
+	}
+
+	// The live claimants other than this node, best first.
+	var claimants []candidate
+	for name, m := range members {
+		if live(name) && slices.Contains(m.Claims, v) {
+			claimants = append(claimants, candidate{name, rankOf(m, v)})
+		}
+	}
+	slices.SortFunc(claimants, compareCandidates)
+
+	old := e.row
+	claim, release := false, false
+	status, owner := vipa.StatusNone, ""
+	if mine {
+		status = vipa.StatusBackup
+	}
+
+	switch {
+	case e.claiming && !mine && !e.moved:
+		// No longer configured to own it.
+		release = true
+	case e.claiming && len(claimants) > 0 && better(claimants[0], self):
+		// Two owners after a partition: the better one keeps it.
+		release = true
+	case e.claiming:
+		if done := s.handOver(v, e, members, live, in); done {
+			release = true
+		} else {
+			owner, status = s.cfg.Node, vipa.StatusActive
+			if !e.quiesce.IsZero() {
+				status = vipa.StatusQuiescing
+			}
+		}
+	case len(claimants) > 0:
+		owner = claimants[0].name
+	default:
+		if to := s.chosen(v, members, live, in); to == s.cfg.Node {
+			claim = true
+			owner, status = s.cfg.Node, vipa.StatusActive
+		} else if e.handing != nil {
+			status = vipa.StatusMoving
+		}
+	}
+	if release {
+		e.claiming, e.moved, e.quiesce = false, false, time.Time{}
+		status = vipa.StatusMoving
+		if len(claimants) > 0 {
+			owner = claimants[0].name
+		}
+	}
+	if claim {
+		e.claiming = true
+		e.moved = false
+		for _, m := range members {
+			if live(m.Name) && m.Moves[v] == s.cfg.Node {
+				e.moved = true
+			}
+		}
+	}
+	// A hand-over ends when its target (or anyone) claims the VIPA.
+	if e.handing != nil && !e.claiming && (len(claimants) > 0 || !live(e.handing.to)) {
+		e.handing = nil
+		if status == vipa.StatusMoving {
+			status = vipa.StatusBackup
+			if !mine {
+				status = vipa.StatusNone
+			}
+		}
+	}
+	if status == vipa.StatusMoving && len(claimants) > 0 && e.handing == nil {
+		status = vipa.StatusBackup
+		if !mine {
+			status = vipa.StatusNone
+		}
+	}
+	e.row.Status, e.row.Owner = status, owner
+	e.row.Rank = max(self.rank, 0)
+	if status == old.Status && owner == old.Owner && !claim && !release {
+		e.row.Rank = old.Rank
+		return Change{}, false
+	}
+	e.row.Since = in.Now
+	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release}, true
+}
+
+// chosen is the node that should claim an unclaimed VIPA, or "" while this
+// node cannot tell yet.
+func (s *State) chosen(v netip.Addr, members map[string]*Member, live func(string) bool, in Inputs) string {
+	// A releasing owner's named successor goes first, this node's own
+	// included.
+	if e := s.vipas[v]; e != nil && e.handing != nil && live(e.handing.to) {
+		return e.handing.to
+	}
+	for name, m := range members {
+		if to := m.Moves[v]; to != "" && live(name) && live(to) && (to == s.cfg.Node || members[to] != nil) {
+			return to
+		}
+	}
+	if !in.Settled {
+		return ""
+	}
+	var cands []candidate
+	if r, ok := s.rank[v]; ok {
+		cands = append(cands, candidate{s.cfg.Node, r})
+	}
+	for name, m := range members {
+		r, ok := m.Ranks[v]
+		if !ok || !live(name) {
+			continue
+		}
+		if !m.Known {
+			return "" // it may hold the VIPA: wait until its claims are known
+		}
+		cands = append(cands, candidate{name, r})
+	}
+	if len(cands) == 0 {
+		return ""
+	}
+	slices.SortFunc(cands, compareCandidates)
+	return cands[0].name
+}
+
+// handOver says whether this node, routing v, gives it up now: a manual
+// move, or a takeback to the configured routing node. A when_idle
+// hand-over quiesces first.
+func (s *State) handOver(v netip.Addr, e *entry, members map[string]*Member, live func(string) bool, in Inputs) bool {
+	var whenIdle bool
+	var maxWait time.Duration
+	switch {
+	case e.handing != nil:
+		if !live(e.handing.to) {
+			e.handing, e.quiesce = nil, time.Time{}
+			return false
+		}
+		whenIdle = e.handing.whenIdle
+	case e.moved:
+		return false
+	default:
+		b := s.backups[v]
+		to := s.ownerBack(v, members, live)
+		if b == nil || to == "" {
+			e.quiesce = time.Time{}
+			return false
+		}
+		whenIdle, maxWait = b.Takeback != vipa.TakebackImmediate, b.MaxWait
+		if !whenIdle || in.Conns[v] == 0 || maxWait > 0 && !e.quiesce.IsZero() && in.Now.Sub(e.quiesce) >= maxWait {
+			e.handing = &move{to: to, since: in.Now}
+			return true
+		}
+	}
+	if !whenIdle || in.Conns[v] == 0 {
+		return true
+	}
+	if e.quiesce.IsZero() {
+		e.quiesce = in.Now
+	}
+	return maxWait > 0 && in.Now.Sub(e.quiesce) >= maxWait
+}
+
+// ownerBack is v's configured routing node if it is live, known and
+// waiting for its VIPA, else "".
+func (s *State) ownerBack(v netip.Addr, members map[string]*Member, live func(string) bool) string {
+	for name, m := range members {
+		if hasRank(m, v) && m.Ranks[v] == Configured && live(name) && m.Known {
+			return name
+		}
+	}
+	return ""
+}
+
+func hasRank(m *Member, v netip.Addr) bool {
+	_, ok := m.Ranks[v]
+	return ok
+}

@@ -1,0 +1,407 @@
+package vipadyn
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+var vip = netip.MustParseAddr("10.0.0.100")
+
+// world runs nodes' states against each other: each round every node sees
+// what the others published the round before, as gossip would show it.
+type world struct {
+	t      *testing.T
+	now    time.Time
+	nodes  map[string]*node
+	order  []string
+	group  map[string]int // partition of each node; nodes see only their own group
+	log    []string       // ownership changes, as the nodes logged them
+	known  bool
+	settle bool
+}
+
+type node struct {
+	s     *State
+	up    bool
+	conns map[netip.Addr]int
+	down  map[string]bool // goodbyes heard
+}
+
+func newWorld(t *testing.T) *world {
+	return &world{t: t, now: time.Unix(1e9, 0), nodes: map[string]*node{}, group: map[string]int{}, known: true, settle: true}
+}
+
+// add starts a node: rank Configured defines vip, a positive rank backs it up.
+func (w *world) add(name string, rank int, takeback string, maxWait time.Duration) {
+	cfg := Config{Node: name}
+	if rank == Configured {
+		cfg.Defined = []netip.Addr{vip}
+	} else if rank > 0 {
+		cfg.Backups = []*vipa.Backup{{VIPA: vip, Rank: rank, Takeback: takeback, MaxWait: maxWait}}
+	}
+	w.nodes[name] = &node{s: New(cfg), up: true, conns: map[netip.Addr]int{}, down: map[string]bool{}}
+	if !slices.Contains(w.order, name) {
+		w.order = append(w.order, name)
+	}
+}
+
+func (w *world) sees(a, b string) bool {
+	return w.nodes[a].up && w.nodes[b].up && w.group[a] == w.group[b]
+}
+
+// members is what a sees of the fleet.
+func (w *world) members(a string) []Member {
+	var out []Member
+	for _, b := range w.order {
+		if b == a {
+			continue
+		}
+		nb := w.nodes[b]
+		out = append(out, Member{
+			Name: b, Alive: w.sees(a, b), Ranks: nb.s.Ranks(), Moves: nb.s.Moves(),
+			Claims: nb.s.Claimed(), Known: w.known,
+		})
+	}
+	return out
+}
+
+// round lets every node look once; it returns whether anything changed.
+func (w *world) round() bool {
+	w.now = w.now.Add(100 * time.Millisecond)
+	views := map[string][]Member{}
+	for _, n := range w.order {
+		views[n] = w.members(n)
+	}
+	changed := false
+	for _, n := range w.order {
+		nd := w.nodes[n]
+		if !nd.up {
+			continue
+		}
+		for _, c := range nd.s.Update(Inputs{Now: w.now, Members: views[n], Down: nd.down, Settled: w.settle, Conns: nd.conns}) {
+			changed = true
+			w.log = append(w.log, n+": "+c.String())
+		}
+	}
+	return changed
+}
+
+// settle runs rounds until nothing changes.
+func (w *world) settleDown() {
+	w.t.Helper()
+	for range 20 {
+		if !w.round() {
+			return
+		}
+	}
+	w.t.Fatalf("no steady state after 20 rounds:\n%v", w.log)
+}
+
+// owner checks that exactly one up node routes vip and every up node
+// agrees on it, and returns it ("" if none routes it).
+func (w *world) owner() string {
+	w.t.Helper()
+	var claimers []string
+	for _, n := range w.order {
+		if w.nodes[n].up && slices.Contains(w.nodes[n].s.Claimed(), vip) {
+			claimers = append(claimers, n)
+		}
+	}
+	if len(claimers) > 1 {
+		w.t.Fatalf("VIPA routed by %v at once", claimers)
+	}
+	want := ""
+	if len(claimers) == 1 {
+		want = claimers[0]
+	}
+	for _, n := range w.order {
+		if !w.nodes[n].up {
+			continue
+		}
+		if r := w.row(n); r.Owner != want {
+			w.t.Fatalf("%s says owner %q, want %q\n%v", n, r.Owner, want, w.log)
+		}
+	}
+	return want
+}
+
+func (w *world) row(n string) Row {
+	for _, r := range w.nodes[n].s.Rows() {
+		if r.VIPA == vip {
+			return r
+		}
+	}
+	return Row{}
+}
+
+func (w *world) status(n string) vipa.VIPADynStatus { return w.row(n).Status }
+
+func (w *world) wantOwner(want string) {
+	w.t.Helper()
+	w.settleDown()
+	if got := w.owner(); got != want {
+		w.t.Fatalf("owner %q, want %q\n%v", got, want, w.log)
+	}
+}
+
+func TestRanks(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.add("c", 50, "", 0)
+	w.add("d", -1, "", 0) // a target only
+	w.wantOwner("a")
+	if s := w.status("a"); s != vipa.StatusActive {
+		t.Fatalf("a: %s", s)
+	}
+	if s, r := w.status("b"), w.row("b").Rank; s != vipa.StatusBackup || r != 100 {
+		t.Fatalf("b: %s rank %d", s, r)
+	}
+	if s := w.status("d"); s != vipa.StatusNone {
+		t.Fatalf("d: %s", s)
+	}
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+	w.nodes["b"].up = false
+	w.wantOwner("c")
+	w.nodes["c"].up = false
+	w.wantOwner("")
+}
+
+func TestTiesGoToTheLowerName(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("c", 100, "", 0)
+	w.add("b", 100, "", 0)
+	w.wantOwner("a")
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+}
+
+// A partition gives each side an owner; the heal leaves one, the
+// configured routing node, whatever the backups' takeback.
+func TestPartitionHeals(t *testing.T) {
+	for _, split := range [][]string{{"a"}, {"a", "c"}, {"b"}} {
+		t.Run(fmt.Sprint(split), func(t *testing.T) {
+			w := newWorld(t)
+			w.add("a", Configured, "", 0)
+			w.add("b", 100, vipa.TakebackWhenIdle, time.Hour)
+			w.add("c", 50, "", 0)
+			w.wantOwner("a")
+			w.nodes["b"].conns[vip] = 5 // when_idle would wait: a heal must not
+			for _, n := range split {
+				w.group[n] = 1
+			}
+			w.settleDown()
+			for _, n := range w.order {
+				if !slices.Contains(w.nodes[n].s.Claimed(), vip) {
+					continue
+				}
+				if w.group[n] == w.group["a"] && n != "a" {
+					t.Fatalf("%s routes on a's side", n)
+				}
+			}
+			w.group = map[string]int{}
+			w.wantOwner("a")
+		})
+	}
+}
+
+// A configured routing node that restarts waits for its backup to give the
+// VIPA back; immediate gives it at once.
+func TestTakebackImmediate(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, vipa.TakebackImmediate, 0)
+	w.wantOwner("a")
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+	w.nodes["b"].conns[vip] = 5
+	w.add("a", Configured, "", 0) // a new process
+	w.round()
+	if s := w.status("a"); s != vipa.StatusBackup {
+		t.Fatalf("restarted a: %s, want backup while b holds the VIPA", s)
+	}
+	w.round()
+	if s := w.status("b"); s != vipa.StatusMoving {
+		t.Fatalf("b: %s, want moving", s)
+	}
+	w.wantOwner("a")
+	if s := w.status("b"); s != vipa.StatusBackup {
+		t.Fatalf("b after the takeback: %s", s)
+	}
+}
+
+func TestTakebackWhenIdle(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, vipa.TakebackWhenIdle, time.Minute)
+	w.wantOwner("a")
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+	w.nodes["b"].conns[vip] = 2
+	w.add("a", Configured, "", 0)
+	w.settleDown()
+	if got := w.owner(); got != "b" || w.status("b") != vipa.StatusQuiescing || w.status("a") != vipa.StatusBackup {
+		t.Fatalf("owner %s, b %s, a %s: want b quiescing while it has connections", got, w.status("b"), w.status("a"))
+	}
+	w.nodes["b"].conns[vip] = 0
+	w.wantOwner("a")
+
+	// max_wait: connections that never end.
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+	w.nodes["b"].conns[vip] = 7
+	w.add("a", Configured, "", 0)
+	w.settleDown()
+	if got := w.owner(); got != "b" {
+		t.Fatalf("owner %s before max_wait", got)
+	}
+	w.now = w.now.Add(time.Minute)
+	w.wantOwner("a")
+}
+
+// A graceful stop gives the VIPA up, and the goodbye lets the backup claim
+// it before serf says the node left.
+func TestGracefulStop(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.add("c", 50, "", 0)
+	w.wantOwner("a")
+	ch := w.nodes["a"].s.Stop(w.now)
+	if len(ch) != 1 || !ch[0].Release {
+		t.Fatalf("stop: %v", ch)
+	}
+	w.nodes["b"].down["a"] = true
+	w.nodes["c"].down["a"] = true
+	w.round() // a still looks alive to serf, but claims nothing
+	w.round()
+	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) {
+		t.Fatalf("b did not claim within two rounds: %v", w.log)
+	}
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+}
+
+// Heartbeats confirmed missing count as gone before serf agrees: the
+// backup claims while serf still says the owner is alive.
+func TestDownBeforeSerf(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.wantOwner("a")
+	w.nodes["a"].s.Stop(w.now) // the process is gone; serf has not noticed
+	w.nodes["a"].up = true
+	w.nodes["b"].down["a"] = true
+	w.round()
+	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) {
+		t.Fatalf("b did not claim: %v", w.log)
+	}
+}
+
+// A member that flaps between alive and failed ends with one owner, the
+// same on every node.
+func TestFlappingMembers(t *testing.T) {
+	for _, flapper := range []string{"a", "b"} {
+		t.Run(flapper, func(t *testing.T) {
+			w := newWorld(t)
+			w.add("a", Configured, "", 0)
+			w.add("b", 100, vipa.TakebackImmediate, 0)
+			w.add("c", 50, vipa.TakebackWhenIdle, 0)
+			w.wantOwner("a")
+			for i := range 30 {
+				// seen failed by some, alive by others: a split that changes every round
+				if i%3 == 0 {
+					w.group[flapper] = 1
+				} else {
+					w.group[flapper] = 0
+				}
+				w.round()
+			}
+			w.group = map[string]int{}
+			w.wantOwner("a")
+		})
+	}
+}
+
+// A manual move goes to the named node, even past a better backup, and
+// stays: the configured routing node does not take it back.
+func TestMove(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.add("c", 50, vipa.TakebackImmediate, 0)
+	w.add("d", -1, "", 0)
+	w.wantOwner("a")
+	if err := w.nodes["a"].s.Move(vip, "d", false, w.members("a"), w.now); err == nil {
+		t.Fatal("moved to a node that cannot own the VIPA")
+	}
+	if err := w.nodes["b"].s.Move(vip, "c", false, w.members("b"), w.now); err == nil {
+		t.Fatal("a node that does not route the VIPA moved it")
+	}
+	w.nodes["a"].conns[vip] = 1
+	if err := w.nodes["a"].s.Move(vip, "c", true, w.members("a"), w.now); err != nil {
+		t.Fatal(err)
+	}
+	w.settleDown()
+	if w.owner() != "a" || w.status("a") != vipa.StatusQuiescing {
+		t.Fatalf("owner %s, a %s: want a quiescing while it has a connection", w.owner(), w.status("a"))
+	}
+	w.nodes["a"].conns[vip] = 0
+	w.wantOwner("c")
+	if s := w.status("a"); s != vipa.StatusBackup {
+		t.Fatalf("a after the move: %s", s)
+	}
+	// and back, now
+	if err := w.nodes["c"].s.Move(vip, "a", false, w.members("c"), w.now); err != nil {
+		t.Fatal(err)
+	}
+	w.wantOwner("a")
+}
+
+// A node that cannot tell yet (not joined, or a candidate's claims not
+// fetched) claims nothing.
+func TestWaitsUntilItKnows(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.settle = false
+	w.settleDown()
+	if got := w.owner(); got != "" {
+		t.Fatalf("owner %s before the fleet settled", got)
+	}
+	w.settle, w.known = true, false
+	w.settleDown()
+	if got := w.owner(); got != "" {
+		t.Fatalf("owner %s before the claims were known", got)
+	}
+	w.known = true
+	w.wantOwner("a")
+}
+
+// The change log: every change once per node.
+func TestChangesOnce(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.wantOwner("a")
+	w.log = nil
+	w.nodes["a"].up = false
+	w.wantOwner("b")
+	w.settleDown()
+	n := 0
+	for _, l := range w.log {
+		if l[:2] == "b:" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("b logged %d changes, want 1: %v", n, w.log)
+	}
+}
