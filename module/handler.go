@@ -190,22 +190,33 @@ func (h *Handler) dialRefused(cx *layer4.Connection, local netip.AddrPort, err e
 	}
 }
 
-// record inserts the connection's CRT entry and commits the choice (the
-// client's affinity).
+// place puts the connection on target before it is dialed (claim 12's
+// order): a dial in progress shows in the CRT and counts in the row's
+// active connections, so the distmethods see it. The first attempt
+// inserts the entry; a retry moves it.
 //
 //go:noinline
-func (h *Handler) record(cx *layer4.Connection, target *tables.Target, local netip.AddrPort, c *tables.Candidates) *tables.Entry {
-	now := time.Now()
-	if target.DialSucceeded(now) {
-		h.healthChanged(target, true)
+func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.Target, local netip.AddrPort) *tables.Entry {
+	if e != nil {
+		h.fleet.CRT.Move(e, target)
+		return e
 	}
-	e := h.fleet.CRT.Acquire()
+	e = h.fleet.CRT.Acquire()
 	e.Client = addrPort(cx.RemoteAddr())
 	e.VIPA, e.Port, e.Target = h.vipaOf(local), local.Port(), target
-	e.Since = now.UnixNano()
 	h.fleet.CRT.Insert(e)
-	c.Commit(e)
 	return e
+}
+
+// dialed records that the entry's target answered: its health, and the
+// choice committed (the client's affinity).
+//
+//go:noinline
+func (h *Handler) dialed(e *tables.Entry, c *tables.Candidates) {
+	if e.Target.DialSucceeded(time.Now()) {
+		h.healthChanged(e.Target, true)
+	}
+	c.Commit(e)
 }
 
 var (
@@ -218,11 +229,14 @@ var (
 
 // dial tries the group's candidates in the distmethod's order and returns
 // the CRT entry of the first that answers: every healthy target with room,
-// then at most MaxAttempts unhealthy ones. A target at local, the address
-// the connection arrived on, is this listener itself: it is skipped, or
-// the connection would come back here again and again.
+// then at most MaxAttempts unhealthy ones. The entry is in the CRT from the
+// first attempt on and follows the retries; it is released when none
+// answers. A target at local, the address the connection arrived on, is
+// this listener itself: it is skipped, or the connection would come back
+// here again and again.
 func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrPort) (*relay.Target, *tables.Entry, error) {
 	c := g.Pick(h.fleet.CRT, addrPort(cx.RemoteAddr()).Addr(), time.Now())
+	var e *tables.Entry
 	var lastErr error
 	attempts, unhealthy := 0, 0
 	for target := c.Next(); target != nil; target = c.Next() {
@@ -237,12 +251,17 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrP
 			unhealthy++
 		}
 		attempts++
+		e = h.place(cx, e, target, local)
 		conn, err := relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
 		if err == nil {
-			return conn, h.record(cx, target, local, &c), nil
+			h.dialed(e, &c)
+			return conn, e, nil
 		}
 		lastErr = err
 		h.dialFailed(target, err)
+	}
+	if e != nil {
+		h.fleet.CRT.Release(e)
 	}
 	switch {
 	case c.AllFull():

@@ -14,7 +14,7 @@ import (
 //
 // One goroutine owns an entry from Acquire to Release. It fills Client,
 // VIPA, Port, Target (and optionally Since) before Insert and changes none of
-// them while the entry is in the table.
+// them while the entry is in the table, except Target through Move.
 // ToTarget and ToClient may be updated at any time.
 type Entry struct {
 	Client netip.AddrPort
@@ -87,6 +87,21 @@ func (c *CRT) Insert(e *Entry) {
 	e.linked = true
 	s.n.Add(1)
 	s.mu.Unlock()
+}
+
+// Move re-targets an entry in the table to t: its dial failed and the
+// connection retries there. The old target's active count drops and t's
+// rises; t counts one more total connection, and the old target keeps the
+// one it counted (totals only grow).
+func (c *CRT) Move(e *Entry, t *Target) {
+	s := c.shardOf(e)
+	t.stats.active.Add(1)
+	t.stats.total.Add(1)
+	s.mu.Lock()
+	old := e.Target
+	e.Target = t
+	s.mu.Unlock()
+	old.stats.active.Add(-1)
 }
 
 // Remove takes the entry out, drops e.Target's active count (claims 11

@@ -246,3 +246,28 @@ func TestCRTConcurrent(t *testing.T) {
 		t.Errorf("total = %d, want %d", total, workers*each)
 	}
 }
+
+// TestCRTMove: a retry moves a dialing connection's entry to the next
+// target; the active count follows it, the totals only grow.
+func TestCRTMove(t *testing.T) {
+	ts := targets(t, "a", "b")
+	a, b := ts[0], ts[1]
+	c := NewCRT()
+	e := insert(c, a, 1)
+	c.Move(e, b)
+	if a.ActiveConns() != 0 || a.TotalConns() != 1 || b.ActiveConns() != 1 || b.TotalConns() != 1 {
+		t.Errorf("after Move: a %d/%d b %d/%d; want 0/1 1/1", a.ActiveConns(), a.TotalConns(), b.ActiveConns(), b.TotalConns())
+	}
+	var on []string
+	c.Range(func(e *Entry) bool {
+		on = append(on, e.Target.Node)
+		return true
+	})
+	if !slices.Equal(on, []string{"b"}) {
+		t.Errorf("Range sees the entry on %q, want b", on)
+	}
+	c.Release(e)
+	if c.Len() != 0 || b.ActiveConns() != 0 {
+		t.Errorf("after Release: Len %d, b active %d", c.Len(), b.ActiveConns())
+	}
+}
