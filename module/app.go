@@ -113,7 +113,7 @@ type Distribute struct {
 
 	// DestIP lists the candidate target nodes by serf name or advertise
 	// address; ["all"] makes every fleet node a candidate.
-	DestIP []string `json:"destip"`
+	DestIP []string `json:"destip,omitempty"`
 
 	// Distmethod picks a target for each new connection: roundrobin
 	// (default), weightedactive, leastconn, hotstandby, sourcehash or

@@ -37,9 +37,7 @@ import (
 //			max_wait <duration>
 //		}
 //		vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
-//			port <port|lo-hi>...
-//			destip all|<node-or-address>...
-//			distmethod roundrobin
+//			...    (see unmarshalDistribute)
 //		}
 //	}
 //
@@ -272,101 +270,6 @@ func (a *App) unmarshalListeners(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
-}
-
-// unmarshalDistribute parses one VIPADISTRIBUTE statement, inline and
-// block forms alike.
-func unmarshalDistribute(d *caddyfile.Dispenser) (*Distribute, error) {
-	dist := new(Distribute)
-	if !d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	if d.Val() == "define" && !d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	v, err := vipa.ParseVIPA(d.Val())
-	if err != nil {
-		return nil, d.Err(err.Error())
-	}
-	dist.VIPA = v.String()
-	var portsSet, destSet bool
-	parse := func(opt string, args []string) error {
-		switch opt {
-		case "port":
-			if portsSet {
-				return d.Errf("duplicate vipadistribute option 'port'")
-			}
-			portsSet = true
-			if _, err := vipa.ParsePorts(args); err != nil {
-				return d.Errf("vipadistribute %s: %v", v, err)
-			}
-			dist.Ports = args
-		case "destip":
-			if destSet {
-				return d.Errf("duplicate vipadistribute option 'destip'")
-			}
-			destSet = true
-			if err := vipa.ValidateDestIP(args); err != nil {
-				return d.Errf("vipadistribute %s: %v", v, err)
-			}
-			dist.DestIP = args
-		case "distmethod":
-			if dist.Distmethod != "" {
-				return d.Errf("duplicate vipadistribute option 'distmethod'")
-			}
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			if _, err := vipa.ParseDistmethod(args[0]); err != nil {
-				return d.Errf("vipadistribute %s: %v", v, err)
-			}
-			dist.Distmethod = args[0]
-		default:
-			return d.Errf("unknown vipadistribute option '%s'", opt)
-		}
-		return nil
-	}
-
-	// Inline form: port <p>... destip <d>...
-	var opt string
-	var args []string
-	for d.NextArg() {
-		switch v := d.Val(); {
-		case v == "port" || v == "destip" || v == "distmethod":
-			if opt != "" {
-				if err := parse(opt, args); err != nil {
-					return nil, err
-				}
-			}
-			opt, args = v, nil
-		case opt == "":
-			return nil, d.Errf("unknown vipadistribute option '%s'", v)
-		default:
-			args = append(args, v)
-		}
-	}
-	if opt != "" {
-		if err := parse(opt, args); err != nil {
-			return nil, err
-		}
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if err := parse(opt, d.RemainingArgs()); err != nil {
-			return nil, err
-		}
-	}
-	if !portsSet {
-		return nil, d.Errf("vipadistribute %s: missing port", v)
-	}
-	if !destSet {
-		return nil, d.Errf("vipadistribute %s: missing destip", v)
-	}
-	// The whole statement as provision checks it: what the tables can run.
-	if _, err := dist.definition(""); err != nil {
-		return nil, d.Err(err.Error())
-	}
-	return dist, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -60,14 +60,23 @@ func (d *Distribute) checkOptions(method string) error {
 	if err := vipa.ValidateDestinations(method, dests); err != nil {
 		return err
 	}
-	if d.MaxConns < 0 {
-		return fmt.Errorf("max_conns %d: want 0 (unlimited) or more", d.MaxConns)
+	if d.MaxConns != 0 { // 0: unlimited
+		if err := vipa.ValidateMaxConns(d.MaxConns); err != nil {
+			return err
+		}
 	}
-	if d.TimedAffinity < 0 || d.SlowStart < 0 {
-		return errors.New("timedaffinity and slow_start cannot be negative")
+	if d.TimedAffinity != 0 { // 0: off
+		if err := vipa.ValidateSpan("timed_affinity", time.Duration(d.TimedAffinity)); err != nil {
+			return err
+		}
 	}
-	if d.HotStandby != nil && method != vipa.HotStandby {
-		return fmt.Errorf("hotstandby options need distmethod hotstandby, not %s", method)
+	if d.SlowStart != 0 {
+		if err := vipa.ValidateSpan("slow_start", time.Duration(d.SlowStart)); err != nil {
+			return err
+		}
+	}
+	if d.HotStandby != nil {
+		return vipa.ValidateSwitches(method)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 )
 
 // DestAll is the destip value that makes every fleet node a candidate
@@ -95,59 +96,109 @@ func ValidateRank(r int) error {
 	return nil
 }
 
-// ValidateDestinations checks destinations for a distmethod: DestAll
-// alone and bare, weights and ranks in range, roles only under hotstandby
-// and there exactly one preferred.
-func ValidateDestinations(method string, dests []Destination) error {
-	list := make([]string, len(dests))
-	seen := make(map[string]bool, len(dests))
-	preferred := 0
-	for i, d := range dests {
-		list[i] = d.Node
-		if seen[d.Node] {
-			return fmt.Errorf("destip %s is listed twice", d.Node)
-		}
-		seen[d.Node] = true
-		if d.Node == DestAll && (d.Weight != 0 || d.Role != RoleNone || d.Rank != 0) {
+// ParseWeight reads a destination's weight as a config writes it.
+func ParseWeight(s string) (int, error) {
+	w, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("weight %q: want %d-%d", s, MinWeight, MaxWeight)
+	}
+	return w, ValidateWeight(w)
+}
+
+// ParseRank reads a backup rank as a config writes it.
+func ParseRank(s string) (int, error) {
+	r, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("rank %q: want %d-%d", s, MinRank, MaxRank)
+	}
+	return r, ValidateRank(r)
+}
+
+// Validate checks one destination on its own: DestAll bare, a node or
+// address, weight and rank in range, a rank only on a backup.
+func (d Destination) Validate() error {
+	if d.Node == DestAll {
+		if d.Weight != 0 || d.Role != RoleNone || d.Rank != 0 {
 			return errors.New("destip all takes no weight, preferred or backup")
 		}
-		if d.Weight != 0 {
-			if err := ValidateWeight(d.Weight); err != nil {
-				return fmt.Errorf("destip %s: %w", d.Node, err)
-			}
-		}
-		switch d.Role {
-		case RoleNone, RolePreferred:
-			if d.Rank != 0 {
-				return fmt.Errorf("destip %s: only a backup has a rank", d.Node)
-			}
-		case RoleBackup:
-			if err := ValidateRank(d.Rank); err != nil {
-				return fmt.Errorf("destip %s: %w", d.Node, err)
-			}
-		default:
-			return fmt.Errorf("destip %s: unknown role %q: want preferred or backup", d.Node, d.Role)
-		}
-		if d.Role == RoleNone && method == HotStandby && d.Node != DestAll {
-			return fmt.Errorf("destip %s: hotstandby needs preferred or backup", d.Node)
-		}
-		if d.Role != RoleNone && method != HotStandby {
-			return fmt.Errorf("destip %s: %s needs distmethod hotstandby", d.Node, d.Role)
-		}
-		if d.Role == RolePreferred {
-			preferred++
-		}
+		return nil
 	}
-	if err := ValidateDestIP(list); err != nil {
+	if err := validateDest(d.Node); err != nil {
 		return err
 	}
-	if method == HotStandby {
-		if seen[DestAll] {
-			return errors.New("hotstandby refuses destip all")
+	if d.Weight != 0 {
+		if err := ValidateWeight(d.Weight); err != nil {
+			return fmt.Errorf("destip %s: %w", d.Node, err)
 		}
-		if preferred != 1 {
-			return fmt.Errorf("hotstandby needs exactly one preferred destination, not %d", preferred)
+	}
+	switch d.Role {
+	case RoleNone, RolePreferred:
+		if d.Rank != 0 {
+			return fmt.Errorf("destip %s: only a backup has a rank", d.Node)
 		}
+	case RoleBackup:
+		if err := ValidateRank(d.Rank); err != nil {
+			return fmt.Errorf("destip %s: %w", d.Node, err)
+		}
+	default:
+		return fmt.Errorf("destip %s: unknown role %q: want preferred or backup", d.Node, d.Role)
+	}
+	return nil
+}
+
+// DestinationError is what is wrong with one destination of a list: the
+// one at Index.
+type DestinationError struct {
+	Index int
+	Err   error
+}
+
+func (e *DestinationError) Error() string { return e.Err.Error() }
+func (e *DestinationError) Unwrap() error { return e.Err }
+
+// ValidateDestinations checks destinations for a distmethod: each one on
+// its own, none twice, DestAll alone, roles only under hotstandby and
+// there on every destination, exactly one preferred. A problem of one
+// destination is a *DestinationError.
+func ValidateDestinations(method string, dests []Destination) error {
+	switch {
+	case len(dests) == 0:
+		return errors.New("empty destip list")
+	case len(dests) > MaxDestinations:
+		return fmt.Errorf("%d destinations: at most %d", len(dests), MaxDestinations)
+	}
+	seen := make(map[string]bool, len(dests))
+	preferred, second := 0, -1
+	for i, d := range dests {
+		bad := func(err error) error { return &DestinationError{Index: i, Err: err} }
+		if err := d.Validate(); err != nil {
+			return bad(err)
+		}
+		switch {
+		case seen[d.Node]:
+			return bad(fmt.Errorf("destip %s is listed twice", d.Node))
+		case i > 0 && (d.Node == DestAll || seen[DestAll]):
+			return bad(errors.New("destip all excludes other destinations"))
+		case method == HotStandby && d.Node == DestAll:
+			return bad(errors.New("hotstandby refuses destip all"))
+		case method == HotStandby && d.Role == RoleNone:
+			return bad(fmt.Errorf("destip %s: hotstandby needs preferred or backup", d.Node))
+		case method != HotStandby && d.Role != RoleNone:
+			return bad(fmt.Errorf("destip %s: %s needs distmethod hotstandby", d.Node, d.Role))
+		}
+		seen[d.Node] = true
+		if d.Role == RolePreferred {
+			if preferred++; preferred == 2 {
+				second = i
+			}
+		}
+	}
+	if method == HotStandby && preferred != 1 {
+		err := fmt.Errorf("hotstandby needs exactly one preferred destination, not %d", preferred)
+		if second >= 0 {
+			return &DestinationError{Index: second, Err: err}
+		}
+		return err
 	}
 	return nil
 }

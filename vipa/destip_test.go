@@ -1,6 +1,7 @@
 package vipa
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -68,6 +69,59 @@ func TestValidateDestinations(t *testing.T) {
 		err := ValidateDestinations(tc.method, tc.dests)
 		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: ValidateDestinations = %v; want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+// TestDestinationErrorIndex: a problem of one destination names its index,
+// so a config can point at its line.
+func TestDestinationErrorIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		dests  []Destination
+		index  int // -1: the list as a whole
+	}{
+		{"second twice", RoundRobin, []Destination{{Node: "a"}, {Node: "b"}, {Node: "a"}}, 2},
+		{"all after a node", RoundRobin, []Destination{{Node: "a"}, {Node: "all"}}, 1},
+		{"node after all", RoundRobin, []Destination{{Node: "all"}, {Node: "a"}}, 1},
+		{"second preferred", HotStandby, []Destination{{Node: "a", Role: RolePreferred}, {Node: "b", Role: RoleBackup, Rank: 1}, {Node: "c", Role: RolePreferred}}, 2},
+		{"role under leastconn", LeastConn, []Destination{{Node: "a"}, {Node: "b", Role: RoleBackup, Rank: 1}}, 1},
+		{"weight", RoundRobin, []Destination{{Node: "a"}, {Node: "b", Weight: 101}}, 1},
+		{"no preferred", HotStandby, []Destination{{Node: "a", Role: RoleBackup, Rank: 1}}, -1},
+	} {
+		err := ValidateDestinations(tc.method, tc.dests)
+		var de *DestinationError
+		switch {
+		case err == nil:
+			t.Errorf("%s: no error", tc.name)
+		case tc.index < 0 && errors.As(err, &de):
+			t.Errorf("%s: %v at index %d, want the whole list", tc.name, err, de.Index)
+		case tc.index >= 0 && (!errors.As(err, &de) || de.Index != tc.index):
+			t.Errorf("%s: %v (%#v), want index %d", tc.name, err, de, tc.index)
+		}
+	}
+}
+
+func TestParseWeightRank(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		rank bool
+		want int
+		err  string
+	}{
+		{"1", false, 1, ""}, {"100", false, 100, ""}, {"0", false, 0, "weight 0: want 1-100"},
+		{"101", false, 0, "weight 101: want 1-100"}, {"3.5", false, 0, `weight "3.5": want 1-100`},
+		{"1", true, 1, ""}, {"254", true, 254, ""}, {"0", true, 0, "rank 0: want 1-254"},
+		{"255", true, 0, "rank 255: want 1-254"}, {"high", true, 0, `rank "high": want 1-254`},
+	} {
+		parse := ParseWeight
+		if tc.rank {
+			parse = ParseRank
+		}
+		got, err := parse(tc.in)
+		if (err == nil) != (tc.err == "") || err != nil && err.Error() != tc.err || err == nil && got != tc.want {
+			t.Errorf("parse(%q, rank %v) = %d, %v; want %d, %q", tc.in, tc.rank, got, err, tc.want, tc.err)
 		}
 	}
 }
