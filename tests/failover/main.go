@@ -1,0 +1,226 @@
+//go:build linux
+
+// Command failover measures how long a VIPA is unreachable when its
+// routing node goes away, in network namespaces on this host (a bridge,
+// three Caddy nodes, a client): a owns the VIPA, b and c are its backups
+// of ranks 200 and 100. A client opens new connections through the VIPA
+// at a steady rate throughout; each trial reports the time from the event
+// to the first new connection that succeeds after they began failing,
+// and how many failed. keepalived with VRRP's default timers is measured the same way for
+// comparison. Needs root.
+//
+//	go run ./tests/failover                      # every scenario, 10 trials each
+//	go run ./tests/failover -run 'kill' -trials 3
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/netlab"
+)
+
+// scenario is one kind of event, measured over trials.
+type scenario struct {
+	name, what string
+	trial      func(env) (time.Duration, int, error)
+}
+
+// env is what a trial has.
+type env struct {
+	bin, dir string
+	rate     int
+	timeout  time.Duration
+}
+
+var scenarios = []scenario{
+	{"kill-fast", "SIGKILL of the owner, fast profile: b takes over", func(e env) (time.Duration, int, error) {
+		return caddyTrial(e, true, syscall.SIGKILL, false)
+	}},
+	{"kill-default", "SIGKILL of the owner, default profile", func(e env) (time.Duration, int, error) {
+		return caddyTrial(e, false, syscall.SIGKILL, false)
+	}},
+	{"stop-fast", "graceful stop (SIGTERM) of the owner, fast profile", func(e env) (time.Duration, int, error) {
+		return caddyTrial(e, true, syscall.SIGTERM, false)
+	}},
+	{"second-fast", "SIGKILL of b after it took over from a: c takes over", func(e env) (time.Duration, int, error) {
+		return caddyTrial(e, true, syscall.SIGKILL, true)
+	}},
+	{"keepalived", "keepalived, VRRP defaults: SIGKILL of the master with its application", keepalivedTrial},
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	trials := flag.Int("trials", 10, "trials per scenario")
+	rate := flag.Int("rate", 200, "new client connections per second during each trial")
+	runRE := flag.String("run", "", "only the scenarios whose name matches this regexp")
+	bin := flag.String("caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
+	flag.Parse()
+	re, err := regexp.Compile(*runRE)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "failover: -run:", err)
+		return 2
+	}
+	ctx, cancel := harness.RunContext("failover", 2*time.Hour)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "caddy-vipa-failover-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "failover:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin == "" {
+		if *bin, err = harness.BuildCaddy(ctx, dir); err != nil {
+			fmt.Fprintln(os.Stderr, "failover:", err)
+			return 1
+		}
+	}
+	e := env{bin: *bin, rate: *rate, timeout: 250 * time.Millisecond}
+	fmt.Printf("load average %s; %d trials; client: %d new connections/s, each bounded by %s\n",
+		loadAvg(), *trials, e.rate, e.timeout)
+	fmt.Printf("%-13s %5s  %-28s %-20s  %s\n", "scenario", "ok", "to first connection min/med/max", "failed min/med/max", "what")
+	code := 0
+	for _, s := range scenarios {
+		if !re.MatchString(s.name) {
+			continue
+		}
+		var gaps []time.Duration
+		var failed []int
+		var errs []string
+		for i := range *trials {
+			if ctx.Err() != nil {
+				return 1
+			}
+			e.dir = fmt.Sprintf("%s/%s-%d", dir, s.name, i)
+			if err := os.MkdirAll(e.dir, 0o700); err != nil {
+				fmt.Fprintln(os.Stderr, "failover:", err)
+				return 1
+			}
+			gap, n, err := s.trial(e)
+			if errors.Is(err, netlab.ErrUnavailable) {
+				fmt.Fprintln(os.Stderr, "failover:", err)
+				return 1
+			}
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			gaps = append(gaps, gap)
+			failed = append(failed, n)
+		}
+		fmt.Printf("%-13s %2d/%-2d  %-28s %-20s  %s\n", s.name, len(gaps), *trials, durations(gaps), counts(failed), s.what)
+		for _, m := range errs {
+			fmt.Printf("    failed trial: %s\n", m)
+			code = 1
+		}
+	}
+	fmt.Printf("load average %s\n", loadAvg())
+	return code
+}
+
+// caddyTrial starts a fleet, waits until a owns the VIPA and its backups
+// are ready, then sends sig to a (and, for second, to b once it took
+// over) and measures the client's outage.
+func caddyTrial(e env, fast bool, sig syscall.Signal, second bool) (time.Duration, int, error) {
+	f, err := startFleet(e.bin, e.dir, fast)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.close()
+	if err := f.ready(60 * time.Second); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(2 * time.Second) // reports settle: backups hold the full DPT
+	p := startProber(f.lab.Client, vipaAddr(), e.rate, e.timeout)
+	defer p.close()
+	victim := "a"
+	if second {
+		t0 := time.Now()
+		if err := f.nodes["a"].Signal(syscall.SIGKILL); err != nil {
+			return 0, 0, err
+		}
+		if _, _, err := measure(p, t0, 60*time.Second); err != nil {
+			return 0, 0, fmt.Errorf("b did not take over: %w", err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for f.status("b") != "active" || f.status("c") != "backup" {
+			if time.Now().After(deadline) {
+				return 0, 0, fmt.Errorf("after a's kill: b %q, c %q", f.status("b"), f.status("c"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second)
+		victim = "b"
+	}
+	t0 := time.Now()
+	if err := f.nodes[victim].Signal(sig); err != nil {
+		return 0, 0, err
+	}
+	return measure(p, t0, 60*time.Second)
+}
+
+func keepalivedTrial(e env) (time.Duration, int, error) {
+	v, err := startVRRP(e.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer v.close()
+	time.Sleep(2 * time.Second)
+	p := startProber(v.lab.Client, vipaAddr(), e.rate, e.timeout)
+	defer p.close()
+	t0 := time.Now()
+	v.crash()
+	return measure(p, t0, 60*time.Second)
+}
+
+// measure waits until the outage that began at t0 has ended.
+func measure(p *prober, t0 time.Time, d time.Duration) (time.Duration, int, error) {
+	deadline := time.Now().Add(d)
+	for {
+		if gap, failed, done := outage(p.since(t0), t0, 3*time.Second); done {
+			return gap, failed, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("no connection through the VIPA succeeded within %s", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func durations(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	slices.Sort(ds)
+	r := func(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+	return fmt.Sprintf("%s / %s / %s", r(ds[0]), r(ds[len(ds)/2]), r(ds[len(ds)-1]))
+}
+
+func counts(ns []int) string {
+	if len(ns) == 0 {
+		return "-"
+	}
+	slices.Sort(ns)
+	return fmt.Sprintf("%d / %d / %d", ns[0], ns[len(ns)/2], ns[len(ns)-1])
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,153 @@
+//go:build linux
+
+package tests
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/netlab"
+)
+
+const labAdmin = netlab.Admin
+
+// newLab makes a LAN of namespaces for the test, or skips it where this
+// system cannot make them. It is removed after the nodes stop.
+func newLab(t *testing.T, nodes ...string) *netlab.Lab {
+	t.Helper()
+	l, err := netlab.New(nodes...)
+	if errors.Is(err, netlab.ErrUnavailable) {
+		t.Skipf("end-to-end test in network namespaces: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("removing the lab: %v", err)
+		}
+	})
+	return l
+}
+
+// labNode is one Caddy of a lab, reached inside its namespace.
+type labNode struct {
+	*caddyProc
+	host   *netlab.Host
+	client *http.Client // to its admin endpoint
+}
+
+// startLabCaddy runs the real binary in h's namespace and waits for its
+// admin endpoint.
+func startLabCaddy(t *testing.T, h *netlab.Host, caddyfile string) *labNode {
+	t.Helper()
+	dir := t.TempDir()
+	p := &caddyProc{t: t, dir: dir, admin: labAdmin, config: filepath.Join(dir, "Caddyfile"), log: new(syncBuffer)}
+	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// ip netns exec execs Caddy: the process is Caddy's, signals reach it.
+	p.cmd = exec.Command("ip", "netns", "exec", h.NS, caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
+	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.exited = make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	n := &labNode{caddyProc: p, host: h, client: h.HTTPClient()}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("%s's caddy log:\n%s", h.Name, p.log.String())
+		}
+	})
+	waitFor(t, 30*time.Second, h.Name+"'s admin endpoint", func() bool {
+		_, err := harness.Get(n.client, labAdmin, "/config/")
+		return err == nil
+	})
+	return n
+}
+
+func (n *labNode) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	if err := harness.GetJSON(n.client, labAdmin, path, v); err != nil {
+		t.Fatalf("%s: %v", n.host.Name, err)
+	}
+}
+
+// labApps starts an application on every node's LAN address and port.
+func labApps(t *testing.T, l *netlab.Lab) {
+	t.Helper()
+	for _, h := range l.Nodes {
+		ln, err := h.Listen("tcp", fmt.Sprintf("%s:%d", h.IP, netlab.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		startApp(t, "caddy-"+h.Name, ln)
+	}
+}
+
+// clientGreeting connects from the client namespace to the VIPA and
+// returns the serving application's name.
+func clientGreeting(l *netlab.Lab, timeout time.Duration) (string, error) {
+	c, err := l.Client.DialTimeout("tcp", fmt.Sprintf("%s:%d", netlab.VIPA, netlab.Port), timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	name, ok := strings.CutPrefix(strings.TrimSpace(line), "hello from ")
+	if !ok {
+		return "", fmt.Errorf("unexpected greeting %q", line)
+	}
+	return name, nil
+}
+
+// clientNeigh is the client's neighbour entry's MAC for the VIPA.
+func clientNeigh(t *testing.T, l *netlab.Lab) string {
+	t.Helper()
+	mac, err := l.Client.Neigh(netlab.VIPA.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// waitLabFleet waits until every node sees every node alive.
+func waitLabFleet(t *testing.T, nodes []*labNode) {
+	t.Helper()
+	for _, n := range nodes {
+		waitFor(t, 20*time.Second, n.host.Name+" to see the whole fleet alive", func() bool {
+			var rows []memberRow
+			if err := harness.GetJSON(n.client, labAdmin, "/vipa/members", &rows); err != nil {
+				return false
+			}
+			alive := 0
+			for _, r := range rows {
+				if r.Status == "alive" {
+					alive++
+				}
+			}
+			return alive == len(nodes)
+		})
+	}
+}
