@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -49,50 +48,27 @@ type Agent struct {
 	// none). It is called for this node's own report too.
 	OnReport func(node string, rows []vipa.Listener)
 
-	gen     uint64
-	own     atomic.Pointer[ownState]
 	keys    channelKeys
 	stats   stats
 	keyring *memberlist.Keyring // serf's; guarded unless RemoteKeys
 
-	serf        *serf.Serf
-	mux         *muxTransport
-	events      chan serf.Event
-	kickCh      chan struct{}
-	tagCh       chan struct{}
-	jobs        chan string
-	stop        chan struct{}
-	wg          sync.WaitGroup
-	stopped     sync.Once
-	memberDirty atomic.Bool // list every member on the next round
+	serf    *serf.Serf
+	mux     *muxTransport
+	events  chan serf.Event
+	kickCh  chan struct{}
+	tagCh   chan struct{}
+	jobs    chan syncJob
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	stopped sync.Once
 
 	updMu   sync.Mutex
-	updates map[string]memberUpdate // member events not yet applied
+	updates map[string]memberView // member events not yet applied
 
-	mu         sync.Mutex
-	members    map[string]*memberInfo
-	peers      map[string]*peer
-	known      []KnownDefinition
-	ownerOf    map[netip.Addr]string           // VIPA → owning routing node
-	owned      map[netip.Addr]*vipa.Definition // VIPAs this node owns
-	defOf      map[netip.Addr]*vipa.Definition // VIPA → its owner's definition
-	defsDirty  bool
-	dirty      map[string]bool // nodes whose rows to derive again
-	running    int             // syncs handed to the fetchers
-	epoch      uint64          // member list refreshes
-	refreshed  time.Time       // last member list read; the worker's own
-	delivered  []vipa.Listener // this node's own rows last given to OnReport
-	selfCount  bool            // own report changed: count its drops once
-	addrsDirty bool            // an advertise address or liveness changed
-	conns      map[net.Conn]struct{}
-	closing    bool
-}
-
-// ownState is this node's own versioned state, read lock-free by the
-// state channel's server.
-type ownState struct {
-	report report
-	defs   defsVersion
+	mu      sync.Mutex
+	core    *core // the fleet state and the protocol's decisions
+	conns   map[net.Conn]struct{}
+	closing bool
 }
 
 // New checks cfg and returns an agent that has bound nothing yet.
@@ -107,25 +83,15 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg:     cfg,
 		logger:  cfg.Logger,
-		gen:     newGen(),
 		keys:    newChannelKeys(cfg.Keys, cfg.Label),
 		kickCh:  make(chan struct{}, 1),
 		tagCh:   make(chan struct{}, 1),
-		jobs:    make(chan string, fetchers),
+		jobs:    make(chan syncJob, fetchers),
 		stop:    make(chan struct{}),
-		members: map[string]*memberInfo{},
-		updates: map[string]memberUpdate{},
-		peers:   map[string]*peer{},
-		ownerOf: map[netip.Addr]string{},
-		owned:   map[netip.Addr]*vipa.Definition{},
-		defOf:   map[netip.Addr]*vipa.Definition{},
-		dirty:   map[string]bool{},
+		updates: map[string]memberView{},
 		conns:   map[net.Conn]struct{}{},
 	}
-	a.own.Store(&ownState{
-		report: report{digest: digest{gen: a.gen, hash: emptyReportHash}},
-		defs:   defsVersion{digest: digest{gen: a.gen, hash: emptyDefsHash}},
-	})
+	a.core = newCore(cfg.NodeName, cfg.Advertise, newGen(), cfg.reconcilePeriod(), cfg.Logger, &a.stats)
 	return a, nil
 }
 
@@ -207,7 +173,6 @@ func (a *Agent) Start() error {
 	a.serf, a.mux = s, mux
 	a.mu.Unlock()
 	a.guardKeyring(mc.Keyring)
-	a.memberDirty.Store(true)
 	a.wg.Add(4 + fetchers)
 	go a.drain()
 	go a.work()
@@ -246,6 +211,40 @@ func (a *Agent) drain() {
 			}
 		}
 	}
+}
+
+// queueMemberEvent keeps the members of a serf member event for the worker;
+// only the latest word on each member counts.
+func (a *Agent) queueMemberEvent(e serf.MemberEvent) {
+	a.updMu.Lock()
+	for i := range e.Members {
+		v := viewOf(&e.Members[i])
+		v.reaped = e.Type == serf.EventMemberReap
+		a.updates[v.name] = v
+	}
+	a.updMu.Unlock()
+}
+
+// takeMemberUpdates hands the worker the updates queued since last time.
+func (a *Agent) takeMemberUpdates() []memberView {
+	a.updMu.Lock()
+	defer a.updMu.Unlock()
+	if len(a.updates) == 0 {
+		return nil
+	}
+	out := make([]memberView, 0, len(a.updates))
+	for _, v := range a.updates {
+		out = append(out, v)
+	}
+	clear(a.updates)
+	return out
+}
+
+// viewOf is the core's view of a serf member.
+func viewOf(sm *serf.Member) memberView {
+	ip, _ := netip.AddrFromSlice(sm.Addr)
+	return memberView{name: sm.Name, addr: netip.AddrPortFrom(ip.Unmap(), sm.Port),
+		alive: sm.Status == serf.StatusAlive, tags: sm.Tags}
 }
 
 // join retries the configured members until one answers.
@@ -322,19 +321,48 @@ func (a *Agent) closeConns() {
 	a.mu.Unlock()
 }
 
-// kill shuts serf down without leaving, as a crash looks to the fleet.
-func (a *Agent) kill() {
-	a.stopped.Do(func() {
-		a.closeConns()
-		_ = a.serf.Shutdown()
-		a.wg.Wait()
-	})
-}
-
 // kick wakes the worker; a pending wake is enough.
 func (a *Agent) kick() {
 	select {
 	case a.kickCh <- struct{}{}:
 	default:
 	}
+}
+
+// SetReport sets this node's current listeners. Call it on every change;
+// an unchanged set costs a sort and a compare. The routing nodes of the
+// VIPAs in the old or new set are told at once over the state channel; the
+// serf tag follows for everyone else.
+func (a *Agent) SetReport(ls []vipa.Listener) {
+	a.mu.Lock()
+	changed := a.core.setReport(ls)
+	a.mu.Unlock()
+	if changed {
+		a.kick()
+	}
+}
+
+// SetDefinitions sets the definitions this node routes; their RoutingNode
+// becomes this node's name. Call it before or after Start and on reload.
+// Definitions and OnDefinitions reflect it after the worker's next round
+// (at once once started).
+//
+// A definition the fleet could not carry (it breaks a rule of vipa's, or
+// would make the body too large for the state channel) is logged as an
+// error and left out; the others go out.
+func (a *Agent) SetDefinitions(defs []*vipa.Definition) {
+	a.mu.Lock()
+	changed := a.core.setDefinitions(defs, time.Now())
+	a.mu.Unlock()
+	if changed {
+		a.kick()
+	}
+}
+
+// Definitions lists every definition known here, this node's included,
+// sorted by VIPA then routing node; conflict losers are marked.
+func (a *Agent) Definitions() []KnownDefinition {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return cloneKnown(a.core.known)
 }

@@ -162,7 +162,7 @@ func TestTagsFit(t *testing.T) {
 		t.Fatal(err)
 	}
 	top := digest{^uint64(0), ^uint64(0), ^uint64(0)}
-	a.own.Store(&ownState{report: report{digest: top}, defs: defsVersion{digest: top}})
+	a.core.own = ownState{report: report{digest: top}, defs: defsVersion{digest: top}}
 	size := 0
 	for k, v := range a.tags() {
 		size += len(k) + len(v) + 4 // msgpack: map entry headers

@@ -1,13 +1,8 @@
 package serfsync
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
-	"strings"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
@@ -191,60 +186,6 @@ func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error))
 	}), nil
 }
 
-// SetDefinitions sets the definitions this node routes; their RoutingNode
-// becomes this node's name. Call it before or after Start and on reload.
-// Definitions and OnDefinitions reflect it after the worker's next round
-// (at once once started).
-//
-// A definition the fleet could not carry (it breaks a rule of vipa's, or
-// would make the body too large for the state channel) is logged as an
-// error and left out; the others go out.
-func (a *Agent) SetDefinitions(defs []*vipa.Definition) {
-	refused := func(d *vipa.Definition, err error) {
-		a.logger.Error("definition not sent to the fleet", zap.Stringer("vipa", d.VIPA), zap.Error(err))
-	}
-	c := canonicalDefs(defs, a.cfg.NodeName, refused)
-	a.mu.Lock()
-	own := a.own.Load()
-	now := time.Now().UnixMilli()
-	for _, d := range c {
-		d.Since = now
-		for _, o := range own.defs.defs {
-			if o.VIPA == d.VIPA {
-				d.Since = o.Since // defined all along
-			}
-		}
-	}
-	c, body := encodeDefs(c, refused)
-	if slices.Equal(body, own.defs.body) {
-		a.mu.Unlock()
-		return
-	}
-	next := *own
-	next.defs = defsVersion{defs: c, body: body}
-	next.defs.digest = digest{gen: a.gen, seq: own.defs.seq + 1, hash: hashBody(kindDefs, body)}
-	a.own.Store(&next)
-	a.defsDirty = true
-	// Tell every member now rather than after a gossip round: each answers
-	// by fetching the new version.
-	for name, m := range a.members {
-		if m.alive() && name != a.cfg.NodeName {
-			a.scheduleLocked(name, true)
-		}
-	}
-	a.mu.Unlock()
-	a.kickTags()
-	a.kick()
-}
-
-// Definitions lists every definition known here, this node's included,
-// sorted by VIPA then routing node; conflict losers are marked.
-func (a *Agent) Definitions() []KnownDefinition {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return cloneKnown(a.known)
-}
-
 // cloneKnown copies known definitions deep, so callers own what they get.
 func cloneKnown(ks []KnownDefinition) []KnownDefinition {
 	out := slices.Clone(ks)
@@ -253,82 +194,6 @@ func cloneKnown(ks []KnownDefinition) []KnownDefinition {
 		out[i].DestIP = slices.Clone(out[i].DestIP)
 	}
 	return out
-}
-
-// viewLocked computes the known definitions from this node's and every live
-// peer's, and who owns each VIPA.
-func (a *Agent) viewLocked() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
-	byVIPA := map[netip.Addr][]*vipa.Definition{}
-	add := func(defs []*vipa.Definition) {
-		for _, d := range defs {
-			byVIPA[d.VIPA] = append(byVIPA[d.VIPA], d)
-		}
-	}
-	add(a.own.Load().defs.defs)
-	for name, p := range a.peers {
-		if p.defs != nil && a.members[name].alive() {
-			add(p.defs.defs)
-		}
-	}
-	var known []KnownDefinition
-	owners := make(map[netip.Addr]*vipa.Definition, len(byVIPA))
-	for v, ds := range byVIPA {
-		slices.SortFunc(ds, func(x, y *vipa.Definition) int {
-			if x.Since != y.Since {
-				return cmp.Compare(x.Since, y.Since)
-			}
-			return strings.Compare(x.RoutingNode, y.RoutingNode)
-		})
-		owners[v] = ds[0]
-		for i, d := range ds {
-			k := KnownDefinition{Definition: *d, Owner: i == 0}
-			if len(ds) > 1 {
-				var others []string
-				for _, o := range ds {
-					if o != d {
-						others = append(others, o.RoutingNode)
-					}
-				}
-				k.Conflict = "VIPA " + v.String() + " is also defined by " + strings.Join(others, ", ")
-			}
-			known = append(known, k)
-		}
-	}
-	slices.SortFunc(known, func(x, y KnownDefinition) int {
-		if c := x.VIPA.Compare(y.VIPA); c != 0 {
-			return c
-		}
-		return strings.Compare(x.RoutingNode, y.RoutingNode)
-	})
-	return known, owners
-}
-
-// updateViewLocked recomputes the view; it reports whether it changed and
-// whether the set of VIPAs this node owns changed.
-func (a *Agent) updateViewLocked() (changed, ownedChanged bool) {
-	known, owners := a.viewLocked()
-	if equalKnown(known, a.known) {
-		return false, false
-	}
-	for _, k := range known {
-		if k.Conflict != "" && k.RoutingNode == a.cfg.NodeName && !slices.ContainsFunc(a.known, func(o KnownDefinition) bool {
-			return o.VIPA == k.VIPA && o.RoutingNode == k.RoutingNode && o.Conflict == k.Conflict
-		}) {
-			a.logger.Error("VIPA defined by more than one node", zap.String("vipa", k.VIPA.String()),
-				zap.String("conflict", k.Conflict), zap.String("owner", owners[k.VIPA].RoutingNode))
-		}
-	}
-	ownerOf := make(map[netip.Addr]string, len(owners))
-	owned := map[netip.Addr]*vipa.Definition{}
-	for v, d := range owners {
-		ownerOf[v] = d.RoutingNode
-		if d.RoutingNode == a.cfg.NodeName {
-			owned[v] = d
-		}
-	}
-	ownedChanged = !sameOwned(owned, a.owned)
-	a.known, a.ownerOf, a.owned, a.defOf = known, ownerOf, owned, owners
-	return true, ownedChanged
 }
 
 func sameOwned(x, y map[netip.Addr]*vipa.Definition) bool {

@@ -68,8 +68,22 @@
 //     request or answer costs at most a period, never correctness. Failed
 //     syncs retry with backoff. At most 8 syncs run at once, at most 4 of
 //     them anti-entropy; waiting ones go news first, then what tags
-//     announce, then the anti-entropy, so a fleet's worth of routine syncs
-//     never delays a change.
+//     announce, then the anti-entropy, the longest waiting first within
+//     each, so a fleet's worth of routine syncs never delays a change.
+//
+// # Core and shell
+//
+// The protocol's state and decisions are one type with no I/O (core.go):
+// it takes inputs (serf's word on members, a sync request to answer, a
+// sync's answer or failure, a reconcile tick, the local report or
+// definitions), each with the time passed in, and a step returns the
+// actions they lead to (syncs to run, tags to publish, definitions and
+// rows to hand on, when to step again). It runs no goroutine, reads no
+// clock and opens no socket, so a whole fleet of cores can run in one
+// deterministic simulation. The Agent is the shell around
+// it: serf and its events, the transport and the state channel, the
+// fetchers, the tagger and the timers, each turning what happens into
+// the core's inputs and its actions into I/O, under one lock.
 //
 // # Cost
 //

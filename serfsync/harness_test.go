@@ -433,3 +433,12 @@ func (t *faultTransport) DialAddressTimeout(a memberlist.Address, d time.Duratio
 	}
 	return t.NodeAwareTransport.DialAddressTimeout(a, d)
 }
+
+// kill shuts serf down without leaving, as a crash looks to the fleet.
+func (a *Agent) kill() {
+	a.stopped.Do(func() {
+		a.closeConns()
+		_ = a.serf.Shutdown()
+		a.wg.Wait()
+	})
+}

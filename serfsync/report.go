@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"go.uber.org/zap"
-
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
@@ -183,47 +181,6 @@ func sizeOrDecode(err error, malformed bool) error {
 		return errDecode
 	}
 	return errSize
-}
-
-// SetReport sets this node's current listeners. Call it on every change;
-// an unchanged set costs a sort and a compare. The routing nodes of the
-// VIPAs in the old or new set are told at once over the state channel; the
-// serf tag follows for everyone else.
-func (a *Agent) SetReport(ls []vipa.Listener) {
-	lines := canonicalListeners(ls)
-	if n := boundedLines(lines); n < len(lines) {
-		a.logger.Error("listener report too large; truncated", zap.Int("lines", len(lines)), zap.Int("kept", n))
-		lines = lines[:n]
-	}
-	a.mu.Lock()
-	changed := a.setReportLocked(lines)
-	a.mu.Unlock()
-	if changed {
-		a.kickTags()
-		a.kick()
-	}
-}
-
-// setReportLocked makes lines this node's report if they differ from it,
-// and tells the routing nodes concerned.
-func (a *Agent) setReportLocked(lines []vipa.Listener) bool {
-	own := a.own.Load()
-	if slices.Equal(lines, own.report.lines) {
-		return false
-	}
-	next := *own
-	next.report = report{adv: a.cfg.Advertise, lines: lines}
-	next.report.body = encodeReport(a.cfg.Advertise, lines)
-	next.report.digest = digest{gen: a.gen, seq: own.report.seq + 1, hash: hashBody(kindReport, next.report.body)}
-	a.own.Store(&next)
-	a.selfDirtyLocked()
-	a.selfCount = true
-	for _, v := range vipasOf(own.report.lines, lines) {
-		if owner := a.ownerOf[v]; owner != "" && owner != a.cfg.NodeName {
-			a.scheduleLocked(owner, true)
-		}
-	}
-	return true
 }
 
 // boundedLines is how many canonical lines fit the report bounds.

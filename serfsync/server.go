@@ -45,7 +45,10 @@ func (a *Agent) serveConn(conn net.Conn) {
 		return
 	}
 	a.stats.inc("sync_in")
-	ans := a.answer(req)
+	a.mu.Lock()
+	ans := a.core.answer(req)
+	a.mu.Unlock()
+	a.kick()
 	_ = writeFrame(conn, s.seal(ans.encode()))
 }
 
@@ -63,34 +66,4 @@ func (a *Agent) refuse(conn net.Conn, err error) {
 	if ce := a.logger.Check(zap.DebugLevel, "state channel stream failed"); ce != nil {
 		ce.Write(zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
 	}
-}
-
-// answer builds the reply to req and, when the requester's own versions
-// are news to this node, schedules a sync back: that is the fast path by
-// which a target's new report reaches its routing node.
-func (a *Agent) answer(req syncRequest) syncAnswer {
-	own := a.own.Load()
-	ans := syncAnswer{from: a.cfg.NodeName, report: own.report.digest, defs: own.defs.digest}
-	if req.flags&wantReport != 0 && req.heldReport != own.report.digest {
-		ans.reportBody = own.report.body
-	}
-	if req.heldDefs != own.defs.digest {
-		ans.defsBody = own.defs.body
-	}
-	if req.from == a.cfg.NodeName {
-		return ans
-	}
-	a.mu.Lock()
-	if a.members[req.from] == nil {
-		a.memberDirty.Store(true) // a joiner this node has not listed yet
-	}
-	p := a.peer(req.from)
-	news := !a.holdsLocked(p, req.defs, true) ||
-		(len(a.owned) > 0 && !a.holdsLocked(p, req.report, false))
-	if news {
-		a.scheduleLocked(req.from, true)
-	}
-	a.mu.Unlock()
-	a.kick()
-	return ans
 }

@@ -22,6 +22,17 @@ func (s *stats) inc(name string) {
 	s.mu.Unlock()
 }
 
+// snapshot copies the counters.
+func (s *stats) snapshot() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := maps.Clone(s.m)
+	if out == nil {
+		out = map[string]uint64{}
+	}
+	return out
+}
+
 // Stats returns a copy of the agent's counters:
 //
 //	drop_<reason>  report or definition data dropped on receipt; reasons:
@@ -47,12 +58,7 @@ func (a *Agent) Stats() map[string]uint64 {
 	a.mu.Lock()
 	mux := a.mux
 	a.mu.Unlock()
-	a.stats.mu.Lock()
-	defer a.stats.mu.Unlock()
-	out := maps.Clone(a.stats.m)
-	if out == nil {
-		out = map[string]uint64{}
-	}
+	out := a.stats.snapshot()
 	if mux != nil {
 		if n := mux.pending.shed.Load(); n > 0 {
 			out["stream_shed"] = n

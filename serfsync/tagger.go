@@ -18,7 +18,9 @@ var errTagTimeout = errors.New("timeout waiting for update broadcast")
 // tags are this node's serf tags: its advertise address and the digests
 // of its report and definitions, about 100 bytes of serf's 512.
 func (a *Agent) tags() map[string]string {
-	own := a.own.Load()
+	a.mu.Lock()
+	own := a.core.own
+	a.mu.Unlock()
 	adv := a.cfg.Advertise.String()
 	if a.cfg.hooks != nil && a.cfg.hooks.advTag != "" {
 		adv = a.cfg.hooks.advTag

@@ -16,21 +16,21 @@ import (
 // report becomes a row only if this node owns its VIPA, the port is in the
 // owner's definition, the sender is a candidate and Ready is in range; the
 // report's address must be the sender's advertise address from its tags,
-// and no other live member's (checkAddressesLocked).
+// and no other live member's (checkAddresses).
 // Lines for VIPAs another node owns are not ours to judge and are skipped.
 
-// applyAnswerLocked applies a sync answer from p.
-func (a *Agent) applyAnswerLocked(p *peer, req syncRequest, ans syncAnswer) {
+// applyAnswer applies a sync answer from p.
+func (c *core) applyAnswer(p *peer, req syncRequest, ans syncAnswer) {
 	if ans.from != p.name {
-		a.stats.inc("drop_identity")
+		c.stats.inc("drop_identity")
 		return
 	}
-	if !a.members[p.name].alive() {
+	if !c.members[p.name].alive() {
 		return
 	}
-	a.applyDefsLocked(p, ans.defs, ans.defsBody)
+	c.applyDefs(p, ans.defs, ans.defsBody)
 	if req.flags&wantReport != 0 {
-		a.applyReportLocked(p, ans.report, ans.reportBody)
+		c.applyReport(p, ans.report, ans.reportBody)
 	}
 }
 
@@ -61,13 +61,13 @@ const (
 
 // admit checks version d of a peer's body of kind against the held one and,
 // when the body came along, its hash.
-func (a *Agent) admit(held *digest, d digest, kind byte, body []byte) admission {
+func (c *core) admit(held *digest, d digest, kind byte, body []byte) admission {
 	switch r := versionCheck(held, d); r {
 	case "":
 	case "same":
 		return admitNone
 	default:
-		a.stats.inc("drop_" + r)
+		c.stats.inc("drop_" + r)
 		return admitNone
 	}
 	if len(body) == 0 {
@@ -77,63 +77,63 @@ func (a *Agent) admit(held *digest, d digest, kind byte, body []byte) admission 
 		return admitNone // not sent: the peer thought we held it
 	}
 	if hashBody(kind, body) != d.hash {
-		a.stats.inc("drop_hash")
+		c.stats.inc("drop_hash")
 		return admitNone
 	}
 	return admitBody
 }
 
-func (a *Agent) applyDefsLocked(p *peer, d digest, body []byte) {
+func (c *core) applyDefs(p *peer, d digest, body []byte) {
 	var held *digest
 	if p.defs != nil {
 		held = &p.defs.digest
 	}
-	switch a.admit(held, d, kindDefs, body) {
+	switch c.admit(held, d, kindDefs, body) {
 	case admitEmpty:
 		p.defs = &defsVersion{digest: d}
-		a.defsDirty = true
+		c.defsDirty = true
 	case admitBody:
 		defs, err := decodeDefs(body, p.name, func(def *vipa.Definition, err error) {
-			a.stats.inc("drop_definition")
-			a.logger.Warn("dropped a peer's definition", zap.String("node", p.name),
+			c.stats.inc("drop_definition")
+			c.logger.Warn("dropped a peer's definition", zap.String("node", p.name),
 				zap.Stringer("vipa", def.VIPA), zap.Error(err))
 		})
 		if err != nil {
-			a.stats.inc(dropReason(err))
+			c.stats.inc(dropReason(err))
 			// Logged once per version: the peer offers it again every
 			// reconcile period until it changes.
 			if p.droppedDefs != d {
 				p.droppedDefs = d
-				a.logger.Warn("dropped a peer's definitions: every VIPA it routes is unknown here",
+				c.logger.Warn("dropped a peer's definitions: every VIPA it routes is unknown here",
 					zap.String("node", p.name), zap.String("reason", dropReason(err)), zap.Int("bytes", len(body)))
 			}
 			return
 		}
 		p.defs = &defsVersion{digest: d, defs: defs, body: body}
-		a.defsDirty = true
-		a.stats.inc("defs_applied")
+		c.defsDirty = true
+		c.stats.inc("defs_applied")
 	}
 }
 
-func (a *Agent) applyReportLocked(p *peer, d digest, body []byte) {
+func (c *core) applyReport(p *peer, d digest, body []byte) {
 	var held *digest
 	if p.report != nil {
 		held = &p.report.digest
 	}
-	switch a.admit(held, d, kindReport, body) {
+	switch c.admit(held, d, kindReport, body) {
 	case admitEmpty:
 		p.report = &report{digest: d}
-		a.dirty[p.name] = true
+		c.dirty[p.name] = true
 	case admitBody:
 		adv, lines, err := decodeReport(body)
 		if err != nil {
-			a.stats.inc(dropReason(err))
+			c.stats.inc(dropReason(err))
 			return
 		}
 		p.report = &report{digest: d, adv: adv, lines: lines, body: body}
 		p.countDrops = true
-		a.dirty[p.name] = true
-		a.stats.inc("report_applied")
+		c.dirty[p.name] = true
+		c.stats.inc("report_applied")
 	}
 }
 
@@ -144,24 +144,24 @@ func dropReason(err error) string {
 	return "drop_decode"
 }
 
-// rowsLocked derives the rows of node's report for the VIPAs this node
+// rows derives the rows of node's report for the VIPAs this node
 // owns; count says to count the lines it drops (once per new version).
-func (a *Agent) rowsLocked(node string, rep *report, count bool) []vipa.Listener {
-	if rep == nil || len(rep.lines) == 0 || len(a.owned) == 0 {
+func (c *core) rows(node string, rep *report, count bool) []vipa.Listener {
+	if rep == nil || len(rep.lines) == 0 || len(c.owned) == 0 {
 		return nil
 	}
-	adv := a.cfg.Advertise
-	if node != a.cfg.NodeName {
-		m := a.members[node]
+	adv := c.adv
+	if node != c.name {
+		m := c.members[node]
 		if m == nil || !m.advTag || !m.adv.IsValid() || m.adv != rep.adv {
-			if count && a.reportTouchesOwnedLocked(rep) {
-				a.stats.inc("drop_address")
+			if count && c.reportTouchesOwned(rep) {
+				c.stats.inc("drop_address")
 			}
 			return nil
 		}
 		if m.conflict {
-			if count && a.reportTouchesOwnedLocked(rep) {
-				a.stats.inc("drop_address_conflict")
+			if count && c.reportTouchesOwned(rep) {
+				c.stats.inc("drop_address_conflict")
 			}
 			return nil
 		}
@@ -169,17 +169,17 @@ func (a *Agent) rowsLocked(node string, rep *report, count bool) []vipa.Listener
 	}
 	drop := func(reason string) {
 		if count {
-			a.stats.inc("drop_" + reason)
+			c.stats.inc("drop_" + reason)
 		}
 	}
 	var rows []vipa.Listener
 	for _, l := range rep.lines {
-		def := a.defOf[l.VIPA]
+		def := c.defOf[l.VIPA]
 		switch {
 		case def == nil:
 			drop("unknown_vipa")
 			continue
-		case def.RoutingNode != a.cfg.NodeName:
+		case def.RoutingNode != c.name:
 			continue // another routing node's VIPA
 		case !def.Ports.Contains(l.Port):
 			drop("port")
@@ -196,6 +196,6 @@ func (a *Agent) rowsLocked(node string, rep *report, count bool) []vipa.Listener
 	return rows
 }
 
-func (a *Agent) reportTouchesOwnedLocked(rep *report) bool {
-	return slices.ContainsFunc(rep.lines, func(l vipa.Listener) bool { return a.owned[l.VIPA] != nil })
+func (c *core) reportTouchesOwned(rep *report) bool {
+	return slices.ContainsFunc(rep.lines, func(l vipa.Listener) bool { return c.owned[l.VIPA] != nil })
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
 
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
@@ -15,10 +15,9 @@ import (
 func (n *tnode) setRawReport(lines []vipa.Listener) {
 	n.mu.Lock()
 	n.Agent.mu.Lock()
-	n.setReportLocked(lines)
+	n.core.setLines(lines)
 	n.Agent.mu.Unlock()
 	n.mu.Unlock()
-	n.kickTags()
 	n.kick()
 }
 
@@ -55,18 +54,15 @@ func TestValidationRulesCounted(t *testing.T) {
 	t.Logf("stats: %v", nodes[0].Stats())
 }
 
-// versionAgent is an unstarted agent with one live peer "p".
-func versionAgent(t *testing.T) (*Agent, *peer) {
-	a, err := New(Config{NodeName: "r", BindAddr: netip.MustParseAddrPort("127.0.0.1:0"), Advertise: netip.MustParseAddr("127.0.0.1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.members["p"] = &memberInfo{status: serf.StatusAlive, adv: netip.MustParseAddr("127.0.0.2"), advTag: true}
-	return a, a.peer("p")
+// versionCore is a core with one live peer "p".
+func versionCore() (*core, *peer) {
+	c := newCore("r", netip.MustParseAddr("127.0.0.1"), 1, time.Second, zap.NewNop(), &stats{})
+	c.members["p"] = &memberInfo{live: true, adv: netip.MustParseAddr("127.0.0.2"), advTag: true}
+	return c, c.peer("p")
 }
 
 func TestVersionRulesCounted(t *testing.T) {
-	a, p := versionAgent(t)
+	c, p := versionCore()
 	adv := netip.MustParseAddr("127.0.0.2")
 	body := func(ls ...vipa.Listener) []byte { return encodeReport(adv, ls) }
 	b1 := body(vipa.Listener{VIPA: vipaA, Port: 8080, Ready: 1})
@@ -91,10 +87,10 @@ func TestVersionRulesCounted(t *testing.T) {
 		{"new generation, empty", digest{11, 1, emptyReportHash}, nil, "", nil},
 	}
 	for _, s := range steps {
-		before := a.Stats()["drop_"+s.drop]
-		a.applyReportLocked(p, s.d, s.body)
-		if s.drop != "" && a.Stats()["drop_"+s.drop] != before+1 {
-			t.Errorf("%s: drop_%s not counted: %v", s.name, s.drop, a.Stats())
+		before := c.stats.snapshot()["drop_"+s.drop]
+		c.applyReport(p, s.d, s.body)
+		if s.drop != "" && c.stats.snapshot()["drop_"+s.drop] != before+1 {
+			t.Errorf("%s: drop_%s not counted: %v", s.name, s.drop, c.stats.snapshot())
 		}
 		if string(p.report.body) != string(s.want) {
 			t.Errorf("%s: holds %x, want %x", s.name, p.report.body, s.want)
@@ -107,23 +103,23 @@ func TestVersionRulesCounted(t *testing.T) {
 		many = append(many, vipa.Listener{VIPA: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 1, Ready: 1})
 	}
 	big := encodeReport(adv, many)
-	a.applyReportLocked(p, digest{11, 2, h(big)}, big)
-	if a.Stats()["drop_size"] != 1 {
-		t.Errorf("oversized report not counted: %v", a.Stats())
+	c.applyReport(p, digest{11, 2, h(big)}, big)
+	if c.stats.snapshot()["drop_size"] != 1 {
+		t.Errorf("oversized report not counted: %v", c.stats.snapshot())
 	}
 
 	// An answer that names another node is dropped whole.
-	a.applyAnswerLocked(p, syncRequest{flags: wantReport}, syncAnswer{from: "q", report: digest{11, 9, h(b2)}, reportBody: b2})
-	if a.Stats()["drop_identity"] != 1 || p.report.seq != 1 {
-		t.Errorf("answer from another node applied: %v", a.Stats())
+	c.applyAnswer(p, syncRequest{flags: wantReport}, syncAnswer{from: "q", report: digest{11, 9, h(b2)}, reportBody: b2})
+	if c.stats.snapshot()["drop_identity"] != 1 || p.report.seq != 1 {
+		t.Errorf("answer from another node applied: %v", c.stats.snapshot())
 	}
 
 	// Definitions follow the same rules.
 	d1 := encodeDefsT(canonicalDefsT([]*vipa.Definition{def(vipaA.String(), "p", ports("80"))}, "p"))
 	hd := hashBody(kindDefs, d1)
-	a.applyDefsLocked(p, digest{3, 4, hd}, d1)
-	a.applyDefsLocked(p, digest{3, 3, hd}, d1)
-	if a.Stats()["drop_seq"] != 2 || p.defs == nil || p.defs.seq != 4 || p.defs.defs[0].RoutingNode != "p" {
-		t.Errorf("definitions version rules: %v %+v", a.Stats(), p.defs)
+	c.applyDefs(p, digest{3, 4, hd}, d1)
+	c.applyDefs(p, digest{3, 3, hd}, d1)
+	if c.stats.snapshot()["drop_seq"] != 2 || p.defs == nil || p.defs.seq != 4 || p.defs.defs[0].RoutingNode != "p" {
+		t.Errorf("definitions version rules: %v %+v", c.stats.snapshot(), p.defs)
 	}
 }
