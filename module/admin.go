@@ -40,6 +40,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/vipa/definitions", Handler: get(definitionRows)},
 		{Pattern: "/vipa/members", Handler: get(memberRows)},
 		{Pattern: "/vipa/affinity", Handler: get(affinityRows)},
+		{Pattern: "/vipa/quiesce", Handler: quiesceHandler(true)},
+		{Pattern: "/vipa/resume", Handler: quiesceHandler(false)},
 	}
 }
 
@@ -126,23 +128,27 @@ func get[T any](rows func(*fleet.Fleet, *http.Request) ([]T, error)) caddy.Admin
 func dptRows(f *fleet.Fleet, _ *http.Request) ([]dptRow, error) {
 	var out []dptRow
 	for _, r := range f.DPTView() {
-		out = append(out, dptRow{
-			VIPA:        r.VIPA.String(),
-			Port:        r.Port,
-			Node:        r.Node,
-			Address:     r.Address.String(),
-			Ready:       r.Ready,
-			Weight:      r.Weight,
-			State:       r.State.String(),
-			ActiveConns: r.ActiveConns,
-			TotalConns:  r.TotalConns,
-
-			TSR:             r.TSR,
-			Health:          r.Health.String(),
-			EffectiveWeight: r.EffectiveWeight,
-		})
+		out = append(out, dptRowOf(r))
 	}
 	return out, nil
+}
+
+func dptRowOf(r tables.Row) dptRow {
+	return dptRow{
+		VIPA:        r.VIPA.String(),
+		Port:        r.Port,
+		Node:        r.Node,
+		Address:     r.Address.String(),
+		Ready:       r.Ready,
+		Weight:      r.Weight,
+		State:       r.State.String(),
+		ActiveConns: r.ActiveConns,
+		TotalConns:  r.TotalConns,
+
+		TSR:             r.TSR,
+		Health:          r.Health.String(),
+		EffectiveWeight: r.EffectiveWeight,
+	}
 }
 
 // affinityRows lists the client affinities in force on a routing node.

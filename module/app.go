@@ -48,6 +48,11 @@ type App struct {
 	// 100ms) or the ports are probed (default 1s).
 	ListenersInterval caddy.Duration `json:"listeners_interval,omitempty"`
 
+	// Weight is the weight this node reports for itself as a target, used
+	// by distmethod targetweight: "auto" (default) follows the host's spare
+	// CPU capacity, a number 1-100 fixes it.
+	Weight SelfWeight `json:"weight,omitempty"`
+
 	// Distribute holds the VIPADISTRIBUTE definitions this node routes.
 	Distribute []*Distribute `json:"distribute,omitempty"`
 
@@ -324,8 +329,13 @@ func (a *App) buildDefinitions() ([]*vipa.Definition, error) {
 
 // Validate checks what Provision did not.
 func (a *App) Validate() error {
-	_, err := vipa.ParseListeners(a.Listeners)
-	return err
+	if _, err := vipa.ParseListeners(a.Listeners); err != nil {
+		return err
+	}
+	if a.Weight != 0 {
+		return vipa.ValidateWeight(int(a.Weight))
+	}
+	return nil
 }
 
 // Start binds the gossip address (once per fleet, kept across reloads),
@@ -341,6 +351,7 @@ func (a *App) Start() error {
 		Policies:  a.policies,
 		Listeners: a.Listeners,
 		Interval:  time.Duration(a.ListenersInterval),
+		Weight:    int(a.Weight),
 	})
 	markRunning(a)
 	a.shadows.start(a.ctx, &a.fleet.Counters, a.logger)

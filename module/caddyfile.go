@@ -36,6 +36,7 @@ import (
 //			takeback when_idle|immediate
 //			max_wait <duration>
 //		}
+//		weight auto|<1-100>
 //		vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
 //			...    (see unmarshalDistribute)
 //		}
@@ -91,6 +92,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.Gossip = g
 		case "listeners":
 			if err := a.unmarshalListeners(d); err != nil {
+				return err
+			}
+		case "weight":
+			if err := a.unmarshalWeight(d); err != nil {
 				return err
 			}
 		case "vipadistribute":

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 func b2f(b bool) float64 {
@@ -41,6 +42,10 @@ var (
 		"1 while a target is healthy, 0 while it is unhealthy.", []string{"vipa", "port", "node"}, nil)
 	stateDesc = prometheus.NewDesc(metricsPrefix+"target_state",
 		"1 for a target's current state (active, quiesced, standby).", []string{"vipa", "port", "node", "state"}, nil)
+	reportStateDesc = prometheus.NewDesc(metricsPrefix+"report_state",
+		"1 for the state this node reports for its own row as a target (active, quiesced).", []string{"vipa", "port", "state"}, nil)
+	selfWeightDesc = prometheus.NewDesc(metricsPrefix+"self_weight",
+		"The weight this node reports for itself as a target (weight auto or fixed), for distmethod targetweight.", nil, nil)
 	healthTransDesc = prometheus.NewDesc(metricsPrefix+"health_transitions_total",
 		"Targets turning unhealthy (to=unhealthy) or healthy again (to=healthy).", []string{"to"}, nil)
 	affinityDesc = prometheus.NewDesc(metricsPrefix+"affinities",
@@ -62,7 +67,7 @@ var (
 type collector struct{ f *fleet.Fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, tsrDesc, healthyDesc, stateDesc, healthTransDesc, affinityDesc,
+	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, tsrDesc, healthyDesc, stateDesc, reportStateDesc, selfWeightDesc, healthTransDesc, affinityDesc,
 		crtDesc, refusedDesc, dialFailDesc, acceptErrDesc, membersDesc, droppedDesc, fleetDesc, driftDesc} {
 		ch <- d
 	}
@@ -80,6 +85,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, b2f(r.Health == tables.Healthy), labels...)
 		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, append(labels, r.State.String())...)
 	}
+	for _, l := range c.f.OwnReport() {
+		st := vipa.StateActive
+		if l.State == vipa.StateQuiesced {
+			st = l.State
+		}
+		ch <- prometheus.MustNewConstMetric(reportStateDesc, prometheus.GaugeValue, 1, l.VIPA.String(), strconv.Itoa(int(l.Port)), string(st))
+	}
+	ch <- prometheus.MustNewConstMetric(selfWeightDesc, prometheus.GaugeValue, float64(c.f.SelfWeight()))
 	ch <- prometheus.MustNewConstMetric(crtDesc, prometheus.GaugeValue, float64(c.f.CRT.Len()))
 	for _, d := range c.f.Drifts() {
 		ch <- prometheus.MustNewConstMetric(driftDesc, prometheus.GaugeValue, float64(d.Drift), d.VIPA.String(), strconv.Itoa(int(d.Port)), d.Node)

@@ -209,3 +209,52 @@ func TestReportVersions(t *testing.T) {
 		t.Errorf("merged %v", merged)
 	}
 }
+
+// A report with a quiesced or weighted line is version 3: each line says
+// what it carries, so a line without a count keeps saying nothing.
+func TestReportVersion3(t *testing.T) {
+	adv := netip.MustParseAddr("127.0.0.2")
+	v3 := canonicalListeners([]vipa.Listener{
+		{VIPA: vipaA, Port: 8080, Ready: 1, Conns: 5, State: vipa.StateQuiesced},
+		{VIPA: vipaA, Port: 8443, Ready: 2, Conns: vipa.NoConns, Weight: 40},
+		{VIPA: vipaB, Port: 9000, Ready: 1, Conns: vipa.NoConns},
+		{VIPA: vipaB, Port: 9001, Ready: 1, Conns: 0, State: vipa.StateActive, Weight: 101}, // say nothing
+	})
+	body := encodeReport(adv, v3)
+	if body[0] != reportV3 {
+		t.Fatalf("version %d, want %d", body[0], reportV3)
+	}
+	_, got, err := decodeReport(body)
+	if err != nil || !slices.Equal(got, v3) {
+		t.Fatalf("version 3 round trip:\n got %v %v\nwant %v", got, err, v3)
+	}
+	if got[0].State != vipa.StateQuiesced || got[1].Weight != 40 || got[1].Conns != vipa.NoConns || got[3].Weight != 0 || got[3].State != "" {
+		t.Fatalf("lines %v", got)
+	}
+	// Version 3, byte for byte: 127.0.0.2, one VIPA 127.0.0.100, port 8080
+	// ready 1, flags quiesced|weight, weight 7.
+	raw := []byte{3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineQuiesced | lineWeight, 7}
+	_, got, err = decodeReport(raw)
+	want := []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1, Conns: vipa.NoConns, State: vipa.StateQuiesced, Weight: 7}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("raw version 3: %v %v", got, err)
+	}
+	for name, b := range map[string][]byte{
+		"says nothing":  {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, 0},
+		"conns only":    {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineConns, 3},
+		"unknown flag":  {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineQuiesced | 0x80},
+		"weight 0":      {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineWeight, 0},
+		"weight 101":    {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineWeight, 101},
+		"weight absent": {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineWeight},
+		"version 4":     append([]byte{4}, raw[1:]...),
+	} {
+		if _, _, err := decodeReport(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Duplicate lines: quiesced if either is, the higher weight.
+	merged := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 80, Ready: 1, Weight: 3}, {VIPA: vipaA, Port: 80, Ready: 1, State: vipa.StateQuiesced, Weight: 9}})
+	if len(merged) != 1 || merged[0].State != vipa.StateQuiesced || merged[0].Weight != 9 {
+		t.Errorf("merged %v", merged)
+	}
+}

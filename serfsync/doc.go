@@ -10,7 +10,9 @@
 // arrival order, so nothing here depends on one message arriving. Each node
 // owns two pieces of state: its listener report (a canonical sorted set of
 // VIPA, port, ready and, from report version 2, the connections the node
-// holds on the port from the VIPA's routing node) and its definitions. Each has a version
+// holds on the port from the VIPA's routing node; from version 3, whether
+// the node quiesced the line and the weight it gives itself) and its
+// definitions. Each has a version
 // gen.seq.hash: gen is random per agent start, seq grows by one per change,
 // hash is 8 bytes of SHA-256 over the canonical body. The node's serf tags
 // carry only these digests ("r", "d") and its advertise address ("adv"),
@@ -124,6 +126,20 @@
 // node that knows only version 1 drops version 2 bodies as malformed:
 // upgrade routing nodes first. Counts are refreshed at a low rate (10 s)
 // and a report changes only when one does, so versions do not churn.
+//
+// Version 3 adds the target's word on itself: a flags byte per line says
+// the line is quiesced (the routing node's row turns quiesced: no new
+// connections) and whether a count and a weight (1 byte, 1-100, the
+// target's own weight for distmethod targetweight) follow. A sender writes
+// version 3 only when some line is quiesced or weighted, and version 2 or
+// 1 otherwise, so a fleet without quiesced targets or targetweight VIPAs
+// sends what older nodes read; a receiver reads all three, and refuses a
+// version 3 body no line of which needs it, or with an unknown flag. A
+// node that knows only versions 1 and 2 drops version 3 bodies as
+// malformed: the targets it would learn from are then absent from its DPT
+// until it is upgraded, so again upgrade routing nodes first. The weight
+// moves only by whole steps the target judges material, so it does not
+// churn versions either.
 //
 // # Rules on receipt
 //

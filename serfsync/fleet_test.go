@@ -36,6 +36,24 @@ func TestConvergence(t *testing.T) {
 		d := waitExact(t, 3*time.Second, nodes[0], nodes, defs)
 		t.Logf("round %d: exact after %v", round, d)
 	}
+	// Targets quiesce lines and weigh themselves (report version 3): the
+	// routing node's rows say so, and say nothing again once they stop.
+	for round := range 2 {
+		for i, n := range nodes {
+			ls := randomListeners(rng, []netip.Addr{vipaA, vipaB}, 8078, 8091, false)
+			for k := range ls {
+				if round == 0 && (i+k)%3 == 0 {
+					ls[k].State = vipa.StateQuiesced
+				}
+				if round == 0 && (i+k)%2 == 0 {
+					ls[k].Weight = 1 + (i+k)%100
+				}
+			}
+			n.set(ls)
+		}
+		d := waitExact(t, 3*time.Second, nodes[0], nodes, defs)
+		t.Logf("quiesce round %d: exact after %v", round, d)
+	}
 	// Every node learns the definitions, none in conflict.
 	for _, n := range nodes {
 		waitFor(t, 3*time.Second, n.name+" learns definitions", func() bool {

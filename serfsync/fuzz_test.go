@@ -29,6 +29,9 @@ func seedReports() [][]byte {
 		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 2, Conns: vipa.NoConns},
 			{VIPA: vipaB, Port: 9000, Ready: 1, Conns: vipa.NoConns}}),
 		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1, Conns: 300}, {VIPA: vipaA, Port: 8443, Ready: 1, Conns: vipa.MaxConns}}),
+		// Version 3: quiesced and weighted lines.
+		encodeReport(adv, []vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1, Conns: 3, State: vipa.StateQuiesced},
+			{VIPA: vipaA, Port: 8443, Ready: 1, Conns: vipa.NoConns, Weight: 100}, {VIPA: vipaB, Port: 1, Ready: 1, Conns: vipa.NoConns}}),
 	}
 }
 

@@ -233,7 +233,7 @@ func truth(r *tnode, live []*tnode, defs []*vipa.Definition) map[string][]vipa.L
 			if d == nil || d.RoutingNode != r.name || !d.Ports.Contains(l.Port) || !d.Candidate(n.name, n.ip) {
 				continue
 			}
-			rows = append(rows, vipa.Listener{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(n.ip, l.Port), Ready: l.Ready})
+			rows = append(rows, vipa.Listener{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(n.ip, l.Port), Ready: l.Ready, State: l.State, Weight: l.Weight})
 		}
 		if len(rows) > 0 {
 			out[n.name] = rows

@@ -10,10 +10,14 @@ import (
 
 // A report line is a vipa.Listener. Version 1 of the report body carries
 // its VIPA, Port and Ready; version 2 adds Conns, the connections the
-// target holds from the routing node. The Address is always the reporting
-// node's advertise address with Port, filled in by the routing node. A
-// body whose lines carry no Conns (all vipa.NoConns) is written as
-// version 1, so one set of lines has one encoding; both are read.
+// target holds from the routing node; version 3 adds the target's word on
+// itself: its State (quiesced) and Weight (for targetweight), each line
+// saying which of Conns, State and Weight it carries. The Address is always
+// the reporting node's advertise address with Port, filled in by the
+// routing node. A body is written in the lowest version that carries its
+// lines (version 3 only when a line is quiesced or weighted, version 2 when
+// a line counts connections), so one set of lines has one encoding; every
+// version is read.
 
 // Bounds of one report: far above any real host, far below what would let
 // a peer exhaust the routing node's memory.
@@ -22,7 +26,31 @@ const (
 	maxReportLines = 16384
 	reportV1       = 1 // port ready
 	reportV2       = 2 // port ready conns
+	reportV3       = 3 // port ready flags [conns] [weight]
 )
+
+// Flags of a version 3 line: what follows ready.
+const (
+	lineQuiesced byte = 1 << 0 // the target quiesced the line
+	lineConns    byte = 1 << 1 // conns follows
+	lineWeight   byte = 1 << 2 // weight (1 byte, 1-100) follows
+	lineFlags         = lineQuiesced | lineConns | lineWeight
+)
+
+// flagsOf is what a canonical line says beyond port and ready.
+func flagsOf(l vipa.Listener) byte {
+	var f byte
+	if l.State == vipa.StateQuiesced {
+		f |= lineQuiesced
+	}
+	if l.Conns >= 0 {
+		f |= lineConns
+	}
+	if l.Weight > 0 {
+		f |= lineWeight
+	}
+	return f
+}
 
 var errSize = errors.New("message exceeds a size limit")
 
@@ -42,7 +70,9 @@ func compareListener(a, b vipa.Listener) int {
 }
 
 // canonicalListeners sorts a copy, merges duplicate lines by adding their
-// Ready, and leaves out lines that claim nothing (Ready < 1, port 0).
+// Ready (quiesced if either is, the higher weight), and leaves out lines
+// that claim nothing (Ready < 1, port 0). A state other than quiesced and a
+// weight outside 1-100 say nothing.
 func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
 	out := make([]vipa.Listener, 0, len(ls))
 	for _, l := range ls {
@@ -54,7 +84,15 @@ func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
 		if conns < 0 {
 			conns = vipa.NoConns
 		}
-		out = append(out, vipa.Listener{VIPA: l.VIPA.Unmap(), Port: l.Port, Ready: l.Ready, Conns: conns})
+		var state vipa.RowState
+		if l.State == vipa.StateQuiesced {
+			state = l.State
+		}
+		weight := l.Weight
+		if weight < 1 || weight > vipa.MaxWeight {
+			weight = 0
+		}
+		out = append(out, vipa.Listener{VIPA: l.VIPA.Unmap(), Port: l.Port, Ready: l.Ready, Conns: conns, State: state, Weight: weight})
 	}
 	slices.SortFunc(out, compareListener)
 	merged := out[:0]
@@ -65,6 +103,10 @@ func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
 			if m.Conns >= 0 || l.Conns >= 0 {
 				m.Conns = min(max(m.Conns, 0)+max(l.Conns, 0), vipa.MaxConns)
 			}
+			if l.State == vipa.StateQuiesced {
+				m.State = l.State
+			}
+			m.Weight = max(m.Weight, l.Weight)
 			continue
 		}
 		l.Ready = min(l.Ready, vipa.MaxReady)
@@ -75,17 +117,16 @@ func canonicalListeners(ls []vipa.Listener) []vipa.Listener {
 
 // encodeReport encodes canonical lines; a report without lines is empty.
 //
-//	version adv count(VIPA){ vipa count(port){ port(u16) ready [conns] } }
+//	version adv count(VIPA){ vipa count(port){ port(u16) ready LINE } }
+//	LINE: version 1 nothing, 2 conns, 3 flags [conns] [weight(u8)]
 //
-// Version 1 has no conns; it is written when no line carries Conns.
+// The version is the lowest that carries the lines: 3 when a line is
+// quiesced or weighted, else 2 when a line carries Conns, else 1.
 func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 	if len(ls) == 0 {
 		return nil
 	}
-	version := byte(reportV1)
-	if slices.ContainsFunc(ls, func(l vipa.Listener) bool { return l.Conns >= 0 }) {
-		version = reportV2
-	}
+	version := reportVersion(ls)
 	e := enc{b: make([]byte, 0, 24+len(ls)*6)}
 	e.byte(version)
 	e.addr(adv)
@@ -106,8 +147,18 @@ func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 		for _, l := range ls[i:j] {
 			e.u16(l.Port)
 			e.uvarint(uint64(l.Ready))
-			if version == reportV2 {
+			switch version {
+			case reportV2:
 				e.uvarint(uint64(max(l.Conns, 0)))
+			case reportV3:
+				f := flagsOf(l)
+				e.byte(f)
+				if f&lineConns != 0 {
+					e.uvarint(uint64(l.Conns))
+				}
+				if f&lineWeight != 0 {
+					e.byte(byte(l.Weight))
+				}
 			}
 		}
 		i = j
@@ -115,22 +166,38 @@ func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 	return e.b
 }
 
-// decodeReport decodes a body written by encodeReport, of either version,
-// and insists it is canonical. Ready is returned as sent; validation judges
-// it. Lines of a version 1 body have Conns vipa.NoConns.
+// reportVersion is the lowest version that carries canonical lines.
+func reportVersion(ls []vipa.Listener) byte {
+	version := byte(reportV1)
+	for _, l := range ls {
+		if flagsOf(l)&^lineConns != 0 {
+			return reportV3
+		}
+		if l.Conns >= 0 {
+			version = reportV2
+		}
+	}
+	return version
+}
+
+// decodeReport decodes a body written by encodeReport, of any version, and
+// insists it is canonical. Ready is returned as sent; validation judges
+// it. Lines of a version 1 body, and version 3 lines without a count, have
+// Conns vipa.NoConns.
 func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 	if len(body) == 0 {
 		return netip.Addr{}, nil, nil
 	}
 	d := dec{b: body}
 	version := d.byte()
-	if version != reportV1 && version != reportV2 {
+	if version < reportV1 || version > reportV3 {
 		return netip.Addr{}, nil, errDecode
 	}
 	minLine := uint64(3) // port and ready
-	if version == reportV2 {
-		minLine = 4 // and conns
+	if version > reportV1 {
+		minLine = 4 // and conns or flags
 	}
+	says := false // a version 3 line is quiesced or weighted
 	adv := d.addr()
 	vipas := d.uvarint()
 	if vipas == 0 || vipas > maxReportVIPAs {
@@ -160,15 +227,33 @@ func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 				d.fail()
 			}
 			lastPort, l.Ready, l.Conns = l.Port, int(ready), vipa.NoConns
-			if version == reportV2 {
+			f := lineConns
+			if version == reportV3 {
+				if f = d.byte(); f&^lineFlags != 0 {
+					d.fail()
+				}
+				says = says || f&^lineConns != 0
+			}
+			if version > reportV1 && f&lineConns != 0 {
 				conns := d.uvarint()
 				if conns > vipa.MaxConns {
 					d.fail()
 				}
 				l.Conns = int(conns)
 			}
+			if f&lineQuiesced != 0 {
+				l.State = vipa.StateQuiesced
+			}
+			if f&lineWeight != 0 {
+				if l.Weight = int(d.byte()); l.Weight < 1 || l.Weight > vipa.MaxWeight {
+					d.fail()
+				}
+			}
 			out = append(out, l)
 		}
+	}
+	if version == reportV3 && !says {
+		d.fail() // versions 1 and 2 carry these lines
 	}
 	if err := d.end(); err != nil {
 		return netip.Addr{}, nil, err

@@ -191,7 +191,7 @@ func (c *core) rows(node string, rep *report, count bool) []vipa.Listener {
 			drop("ready")
 			continue
 		}
-		rows = append(rows, vipa.Listener{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(adv, l.Port), Ready: l.Ready, Conns: l.Conns})
+		rows = append(rows, vipa.Listener{VIPA: l.VIPA, Port: l.Port, Address: netip.AddrPortFrom(adv, l.Port), Ready: l.Ready, Conns: l.Conns, State: l.State, Weight: l.Weight})
 	}
 	return rows
 }

@@ -117,6 +117,8 @@ func TestJSONSaysWhatTheCaddyfileSays(t *testing.T) {
 		{"label of 300", `"node": "a", "gossip": {"label": "` + strings.Repeat("l", 300) + `"}`, "label is 300 bytes: at most 255"},
 		{"advertise wildcard", `"node": "a", "advertise": "0.0.0.0"`, `invalid advertise address \"0.0.0.0\"`},
 		{"unknown listeners", `"node": "a", "listeners": "manual"`, `listeners \"manual\": want auto, probe or off`},
+		{"weight 0", `"node": "a", "weight": 0`, "weight 0: want 1-100"},
+		{"weight heavy", `"node": "a", "weight": "heavy"`, `weight \"heavy\": want \"auto\" or a number 1-100`},
 		{"join host malformed", `"node": "a", "gossip": {"join": ["caddy-b.internal:7946", "caddy b:7946"]}`,
 			`join address \"caddy b:7946\": host \"caddy b\" is neither an IP address nor a DNS name`},
 	} {

@@ -31,6 +31,7 @@ type Config struct {
 	Policies  map[netip.Addr]*tables.Policy // by VIPA; a definition without one distributes by its distmethod alone
 	Listeners string                        // a vipa listener mode
 	Interval  time.Duration                 // of the listener watch
+	Weight    int                           // this node's own weight for targetweight, 1-100; 0 is auto
 }
 
 // Route is what the handler needs for one VIPA this node routes; its
@@ -80,6 +81,19 @@ type Fleet struct {
 	own      []vipa.Listener            // this node's own report
 	conns    listenwatch.Conns          // the latest count of established connections; nil before one
 	routers  map[netip.Addr]netip.Addr  // routing node's advertise address by VIPA, for the count
+
+	// Quiesce state (quiesce.go): this node's own rules, carried in its
+	// report, and the drains it applies as a routing node to the rows of
+	// the reports it last got, by node.
+	ownQuiesce quiesceRules
+	drains     quiesceRules
+	reports    map[string][]vipa.Listener
+
+	// This node's own weight for targetweight (selfweight.go): fixed, or
+	// measured by the sampler while autoWeight.
+	weight     int
+	autoWeight bool
+	sampler    *weightSampler
 
 	driftMu sync.Mutex
 	drift   map[rowKey]*driftState // rows whose target reports a count
@@ -178,6 +192,7 @@ func (f *Fleet) Configure(c Config) {
 	if c.Listeners != vipa.ListenersOff {
 		f.startWatch(c)
 	}
+	f.configureWeight(c.Weight)
 }
 
 // startWatch starts the listener watch unless one runs already.
@@ -230,12 +245,13 @@ func (f *Fleet) Stats() map[string]uint64 {
 // state is gone.
 func (f *Fleet) Destruct() error {
 	f.mu.Lock()
-	w, agent, up := f.watcher, f.agent, f.upkeep
-	f.watcher, f.agent, f.upkeep = nil, nil, nil
+	w, agent, up, s := f.watcher, f.agent, f.upkeep, f.sampler
+	f.watcher, f.agent, f.upkeep, f.sampler, f.autoWeight = nil, nil, nil, nil, false
 	f.mu.Unlock()
 	if w != nil {
 		w.Stop()
 	}
+	s.stop()
 	up.stop()
 	if agent != nil {
 		if err := agent.Stop(); err != nil {

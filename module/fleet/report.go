@@ -63,7 +63,11 @@ func ProbeAddrs(node string, adv netip.Addr, defs []serfsync.KnownDefinition) []
 
 // rowOf is a report line as a DPT row of node.
 func rowOf(node string, l vipa.Listener) tables.Row {
-	return tables.Row{VIPA: l.VIPA, Port: l.Port, Node: node, Address: l.Address, Ready: l.Ready, Weight: max(l.Weight, 1), State: tables.Active}
+	st := tables.Active
+	if l.State == vipa.StateQuiesced {
+		st = tables.Quiesced
+	}
+	return tables.Row{VIPA: l.VIPA, Port: l.Port, Node: node, Address: l.Address, Ready: l.Ready, Weight: max(l.Weight, 1), State: st}
 }
 
 func (f *Fleet) probeAddrs() []netip.AddrPort {
@@ -86,6 +90,8 @@ func (f *Fleet) listenersChanged(s listenwatch.Snapshot) {
 func (f *Fleet) publishLocked() {
 	f.own = LocalReport(f.snap, f.cfg.Node, f.cfg.Advertise, f.known)
 	withConns(f.own, f.conns, f.routers)
+	withQuiesce(f.own, f.ownQuiesce)
+	withWeight(f.own, f.weight, targetweightVIPAs(f.known))
 	if f.agent != nil {
 		f.agent.SetReport(f.own)
 	}
@@ -112,19 +118,30 @@ func (f *Fleet) definitionsChanged(known []serfsync.KnownDefinition) {
 	f.publishLocked()
 }
 
-// reportArrived applies a node's validated report lines to the DPT.
+// reportArrived applies a node's validated report lines to the DPT, with
+// this routing node's drains.
 func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
 	f.heldArrived(node, lines)
-	rows := make([]tables.Row, len(lines))
-	for i, l := range lines {
-		rows[i] = rowOf(node, l)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logStates(node, f.reports[node], lines)
+	if f.reports == nil {
+		f.reports = make(map[string][]vipa.Listener)
 	}
-	f.DPT.Replace(node, rows)
+	if len(lines) == 0 {
+		delete(f.reports, node)
+	} else {
+		f.reports[node] = lines
+	}
+	f.applyLocked(node)
 }
 
 // memberGone drops the rows of a member that failed or left.
 func (f *Fleet) memberGone(name string) {
 	f.heldArrived(name, nil)
+	f.mu.Lock()
+	delete(f.reports, name)
+	f.mu.Unlock()
 	if n := f.DPT.DeleteNode(name); n > 0 {
 		f.logger.Info("member gone: rows removed", zap.String("node", name), zap.Int("rows", n))
 	}
