@@ -27,30 +27,31 @@ type core struct {
 	logger *zap.Logger
 	stats  *stats
 
-	own        ownState
-	members    map[string]*memberInfo
-	peers      map[string]*peer
-	waiting    map[string]*peer // peers with a sync wanted (pending)
-	due        []*peer          // dispatch's scratch
-	queued     uint64           // syncs wanted so far: peer.seq
-	names      []string         // members' names, sorted; nil when stale
-	known      []KnownDefinition
-	ownerOf    map[netip.Addr]string           // VIPA → owning routing node
-	owned      map[netip.Addr]*vipa.Definition // VIPAs this node owns
-	defOf      map[netip.Addr]*vipa.Definition // VIPA → its owner's definition
-	defsDirty  bool
-	dirty      map[string]bool // nodes whose rows to derive again
-	running    int             // syncs handed out, not yet answered
-	epoch      uint64          // member list refreshes
-	listDirty  bool            // the whole member list is wanted
-	refreshed  time.Time       // last member list read
-	delivered  []vipa.Listener // this node's own rows last given out
-	selfCount  bool            // own report changed: count its drops once
-	addrsDirty bool            // an advertise address or liveness changed
-	tagsDirty  bool            // own digests changed since the last step
-	slot       int             // the next reconcile tick's sweep slot
-	sweeps     uint            // sweep slots ticked since the last step (bits)
-	gone       []string        // members gone since the last step
+	own       ownState
+	members   map[string]*memberInfo
+	peers     map[string]*peer
+	waiting   map[string]*peer // peers with a sync wanted (pending)
+	due       []*peer          // dispatch's scratch
+	queued    uint64           // syncs wanted so far: peer.seq
+	names     []string         // members' names, sorted; nil when stale
+	known     []KnownDefinition
+	ownerOf   map[netip.Addr]string           // VIPA → owning routing node
+	owned     map[netip.Addr]*vipa.Definition // VIPAs this node owns
+	defOf     map[netip.Addr]*vipa.Definition // VIPA → its owner's definition
+	defsDirty bool
+	dirty     map[string]bool         // nodes whose rows to derive again
+	running   int                     // syncs handed out, not yet answered
+	epoch     uint64                  // member list refreshes
+	listDirty bool                    // the whole member list is wanted
+	refreshed time.Time               // last member list read
+	delivered []vipa.Listener         // this node's own rows last given out
+	selfCount bool                    // own report changed: count its drops once
+	claims    map[netip.Addr][]string // live members by advertise address, sorted
+	touched   map[netip.Addr]bool     // addresses whose claims changed
+	tagsDirty bool                    // own digests changed since the last step
+	slot      int                     // the next reconcile tick's sweep slot
+	sweeps    uint                    // sweep slots ticked since the last step (bits)
+	gone      []string                // members gone since the last step
 }
 
 // ownState is this node's own versioned state.
@@ -97,6 +98,8 @@ func newCore(name string, adv netip.Addr, gen uint64, period time.Duration, logg
 		members:   map[string]*memberInfo{},
 		peers:     map[string]*peer{},
 		waiting:   map[string]*peer{},
+		claims:    map[netip.Addr][]string{},
+		touched:   map[netip.Addr]bool{},
 		ownerOf:   map[netip.Addr]string{},
 		owned:     map[netip.Addr]*vipa.Definition{},
 		defOf:     map[netip.Addr]*vipa.Definition{},

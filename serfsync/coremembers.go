@@ -66,13 +66,7 @@ func (c *core) membersChanged(vs []memberView) {
 			continue
 		}
 		if v.reaped {
-			if c.members[v.name].alive() {
-				c.gone = append(c.gone, v.name)
-				c.forget(v.name)
-				c.addrsDirty = true
-			}
-			delete(c.members, v.name)
-			c.names = nil
+			c.removeMember(v.name)
 			c.dropIdlePeer(v.name)
 			continue
 		}
@@ -98,14 +92,8 @@ func (c *core) membersListed(vs []memberView, now time.Time) {
 		c.members[v.name].epoch = c.epoch
 	}
 	for _, name := range c.memberNames() {
-		if old := c.members[name]; old.epoch != c.epoch {
-			if old.alive() {
-				c.gone = append(c.gone, name)
-				c.forget(name)
-				c.addrsDirty = true
-			}
-			delete(c.members, name)
-			c.names = nil
+		if c.members[name].epoch != c.epoch {
+			c.removeMember(name)
 		}
 	}
 	for name := range c.peers {
@@ -125,19 +113,32 @@ func (c *core) updateMember(v *memberView) {
 		m = newMemberInfo(v)
 		if old != nil {
 			m.epoch, m.conflict = old.epoch, old.conflict
-		}
-		if old == nil || old.adv != m.adv || old.alive() != m.alive() {
-			c.addrsDirty = true
-		}
-		if old == nil {
+		} else {
 			c.names = nil
 		}
 		c.members[v.name] = m
+		c.claim(v.name, old, m)
 	}
 	if old.alive() && !m.alive() {
 		c.forget(v.name)
 		c.gone = append(c.gone, v.name)
 	}
+}
+
+// removeMember forgets a member serf no longer lists; one that was alive
+// is gone.
+func (c *core) removeMember(name string) {
+	old := c.members[name]
+	if old == nil {
+		return
+	}
+	if old.alive() {
+		c.gone = append(c.gone, name)
+		c.forget(name)
+	}
+	delete(c.members, name)
+	c.names = nil
+	c.claim(name, old, nil)
 }
 
 // dropIdlePeer drops what is kept of a peer no longer listed, unless a
@@ -165,7 +166,7 @@ func (c *core) forget(name string) {
 	if p == nil {
 		return
 	}
-	if p.defs != nil {
+	if p.defs.defines() {
 		c.defsDirty = true
 	}
 	p.report, p.defs, p.delivered = nil, nil, nil
@@ -212,7 +213,7 @@ func (c *core) holds(p *peer, d digest, defs bool) bool {
 			return true
 		}
 		if d.hash == emptyDefsHash && (p.defs == nil || p.defs.gen == d.gen) {
-			if p.defs != nil {
+			if p.defs.defines() {
 				c.defsDirty = true
 			}
 			p.defs = &defsVersion{digest: d}
@@ -231,45 +232,76 @@ func (c *core) holds(p *peer, d digest, defs bool) bool {
 	return false
 }
 
+// claimOf is the address m claims: its advertise address while alive.
+func claimOf(m *memberInfo) netip.Addr {
+	if m.alive() && m.advTag && m.adv.IsValid() {
+		return m.adv
+	}
+	return netip.Addr{}
+}
+
+// claim moves name's claim from what old claimed to what m claims (nil:
+// the member is no more), for checkAddresses to judge the addresses
+// touched. A member that claims nothing is in no conflict.
+func (c *core) claim(name string, old, m *memberInfo) {
+	was, is := claimOf(old), claimOf(m)
+	if was == is {
+		return
+	}
+	if was.IsValid() {
+		c.claims[was] = slices.DeleteFunc(c.claims[was], func(n string) bool { return n == name })
+		if len(c.claims[was]) == 0 {
+			delete(c.claims, was)
+		}
+		c.touched[was] = true
+	}
+	if is.IsValid() {
+		names := c.claims[is]
+		i, _ := slices.BinarySearch(names, name)
+		c.claims[is] = slices.Insert(names, i, name)
+		c.touched[is] = true
+	}
+	if m != nil && !is.IsValid() && m.conflict {
+		m.conflict = false
+		c.dirty[name] = true
+	}
+}
+
 // checkAddresses flags live members that advertise one address with
 // another live member or with this node: a member could otherwise claim
 // another's address and take its connections. Neither is trusted for the
 // address: their report lines are dropped (address_conflict) until the
 // conflict ends. Each conflict is logged once when it starts. It runs once
-// per batch of member updates, and only when an address or a liveness
-// changed.
+// per batch of member updates, over the addresses whose claims changed.
 func (c *core) checkAddresses() {
-	if !c.addrsDirty {
+	if len(c.touched) == 0 {
 		return
 	}
-	c.addrsDirty = false
-	claims := map[netip.Addr][]string{}
-	for name, m := range c.members {
-		if m.alive() && m.advTag && m.adv.IsValid() {
-			claims[m.adv] = append(claims[m.adv], name)
+	touched := slices.SortedFunc(maps.Keys(c.touched), netip.Addr.Compare)
+	clear(c.touched)
+	for _, adv := range touched {
+		names := c.claims[adv]
+		conflict := len(names) > 1 || adv == c.adv
+		started := false
+		for _, name := range names {
+			m := c.members[name]
+			if m.conflict == conflict {
+				continue
+			}
+			m.conflict = conflict
+			c.dirty[name] = true
+			if p := c.peers[name]; p != nil && conflict {
+				p.countDrops = true
+			}
+			started = started || conflict
 		}
-	}
-	var started []netip.Addr
-	for name, m := range c.members {
-		conflict := m.alive() && m.advTag && m.adv.IsValid() && (len(claims[m.adv]) > 1 || m.adv == c.adv)
-		if conflict == m.conflict {
-			continue
+		if started {
+			names := slices.Clone(names)
+			if adv == c.adv {
+				names = append(names, c.name+" (this node)")
+			}
+			c.logger.Error("fleet members advertise one address: none of them is trusted for it until it is theirs alone",
+				zap.String("address", adv.String()), zap.Strings("members", names))
 		}
-		m.conflict = conflict
-		c.dirty[name] = true
-		if p := c.peers[name]; p != nil && conflict {
-			p.countDrops = true
-		}
-		if conflict && !slices.Contains(started, m.adv) {
-			started = append(started, m.adv)
-		}
-	}
-	for _, adv := range started {
-		names := slices.Sorted(slices.Values(claims[adv]))
-		if adv == c.adv {
-			names = append(names, c.name+" (this node)")
-		}
-		c.logger.Error("fleet members advertise one address: none of them is trusted for it until it is theirs alone",
-			zap.String("address", adv.String()), zap.Strings("members", names))
 	}
 }

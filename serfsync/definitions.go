@@ -46,6 +46,10 @@ type defsVersion struct {
 	body []byte
 }
 
+// defines reports whether v holds a definition: only then does dropping
+// or replacing it change the view.
+func (v *defsVersion) defines() bool { return v != nil && len(v.defs) > 0 }
+
 // canonicalDefs copies defs with this node as routing node, sorted by VIPA;
 // a repeated VIPA keeps its first definition. A definition that breaks a
 // rule (see vipa.Definition.Validate) is left out and passed to refused.

@@ -90,8 +90,10 @@ func (c *core) applyDefs(p *peer, d digest, body []byte) {
 	}
 	switch c.admit(held, d, kindDefs, body) {
 	case admitEmpty:
+		if p.defs.defines() {
+			c.defsDirty = true
+		}
 		p.defs = &defsVersion{digest: d}
-		c.defsDirty = true
 	case admitBody:
 		defs, err := decodeDefs(body, p.name, func(def *vipa.Definition, err error) {
 			c.stats.inc("drop_definition")
