@@ -23,6 +23,8 @@ type DPTRow struct {
 	State       string `json:"state"`
 	ActiveConns int    `json:"active_conns"`
 	TotalConns  int    `json:"total_conns"`
+	TSR         int    `json:"tsr"`
+	Health      string `json:"health"`
 }
 
 // CRTRow is one row of GET /vipa/crt.
