@@ -281,18 +281,6 @@ func testHotStandby(t *testing.T, admin string, v distVIPA, b *app, autoswitchba
 	}
 }
 
-// spread opens n connections one after another and counts who served them.
-func spread(t *testing.T, addr string, n int) map[string]int {
-	t.Helper()
-	got := map[string]int{}
-	for range n {
-		c, _, name := dialVIPA(t, addr)
-		c.Close()
-		got[name]++
-	}
-	return got
-}
-
 // dialFrom connects to addr from the source address src and returns who
 // served it.
 func dialFrom(t *testing.T, src, addr string) string {
