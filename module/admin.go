@@ -42,6 +42,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/vipa/affinity", Handler: get(affinityRows)},
 		{Pattern: "/vipa/quiesce", Handler: quiesceHandler(true)},
 		{Pattern: "/vipa/resume", Handler: quiesceHandler(false)},
+		{Pattern: "/vipa/route", Handler: caddy.AdminHandlerFunc(whatIf)},
 	}
 }
 
@@ -82,6 +83,7 @@ type crtRow struct {
 	Since         string `json:"since"`
 	BytesToTarget int64  `json:"bytes_to_target"`
 	BytesToClient int64  `json:"bytes_to_client"`
+	Reason        string `json:"reason"` // why it went to its target
 }
 
 // definitionRow is one VIPADISTRIBUTE definition in /vipa/definitions.
@@ -228,6 +230,7 @@ func crtRows(fl *fleet.Fleet, r *http.Request) ([]crtRow, error) {
 			Since:         time.Unix(0, e.Since).UTC().Format(time.RFC3339),
 			BytesToTarget: e.ToTarget.Load(),
 			BytesToClient: e.ToClient.Load(),
+			Reason:        fl.CRT.Explain(e),
 		})
 		return f.limit == 0 || len(out) < f.limit
 	})

@@ -193,17 +193,19 @@ func (h *Handler) dialRefused(cx *layer4.Connection, local netip.AddrPort, err e
 // place puts the connection on target before it is dialed (claim 12's
 // order): a dial in progress shows in the CRT and counts in the row's
 // active connections, so the distmethods see it. The first attempt
-// inserts the entry; a retry moves it.
+// inserts the entry; a retry moves it. Either way the entry carries the
+// explanation of its target.
 //
 //go:noinline
-func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.Target, local netip.AddrPort) *tables.Entry {
+func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.Target, local netip.AddrPort, c *tables.Candidates) *tables.Entry {
 	if e != nil {
-		h.fleet.CRT.Move(e, target)
+		h.fleet.CRT.Move(e, target, c.Why(), c.LastFailed().Node)
 		return e
 	}
 	e = h.fleet.CRT.Acquire()
 	e.Client = addrPort(cx.RemoteAddr())
 	e.VIPA, e.Port, e.Target = h.vipaOf(local), local.Port(), target
+	e.Why = c.Why()
 	h.fleet.CRT.Insert(e)
 	return e
 }
@@ -251,13 +253,14 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrP
 			unhealthy++
 		}
 		attempts++
-		e = h.place(cx, e, target, local)
+		e = h.place(cx, e, target, local, &c)
 		conn, err := relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
 		if err == nil {
 			h.dialed(e, &c)
 			return conn, e, nil
 		}
 		lastErr = err
+		c.DialFailed()
 		h.dialFailed(target, err)
 	}
 	if e != nil {

@@ -20,6 +20,7 @@ type Entry struct {
 	Client netip.AddrPort
 	VIPA   netip.Addr
 	Port   uint16
+	Why    Why  // why it went to Target
 	linked bool // in a shard list; only the owner reads it outside the lock
 	marker bool // a Range bookmark, not a connection
 	affine bool // counted in the client's affinity by Candidates.Commit
@@ -43,10 +44,11 @@ type CRT struct {
 
 // shard is padded to a cache line so neighbouring locks do not contend.
 type shard struct {
-	mu   sync.Mutex
-	head *Entry
-	n    atomic.Int64
-	_    [40]byte
+	mu     sync.Mutex
+	head   *Entry
+	n      atomic.Int64
+	failed map[*Entry]string // the last failed dial's node, of entries with Why.Failed > 0
+	_      [32]byte
 }
 
 // NewCRT returns an empty table with enough shards for this machine.
@@ -90,16 +92,23 @@ func (c *CRT) Insert(e *Entry) {
 }
 
 // Move re-targets an entry in the table to t: its dial failed and the
-// connection retries there. The old target's active count drops and t's
-// rises; t counts one more total connection, and the old target keeps the
-// one it counted (totals only grow).
-func (c *CRT) Move(e *Entry, t *Target) {
+// connection retries there, for the reason why; last is the node whose
+// dial failed last, which Explain names. The old target's active count
+// drops and t's rises; t counts one more total connection, and the old
+// target keeps the one it counted (totals only grow).
+func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 	s := c.shardOf(e)
 	t.stats.active.Add(1)
 	t.stats.total.Add(1)
 	s.mu.Lock()
 	old := e.Target
-	e.Target = t
+	e.Target, e.Why = t, why
+	if why.Failed > 0 {
+		if s.failed == nil {
+			s.failed = make(map[*Entry]string)
+		}
+		s.failed[e] = last
+	}
 	s.mu.Unlock()
 	old.stats.active.Add(-1)
 }
@@ -122,6 +131,9 @@ func (c *CRT) Remove(e *Entry) {
 	s.unlink(e)
 	e.linked = false
 	s.n.Add(-1)
+	if e.Why.Failed > 0 {
+		delete(s.failed, e)
+	}
 	s.mu.Unlock()
 	st := e.Target.stats
 	st.active.Add(-1)
@@ -144,6 +156,16 @@ func (c *CRT) Len() int {
 		n += c.shards[i].n.Load()
 	}
 	return int(n)
+}
+
+// Explain is e.Why as text, naming the node of its last failed dial. Call
+// it only from Range's fn, which holds the lock that guards that name.
+func (c *CRT) Explain(e *Entry) string {
+	last := ""
+	if e.Why.Failed > 0 {
+		last = c.shardOf(e).failed[e]
+	}
+	return e.Why.Text(last)
 }
 
 // rangeBatch bounds how long Range holds one shard's lock.

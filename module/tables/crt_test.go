@@ -254,7 +254,7 @@ func TestCRTMove(t *testing.T) {
 	a, b := ts[0], ts[1]
 	c := NewCRT()
 	e := insert(c, a, 1)
-	c.Move(e, b)
+	c.Move(e, b, Why{Rule: ReasonRoundRobin, Offered: ReasonNext, Failed: 1}, "a")
 	if a.ActiveConns() != 0 || a.TotalConns() != 1 || b.ActiveConns() != 1 || b.TotalConns() != 1 {
 		t.Errorf("after Move: a %d/%d b %d/%d; want 0/1 1/1", a.ActiveConns(), a.TotalConns(), b.ActiveConns(), b.TotalConns())
 	}

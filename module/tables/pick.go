@@ -60,6 +60,8 @@ type Candidates struct {
 	cur    Reason // of the last Next
 	keep   bool   // hotstandby without healthswitch: the ranked choice counts as healthy
 	commit bool   // from Pick, not Peek
+	fails  uint8  // dials reported failed by DialFailed
+	last   uint16 // index in g.active of the last failed dial's row
 }
 
 // Pick ranks the group's rows for a new connection from client: it

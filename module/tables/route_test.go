@@ -118,6 +118,7 @@ func benchRoute(b *testing.B, vipa netip.Addr) {
 			e := c.Acquire()
 			e.Client, e.VIPA, e.Port, e.Target = from, vipa, 80, t
 			e.Since = now.UnixNano()
+			e.Why = cand.Why()
 			c.Insert(e)
 			cand.Commit(e)
 			if old := ring[i%len(ring)]; old != nil {

@@ -37,6 +37,7 @@ type CRTRow struct {
 	Since         string `json:"since"`
 	BytesToTarget int64  `json:"bytes_to_target"`
 	BytesToClient int64  `json:"bytes_to_client"`
+	Reason        string `json:"reason"`
 }
 
 // DefinitionRow is one row of GET /vipa/definitions.
