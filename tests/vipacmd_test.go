@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +39,12 @@ func vipaTable(t *testing.T, args ...string) (header []string, rows [][]string) 
 	if !ok {
 		t.Fatalf("caddy vipa %s: %s", strings.Join(args, " "), errs)
 	}
+	return parseTable(t, strings.Join(args, " "), out)
+}
+
+// parseTable splits one aligned table into cells.
+func parseTable(t *testing.T, what, out string) (header []string, rows [][]string) {
+	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	header = strings.Fields(lines[0])
 	starts := fieldStarts(lines[0])
@@ -45,7 +52,7 @@ func vipaTable(t *testing.T, args ...string) (header []string, rows [][]string) 
 		var cells []string
 		for i, at := range starts {
 			if len(l) <= at || l[at] == ' ' || (at > 0 && l[at-1] != ' ') {
-				t.Fatalf("caddy vipa %s: row not aligned under the headings:\n%s", strings.Join(args, " "), out)
+				t.Fatalf("caddy vipa %s: row not aligned under the headings:\n%s", what, out)
 			}
 			end := len(l)
 			if i+1 < len(starts) {
@@ -199,9 +206,74 @@ func TestVipaCommand(t *testing.T) {
 		t.Fatalf("dpt from a JSON --config: %v", rows)
 	}
 
+	// route: the answer, then the candidates; the next connection goes
+	// where it said, and its CRT entry gives the same reason.
+	routeArgs := []string{"route", "--address", admin, "--vipa", "127.0.0.100", "--port", p0, "--client", "127.0.0.9"}
+	out, errs, ok := vipaCmd(t, routeArgs...)
+	answer, cands, found := strings.Cut(out, "\n\n")
+	if !ok || !found {
+		t.Fatalf("route: ok=%v stderr %q, stdout:\n%s", ok, errs, out)
+	}
+	header, rows = parseTable(t, "route", answer)
+	if want := []string{"VIPA", "PORT", "CLIENT", "NODE", "ADDRESS", "METHOD", "AFFINITY", "REASON"}; !reflect.DeepEqual(header, want) || len(rows) != 1 {
+		t.Fatalf("route headings %v rows %v", header, rows)
+	}
+	if c := cells(header, rows[0]); c["NODE"] != "caddy-a" || c["ADDRESS"] != "127.0.0.1:"+p0 || c["METHOD"] != "roundrobin" ||
+		c["REASON"] != "roundrobin" || c["CLIENT"] != "127.0.0.9" || c["AFFINITY"] != "-" {
+		t.Fatalf("route answer %v", c)
+	}
+	header, rows = parseTable(t, "route candidates", cands)
+	if want := []string{"NODE", "ADDRESS", "RDY", "WEIGHT", "STATE", "ACTIVE", "TOTAL", "ELIGIBLE", "WHY-NOT"}; !inOrder(want, header) || inOrder([]string{"VIPA"}, header) || len(rows) != 1 {
+		t.Fatalf("route candidates %v %v", header, rows)
+	}
+	if c := cells(header, rows[0]); c["NODE"] != "caddy-a" || c["ELIGIBLE"] != "true" || c["WHY-NOT"] != "-" || c["ACTIVE"] != "3" {
+		t.Fatalf("route candidate %v", c)
+	}
+	var ans struct {
+		Node, Address, Method, Reason string
+		Candidates                    []struct {
+			Node     string
+			Eligible bool
+			WhyNot   string `json:"why_not"`
+		}
+	}
+	vipaJSON(t, &ans, routeArgs...)
+	if ans.Node != "caddy-a" || ans.Reason != "roundrobin" || len(ans.Candidates) != 1 || !ans.Candidates[0].Eligible {
+		t.Fatalf("route --json %+v", ans)
+	}
+	c, _, _ := dialVIPA(t, vipa)
+	waitFor(t, 3*time.Second, "the fourth CRT entry", func() bool { return len(crt(t, admin, "")) == 4 })
+	for _, r := range crt(t, admin, "") {
+		if r.Client == c.LocalAddr().String() && (r.Node != ans.Node || r.Reason != ans.Reason) {
+			t.Fatalf("the connection went to %s (%q), the route said %s (%q)", r.Node, r.Reason, ans.Node, ans.Reason)
+		}
+	}
+	header, rows = vipaTable(t, "crt", "--address", admin, "--limit", "1")
+	if c := cells(header, rows[0]); c["REASON"] != "roundrobin" {
+		t.Fatalf("crt reason %v", c)
+	}
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--client", "not-an-ip"}, `client "not-an-ip"`},
+		{[]string{"--vipa", "127.0.0.101"}, "no VIPADISTRIBUTE definition for VIPA 127.0.0.101"},
+		{[]string{"--port", "0"}, `port "0"`},
+	} {
+		args := append(slices.Clone(routeArgs), c.args...)
+		if _, errs, ok := vipaCmd(t, args...); ok || !strings.HasPrefix(errs, "caddy vipa route: ") || !strings.Contains(errs, c.err) || strings.Count(errs, "\n") != 1 {
+			t.Fatalf("route %v: ok=%v, stderr %q", c.args, ok, errs)
+		}
+	}
+
+	// affinity: the definition has none.
+	if header, rows := vipaTable(t, "affinity", "--address", admin); len(rows) != 0 || !reflect.DeepEqual(header, []string{"CLIENT", "VIPA", "PORT", "NODE", "ACTIVE", "EXPIRES"}) {
+		t.Fatalf("affinity %v %v", header, rows)
+	}
+
 	// An unreachable admin endpoint is one line on stderr and a failure.
 	closed := adminAddr(t)
-	for _, sub := range []string{"dpt", "crt", "definitions", "members"} {
+	for _, sub := range []string{"dpt", "crt", "definitions", "members", "affinity", "route"} {
 		out, errs, ok := vipaCmd(t, sub, "--address", closed)
 		want := fmt.Sprintf("caddy vipa %s: admin endpoint %s unreachable: ", sub, closed)
 		if ok || out != "" || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {

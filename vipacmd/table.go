@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -60,6 +61,30 @@ func decodeRow(raw json.RawMessage) (row, error) {
 	return r, nil
 }
 
+// takeNested removes field from each row and returns the rows of the
+// arrays of objects it held.
+func takeNested(rows []row, field string) ([]row, error) {
+	var out []row
+	for i := range rows {
+		r := &rows[i]
+		v, ok := r.values[field]
+		if !ok {
+			continue
+		}
+		delete(r.values, field)
+		r.keys = slices.DeleteFunc(r.keys, func(k string) bool { return k == field })
+		if string(bytes.TrimSpace(v)) == "null" {
+			continue
+		}
+		inner, err := decodeRows(v)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", field, err)
+		}
+		out = append(out, inner...)
+	}
+	return out, nil
+}
+
 // tableColumns are the columns to print: the listed ones that some row
 // carries (all but the optional ones when there are no rows), then the
 // fields the rows carry beyond them, in order of appearance.
@@ -80,6 +105,9 @@ func tableColumns(listed []column, rows []row) []column {
 	}
 	var out []column
 	for _, c := range listed {
+		if c.hidden {
+			continue
+		}
 		if carried[c.field] || (len(rows) == 0 && !c.optional) {
 			out = append(out, c)
 		}

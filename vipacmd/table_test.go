@@ -93,3 +93,31 @@ func viewNamed(t *testing.T, name string) view {
 	t.Fatalf("no view %s", name)
 	return view{}
 }
+
+func TestNestedTable(t *testing.T) {
+	raw := `{"node":"a","reason":"roundrobin","candidates":[{"vipa":"v","node":"a","eligible":true,"why_not":""},{"vipa":"v","node":"b","eligible":false,"why_not":"quiesced"}]}`
+	rows, err := decodeRows([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := takeNested(rows, "candidates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := writeTable(&b, []column{{field: "node", header: "NODE"}}, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeTable(&b, []column{{field: "vipa", hidden: true}, {field: "node", header: "NODE"}, {field: "why_not", header: "WHY-NOT"}}, inner); err != nil {
+		t.Fatal(err)
+	}
+	want := `NODE  REASON
+a     roundrobin
+NODE  WHY-NOT   ELIGIBLE
+a     -         true
+b     quiesced  false
+`
+	if b.String() != want {
+		t.Fatalf("tables:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

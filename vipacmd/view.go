@@ -24,14 +24,25 @@ type view struct {
 	long    string
 	columns []column
 	filters []filter
+	// nested, when set, is a field whose array of objects is printed as a
+	// second table below the first.
+	nested *nestedTable
+}
+
+// nestedTable is a field of a route's answer shown as a table of its own.
+type nestedTable struct {
+	field   string
+	columns []column
 }
 
 // column is one table column: the JSON field it shows and its heading.
-// An optional column is not headed in an empty table.
+// An optional column is not headed in an empty table; a hidden one is
+// never shown (a field the table leaves out rather than appending it).
 type column struct {
 	field    string
 	header   string
 	optional bool
+	hidden   bool
 }
 
 // filter is a flag passed to the route as the query parameter (or JSON body
@@ -104,7 +115,18 @@ func (v view) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, uri, err)
 	}
-	return writeTable(cmd.OutOrStdout(), v.columns, rows)
+	if v.nested == nil {
+		return writeTable(cmd.OutOrStdout(), v.columns, rows)
+	}
+	inner, err := takeNested(rows, v.nested.field)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, uri, err)
+	}
+	if err := writeTable(cmd.OutOrStdout(), v.columns, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
+	return writeTable(cmd.OutOrStdout(), v.nested.columns, inner)
 }
 
 // request builds the route's request from the filter flags' values.

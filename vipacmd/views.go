@@ -88,4 +88,64 @@ failed, left, …).
 			{field: "status", header: "STATUS"},
 		},
 	},
+	{
+		name:  "affinity",
+		route: "/vipa/affinity",
+		short: "Shows the clients' timed affinities",
+		long: `
+One row per client whose connections stay on one target (timedaffinity): the
+client, the VIPA and port, the target node, the client's open connections, and
+when the affinity expires once none is open.
+`,
+		columns: []column{
+			{field: "client", header: "CLIENT"},
+			{field: "vipa", header: "VIPA"},
+			{field: "port", header: "PORT"},
+			{field: "node", header: "NODE"},
+			{field: "active_conns", header: "ACTIVE"},
+			{field: "expires", header: "EXPIRES"},
+		},
+	},
+	{
+		name:  "route",
+		route: "/vipa/route",
+		short: "Shows where a new connection from a client would go now, and why",
+		long: `
+Asks the routing node of a VIPA which target a new connection from --client
+to --vipa and --port would get now, by which rule, and how each DPT row
+stands (eligible, or why not). Asking changes nothing: no rotation step, no
+affinity.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "port", header: "PORT"},
+			{field: "client", header: "CLIENT"},
+			{field: "node", header: "NODE"},
+			{field: "address", header: "ADDRESS"},
+			{field: "method", header: "METHOD"},
+			{field: "affinity", header: "AFFINITY"},
+			{field: "reason", header: "REASON"},
+		},
+		nested: &nestedTable{field: "candidates", columns: []column{
+			{field: "vipa", hidden: true},
+			{field: "port", hidden: true},
+			{field: "node", header: "NODE"},
+			{field: "address", header: "ADDRESS"},
+			{field: "ready", header: "RDY"},
+			{field: "weight", header: "WEIGHT"},
+			{field: "effective_weight", header: "EFFWT", optional: true},
+			{field: "tsr", header: "TSR", optional: true},
+			{field: "health", header: "HEALTH", optional: true},
+			{field: "state", header: "STATE"},
+			{field: "active_conns", header: "ACTIVE"},
+			{field: "total_conns", header: "TOTAL"},
+			{field: "eligible", header: "ELIGIBLE"},
+			{field: "why_not", header: "WHY-NOT"},
+		}},
+		filters: []filter{
+			{name: "vipa", usage: "The VIPA the client connects to"},
+			{name: "port", usage: "The port the client connects to"},
+			{name: "client", usage: "The client's address, IP or IP:port"},
+		},
+	},
 }
