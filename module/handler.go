@@ -113,34 +113,41 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // caddy-l4's frames have already grown the goroutine's stack to 4 KiB and
 // fill most of it; the dial and the relay's start below must not grow it
 // again (a copy of the whole stack per connection). So Handle's frame holds
-// little more than what lives across them, and the lookup and the CRT
-// bookkeeping are calls of their own. TestHandlerFitsCaddyL4Stack measures
-// the room caddy-l4 leaves and what this path needs.
+// only what lives across the dial, and everything else (the lookup, the
+// CRT bookkeeping, the prefetched bytes, the PROXY header, the relay's
+// start) is in calls of their own, beside the dial rather than above it.
+// TestHandlerFitsCaddyL4Stack measures the room caddy-l4 leaves and what
+// this path needs.
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	local := addrPort(cx.LocalAddr())
 	g := h.lookup(cx, local)
 	if g == nil {
 		return nil
 	}
-	pre := prefetched(cx)
-	if h.proxyVersion != 0 {
-		var err error
-		if pre, err = proxyHeader(h.proxyVersion, addrPort(cx.RemoteAddr()), local, pre); err != nil {
-			h.refuse(cx, local, "no PROXY protocol header", err)
-			return nil
-		}
-	}
 	conn, e, err := h.dial(cx, g, local)
 	if err != nil {
 		h.dialRefused(cx, local, err)
 		return nil
+	}
+	h.start(cx, conn, e, local)
+	return nil
+}
+
+// start relays the connection to the dialed target: the bytes caddy-l4
+// read while matching go first, after the PROXY header if one is
+// configured.
+//
+//go:noinline
+func (h *Handler) start(cx *layer4.Connection, conn *relay.Target, e *tables.Entry, local netip.AddrPort) {
+	pre := prefetched(cx)
+	if h.proxyVersion != 0 {
+		pre = proxyHeader(h.proxyVersion, addrPort(cx.RemoteAddr()), local, pre)
 	}
 	relay.Start(cx.Conn, conn, pre, relay.Options{
 		IdleTimeout: time.Duration(h.IdleTimeout),
 		ToTarget:    &e.ToTarget,
 		ToClient:    &e.ToClient,
 	}, func(err error) { h.ended(e, err) })
-	return nil
 }
 
 // lookup returns the DPT group the connection arrived for, or nil when it
@@ -236,8 +243,12 @@ var (
 // answers. A target at local, the address the connection arrived on, is
 // this listener itself: it is skipped, or the connection would come back
 // here again and again.
+//
+// Its frame sits above every dial's: the ranking and the failure's error
+// are calls of their own.
 func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrPort) (*relay.Target, *tables.Entry, error) {
-	c := g.Pick(h.fleet.CRT, addrPort(cx.RemoteAddr()).Addr(), time.Now())
+	var c tables.Candidates
+	h.pick(&c, cx, g)
 	var e *tables.Entry
 	var lastErr error
 	attempts, unhealthy := 0, 0
@@ -266,15 +277,30 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrP
 	if e != nil {
 		h.fleet.CRT.Release(e)
 	}
+	return nil, nil, noTarget(&c, attempts, unhealthy, lastErr)
+}
+
+// pick ranks the group's targets for the connection.
+//
+//go:noinline
+func (h *Handler) pick(c *tables.Candidates, cx *layer4.Connection, g *tables.Group) {
+	g.PickTo(c, h.fleet.CRT, addrPort(cx.RemoteAddr()).Addr(), time.Now())
+}
+
+// noTarget is why no target took the connection, after attempts dials of
+// which unhealthy were to unhealthy targets; lastErr is the last dial's.
+//
+//go:noinline
+func noTarget(c *tables.Candidates, attempts, unhealthy int, lastErr error) error {
 	switch {
 	case c.AllFull():
-		return nil, nil, errFull
+		return errFull
 	case attempts == 0:
-		return nil, nil, errSelf // every target was skipped
+		return errSelf // every target was skipped
 	case attempts == unhealthy:
-		return nil, nil, fmt.Errorf("%w: %w", errUnhealthy, lastErr)
+		return fmt.Errorf("%w: %w", errUnhealthy, lastErr)
 	}
-	return nil, nil, lastErr
+	return lastErr
 }
 
 // skipSelf logs, once, that a target is this listener itself.

@@ -61,3 +61,40 @@ func TestHandlerProxyProtocol(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyHeaderBytes: the header is the one go-proxyproto formats from
+// the same addresses, for every family pairing and a missing address.
+func TestProxyHeaderBytes(t *testing.T) {
+	addrs := []netip.AddrPort{
+		netip.MustParseAddrPort("192.0.2.7:40000"),
+		netip.MustParseAddrPort("10.1.2.3:443"),
+		netip.MustParseAddrPort("[2001:db8::7]:65535"),
+		netip.MustParseAddrPort("[fe80::1%lo]:0"),
+		netip.MustParseAddrPort("[::ffff:198.51.100.9]:80"),
+		{},
+	}
+	for _, version := range []byte{1, 2} {
+		for _, client := range addrs {
+			for _, vipa := range addrs {
+				h := proxyproto.HeaderProxyFromAddrs(version, tcpAddr(client), tcpAddr(vipa))
+				want, err := h.Format()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, "pre"...)
+				if got := proxyHeader(version, client, vipa, []byte("pre")); string(got) != string(want) {
+					t.Errorf("v%d %s -> %s: %q, go-proxyproto formats %q", version, client, vipa, got, want)
+				}
+			}
+		}
+	}
+}
+
+// tcpAddr is the net.Addr a connection reports for a; none for the zero
+// AddrPort.
+func tcpAddr(a netip.AddrPort) net.Addr {
+	if !a.IsValid() {
+		return &net.TCPAddr{}
+	}
+	return net.TCPAddrFromAddrPort(a)
+}

@@ -19,6 +19,9 @@ var (
 	errDropped = errors.New("relay: target dropped")
 )
 
+// rawDial: a TCP client's target is dialed by dialRaw.
+const rawDial = true
+
 // dialRaw connects a non-blocking socket to addr and waits for the
 // handshake on a poller, bounded by timeout. The socket never enters Go's
 // netpoller: the poller that saw it connect relays it.
@@ -29,11 +32,11 @@ var (
 // few and small: the splicer is allocated here, before any deeper call; an
 // errno stays an errno until it is reported; and the slow paths (a
 // handshake still in progress, errors) are calls of their own.
-func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) {
+func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, error) {
 	s := &splicer{done: make(chan struct{})}
 	fd, op, e := openSocket(addr)
 	if e != 0 && e != unix.EINPROGRESS {
-		return nil, true, dialError(addr, os.NewSyscallError(op, e))
+		return nil, dialErrno(addr, op, e)
 	}
 	t := &s.sides[1]
 	t.index, t.fd, t.hearIn = 1, fd, true
@@ -52,11 +55,17 @@ func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) 
 		err = s.awaitHandshake(timeout)
 	}
 	if err != nil {
-		return nil, true, dialError(addr, err)
+		return nil, dialError(addr, err)
 	}
-	return &s.handle, true, nil
+	return &s.handle, nil
 }
 
+//go:noinline
+func dialErrno(addr netip.AddrPort, op string, e syscall.Errno) error {
+	return dialError(addr, os.NewSyscallError(op, e))
+}
+
+//go:noinline
 func dialError(addr netip.AddrPort, err error) error {
 	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
 }

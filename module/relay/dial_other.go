@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// dialRaw: no raw dial on this platform; Dial uses a net.Dialer.
-func dialRaw(addr netip.AddrPort, timeout time.Duration) (*Target, bool, error) {
-	return nil, false, nil
-}
+// rawDial: no raw dial on this platform; Dial uses a net.Dialer.
+const rawDial = false
+
+func dialRaw(netip.AddrPort, time.Duration) (*Target, error) { panic("relay: no raw dial") }

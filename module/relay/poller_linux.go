@@ -267,6 +267,7 @@ func (p *poller) runAll() {
 			p.connect(s)
 			continue
 		}
+		s.armIdle()
 		if err := s.pumpAll(); err != nil || s.finished() {
 			p.end(s, err)
 		} else if s.busy() {

@@ -89,16 +89,13 @@ type rawTarget interface {
 // probes once it has been relayed for a few seconds. Elsewhere it is
 // dialed with a net.Dialer.
 func Dial(client net.Conn, addr netip.AddrPort, timeout time.Duration) (*Target, error) {
-	if _, ok := client.(*net.TCPConn); ok {
-		if t, ok, err := dialRaw(addr, timeout); ok {
-			return t, err
-		}
+	if _, ok := client.(*net.TCPConn); ok && rawDial {
+		return dialRaw(addr, timeout)
 	}
 	return dialConn(addr, timeout)
 }
 
-// dialConn dials the portable way. Apart from Dial, whose frame sits on
-// every handler's stack.
+// dialConn dials the portable way.
 //
 //go:noinline
 func dialConn(addr netip.AddrPort, timeout time.Duration) (*Target, error) {

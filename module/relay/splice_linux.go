@@ -99,11 +99,21 @@ const (
 	wakeDrop
 )
 
-// setup starts the idle clock.
+// setup starts the idle clock. Its timer is the poller's to arm (armIdle):
+// setting a timer takes more stack than the handler's goroutine has left.
 func (s *splicer) setup(o *Options) {
 	if o.IdleTimeout > 0 {
 		s.idle.start(o.IdleTimeout)
-		s.timer = time.AfterFunc(o.IdleTimeout, func() { s.p.post(s, wakeIdle) })
+	}
+}
+
+// armIdle sets the idle timer of a relay with an idle timeout, on its first
+// turn. A turn comes at once: the client's socket, writable, reports
+// EPOLLOUT as it joins the epoll set. The timer firing asks the idle clock,
+// which runs from the join, so arming it a turn later changes nothing.
+func (s *splicer) armIdle() {
+	if s.timer == nil && s.idle.timeout > 0 {
+		s.timer = time.AfterFunc(s.idle.timeout, func() { s.p.post(s, wakeIdle) })
 	}
 }
 

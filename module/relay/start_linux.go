@@ -39,7 +39,6 @@ func (s *splicer) start(client net.Conn, prefetched []byte, o Options, ended fun
 	s.onEnd = ended
 	s.setup(&o)
 	if err := s.p.joinClient(s); err != nil {
-		s.stopClocks()
 		s.close()
 		unix.Close(cfd)
 		ended(err)

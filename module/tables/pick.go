@@ -67,20 +67,29 @@ type Candidates struct {
 // Pick ranks the group's rows for a new connection from client: it
 // advances the group's rotation. crt holds the affinities; it may be nil
 // when the policy has none.
-func (g *Group) Pick(crt *CRT, client netip.Addr, now time.Time) Candidates {
-	return g.rank(crt, client, mono(now), true)
+func (g *Group) Pick(crt *CRT, client netip.Addr, now time.Time) (c Candidates) {
+	g.rank(&c, crt, client, mono(now), true)
+	return c
+}
+
+// PickTo is Pick into c, for a caller with little stack to spare: the
+// candidates are not copied on the way.
+func (g *Group) PickTo(c *Candidates, crt *CRT, client netip.Addr, now time.Time) {
+	g.rank(c, crt, client, mono(now), true)
 }
 
 // Peek is Pick without side effects: what a connection from client would
 // get now.
-func (g *Group) Peek(crt *CRT, client netip.Addr, now time.Time) Candidates {
-	return g.rank(crt, client, mono(now), false)
+func (g *Group) Peek(crt *CRT, client netip.Addr, now time.Time) (c Candidates) {
+	g.rank(&c, crt, client, mono(now), false)
+	return c
 }
 
-func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candidates {
-	c := Candidates{g: g, crt: crt, commit: commit}
+// rank fills c, which the caller holds.
+func (g *Group) rank(c *Candidates, crt *CRT, client netip.Addr, now int64, commit bool) {
+	*c = Candidates{g: g, crt: crt, commit: commit}
 	if g.Len() == 0 {
-		return c
+		return
 	}
 	i, why := -1, ReasonNone
 	if g.pol.affinity > 0 && crt != nil {
@@ -100,7 +109,6 @@ func (g *Group) rank(crt *CRT, client netip.Addr, now int64, commit bool) Candid
 	}
 	c.first, c.reason = int32(g.posOf[i]), why
 	c.keep = !g.pol.HealthSwitch && (why == ReasonPreferred || why == ReasonBackup)
-	return c
 }
 
 // Next returns the next candidate, or nil when none is left.
