@@ -266,6 +266,37 @@ func TestVipaCommand(t *testing.T) {
 		}
 	}
 
+	// quiesce and resume print the rows selected as they are now; while the
+	// row is quiesced the route finds no target and says why.
+	header, rows = vipaTable(t, "quiesce", "--address", admin, "--port", p0)
+	if c := cells(header, rows[0]); len(rows) != 1 || c["NODE"] != "caddy-a" || c["STATE"] != "quiesced" || c["PORT"] != p0 {
+		t.Fatalf("quiesce %v %v", header, rows)
+	}
+	waitFor(t, 5*time.Second, "the DPT row quiesced", func() bool { r := dpt(t, admin); return len(r) == 1 && r[0].State == "quiesced" })
+	vipaJSON(t, &ans, routeArgs...)
+	if ans.Node != "" || !strings.HasPrefix(ans.Reason, "refused") || len(ans.Candidates) != 1 || ans.Candidates[0].Eligible || ans.Candidates[0].WhyNot != "quiesced" {
+		t.Fatalf("route to a quiesced row: %+v", ans)
+	}
+	var resumed []dptRow
+	vipaJSON(t, &resumed, "resume", "--address", admin, "--vipa", "127.0.0.100")
+	if len(resumed) != 1 || resumed[0].State != "active" {
+		t.Fatalf("resume --json %+v", resumed)
+	}
+	waitFor(t, 5*time.Second, "the DPT row active", func() bool { r := dpt(t, admin); return len(r) == 1 && r[0].State == "active" })
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"quiesce", "--port", "70000"}, "port 70000"},
+		{[]string{"quiesce", "--port", "http"}, `--port "http": want a number`},
+		{[]string{"resume", "--node", "caddy-x"}, `node "caddy-x" is not a fleet member`},
+	} {
+		_, errs, ok := vipaCmd(t, append(c.args, "--address", admin)...)
+		if ok || !strings.HasPrefix(errs, "caddy vipa "+c.args[0]+": ") || !strings.Contains(errs, c.err) || strings.Count(errs, "\n") != 1 {
+			t.Fatalf("%v: ok=%v, stderr %q", c.args, ok, errs)
+		}
+	}
+
 	// affinity: the definition has none.
 	if header, rows := vipaTable(t, "affinity", "--address", admin); len(rows) != 0 || !reflect.DeepEqual(header, []string{"CLIENT", "VIPA", "PORT", "NODE", "ACTIVE", "EXPIRES"}) {
 		t.Fatalf("affinity %v %v", header, rows)
@@ -273,7 +304,7 @@ func TestVipaCommand(t *testing.T) {
 
 	// An unreachable admin endpoint is one line on stderr and a failure.
 	closed := adminAddr(t)
-	for _, sub := range []string{"dpt", "crt", "definitions", "members", "affinity", "route"} {
+	for _, sub := range []string{"dpt", "crt", "definitions", "members", "affinity", "route", "quiesce", "resume"} {
 		out, errs, ok := vipaCmd(t, sub, "--address", closed)
 		want := fmt.Sprintf("caddy vipa %s: admin endpoint %s unreachable: ", sub, closed)
 		if ok || out != "" || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {

@@ -68,12 +68,21 @@ func adminRequest(admin, method, uri string, body io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("admin endpoint %s: reading %s: %v", admin, uri, err)
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == http.StatusNotFound && !isAPIError(raw):
 		return nil, fmt.Errorf("admin endpoint %s has no route %s: does that Caddy include caddy-vipa?", admin, req.URL.Path)
 	case resp.StatusCode >= 300:
 		return nil, fmt.Errorf("admin endpoint %s: %s %s: %s: %s", admin, method, uri, resp.Status, apiError(raw))
 	}
 	return raw, nil
+}
+
+// isAPIError reports whether body is a route's JSON error, not the admin
+// endpoint's answer for a path it does not serve.
+func isAPIError(body []byte) bool {
+	var e struct {
+		Error string `json:"error"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Error != ""
 }
 
 // apiError is the message of Caddy's JSON error body, else the body.

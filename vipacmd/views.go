@@ -148,4 +148,65 @@ affinity.
 			{name: "client", usage: "The client's address, IP or IP:port"},
 		},
 	},
+	{
+		name:   "quiesce",
+		route:  "/vipa/quiesce",
+		method: "POST",
+		short:  "Quiesces DPT rows: no new connections, established ones run on",
+		long: `
+On a target node, quiesces its own rows (all, or by --vipa and --port); on a
+routing node with --node, drains that target's rows from its DPT. Prints the
+rows selected as they are now; the routing node's rows follow within the
+fleet's report latency.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "port", header: "PORT"},
+			{field: "node", header: "NODE"},
+			{field: "address", header: "ADDRESS"},
+			{field: "ready", header: "RDY"},
+			{field: "weight", header: "WEIGHT"},
+			{field: "effective_weight", header: "EFFWT", optional: true},
+			{field: "tsr", header: "TSR", optional: true},
+			{field: "health", header: "HEALTH", optional: true},
+			{field: "state", header: "STATE"},
+			{field: "active_conns", header: "ACTIVE"},
+			{field: "total_conns", header: "TOTAL"},
+		},
+		filters: []filter{
+			{name: "vipa", usage: "Only rows of this VIPA"},
+			{name: "port", usage: "Only rows of this port", number: true},
+			{name: "node", usage: "On a routing node: only this target node's rows (a drain)"},
+		},
+	},
+	{
+		name:   "resume",
+		route:  "/vipa/resume",
+		method: "POST",
+		short:  "Resumes quiesced DPT rows",
+		long: `
+Undoes 'caddy vipa quiesce' for the rows selected the same way (all, or by
+--vipa, --port and, on a routing node, --node) and prints them as they are
+now.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "port", header: "PORT"},
+			{field: "node", header: "NODE"},
+			{field: "address", header: "ADDRESS"},
+			{field: "ready", header: "RDY"},
+			{field: "weight", header: "WEIGHT"},
+			{field: "effective_weight", header: "EFFWT", optional: true},
+			{field: "tsr", header: "TSR", optional: true},
+			{field: "health", header: "HEALTH", optional: true},
+			{field: "state", header: "STATE"},
+			{field: "active_conns", header: "ACTIVE"},
+			{field: "total_conns", header: "TOTAL"},
+		},
+		filters: []filter{
+			{name: "vipa", usage: "Only rows of this VIPA"},
+			{name: "port", usage: "Only rows of this port", number: true},
+			{name: "node", usage: "On a routing node: only this target node's rows (a drain)"},
+		},
+	},
 }
