@@ -203,3 +203,37 @@ func TestQuiesce(t *testing.T) {
 	}
 	echo(t, open.c, open.r, "after resume")
 }
+
+// TestQuiesceAffinity: a client's timed affinity does not take it to a
+// quiesced target; its open connection there continues.
+func TestQuiesceAffinity(t *testing.T) {
+	port := freePort(t)
+	gossip := freePort(t)
+	vipa := fmt.Sprintf("127.0.0.100:%d", port)
+
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip)
+	a.routes = strings.Replace(routingBlock(port), "destip all", "destip all {\n\t\t\ttimedaffinity 60s\n\t\t}", 1)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, fmt.Sprintf("127.0.0.1:%d", gossip))
+	startCaddy(t, a.admin, a.caddyfile())
+	startCaddy(t, b.admin, b.caddyfile())
+	admins := map[string]string{"caddy-a": a.admin, "caddy-b": b.admin}
+	for _, n := range []fleetNode{a, b} {
+		startApp(t, n.name, reusePortListen(t, fmt.Sprintf("%s:%d", n.ip, port)))
+	}
+	waitFor(t, 15*time.Second, "two DPT rows", func() bool { return len(dptNodes(t, a.admin)) == 2 })
+
+	conn, r, first := dialVIPA(t, vipa)
+	defer conn.Close()
+	if got := spread(t, vipa, 4); got[first] != 4 {
+		t.Fatalf("4 connections with an affinity to %s: %v", first, got)
+	}
+	// The target the client is affine to quiesces itself.
+	quiesce(t, admins[first], "quiesce", `{}`)
+	waitFor(t, 5*time.Second, first+" quiesced on the routing node", func() bool {
+		return stateOf(t, a.admin, first) == "quiesced"
+	})
+	if got := spread(t, vipa, 4); got[first] != 0 {
+		t.Fatalf("4 connections after %s quiesced: %v", first, got)
+	}
+	echo(t, conn, r, "still there")
+}
