@@ -19,6 +19,7 @@ type fleet struct {
 	lab      *netlab.Lab
 	bin, dir string
 	nodes    map[string]*harness.Process
+	configs  map[string]netlab.Node
 	apps     []*app
 }
 
@@ -27,7 +28,7 @@ func startFleet(bin, dir string, fast bool) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fleet{lab: lab, bin: bin, dir: dir, nodes: map[string]*harness.Process{}}
+	f := &fleet{lab: lab, bin: bin, dir: dir, nodes: map[string]*harness.Process{}, configs: map[string]netlab.Node{}}
 	a := lab.Node("a")
 	for _, h := range lab.Nodes {
 		ln, err := h.Listen("tcp", fmt.Sprintf("%s:%d", h.IP, netlab.Port))
@@ -55,6 +56,7 @@ func startFleet(bin, dir string, fast bool) (*fleet, error) {
 // signals reach Caddy) and waits for its admin endpoint.
 func (f *fleet) start(n netlab.Node) error {
 	h := n.Host
+	f.configs[h.Name] = n
 	cfg := filepath.Join(f.dir, h.Name+".Caddyfile")
 	if err := os.WriteFile(cfg, []byte(n.Caddyfile()), 0o600); err != nil {
 		return err
@@ -101,6 +103,28 @@ func (f *fleet) status(name string) string {
 		}
 	}
 	return ""
+}
+
+// wait waits until each named node shows its status for the VIPA.
+func (f *fleet) wait(want map[string]string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		ok := true
+		for name, status := range want {
+			ok = ok && f.status(name) == status
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			got := map[string]string{}
+			for name := range want {
+				got[name] = f.status(name)
+			}
+			return fmt.Errorf("statuses %v after %s, want %v", got, d, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // ready waits until a is active, b and c are backups, the client reaches

@@ -31,7 +31,14 @@ import (
 // scenario is one kind of event, measured over trials.
 type scenario struct {
 	name, what string
-	trial      func(env) (time.Duration, int, error)
+	trial      func(env) (result, error)
+}
+
+// result is one trial's: the outage (summed over its events), the
+// connections that failed inside it, and those that failed outside it.
+type result struct {
+	gap           time.Duration
+	failed, stray int
 }
 
 // env is what a trial has.
@@ -42,18 +49,19 @@ type env struct {
 }
 
 var scenarios = []scenario{
-	{"kill-fast", "SIGKILL of the owner, fast profile: b takes over", func(e env) (time.Duration, int, error) {
+	{"kill-fast", "SIGKILL of the owner, fast profile: b takes over", func(e env) (result, error) {
 		return caddyTrial(e, true, syscall.SIGKILL, false)
 	}},
-	{"kill-default", "SIGKILL of the owner, default profile", func(e env) (time.Duration, int, error) {
+	{"kill-default", "SIGKILL of the owner, default profile", func(e env) (result, error) {
 		return caddyTrial(e, false, syscall.SIGKILL, false)
 	}},
-	{"stop-fast", "graceful stop (SIGTERM) of the owner, fast profile", func(e env) (time.Duration, int, error) {
+	{"stop-fast", "graceful stop (SIGTERM) of the owner, fast profile", func(e env) (result, error) {
 		return caddyTrial(e, true, syscall.SIGTERM, false)
 	}},
-	{"second-fast", "SIGKILL of b after it took over from a: c takes over", func(e env) (time.Duration, int, error) {
+	{"second-fast", "SIGKILL of b after it took over from a: c takes over", func(e env) (result, error) {
 		return caddyTrial(e, true, syscall.SIGKILL, true)
 	}},
+	{"sequence-fast", "kill a, kill b, restart both: a takes back (when_idle)", sequenceTrial},
 	{"keepalived", "keepalived, VRRP defaults: SIGKILL of the master with its application", keepalivedTrial},
 }
 
@@ -87,14 +95,14 @@ func run() int {
 	e := env{bin: *bin, rate: *rate, timeout: 250 * time.Millisecond}
 	fmt.Printf("load average %s; %d trials; client: %d new connections/s, each bounded by %s\n",
 		loadAvg(), *trials, e.rate, e.timeout)
-	fmt.Printf("%-13s %5s  %-28s %-20s  %s\n", "scenario", "ok", "to first connection min/med/max", "failed min/med/max", "what")
+	fmt.Printf("%-13s %5s  %-28s %-20s %-12s  %s\n", "scenario", "ok", "outage min/med/max", "failed in it", "outside it", "what")
 	code := 0
 	for _, s := range scenarios {
 		if !re.MatchString(s.name) {
 			continue
 		}
 		var gaps []time.Duration
-		var failed []int
+		var failed, stray []int
 		var errs []string
 		for i := range *trials {
 			if ctx.Err() != nil {
@@ -105,7 +113,7 @@ func run() int {
 				fmt.Fprintln(os.Stderr, "failover:", err)
 				return 1
 			}
-			gap, n, err := s.trial(e)
+			r, err := s.trial(e)
 			if errors.Is(err, netlab.ErrUnavailable) {
 				fmt.Fprintln(os.Stderr, "failover:", err)
 				return 1
@@ -114,10 +122,11 @@ func run() int {
 				errs = append(errs, err.Error())
 				continue
 			}
-			gaps = append(gaps, gap)
-			failed = append(failed, n)
+			gaps = append(gaps, r.gap)
+			failed = append(failed, r.failed)
+			stray = append(stray, r.stray)
 		}
-		fmt.Printf("%-13s %2d/%-2d  %-28s %-20s  %s\n", s.name, len(gaps), *trials, durations(gaps), counts(failed), s.what)
+		fmt.Printf("%-13s %2d/%-2d  %-28s %-20s %-12s  %s\n", s.name, len(gaps), *trials, durations(gaps), counts(failed), counts(stray), s.what)
 		for _, m := range errs {
 			fmt.Printf("    failed trial: %s\n", m)
 			code = 1
@@ -130,56 +139,135 @@ func run() int {
 // caddyTrial starts a fleet, waits until a owns the VIPA and its backups
 // are ready, then sends sig to a (and, for second, to b once it took
 // over) and measures the client's outage.
-func caddyTrial(e env, fast bool, sig syscall.Signal, second bool) (time.Duration, int, error) {
+func caddyTrial(e env, fast bool, sig syscall.Signal, second bool) (result, error) {
 	f, err := startFleet(e.bin, e.dir, fast)
 	if err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	defer f.close()
 	if err := f.ready(60 * time.Second); err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	time.Sleep(2 * time.Second) // reports settle: backups hold the full DPT
 	p := startProber(f.lab.Client, vipaAddr(), e.rate, e.timeout)
 	defer p.close()
-	victim := "a"
+	var w windows
 	if second {
-		t0 := time.Now()
-		if err := f.nodes["a"].Signal(syscall.SIGKILL); err != nil {
-			return 0, 0, err
+		if err := w.event(p, func() error { return f.nodes["a"].Signal(syscall.SIGKILL) }); err != nil {
+			return result{}, fmt.Errorf("b did not take over: %w", err)
 		}
-		if _, _, err := measure(p, t0, 60*time.Second); err != nil {
-			return 0, 0, fmt.Errorf("b did not take over: %w", err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for f.status("b") != "active" || f.status("c") != "backup" {
-			if time.Now().After(deadline) {
-				return 0, 0, fmt.Errorf("after a's kill: b %q, c %q", f.status("b"), f.status("c"))
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := f.wait(map[string]string{"b": "active", "c": "backup"}, 30*time.Second); err != nil {
+			return result{}, err
 		}
 		time.Sleep(2 * time.Second)
-		victim = "b"
+		w = windows{} // the figure is c's takeover
 	}
-	t0 := time.Now()
-	if err := f.nodes[victim].Signal(sig); err != nil {
-		return 0, 0, err
+	victim := map[bool]string{false: "a", true: "b"}[second]
+	if err := w.event(p, func() error { return f.nodes[victim].Signal(sig) }); err != nil {
+		return result{}, err
 	}
-	return measure(p, t0, 60*time.Second)
+	time.Sleep(2 * time.Second) // connections after the outage count as stray if they fail
+	return w.result(p), nil
 }
 
-func keepalivedTrial(e env) (time.Duration, int, error) {
+// sequenceTrial: a killed, then b; both restarted, a takes the VIPA back
+// (when_idle: no connection stays open, so at once). Under load
+// throughout, no connection may fail outside the two outages.
+func sequenceTrial(e env) (result, error) {
+	f, err := startFleet(e.bin, e.dir, true)
+	if err != nil {
+		return result{}, err
+	}
+	defer f.close()
+	if err := f.ready(60 * time.Second); err != nil {
+		return result{}, err
+	}
+	time.Sleep(2 * time.Second)
+	p := startProber(f.lab.Client, vipaAddr(), e.rate, e.timeout)
+	defer p.close()
+	var w windows
+	for _, step := range []struct{ victim, next string }{{"a", "b"}, {"b", "c"}} {
+		if err := w.event(p, func() error { return f.nodes[step.victim].Signal(syscall.SIGKILL) }); err != nil {
+			return result{}, fmt.Errorf("after %s's kill: %w", step.victim, err)
+		}
+		if err := f.wait(map[string]string{step.next: "active"}, 30*time.Second); err != nil {
+			return result{}, err
+		}
+		time.Sleep(2 * time.Second)
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := f.start(f.configs[name]); err != nil {
+			return result{}, err
+		}
+	}
+	if err := f.wait(map[string]string{"a": "active", "b": "backup", "c": "backup"}, 60*time.Second); err != nil {
+		return result{}, err
+	}
+	time.Sleep(2 * time.Second)
+	return w.result(p), nil
+}
+
+func keepalivedTrial(e env) (result, error) {
 	v, err := startVRRP(e.dir)
 	if err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	defer v.close()
 	time.Sleep(2 * time.Second)
 	p := startProber(v.lab.Client, vipaAddr(), e.rate, e.timeout)
 	defer p.close()
+	var w windows
+	if err := w.event(p, func() error { v.crash(); return nil }); err != nil {
+		return result{}, err
+	}
+	time.Sleep(2 * time.Second)
+	return w.result(p), nil
+}
+
+// windows are a trial's outages: from each event to the first success
+// after connections began failing.
+type windows struct {
+	spans  [][2]time.Time
+	gap    time.Duration
+	failed int
+}
+
+// event causes one outage through do and waits for its end.
+func (w *windows) event(p *prober, do func() error) error {
 	t0 := time.Now()
-	v.crash()
-	return measure(p, t0, 60*time.Second)
+	if err := do(); err != nil {
+		return err
+	}
+	gap, failed, err := measure(p, t0, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	w.spans = append(w.spans, [2]time.Time{t0, t0.Add(gap)})
+	w.gap += gap
+	w.failed += failed
+	return nil
+}
+
+// result counts, beside the outages, the failed attempts that started
+// outside every one of them.
+func (w *windows) result(p *prober) result {
+	r := result{gap: w.gap, failed: w.failed}
+	if len(w.spans) == 0 {
+		return r
+	}
+outer:
+	for _, a := range p.since(w.spans[0][0]) {
+		if a.ok {
+			continue
+		}
+		for _, s := range w.spans {
+			if !a.start.Before(s[0]) && a.start.Before(s[1]) {
+				continue outer
+			}
+		}
+		r.stray++
+	}
+	return r
 }
 
 // measure waits until the outage that began at t0 has ended.
