@@ -43,6 +43,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/vipa/quiesce", Handler: quiesceHandler(true)},
 		{Pattern: "/vipa/resume", Handler: quiesceHandler(false)},
 		{Pattern: "/vipa/route", Handler: caddy.AdminHandlerFunc(whatIf)},
+		{Pattern: "/vipa/vipadyn", Handler: get(vipadynRows)},
+		{Pattern: "/vipa/move", Handler: caddy.AdminHandlerFunc(handleMove)},
 	}
 }
 

@@ -242,6 +242,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := ctx.GetMetricsRegistry().Register(collector{a.fleet}); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
+	if err := ctx.GetMetricsRegistry().Register(vipadynCollector{a.fleet}); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	return nil
 }
 
@@ -352,6 +355,8 @@ func (a *App) Start() error {
 		Listeners: a.Listeners,
 		Interval:  time.Duration(a.ListenersInterval),
 		Weight:    int(a.Weight),
+		Backups:   a.backups,
+		Addresses: a.addrs,
 	})
 	markRunning(a)
 	a.shadows.start(a.ctx, &a.fleet.Counters, a.logger)

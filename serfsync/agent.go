@@ -24,6 +24,7 @@ type Member struct {
 	Address   netip.AddrPort // gossip address
 	Advertise netip.Addr
 	Status    string // alive, leaving, left, failed
+	VIPADyn   VIPADyn
 }
 
 // Agent is one node's membership in the fleet.
@@ -285,6 +286,7 @@ func (a *Agent) Members() []Member {
 			Address:   netip.AddrPortFrom(ip.Unmap(), m.Port),
 			Advertise: adv,
 			Status:    m.Status.String(),
+			VIPADyn:   parseVIPADyn(m.Tags[tagVIPADyn]),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -27,31 +27,34 @@ type core struct {
 	logger *zap.Logger
 	stats  *stats
 
-	own       ownState
-	members   map[string]*memberInfo
-	peers     map[string]*peer
-	waiting   map[string]*peer // peers with a sync wanted (pending)
-	due       []*peer          // dispatch's scratch
-	queued    uint64           // syncs wanted so far: peer.seq
-	names     []string         // members' names, sorted; nil when stale
-	known     []KnownDefinition
-	ownerOf   map[netip.Addr]string           // VIPA → owning routing node
-	owned     map[netip.Addr]*vipa.Definition // VIPAs this node owns
-	defOf     map[netip.Addr]*vipa.Definition // VIPA → its owner's definition
-	defsDirty bool
-	dirty     map[string]bool         // nodes whose rows to derive again
-	running   int                     // syncs handed out, not yet answered
-	epoch     uint64                  // member list refreshes
-	listDirty bool                    // the whole member list is wanted
-	refreshed time.Time               // last member list read
-	delivered []vipa.Listener         // this node's own rows last given out
-	selfCount bool                    // own report changed: count its drops once
-	claims    map[netip.Addr][]string // live members by advertise address, sorted
-	touched   map[netip.Addr]bool     // addresses whose claims changed
-	tagsDirty bool                    // own digests changed since the last step
-	slot      int                     // the next reconcile tick's sweep slot
-	sweeps    uint                    // sweep slots ticked since the last step (bits)
-	gone      []string                // members gone since the last step
+	own        ownState
+	members    map[string]*memberInfo
+	peers      map[string]*peer
+	waiting    map[string]*peer // peers with a sync wanted (pending)
+	due        []*peer          // dispatch's scratch
+	queued     uint64           // syncs wanted so far: peer.seq
+	names      []string         // members' names, sorted; nil when stale
+	known      []KnownDefinition
+	ownerOf    map[netip.Addr]string           // VIPA → owning routing node
+	owned      map[netip.Addr]*vipa.Definition // VIPAs this node owns
+	defOf      map[netip.Addr]*vipa.Definition // VIPA → its owner's definition
+	defsDirty  bool
+	dirty      map[string]bool                 // nodes whose rows to derive again
+	running    int                             // syncs handed out, not yet answered
+	epoch      uint64                          // member list refreshes
+	listDirty  bool                            // the whole member list is wanted
+	refreshed  time.Time                       // last member list read
+	delivered  []vipa.Listener                 // this node's own rows last given out
+	selfCount  bool                            // own report changed: count its drops once
+	claims     map[netip.Addr][]string         // live members by advertise address, sorted
+	touched    map[netip.Addr]bool             // addresses whose claims changed
+	tagsDirty  bool                            // own digests changed since the last step
+	slot       int                             // the next reconcile tick's sweep slot
+	sweeps     uint                            // sweep slots ticked since the last step (bits)
+	gone       []string                        // members gone since the last step
+	standby    map[netip.Addr]bool             // VIPAs whose reports this node takes for another's routing
+	orphans    map[netip.Addr]*vipa.Definition // definitions of gone routing nodes whose VIPAs have standbys
+	vipadynTag string                          // this node's tagVIPADyn
 }
 
 // ownState is this node's own versioned state.
@@ -103,6 +106,7 @@ func newCore(name string, adv netip.Addr, gen uint64, period time.Duration, logg
 		ownerOf:   map[netip.Addr]string{},
 		owned:     map[netip.Addr]*vipa.Definition{},
 		defOf:     map[netip.Addr]*vipa.Definition{},
+		orphans:   map[netip.Addr]*vipa.Definition{},
 		dirty:     map[string]bool{},
 		listDirty: true,
 	}
@@ -164,7 +168,9 @@ func (c *core) step(now time.Time) actions {
 		if changed {
 			out.defsChanged = true
 		}
-		if ownedChanged {
+		// A standby derives its rows from the routing node's definition:
+		// any change of the view may change them.
+		if ownedChanged || (changed && len(c.standby) > 0) {
 			c.dirty[c.name] = true
 			for name := range c.peers {
 				c.dirty[name] = true

@@ -31,8 +31,10 @@ type memberInfo struct {
 	// neither is trusted for it (see checkAddresses).
 	conflict bool
 
-	rawAdv, rawReport, rawDefs string // the tags parsed, to skip a re-parse
-	epoch                      uint64 // the refresh that last listed it
+	vipadyn VIPADyn // what it can own, from its tags
+
+	rawAdv, rawReport, rawDefs, rawVIPADyn string // the tags parsed, to skip a re-parse
+	epoch                                  uint64 // the refresh that last listed it
 }
 
 func (m *memberInfo) alive() bool { return m != nil && m.live }
@@ -40,12 +42,14 @@ func (m *memberInfo) alive() bool { return m != nil && m.live }
 // sameAs reports whether the view of the member is what m was made from.
 func (m *memberInfo) sameAs(v *memberView) bool {
 	return m.live == v.alive && m.addr == v.addr && m.rawAdv == v.tags[tagAdvertise] &&
-		m.rawReport == v.tags[tagReport] && m.rawDefs == v.tags[tagDefs]
+		m.rawReport == v.tags[tagReport] && m.rawDefs == v.tags[tagDefs] && m.rawVIPADyn == v.tags[tagVIPADyn]
 }
 
 func newMemberInfo(v *memberView) *memberInfo {
 	m := &memberInfo{addr: v.addr, live: v.alive,
-		rawAdv: v.tags[tagAdvertise], rawReport: v.tags[tagReport], rawDefs: v.tags[tagDefs]}
+		rawAdv: v.tags[tagAdvertise], rawReport: v.tags[tagReport], rawDefs: v.tags[tagDefs],
+		rawVIPADyn: v.tags[tagVIPADyn]}
+	m.vipadyn = parseVIPADyn(m.rawVIPADyn)
 	if _, ok := v.tags[tagAdvertise]; ok {
 		m.adv, _ = netip.ParseAddr(m.rawAdv)
 		m.adv = m.adv.Unmap()
@@ -116,6 +120,9 @@ func (c *core) updateMember(v *memberView) {
 		} else {
 			c.names = nil
 		}
+		if (old == nil && m.rawVIPADyn != "") || (old != nil && old.rawVIPADyn != m.rawVIPADyn) {
+			c.defsDirty = true // orphaned definitions follow the standbys
+		}
 		c.members[v.name] = m
 		c.claim(v.name, old, m)
 	}
@@ -168,6 +175,11 @@ func (c *core) forget(name string) {
 	}
 	if p.defs.defines() {
 		c.defsDirty = true
+		for _, d := range p.defs.defs {
+			if c.ownerOf[d.VIPA] == name {
+				c.orphans[d.VIPA] = d
+			}
+		}
 	}
 	p.report, p.defs, p.delivered = nil, nil, nil
 	p.pending, p.backoff = false, 0
@@ -197,7 +209,7 @@ func (c *core) sweepMember(name string) {
 	if m.defs.gen != 0 {
 		need = need || !c.holds(p, m.defs, true)
 	}
-	if len(c.owned) > 0 && m.report.gen != 0 {
+	if c.wantsReports() && m.report.gen != 0 {
 		need = need || !c.holds(p, m.report, false)
 	}
 	if need {

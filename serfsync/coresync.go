@@ -143,7 +143,7 @@ func (c *core) dispatch(now time.Time) (jobs []syncJob, next time.Time) {
 // of p's.
 func (c *core) request(p *peer) syncRequest {
 	req := syncRequest{from: c.name, report: c.own.report.digest, defs: c.own.defs.digest}
-	if len(c.owned) > 0 {
+	if c.wantsReports() {
 		req.flags |= wantReport
 		if p.report != nil {
 			req.heldReport = p.report.digest
@@ -184,7 +184,7 @@ func (c *core) answered(job syncJob, ans syncAnswer, err error, now time.Time) {
 	// Still behind the peer's tags (a stale tag, or a rejected answer):
 	// try again, but not in a tight loop. Sweeps skip a peer while its sync
 	// runs, so this is where tags that moved meanwhile are caught.
-	owner := len(c.owned) > 0
+	owner := c.wantsReports()
 	if m := c.members[job.peer]; m.alive() && ((m.defs.gen != 0 && !c.holds(p, m.defs, true)) ||
 		(owner && m.report.gen != 0 && !c.holds(p, m.report, false))) {
 		// News that came meanwhile goes at once, and so does a report
@@ -230,7 +230,7 @@ func (c *core) answer(req syncRequest) syncAnswer {
 		c.listDirty = true // a joiner this node has not listed yet
 	}
 	p := c.peer(req.from)
-	news := !c.holds(p, req.defs, true) || (len(c.owned) > 0 && !c.holds(p, req.report, false))
+	news := !c.holds(p, req.defs, true) || (c.wantsReports() && !c.holds(p, req.report, false))
 	if news {
 		c.schedule(req.from, true)
 	}

@@ -38,8 +38,13 @@ func (c *core) setLines(lines []vipa.Listener) bool {
 	c.dirty[c.name] = true
 	c.selfCount, c.tagsDirty = true, true
 	for _, v := range vipasOf(old.lines, lines) {
-		if owner := c.ownerOf[v]; owner != "" && owner != c.name {
+		if owner := c.ownerOf[v]; owner != "" && owner != c.name && c.members[owner].alive() {
 			c.schedule(owner, true)
+		}
+		for _, name := range c.standbys(v) {
+			if name != c.ownerOf[v] {
+				c.schedule(name, true)
+			}
 		}
 	}
 	return true
@@ -94,6 +99,16 @@ func (c *core) view() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
 		if p.defs != nil && c.members[name].alive() {
 			add(p.defs.defs)
 		}
+	}
+	// A gone routing node's definition stays while a live node stands by
+	// for its VIPA and no live node defines it: targets keep reporting to
+	// the standbys, whose DPT stays current until one takes the VIPA over.
+	for v, d := range c.orphans {
+		if len(byVIPA[v]) > 0 || (!c.standby[v] && len(c.standbys(v)) == 0) {
+			delete(c.orphans, v)
+			continue
+		}
+		add([]*vipa.Definition{d})
 	}
 	var known []KnownDefinition
 	owners := make(map[netip.Addr]*vipa.Definition, len(byVIPA))

@@ -141,6 +141,23 @@
 // moves only by whole steps the target judges material, so it does not
 // churn versions either.
 //
+// # Backup routing nodes
+//
+// A node that can own a VIPA another node routes (a backup, or a routing
+// node waiting to get its VIPA back) says so in the tag "v" (SetVIPADyn):
+// per VIPA its rank and, during a manual move, the node it hands the VIPA
+// to. The tag needs no body and no version of its own: a node that does
+// not know it ignores it, so a mixed fleet keeps working (its older
+// targets just do not feed the standbys). Such a node is a standby for
+// those VIPAs: it asks for reports as a routing node does, takes the
+// lines of those VIPAs by the rules below, judged against the routing
+// node's definition, and targets send their report to the standbys as to
+// the routing node, so a takeover starts from a current DPT. When a
+// routing node fails or leaves, its definition stays in every node's view
+// (an orphan, still the owner) while a live node stands by for its VIPA
+// and no live node defines it, so targets keep reporting until a standby
+// defines the VIPA itself; which one does is package vipadyn's rule.
+//
 // # Rules on receipt
 //
 // A body is accepted only if its hash verifies, it decodes within bounds

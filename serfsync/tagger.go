@@ -19,17 +19,21 @@ var errTagTimeout = errors.New("timeout waiting for update broadcast")
 // of its report and definitions, about 100 bytes of serf's 512.
 func (a *Agent) tags() map[string]string {
 	a.mu.Lock()
-	own := a.core.own
+	own, vd := a.core.own, a.core.vipadynTag
 	a.mu.Unlock()
 	adv := a.cfg.Advertise.String()
 	if a.cfg.hooks != nil && a.cfg.hooks.advTag != "" {
 		adv = a.cfg.hooks.advTag
 	}
-	return map[string]string{
+	t := map[string]string{
 		tagAdvertise: adv,
 		tagReport:    own.report.digest.String(),
 		tagDefs:      own.defs.digest.String(),
 	}
+	if vd != "" {
+		t[tagVIPADyn] = vd
+	}
+	return t
 }
 
 // kickTags asks the tagger to publish the current digests.

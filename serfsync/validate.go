@@ -149,7 +149,7 @@ func dropReason(err error) string {
 // rows derives the rows of node's report for the VIPAs this node
 // owns; count says to count the lines it drops (once per new version).
 func (c *core) rows(node string, rep *report, count bool) []vipa.Listener {
-	if rep == nil || len(rep.lines) == 0 || len(c.owned) == 0 {
+	if rep == nil || len(rep.lines) == 0 || !c.wantsReports() {
 		return nil
 	}
 	adv := c.adv
@@ -181,7 +181,7 @@ func (c *core) rows(node string, rep *report, count bool) []vipa.Listener {
 		case def == nil:
 			drop("unknown_vipa")
 			continue
-		case def.RoutingNode != c.name:
+		case def.RoutingNode != c.name && !c.standby[l.VIPA]:
 			continue // another routing node's VIPA
 		case !def.Ports.Contains(l.Port):
 			drop("port")
@@ -199,5 +199,5 @@ func (c *core) rows(node string, rep *report, count bool) []vipa.Listener {
 }
 
 func (c *core) reportTouchesOwned(rep *report) bool {
-	return slices.ContainsFunc(rep.lines, func(l vipa.Listener) bool { return c.owned[l.VIPA] != nil })
+	return slices.ContainsFunc(rep.lines, func(l vipa.Listener) bool { return c.routedHere(l.VIPA) })
 }

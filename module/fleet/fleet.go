@@ -32,6 +32,8 @@ type Config struct {
 	Listeners string                        // a vipa listener mode
 	Interval  time.Duration                 // of the listener watch
 	Weight    int                           // this node's own weight for targetweight, 1-100; 0 is auto
+	Backups   []*vipa.Backup                // the VIPAs this node takes over
+	Addresses Addresses                     // adds and removes owned VIPAs; nil: the user's
 }
 
 // Route is what the handler needs for one VIPA this node routes; its
@@ -99,6 +101,7 @@ type Fleet struct {
 	drift   map[rowKey]*driftState // rows whose target reports a count
 	logger  *zap.Logger
 	upkeep  *upkeep
+	dyn     *dyn
 }
 
 // New returns a fleet with empty tables and no agent.
@@ -106,6 +109,7 @@ func New() *Fleet {
 	f := &Fleet{DPT: tables.NewDPT(), CRT: tables.NewCRT(), logger: zap.NewNop()}
 	empty := map[netip.Addr]*Route{}
 	f.routes.Store(&empty)
+	f.dyn = newDyn(f)
 	return f
 }
 
@@ -136,6 +140,7 @@ func (f *Fleet) Start(cfg serfsync.Config, logger *zap.Logger) error {
 	}
 	f.agent, f.agentCfg = agent, cfg
 	f.upkeep = startUpkeep(f)
+	f.dyn.start()
 	return nil
 }
 
@@ -146,16 +151,11 @@ func sameAgent(a, b serfsync.Config) bool {
 		slices.EqualFunc(a.Keys, b.Keys, bytes.Equal)
 }
 
-// Configure installs a config's definitions and listener watch settings.
+// Configure installs a config's definitions, backups and listener watch
+// settings. A VIPA is routed once the ownership rule gives it to this node
+// (at once, for a VIPA no other node holds).
 func (f *Fleet) Configure(c Config) {
-	routes := make(map[netip.Addr]*Route, len(c.Defs))
-	for _, d := range c.Defs {
-		routes[d.VIPA] = &Route{Def: d}
-	}
-	if agent := f.agentOf(); agent != nil {
-		agent.SetDefinitions(c.Defs)
-	}
-
+	f.dyn.configure(c.Node, c.Defs, c.Backups, c.Addresses)
 	f.mu.Lock()
 	// Policies go in before the routes that use them; the groups keep
 	// their rotation and health across the change.
@@ -169,11 +169,10 @@ func (f *Fleet) Configure(c Config) {
 		}
 	}
 	for v := range *f.routes.Load() {
-		if routes[v] == nil {
+		if !slices.ContainsFunc(c.Defs, func(d *vipa.Definition) bool { return d.VIPA == v }) && !f.dyn.claims(v) {
 			f.DPT.SetPolicy(v, nil)
 		}
 	}
-	f.routes.Store(&routes)
 	f.cfg = c
 	var old *listenwatch.Watcher
 	if f.watcher != nil && (c.Listeners != f.watchCfg.Listeners || c.Interval != f.watchCfg.Interval) {
@@ -193,6 +192,8 @@ func (f *Fleet) Configure(c Config) {
 		f.startWatch(c)
 	}
 	f.configureWeight(c.Weight)
+	f.publishOwnership()
+	f.dyn.update()
 }
 
 // startWatch starts the listener watch unless one runs already.
@@ -244,6 +245,10 @@ func (f *Fleet) Stats() map[string]uint64 {
 // Destruct leaves the fleet and stops watching: the last config using this
 // state is gone.
 func (f *Fleet) Destruct() error {
+	if f.agentOf() != nil {
+		f.dyn.end()
+		f.handOver()
+	}
 	f.mu.Lock()
 	w, agent, up, s := f.watcher, f.agent, f.upkeep, f.sampler
 	f.watcher, f.agent, f.upkeep, f.sampler, f.autoWeight = nil, nil, nil, nil, false

@@ -103,19 +103,21 @@ func (f *Fleet) definitionsChanged(known []serfsync.KnownDefinition) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.known = known
-	owned := make(map[netip.Addr]bool)
+	owned := f.dyn.standby()
 	for _, k := range known {
 		if k.Owner && k.RoutingNode == f.cfg.Node {
 			owned[k.VIPA] = true
 		}
 	}
-	// Rows of VIPAs this node no longer owns go; the agent reports the rest.
+	// Rows of VIPAs this node neither owns nor stands by for go; the agent
+	// reports the rest.
 	for _, row := range f.DPT.Rows() {
 		if !owned[row.VIPA] {
 			f.DPT.Delete(row.VIPA, row.Port, row.Node)
 		}
 	}
 	f.publishLocked()
+	f.dyn.wake()
 }
 
 // reportArrived applies a node's validated report lines to the DPT, with
@@ -138,6 +140,8 @@ func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
 
 // memberGone drops the rows of a member that failed or left.
 func (f *Fleet) memberGone(name string) {
+	f.dyn.clearDown(name)
+	f.dyn.wake()
 	f.heldArrived(name, nil)
 	f.mu.Lock()
 	delete(f.reports, name)

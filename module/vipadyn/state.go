@@ -186,8 +186,10 @@ func (s *State) Move(v netip.Addr, to string, whenIdle bool, members []Member, n
 	return nil
 }
 
-// Stop gives up every VIPA this node routes, for a graceful stop.
+// Stop gives up every VIPA this node routes, for a graceful stop, and
+// every claim to own one: Ranks is empty after it.
 func (s *State) Stop(now time.Time) []Change {
+	defer s.Configure(Config{Node: s.cfg.Node})
 	var out []Change
 	for _, v := range s.Claimed() {
 		e := s.vipas[v]
@@ -309,6 +311,13 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		}
 	}
 	slices.SortFunc(claimants, compareCandidates)
+	// A routing node yields to no other node that defines the VIPA: two
+	// definers are a conflict, shown and settled by the definitions'
+	// rule, not here. It yields to a backup or a moved-to node.
+	rivals := claimants
+	if self.rank == Configured {
+		rivals = slices.DeleteFunc(slices.Clone(claimants), func(c candidate) bool { return c.rank == Configured })
+	}
 
 	old := e.row
 	claim, release := false, false
@@ -321,7 +330,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	case e.claiming && !mine && !e.moved:
 		// No longer configured to own it.
 		release = true
-	case e.claiming && len(claimants) > 0 && better(claimants[0], self):
+	case e.claiming && len(rivals) > 0 && better(rivals[0], self):
 		// Two owners after a partition: the better one keeps it.
 		release = true
 	case e.claiming:
@@ -333,8 +342,8 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 				status = vipa.StatusQuiescing
 			}
 		}
-	case len(claimants) > 0:
-		owner = claimants[0].name
+	case len(rivals) > 0:
+		owner = rivals[0].name
 	default:
 		if to := s.chosen(v, members, live, in); to == s.cfg.Node {
 			claim = true
@@ -407,8 +416,8 @@ func (s *State) chosen(v netip.Addr, members map[string]*Member, live func(strin
 	}
 	for name, m := range members {
 		r, ok := m.Ranks[v]
-		if !ok || !live(name) {
-			continue
+		if !ok || !live(name) || slices.Contains(m.Claims, v) {
+			continue // a claimant that did not stop this node is a fellow definer
 		}
 		if !m.Known {
 			return "" // it may hold the VIPA: wait until its claims are known
@@ -473,4 +482,15 @@ func (s *State) ownerBack(v netip.Addr, members map[string]*Member, live func(st
 func hasRank(m *Member, v netip.Addr) bool {
 	_, ok := m.Ranks[v]
 	return ok
+}
+
+// NeedsConns says whether Update will read Inputs.Conns: a VIPA this node
+// routes may be handed over when idle.
+func (s *State) NeedsConns() bool {
+	for v, e := range s.vipas {
+		if e.claiming && (e.handing != nil || s.backups[v] != nil) {
+			return true
+		}
+	}
+	return false
 }

@@ -405,3 +405,22 @@ func TestChangesOnce(t *testing.T) {
 		t.Fatalf("b logged %d changes, want 1: %v", n, w.log)
 	}
 }
+
+// Two nodes that both define a VIPA are a conflict for the definitions'
+// rule to show and settle: neither yields here, and a backup still yields
+// to them.
+func TestTwoDefinersBothRoute(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", Configured, "", 0)
+	w.add("c", 100, "", 0)
+	w.settleDown()
+	for _, n := range []string{"a", "b"} {
+		if !slices.Contains(w.nodes[n].s.Claimed(), vip) {
+			t.Fatalf("%s does not route its VIPA: %v", n, w.log)
+		}
+	}
+	if slices.Contains(w.nodes["c"].s.Claimed(), vip) {
+		t.Fatal("the backup routes too")
+	}
+}

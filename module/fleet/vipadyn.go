@@ -1,0 +1,364 @@
+package fleet
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
+	"github.com/caddy-vipa/caddy-vipa/module/vipadyn"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+// Addresses adds and removes the addresses of the VIPAs this node owns;
+// without vipa_interface it does nothing (the addresses are the user's).
+type Addresses interface {
+	Own(vipa netip.Addr) error
+	Release(vipa netip.Addr) error
+}
+
+// dynPeriod paces the ownership loop; member changes and heartbeats kick
+// it at once.
+const dynPeriod = 100 * time.Millisecond
+
+// dyn runs the ownership rule (package vipadyn) for the fleet: it feeds it
+// serf's members, the definitions they route and the heartbeats, and acts
+// on what changes: it routes or stops routing a VIPA, adds or removes its
+// address, publishes its definitions and tags, logs and counts.
+type dyn struct {
+	f       *Fleet
+	mu      sync.Mutex // guards state, claimed, adopted, lastDef, down
+	state   *vipadyn.State
+	claimed map[netip.Addr]bool             // VIPAs this node routes now
+	lastDef map[netip.Addr]*vipa.Definition // the latest definition of each VIPA this node backs up
+	down    map[string]time.Time            // members gone before serf says so, and since when
+	started time.Time
+	addrs   Addresses
+
+	changes atomic.Uint64 // ownership changes seen here
+	kick    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newDyn(f *Fleet) *dyn {
+	return &dyn{
+		f: f, state: vipadyn.New(vipadyn.Config{}), claimed: map[netip.Addr]bool{},
+		lastDef: map[netip.Addr]*vipa.Definition{}, down: map[string]time.Time{},
+		addrs: noAddresses{}, kick: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+}
+
+type noAddresses struct{}
+
+func (noAddresses) Own(netip.Addr) error     { return nil }
+func (noAddresses) Release(netip.Addr) error { return nil }
+
+func (d *dyn) start() {
+	d.started = time.Now()
+	d.wg.Go(d.run)
+}
+
+func (d *dyn) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dyn) run() {
+	tick := time.NewTicker(dynPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+		case <-d.kick:
+		}
+		d.update()
+	}
+}
+
+// configure installs a config's definitions and backups.
+func (d *dyn) configure(node string, defs []*vipa.Definition, backups []*vipa.Backup, addrs Addresses) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg := vipadyn.Config{Node: node, Backups: backups}
+	for _, def := range defs {
+		cfg.Defined = append(cfg.Defined, def.VIPA)
+	}
+	d.state.Configure(cfg)
+	if addrs == nil {
+		addrs = noAddresses{}
+	}
+	d.addrs = addrs
+}
+
+// update looks at the fleet once and acts on the changes.
+func (d *dyn) update() {
+	f := d.f
+	agent := f.agentOf() // nil: a fleet of one, as in tests
+	f.mu.Lock()
+	known := f.known
+	node := f.cfg.Node
+	join := len(f.agentCfg.Join) > 0
+	f.mu.Unlock()
+
+	claims := map[string][]netip.Addr{}
+	for _, k := range known {
+		claims[k.RoutingNode] = append(claims[k.RoutingNode], k.VIPA)
+	}
+	var members []vipadyn.Member
+	othersAlive := false
+	var ms []serfsync.Member
+	if agent != nil {
+		ms = agent.Members()
+	}
+	for _, m := range ms {
+		if m.Name == node {
+			continue
+		}
+		alive := m.Status == "alive"
+		othersAlive = othersAlive || alive
+		vm := vipadyn.Member{Name: m.Name, Alive: alive, Ranks: m.VIPADyn.Ranks, Moves: m.VIPADyn.Moves,
+			Claims: claims[m.Name]}
+		for _, v := range vm.Claims {
+			if _, ok := vm.Ranks[v]; !ok {
+				vm.Ranks[v] = vipadyn.Configured
+			}
+		}
+		if alive {
+			vm.Known = agent.DefsKnown(m.Name)
+		}
+		members = append(members, vm)
+	}
+
+	d.mu.Lock()
+	now := time.Now()
+	in := vipadyn.Inputs{
+		Now: now, Members: members, Down: map[string]bool{},
+		Settled: !join || othersAlive || now.Sub(d.started) > settleWait(f.agentCfg.Profile),
+	}
+	for name := range d.down {
+		in.Down[name] = true
+	}
+	if d.state.NeedsConns() {
+		in.Conns = f.connsByVIPA()
+	}
+	// Remember the definitions of the VIPAs this node may take over.
+	for _, k := range known {
+		if k.Owner && k.RoutingNode != node {
+			if _, ok := d.state.Ranks()[k.VIPA]; ok {
+				def := k.Definition
+				d.lastDef[k.VIPA] = &def
+			}
+		}
+	}
+	changes := d.state.Update(in)
+	d.mu.Unlock()
+	if len(changes) > 0 {
+		d.apply(changes)
+	}
+}
+
+// settleWait is how long a node that has joined no one yet waits before it
+// decides alone: a returning routing node must see its backups first.
+func settleWait(profile string) time.Duration {
+	if profile == vipa.ProfileFast {
+		return 2 * time.Second
+	}
+	return 3 * time.Second
+}
+
+// apply acts on ownership changes: routes, addresses, definitions, tags,
+// logs and counts.
+func (d *dyn) apply(changes []vipadyn.Change) {
+	f := d.f
+	d.mu.Lock()
+	for _, c := range changes {
+		d.changes.Add(1)
+		f.logger.Info("VIPA ownership",
+			zap.Stringer("vipa", c.VIPA), zap.String("status", string(c.Status)),
+			zap.String("owner", c.Owner), zap.String("previous_status", string(c.OldStatus)),
+			zap.String("previous_owner", c.OldOwner), zap.Int("rank", c.Rank))
+		switch {
+		case c.Claim:
+			d.claimed[c.VIPA] = true
+			if err := d.addrs.Own(c.VIPA); err != nil {
+				f.logger.Error("adding the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
+			}
+		case c.Release:
+			delete(d.claimed, c.VIPA)
+			if err := d.addrs.Release(c.VIPA); err != nil {
+				f.logger.Error("removing the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
+			}
+		}
+	}
+	d.mu.Unlock()
+	f.publishOwnership()
+}
+
+// published returns what this node routes now: its configured definitions
+// it claims, and the definitions it took over; and its vipadyn tag.
+func (d *dyn) published(cfgDefs []*vipa.Definition) ([]*vipa.Definition, serfsync.VIPADyn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*vipa.Definition
+	for _, def := range cfgDefs {
+		if d.claimed[def.VIPA] {
+			out = append(out, def)
+		}
+	}
+	for v := range d.claimed {
+		if slices.ContainsFunc(cfgDefs, func(def *vipa.Definition) bool { return def.VIPA == v }) {
+			continue
+		}
+		if def := d.lastDef[v]; def != nil {
+			out = append(out, def)
+		}
+	}
+	tag := serfsync.VIPADyn{Ranks: map[netip.Addr]int{}, Moves: d.state.Moves()}
+	for v, r := range d.state.Ranks() {
+		if r == vipadyn.Configured && d.claimed[v] {
+			continue // its definition says so
+		}
+		tag.Ranks[v] = r
+	}
+	return out, tag
+}
+
+// Move hands a VIPA this node routes to another node.
+func (d *dyn) move(v netip.Addr, to string, whenIdle bool) error {
+	agent := d.f.agentOf()
+	var members []vipadyn.Member
+	if agent != nil {
+		for _, m := range agent.Members() {
+			members = append(members, vipadyn.Member{Name: m.Name, Alive: m.Status == "alive", Ranks: m.VIPADyn.Ranks})
+		}
+	}
+	d.mu.Lock()
+	err := d.state.Move(v, to, whenIdle, members, time.Now())
+	d.mu.Unlock()
+	if err == nil {
+		d.f.publishOwnership() // the move goes in the tags
+		d.wake()
+	}
+	return err
+}
+
+// markDown takes a member as gone before serf says so (missed heartbeats
+// confirmed, or its goodbye).
+func (d *dyn) markDown(name string) {
+	d.mu.Lock()
+	if _, ok := d.down[name]; !ok {
+		d.down[name] = time.Now()
+	}
+	d.mu.Unlock()
+	d.wake()
+}
+
+// clearDown forgets a member's downness: serf has caught up, or it is back.
+func (d *dyn) clearDown(name string) {
+	d.mu.Lock()
+	delete(d.down, name)
+	d.mu.Unlock()
+}
+
+// stopAll releases every VIPA this node routes, for a graceful stop.
+func (d *dyn) stopAll() []netip.Addr {
+	d.mu.Lock()
+	changes := d.state.Stop(time.Now())
+	d.mu.Unlock()
+	var out []netip.Addr
+	for _, c := range changes {
+		out = append(out, c.VIPA)
+	}
+	if len(changes) > 0 {
+		d.apply(changes)
+	}
+	return out
+}
+
+func (d *dyn) end() {
+	close(d.stop)
+	d.wg.Wait()
+}
+
+// VIPADyn lists what GET /vipa/vipadyn shows.
+func (f *Fleet) VIPADyn() []vipadyn.Row {
+	f.dyn.mu.Lock()
+	defer f.dyn.mu.Unlock()
+	return f.dyn.state.Rows()
+}
+
+// Move hands a VIPA this node routes to node to, now or when idle.
+func (f *Fleet) Move(v netip.Addr, to string, whenIdle bool) error {
+	return f.dyn.move(v, to, whenIdle)
+}
+
+// OwnershipChanges counts the ownership changes this node has seen.
+func (f *Fleet) OwnershipChanges() uint64 { return f.dyn.changes.Load() }
+
+// connsByVIPA counts the CRT's connections per VIPA.
+func (f *Fleet) connsByVIPA() map[netip.Addr]int {
+	out := map[netip.Addr]int{}
+	f.CRT.Range(func(e *tables.Entry) bool {
+		out[e.VIPA]++
+		return true
+	})
+	return out
+}
+
+// publishOwnership hands the agent this node's definitions and tag, and
+// the handler its routes, as ownership now stands.
+func (f *Fleet) publishOwnership() {
+	f.mu.Lock()
+	cfg := f.cfg
+	agent := f.agent
+	f.mu.Unlock()
+	defs, tag := f.dyn.published(cfg.Defs)
+	routes := make(map[netip.Addr]*Route, len(defs))
+	for _, d := range defs {
+		routes[d.VIPA] = &Route{Def: d}
+		if cfg.Policies[d.VIPA] == nil {
+			_ = f.DPT.SetPolicy(d.VIPA, &tables.Policy{Distmethod: d.Distmethod})
+		}
+	}
+	f.routes.Store(&routes)
+	if agent != nil {
+		agent.SetVIPADyn(tag)
+		agent.SetDefinitions(defs)
+	}
+}
+
+// claims says whether this node routes v now.
+func (d *dyn) claims(v netip.Addr) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.claimed[v]
+}
+
+// standby lists the VIPAs this node may own, whose DPT it keeps.
+func (d *dyn) standby() map[netip.Addr]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[netip.Addr]bool{}
+	for v := range d.state.Ranks() {
+		out[v] = true
+	}
+	return out
+}
+
+// handOver gives up every VIPA this node routes before it leaves the fleet,
+// so its backups take them over at once.
+func (f *Fleet) handOver() {
+	if vipas := f.dyn.stopAll(); len(vipas) > 0 {
+		f.logger.Info("graceful stop: VIPAs handed over", zap.Int("vipas", len(vipas)))
+	}
+}

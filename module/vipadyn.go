@@ -1,0 +1,104 @@
+package module
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
+)
+
+// vipadynRow is one VIPA in GET /vipa/vipadyn: what this node is for it.
+type vipadynRow struct {
+	VIPA   string `json:"vipa"`
+	Status string `json:"status"` // active, backup, moving, quiescing, none
+	Rank   int    `json:"rank"`   // 0 for the configured routing node
+	Owner  string `json:"owner"`  // the node that routes it; empty while none does
+	Since  string `json:"since"`  // RFC 3339: when this row last changed
+}
+
+func vipadynRows(f *fleet.Fleet, _ *http.Request) ([]vipadynRow, error) {
+	var out []vipadynRow
+	for _, r := range f.VIPADyn() {
+		out = append(out, vipadynRow{
+			VIPA: r.VIPA.String(), Status: string(r.Status), Rank: r.Rank, Owner: r.Owner,
+			Since: r.Since.UTC().Format(time.RFC3339),
+		})
+	}
+	return out, nil
+}
+
+// moveRequest is the body of POST /vipa/move.
+type moveRequest struct {
+	VIPA string `json:"vipa"`
+	To   string `json:"to"`
+	When string `json:"when"` // now (default) or idle
+}
+
+// handleMove hands a VIPA this node routes to another node: now (its
+// connections through the VIPA break) or once it routes none on it.
+func handleMove(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	var req moveRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: %w", err)}
+	}
+	v, err := netip.ParseAddr(req.VIPA)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: vipa %q: %w", req.VIPA, err)}
+	}
+	if req.To == "" {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("move: missing to")}
+	}
+	var whenIdle bool
+	switch req.When {
+	case "", "now":
+	case "idle":
+		whenIdle = true
+	default:
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: when %q: want now or idle", req.When)}
+	}
+	app := currentApp()
+	if app == nil {
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: errors.New("move: the vipadynamic app is not running")}
+	}
+	if err := app.fleet.Move(v.Unmap(), req.To, whenIdle); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: fmt.Errorf("move: %w", err)}
+	}
+	rows, _ := vipadynRows(app.fleet, r)
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(rows)
+}
+
+var (
+	ownershipDesc = prometheus.NewDesc(metricsPrefix+"ownership_changes_total",
+		"Changes of a VIPA's owner or of this node's status for it (GET /vipa/vipadyn), as seen here.", nil, nil)
+	vipadynDesc = prometheus.NewDesc(metricsPrefix+"vipadyn_status",
+		"1 for this node's status for each VIPA it knows (active, backup, moving, quiescing, none).", []string{"vipa", "status"}, nil)
+)
+
+// vipadynCollector reads the ownership state at scrape time.
+type vipadynCollector struct{ f *fleet.Fleet }
+
+func (c vipadynCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ownershipDesc
+	ch <- vipadynDesc
+}
+
+func (c vipadynCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(ownershipDesc, prometheus.CounterValue, float64(c.f.OwnershipChanges()))
+	for _, r := range c.f.VIPADyn() {
+		ch <- prometheus.MustNewConstMetric(vipadynDesc, prometheus.GaugeValue, 1, r.VIPA.String(), string(r.Status))
+	}
+}

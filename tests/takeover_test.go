@@ -1,0 +1,155 @@
+//go:build linux
+
+package tests
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// vipadynRow is one row of GET /vipa/vipadyn.
+type vipadynRow struct {
+	VIPA   string `json:"vipa"`
+	Status string `json:"status"`
+	Rank   int    `json:"rank"`
+	Owner  string `json:"owner"`
+	Since  string `json:"since"`
+}
+
+func vipadyn(t *testing.T, admin, v string) vipadynRow {
+	var rows []vipadynRow
+	getJSON(t, admin, "/vipa/vipadyn", &rows)
+	for _, r := range rows {
+		if r.VIPA == v {
+			return r
+		}
+	}
+	return vipadynRow{}
+}
+
+// TestTakeover on loopback: a routing node and two ranked backups. Every
+// node shows the VIPA in /vipa/vipadyn; the backups hold the DPT while the
+// routing node routes; SIGKILL hands the VIPA to the first backup, which
+// routes from the rows it already held; the routing node's return takes it
+// back (takeback immediate); a graceful stop hands it over again.
+// Loopback cannot bind one VIPA:port in two processes, so connections
+// through the backup are the network namespace tests' part.
+func TestTakeover(t *testing.T) {
+	const vip = "127.0.0.114"
+	port := freePort(t)
+	gossip := freePort(t)
+	seed := fmt.Sprintf("127.0.0.1:%d", gossip)
+
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, fmt.Sprintf("127.0.0.2:%d", gossip))
+	a.routes = fmt.Sprintf(`		vipadistribute define %s port %d destip all
+	}
+	layer4 {
+		%s:%d {
+			route {
+				distribute
+			}
+		}
+	}`, vip, port, vip, port)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, seed)
+	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100 {\n\t\t\ttakeback immediate\n\t\t}\n\t}", vip)
+	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, seed)
+	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+
+	dirA := t.TempDir()
+	pa := startCaddyIn(t, dirA, a.admin, a.caddyfile())
+	startCaddy(t, b.admin, b.caddyfile())
+	startCaddy(t, c.admin, c.caddyfile())
+	for _, n := range []fleetNode{a, b, c} {
+		startApp(t, n.name, reusePortListen(t, fmt.Sprintf("%s:%d", n.ip, port)))
+	}
+
+	want := map[string]vipadynRow{
+		"caddy-a": {Status: "active", Rank: 0, Owner: "caddy-a"},
+		"caddy-b": {Status: "backup", Rank: 100, Owner: "caddy-a"},
+		"caddy-c": {Status: "backup", Rank: 50, Owner: "caddy-a"},
+	}
+	for _, n := range []fleetNode{a, b, c} {
+		waitFor(t, 15*time.Second, n.name+"'s /vipa/vipadyn", func() bool {
+			r := vipadyn(t, n.admin, vip)
+			w := want[n.name]
+			return r.Status == w.Status && r.Rank == w.Rank && r.Owner == w.Owner && r.Since != ""
+		})
+	}
+	if _, err := time.Parse(time.RFC3339, vipadyn(t, a.admin, vip).Since); err != nil {
+		t.Fatalf("since: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the routing node's DPT", func() bool {
+		d := dptNodes(t, a.admin)
+		return d["caddy-a"] == 1 && d["caddy-b"] == 1 && d["caddy-c"] == 1
+	})
+	conn, _, _ := dialVIPA(t, fmt.Sprintf("%s:%d", vip, port))
+	conn.Close()
+
+	// Warm standby: the backup holds every target's row while it does not route.
+	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
+		series := fmt.Sprintf(`caddy_vipa_dpt_ready{node=%q,port="%d",vipa=%q} 1`, n, port, vip)
+		waitFor(t, 10*time.Second, "caddy-b's standby row of "+n, func() bool {
+			return strings.Contains(getText(t, b.admin, "/metrics"), series)
+		})
+	}
+
+	// SIGKILL: the first backup takes over and routes from the rows it held.
+	start := time.Now()
+	if err := pa.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "caddy-b to take over", func() bool {
+		r := vipadyn(t, b.admin, vip)
+		return r.Status == "active" && r.Owner == "caddy-b"
+	})
+	t.Logf("SIGKILL: caddy-b active after %v", time.Since(start).Round(time.Millisecond))
+	if d := dptNodes(t, b.admin); d["caddy-b"] != 1 || d["caddy-c"] != 1 {
+		t.Fatalf("caddy-b's DPT right after the takeover: %v; want the rows it held", d)
+	}
+	waitFor(t, 5*time.Second, "caddy-c to follow", func() bool {
+		r := vipadyn(t, c.admin, vip)
+		return r.Status == "backup" && r.Owner == "caddy-b"
+	})
+	var defs []definitionRow
+	getJSON(t, c.admin, "/vipa/definitions", &defs)
+	if len(defs) != 1 || defs[0].RoutingNode != "caddy-b" || defs[0].Conflict != "" {
+		t.Fatalf("caddy-c's definitions after the takeover: %+v", defs)
+	}
+	if !strings.Contains(getText(t, b.admin, "/metrics"), "caddy_vipa_ownership_changes_total") {
+		t.Fatal("no ownership change metric")
+	}
+
+	// The routing node returns: takeback immediate gives the VIPA back.
+	<-pa.exited
+	pa = startCaddyIn(t, dirA, a.admin, a.caddyfile())
+	for _, n := range []fleetNode{a, b, c} {
+		waitFor(t, 20*time.Second, n.name+" after the takeback", func() bool {
+			r := vipadyn(t, n.admin, vip)
+			return r.Owner == "caddy-a" && r.Status == want[n.name].Status
+		})
+	}
+	waitFor(t, 10*time.Second, "the returned routing node to route", func() bool {
+		d := dptNodes(t, a.admin)
+		return d["caddy-a"] == 1 && d["caddy-b"] == 1 && d["caddy-c"] == 1
+	})
+	conn, _, _ = dialVIPA(t, fmt.Sprintf("%s:%d", vip, port))
+	conn.Close()
+
+	// A graceful stop hands over without waiting for failure detection.
+	start = time.Now()
+	if err := pa.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "caddy-b to take over on a graceful stop", func() bool {
+		r := vipadyn(t, b.admin, vip)
+		return r.Status == "active" && r.Owner == "caddy-b"
+	})
+	t.Logf("graceful stop: caddy-b active after %v", time.Since(start).Round(time.Millisecond))
+	<-pa.exited
+	if !strings.Contains(pa.log.String(), "VIPAs handed over") {
+		t.Errorf("the stopping node did not log its hand-over")
+	}
+}
