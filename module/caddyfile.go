@@ -202,7 +202,7 @@ func unmarshalGossip(d *caddyfile.Dispenser) (*Gossip, error) {
 				// A file that is not here may be on the host the config
 				// is for: provision reports it there.
 				if _, err := vipa.LoadKeyring(val); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return nil, d.Errf("keyring_file: %v", err)
+					return nil, d.Err(err.Error())
 				}
 			case "encrypt_key":
 				g.EncryptKey = val

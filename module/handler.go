@@ -97,7 +97,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	app, err := ctx.AppIfConfigured("vipadynamic")
 	if errors.Is(err, caddy.ErrNotConfigured) {
-		return errors.New("distribute: the vipadynamic app must be configured (global option vipadynamic)")
+		return errors.New("distribute: no vipadynamic app in this config: the handler routes by its vipadistribute definitions; " +
+			"add the global option vipadynamic (JSON: apps.vipadynamic)")
 	}
 	if err != nil {
 		return fmt.Errorf("distribute: %w", err)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -131,8 +132,11 @@ func (a *Agent) Start() error {
 
 	// Our own transport, so the state channel shares the gossip port.
 	nt, err := newNetTransport(a.cfg.BindAddr.Addr().AsSlice(), int(a.cfg.BindAddr.Port()), std)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("port %d is in use (gossip takes it on TCP and UDP): %w", a.cfg.BindAddr.Port(), err)
+	}
 	if err != nil {
-		return fmt.Errorf("binding gossip address %s: %w", a.cfg.BindAddr, err)
+		return fmt.Errorf("binding the gossip address: %w", err)
 	}
 	var inner memberlist.NodeAwareTransport = nt
 	if h := a.cfg.hooks; h != nil && h.wrapTransport != nil {

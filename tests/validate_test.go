@@ -50,7 +50,7 @@ func TestGossipSecurityRule(t *testing.T) {
 		{"insecure written", "gossip 192.0.2.10:7946 {\n\t\t\tinsecure\n\t\t}", ""},
 		{"key given", "gossip 192.0.2.10:7946 {\n\t\t\tencrypt_key " + fleetKey + "\n\t\t}", ""},
 		{"keyring file", "gossip 192.0.2.10:7946 {\n\t\t\tkeyring_file " + keyring + "\n\t\t}", ""},
-		{"missing keyring file", "gossip 192.0.2.10:7946 {\n\t\t\tkeyring_file " + keyring + ".missing\n\t\t}", "reading keyring"},
+		{"missing keyring file", "gossip 192.0.2.10:7946 {\n\t\t\tkeyring_file " + keyring + ".missing\n\t\t}", "keyring_file " + keyring + ".missing: no such file or directory"},
 		{"loopback", "gossip 127.0.0.1:7946", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +78,7 @@ func TestDistributeNeedsApp(t *testing.T) {
 	}
 }
 `)
-	if err == nil || !strings.Contains(out, "the vipadynamic app must be configured") {
+	if err == nil || !strings.Contains(out, "distribute: no vipadynamic app in this config") {
 		t.Fatalf("want a refusal, got %v:\n%s", err, out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -57,24 +58,29 @@ func DecodeKey(s string) ([]byte, error) {
 }
 
 // LoadKeyring reads a serf keyring file: a JSON array of base64 keys, the
-// first one primary.
+// first one primary. Its errors name the option and the file; one that is
+// not there is fs.ErrNotExist.
 func LoadKeyring(path string) ([][]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading keyring: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said once
+		}
+		return nil, fmt.Errorf("keyring_file %s: %w", path, err)
 	}
 	var encoded []string
 	if err := json.Unmarshal(raw, &encoded); err != nil {
-		return nil, fmt.Errorf("keyring %s: want a JSON array of base64 keys: %w", path, err)
+		return nil, fmt.Errorf("keyring_file %s: want a JSON array of base64 keys: %w", path, err)
 	}
 	if len(encoded) == 0 {
-		return nil, fmt.Errorf("keyring %s holds no key", path)
+		return nil, fmt.Errorf("keyring_file %s holds no key", path)
 	}
 	keys := make([][]byte, 0, len(encoded))
 	for i, s := range encoded {
 		k, err := DecodeKey(s)
 		if err != nil {
-			return nil, fmt.Errorf("keyring %s, key %d: %w", path, i, err)
+			return nil, fmt.Errorf("keyring_file %s, key %d: %w", path, i, err)
 		}
 		keys = append(keys, k)
 	}

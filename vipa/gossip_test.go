@@ -52,7 +52,7 @@ func TestLoadKeyring(t *testing.T) {
 		keys      int
 	}{
 		{write("good", `["`+key32+`", "MDEyMzQ1Njc4OWFiY2RlZg=="]`), "", 2},
-		{filepath.Join(dir, "missing"), "reading keyring", 0},
+		{filepath.Join(dir, "missing"), "keyring_file " + filepath.Join(dir, "missing") + ": no such file or directory", 0},
 		{write("notjson", "not json"), "want a JSON array of base64 keys", 0},
 		{write("empty", "[]"), "holds no key", 0},
 		{write("badkey", `["`+key32+`", "eA=="]`), "key 1: gossip key: 1 bytes", 0},
