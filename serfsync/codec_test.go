@@ -241,6 +241,7 @@ func TestReportVersion3(t *testing.T) {
 	}
 	for name, b := range map[string][]byte{
 		"says nothing":  {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, 0},
+		"all count":     {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 2, 0x1f, 0x90, 1, lineConns, 3, 0x1f, 0x91, 1, lineConns, 0},
 		"conns only":    {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineConns, 3},
 		"unknown flag":  {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineQuiesced | 0x80},
 		"weight 0":      {3, 4, 127, 0, 0, 2, 1, 4, 127, 0, 0, 100, 1, 0x1f, 0x90, 1, lineWeight, 0},
@@ -251,6 +252,13 @@ func TestReportVersion3(t *testing.T) {
 		if _, _, err := decodeReport(b); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// Some lines count connections, some do not: version 3, so the others
+	// keep saying nothing (version 2 would say 0).
+	mixed := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 80, Ready: 1, Conns: 4}, {VIPA: vipaB, Port: 81, Ready: 1, Conns: vipa.NoConns}})
+	b := encodeReport(adv, mixed)
+	if _, got, err := decodeReport(b); b[0] != reportV3 || err != nil || !slices.Equal(got, mixed) {
+		t.Fatalf("mixed counts: version %d, %v %v, want %v", b[0], got, err, mixed)
 	}
 	// Duplicate lines: quiesced if either is, the higher weight.
 	merged := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 80, Ready: 1, Weight: 3}, {VIPA: vipaA, Port: 80, Ready: 1, State: vipa.StateQuiesced, Weight: 9}})

@@ -15,9 +15,9 @@ import (
 // saying which of Conns, State and Weight it carries. The Address is always
 // the reporting node's advertise address with Port, filled in by the
 // routing node. A body is written in the lowest version that carries its
-// lines (version 3 only when a line is quiesced or weighted, version 2 when
-// a line counts connections), so one set of lines has one encoding; every
-// version is read.
+// lines (version 3 only when a line is quiesced or weighted or when only
+// some lines count connections, version 2 when they all do), so one set of
+// lines has one encoding; every version is read.
 
 // Bounds of one report: far above any real host, far below what would let
 // a peer exhaust the routing node's memory.
@@ -166,18 +166,27 @@ func encodeReport(adv netip.Addr, ls []vipa.Listener) []byte {
 	return e.b
 }
 
-// reportVersion is the lowest version that carries canonical lines.
+// reportVersion is the lowest version that carries canonical lines: 3 when
+// a line is quiesced or weighted, or when some lines count connections and
+// others do not (version 2 would say 0 for those); else 2 when the lines
+// count connections, else 1.
 func reportVersion(ls []vipa.Listener) byte {
-	version := byte(reportV1)
+	counted := 0
 	for _, l := range ls {
 		if flagsOf(l)&^lineConns != 0 {
 			return reportV3
 		}
 		if l.Conns >= 0 {
-			version = reportV2
+			counted++
 		}
 	}
-	return version
+	switch counted {
+	case 0:
+		return reportV1
+	case len(ls):
+		return reportV2
+	}
+	return reportV3
 }
 
 // decodeReport decodes a body written by encodeReport, of any version, and
@@ -197,7 +206,6 @@ func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 	if version > reportV1 {
 		minLine = 4 // and conns or flags
 	}
-	says := false // a version 3 line is quiesced or weighted
 	adv := d.addr()
 	vipas := d.uvarint()
 	if vipas == 0 || vipas > maxReportVIPAs {
@@ -232,7 +240,6 @@ func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 				if f = d.byte(); f&^lineFlags != 0 {
 					d.fail()
 				}
-				says = says || f&^lineConns != 0
 			}
 			if version > reportV1 && f&lineConns != 0 {
 				conns := d.uvarint()
@@ -252,11 +259,11 @@ func decodeReport(body []byte) (netip.Addr, []vipa.Listener, error) {
 			out = append(out, l)
 		}
 	}
-	if version == reportV3 && !says {
-		d.fail() // versions 1 and 2 carry these lines
-	}
 	if err := d.end(); err != nil {
 		return netip.Addr{}, nil, err
+	}
+	if reportVersion(out) != version {
+		return netip.Addr{}, nil, errDecode // a lower version carries these lines
 	}
 	return adv, out, nil
 }
