@@ -4,6 +4,7 @@ package tests
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,5 +152,33 @@ func TestTakeover(t *testing.T) {
 	<-pa.exited
 	if !strings.Contains(pa.log.String(), "VIPAs handed over") {
 		t.Errorf("the stopping node did not log its hand-over")
+	}
+
+	// A manual move, on the owner: to the second backup, now.
+	resp, err := http.Post("http://"+c.admin+"/vipa/move", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"vipa": %q, "to": "caddy-b"}`, vip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("a move on a node that does not route the VIPA: %s, want 409", resp.Status)
+	}
+	resp, err = http.Post("http://"+b.admin+"/vipa/move", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"vipa": %q, "to": "caddy-c", "when": "now"}`, vip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("move: %s", resp.Status)
+	}
+	for _, n := range []fleetNode{b, c} {
+		waitFor(t, 10*time.Second, n.name+" after the move", func() bool {
+			return vipadyn(t, n.admin, vip).Owner == "caddy-c"
+		})
+	}
+	if r := vipadyn(t, c.admin, vip); r.Status != "active" {
+		t.Fatalf("caddy-c after the move: %+v", r)
 	}
 }
