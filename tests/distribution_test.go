@@ -124,6 +124,7 @@ func TestDistribution(t *testing.T) {
 
 	t.Run("roundrobin weights 3:1:1", func(t *testing.T) {
 		got := spread(t, weights.addr(), 100)
+		t.Logf("100 connections: %v", got)
 		for node, want := range map[string]int{"caddy-a": 60, "caddy-b": 20, "caddy-c": 20} {
 			if d := got[node] - want; d < -3 || d > 3 {
 				t.Errorf("100 connections spread %v, want 60/20/20 ±3", got)
@@ -138,6 +139,7 @@ func TestDistribution(t *testing.T) {
 			_, _, name := dialVIPA(t, active.addr())
 			held[name]++
 		}
+		t.Logf("50 held connections: %v", held)
 		for node, want := range map[string]int{"caddy-a": 30, "caddy-b": 10, "caddy-c": 10} {
 			if d := held[node] - want; d < -1 || d > 1 {
 				t.Errorf("50 held connections on %v, want 30/10/10 ±1", held)
