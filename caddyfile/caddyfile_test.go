@@ -89,6 +89,48 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		}
 	}
 }`, "Caddyfile:4: duplicate vipadistribute option 'port'"},
+		{"port all mixed with a port list", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 all destip all
+	}
+}`, "Caddyfile:3: vipadistribute 127.0.0.100: port all cannot be mixed with a port list"},
+		{"port all mixed with a port list in a block", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 destip all {
+			port all 8080
+		}
+	}
+}`, "Caddyfile:4: vipadistribute 127.0.0.100: port all cannot be mixed with a port list"},
+		{"exclude outside port all", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port 80 destip all {
+			exclude 22
+		}
+	}
+}`, "Caddyfile:4: vipadistribute 127.0.0.100: exclude needs port all"},
+		{"exclude under a port list", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 destip all {
+			port 80 {
+				exclude 22
+			}
+		}
+	}
+}`, "Caddyfile:5: vipadistribute 127.0.0.100: exclude needs port all"},
+		{"bad exclude", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port all destip all {
+			exclude 70000
+		}
+	}
+}`, `Caddyfile:4: vipadistribute 127.0.0.100: exclude: invalid port "70000"`},
+		{"exclude everything", `{
+	vipadynamic {
+		vipadistribute 127.0.0.100 port all destip all {
+			exclude 1-65535
+		}
+	}
+}`, "vipadistribute 127.0.0.100: exclude leaves no port"},
 		{"VIPA repeated", `{
 	vipadynamic {
 		vipadistribute 127.0.0.100 port 80 destip all

@@ -91,7 +91,9 @@ type crtRow struct {
 // definitionRow is one VIPADISTRIBUTE definition in /vipa/definitions.
 type definitionRow struct {
 	VIPA        string   `json:"vipa"`
-	Ports       []int    `json:"ports"`
+	Ports       []int    `json:"ports"` // empty with port all
+	AllPorts    bool     `json:"all_ports,omitempty"`
+	Exclude     []int    `json:"exclude,omitempty"` // port all's excluded ports
 	DestIP      []string `json:"destip"`
 	Distmethod  string   `json:"distmethod"`
 	RoutingNode string   `json:"routing_node"`
@@ -248,7 +250,7 @@ func definitionRows(f *fleet.Fleet, _ *http.Request) ([]definitionRow, error) {
 }
 
 func definitionRowOf(d *vipa.Definition, conflict string) definitionRow {
-	return definitionRow{
+	r := definitionRow{
 		VIPA:        d.VIPA.String(),
 		Ports:       d.Ports.Ports(),
 		DestIP:      d.DestIP,
@@ -256,6 +258,10 @@ func definitionRowOf(d *vipa.Definition, conflict string) definitionRow {
 		RoutingNode: d.RoutingNode,
 		Conflict:    conflict,
 	}
+	if d.All {
+		r.Ports, r.AllPorts, r.Exclude = []int{}, true, d.Ports.Excluded().Ports()
+	}
+	return r
 }
 
 func memberRows(f *fleet.Fleet, _ *http.Request) ([]memberRow, error) {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,6 +75,7 @@ type App struct {
 	policies  map[netip.Addr]*tables.Policy
 	advertise netip.Addr
 	shadows   *shadows
+	dyn       *dynPorts
 	ctx       caddy.Context
 	logger    *zap.Logger
 }
@@ -113,8 +115,13 @@ type Distribute struct {
 	// VIPA is the distributed virtual IP address.
 	VIPA string `json:"vipa"`
 
-	// Ports lists the routable ports and ranges, e.g. "8080", "9000-9009".
+	// Ports lists the routable ports and ranges, e.g. "8080", "9000-9009";
+	// ["all"] distributes every port on which a candidate target has an
+	// application listening: this node opens those VIPA ports itself.
 	Ports []string `json:"ports"`
+
+	// Exclude lists ports and ranges that ports ["all"] never distributes.
+	Exclude []string `json:"exclude,omitempty"`
 
 	// DestIP lists the candidate target nodes by serf name or advertise
 	// address; ["all"] makes every fleet node a candidate.
@@ -176,6 +183,10 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // address: a reload that keeps the gossip settings keeps the serf agent, the
 // DPT and the CRT, so established connections stay routed and visible.
 var fleets = caddy.NewUsagePool()
+
+// dynamics holds each fleet's port all listeners, by the same key: a reload
+// keeps them open.
+var dynamics = caddy.NewUsagePool()
 
 const (
 	defaultGossipBind        = "127.0.0.1:7946"
@@ -239,6 +250,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.fleet = val.(*fleet.Fleet)
+	val, _, err = dynamics.LoadOrNew(a.fleetKey, func() (caddy.Destructor, error) {
+		return newDynPorts(a.fleet), nil
+	})
+	if err != nil {
+		return err
+	}
+	a.dyn = val.(*dynPorts)
 	if err := ctx.GetMetricsRegistry().Register(collector{a.fleet}); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -347,6 +365,12 @@ func (a *App) Start() error {
 	if err := a.fleet.Start(a.agentCfg, a.logger); err != nil {
 		return err
 	}
+	// The ports this process listens on now (its admin endpoint, its
+	// gossip) are never a port all port.
+	reserved := ownListenPorts(vipaSet(a.defs))
+	if p := a.agentCfg.BindAddr.Port(); !slices.Contains(reserved, p) {
+		reserved = append(reserved, p)
+	}
 	a.fleet.Configure(fleet.Config{
 		Node:      a.Node,
 		Advertise: a.advertise,
@@ -357,7 +381,9 @@ func (a *App) Start() error {
 		Weight:    int(a.Weight),
 		Backups:   a.backups,
 		Addresses: a.addrs,
+		Reserved:  reserved,
 	})
+	a.dyn.configure(a.defs, reserved, a.dynHandler(), a.logger)
 	markRunning(a)
 	a.shadows.start(a.ctx, &a.fleet.Counters, a.logger)
 	a.logger.Info("vipadynamic started",
@@ -383,8 +409,33 @@ func (a *App) Cleanup() error {
 	}
 	markStopped(a)
 	a.shadows.stop()
+	if a.dyn != nil {
+		if _, err := dynamics.Delete(a.fleetKey); err != nil {
+			return err
+		}
+	}
 	_, err := fleets.Delete(a.fleetKey)
 	return err
+}
+
+// dynHandler is the distribute handler of the port all listeners: the
+// handler's defaults, the VIPA the client connected to.
+func (a *App) dynHandler() *Handler {
+	return &Handler{
+		DialTimeout: caddy.Duration(defaultDialTimeout),
+		MaxAttempts: defaultMaxAttempts,
+		fleet:       a.fleet,
+		logger:      a.logger.Named("distribute"),
+	}
+}
+
+// vipaSet is the VIPAs of defs.
+func vipaSet(defs []*vipa.Definition) map[netip.Addr]bool {
+	out := make(map[netip.Addr]bool, len(defs))
+	for _, d := range defs {
+		out[d.VIPA] = true
+	}
+	return out
 }
 
 // Interface guards

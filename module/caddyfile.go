@@ -37,7 +37,7 @@ import (
 //			max_wait <duration>
 //		}
 //		weight auto|<1-100>
-//		vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
+//		vipadistribute [define] <vipa> port <port|lo-hi>...|all destip all|<node-or-address>... {
 //			...    (see unmarshalDistribute)
 //		}
 //	}

@@ -2,6 +2,7 @@ package module
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 
@@ -22,13 +23,17 @@ type distParser struct {
 	dests []vipa.Destination
 	at    []caddyfile.Token // the destip line of each of dests
 	dm    caddyfile.Token   // the distmethod line
+	excl  caddyfile.Token   // the exclude line
 }
 
 // unmarshalDistribute parses one VIPADISTRIBUTE statement, inline and
 // block forms alike:
 //
-//	vipadistribute [define] <vipa> port <port|lo-hi>... destip all|<node-or-address>... {
-//		port <port|lo-hi>...
+//	vipadistribute [define] <vipa> port <port|lo-hi>...|all destip all|<node-or-address>... {
+//		port <port|lo-hi>...|all [{
+//			exclude <port|lo-hi>...
+//		}]
+//		exclude <port|lo-hi>...    (with port all)
 //		destip all|<node-or-address>...
 //		destip <node-or-address> [weight <1-100>] [preferred] [backup <1-254>]
 //		distmethod <name> {
@@ -96,10 +101,15 @@ func (p *distParser) option(opt string, args []string) error {
 	}
 	switch opt {
 	case "port":
-		if _, err := vipa.ParsePorts(args); err != nil {
+		if _, _, _, err := vipa.ParsePortSpec(args, nil); err != nil {
 			return p.errf(err)
 		}
 		dist.Ports = args
+	case "exclude":
+		if _, err := vipa.ParsePorts(args); err != nil {
+			return p.errf(fmt.Errorf("exclude: %w", err))
+		}
+		dist.Exclude, p.excl = args, d.Token()
 	case "destip":
 		return p.destip(args)
 	case "distmethod":
@@ -158,10 +168,16 @@ func (p *distParser) blockOption() error {
 		return err
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if opt != "distmethod" {
+		var err error
+		switch {
+		case opt == "distmethod":
+			err = p.switchOption()
+		case opt == "port" && d.Val() == "exclude": // port all { exclude ... }
+			err = p.option("exclude", d.RemainingArgs())
+		default:
 			return d.Errf("vipadistribute option '%s' takes no block", opt)
 		}
-		if err := p.switchOption(); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -271,6 +287,9 @@ func (p *distParser) finish() (*Distribute, error) {
 	}
 	if len(p.dests) == 0 {
 		return nil, p.errf(errors.New("missing destip"))
+	}
+	if p.excl.Text != "" && !(len(dist.Ports) == 1 && dist.Ports[0] == vipa.PortAll) {
+		return nil, errAt(p.excl, "vipadistribute %s: exclude needs port all", p.vipa)
 	}
 	method, _ := vipa.ParseDistmethod(dist.Distmethod)
 	if err := vipa.ValidateDestinations(method, p.dests); err != nil {

@@ -27,7 +27,7 @@ func (d *Distribute) check(routingNode string) (*vipa.Definition, error) {
 	if err != nil {
 		return nil, err
 	}
-	def, err := vipa.NewDefinition(d.VIPA, d.Ports, destIP, d.Distmethod, routingNode)
+	def, err := vipa.NewDefinition(d.VIPA, d.Ports, d.Exclude, destIP, d.Distmethod, routingNode)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,10 @@ var (
 		"Reports and definitions from peers dropped on receipt, by reason.", []string{"reason"}, nil)
 	driftDesc = prometheus.NewDesc(metricsPrefix+"crt_drift",
 		"Per DPT row: the routing node's active connections minus those the target reports holding from it.", []string{"vipa", "port", "node"}, nil)
+	dynamicDesc = prometheus.NewDesc(metricsPrefix+"dynamic_ports",
+		"VIPA ports this routing node opened for its port all definitions.", nil, nil)
+	dynamicRefusedDesc = prometheus.NewDesc(metricsPrefix+"dynamic_ports_refused_total",
+		"Ports reported by targets of a port all definition that this node did not open, by reason (limit, listen).", []string{"reason"}, nil)
 	fleetDesc = prometheus.NewDesc(metricsPrefix+"fleet_events_total",
 		"Fleet protocol events: syncs, retries, applied versions, tag updates, refused streams.", []string{"event"}, nil)
 )
@@ -68,7 +72,7 @@ type collector struct{ f *fleet.Fleet }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{readyDesc, activeDesc, totalDesc, bytesDesc, tsrDesc, healthyDesc, stateDesc, reportStateDesc, selfWeightDesc, healthTransDesc, affinityDesc,
-		crtDesc, refusedDesc, dialFailDesc, acceptErrDesc, membersDesc, droppedDesc, fleetDesc, driftDesc} {
+		crtDesc, refusedDesc, dialFailDesc, acceptErrDesc, membersDesc, droppedDesc, fleetDesc, driftDesc, dynamicDesc, dynamicRefusedDesc} {
 		ch <- d
 	}
 }
@@ -109,6 +113,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(v), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(dialFailDesc, prometheus.CounterValue, float64(n.DialFailures.Load()))
+	ch <- prometheus.MustNewConstMetric(dynamicDesc, prometheus.GaugeValue, float64(n.DynamicOpen.Load()))
+	ch <- prometheus.MustNewConstMetric(dynamicRefusedDesc, prometheus.CounterValue, float64(n.DynamicRefused.Load()), "limit")
+	ch <- prometheus.MustNewConstMetric(dynamicRefusedDesc, prometheus.CounterValue, float64(n.DynamicFailed.Load()), "listen")
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDown.Load()), "unhealthy")
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUp.Load()), "healthy")
 	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(n.Affinities.Load()))

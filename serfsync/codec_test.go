@@ -79,6 +79,17 @@ func TestDefinitionsCodec(t *testing.T) {
 	if err != nil || len(got) != 2 || !sameDefinition(got[0], c[0]) || !sameDefinition(got[1], c[1]) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
+	all := def(vipaA.String(), "x", vipa.AllPortsBut(ports("22", "8000-8100")))
+	all.All = true
+	got, err = decodeDefsT(encodeDefsT(canonicalDefsT([]*vipa.Definition{all}, "me")), "me")
+	if err != nil || len(got) != 1 || !got[0].All || !slices.Equal(got[0].Ports.Excluded(), ports("22", "8000-8100")) {
+		t.Fatalf("port all round trip: %+v %v", got, err)
+	}
+	badFlags := encodeDefsT(canonicalDefsT([]*vipa.Definition{all}, "me"))
+	badFlags[len(badFlags)-1] = 2
+	if _, err := decodeDefsT(badFlags, "me"); err == nil {
+		t.Error("accepted an unknown definition flag")
+	}
 	unmerged := &vipa.Definition{VIPA: vipaA, Ports: vipa.PortSet{{Lo: 80, Hi: 80}, {Lo: 81, Hi: 81}}, DestIP: []string{vipa.DestAll}}
 	if _, err := decodeDefsT(encodeDefsT([]*vipa.Definition{unmerged}), "me"); err == nil {
 		t.Error("accepted unmerged port ranges")

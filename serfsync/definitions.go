@@ -32,11 +32,13 @@ const (
 	maxDests      = vipa.MaxDestinations
 	maxDestLen    = 255
 	maxMethodLen  = 64
-	defsVersionNo = 2
+	defsVersionNo = 3
 
 	// maxDefsBody leaves room in one answer frame for the report body
 	// (under 128 KiB within its bounds) and the header.
 	maxDefsBody = maxFrame * 3 / 4
+
+	flagAll = 1 // a definition's flags: port all
 )
 
 // defsVersion is one version of a node's definitions.
@@ -62,6 +64,7 @@ func canonicalDefs(defs []*vipa.Definition, node string, refused func(*vipa.Defi
 		c := &vipa.Definition{
 			VIPA:        d.VIPA.Unmap(),
 			Ports:       vipa.NewPortSet(d.Ports),
+			All:         d.All,
 			DestIP:      slices.Clone(d.DestIP),
 			Distmethod:  d.Distmethod,
 			RoutingNode: node,
@@ -81,7 +84,9 @@ func canonicalDefs(defs []*vipa.Definition, node string, refused func(*vipa.Defi
 // that would take the body past maxDefsBody are left out and passed to
 // refused; the result lists those encoded.
 //
-//	version count{ vipa since(u64) count(range){lo hi} count(dest){string} distmethod }
+//	version count{ vipa since(u64) count(range){lo hi} count(dest){string} distmethod flags }
+//
+// flags: bit 0, port all (the ranges are every port but the excluded ones).
 func encodeDefs(defs []*vipa.Definition, refused func(*vipa.Definition, error)) ([]*vipa.Definition, []byte) {
 	var items [][]byte
 	kept := defs[:0:0]
@@ -122,6 +127,11 @@ func encodeDef(d *vipa.Definition) []byte {
 		e.string(s)
 	}
 	e.string(d.Distmethod)
+	var flags byte
+	if d.All {
+		flags |= flagAll
+	}
+	e.byte(flags)
 	return e.b
 }
 
@@ -141,7 +151,7 @@ func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error))
 	if n == 0 || n > maxDefs {
 		return nil, sizeOrDecode(d.err, n == 0)
 	}
-	if uint64(len(d.b)) < 17*n { // each definition takes at least 17 bytes
+	if uint64(len(d.b)) < 18*n { // each definition takes at least 18 bytes
 		return nil, errDecode
 	}
 	out := make([]*vipa.Definition, 0, n)
@@ -176,6 +186,13 @@ func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error))
 			def.DestIP = append(def.DestIP, s)
 		}
 		def.Distmethod = d.string(maxMethodLen)
+		switch d.byte() {
+		case 0:
+		case flagAll:
+			def.All = true
+		default:
+			d.fail()
+		}
 		out = append(out, def)
 	}
 	if err := d.end(); err != nil {
@@ -214,7 +231,7 @@ func sameOwned(x, y map[netip.Addr]*vipa.Definition) bool {
 }
 
 func sameDefinition(x, y *vipa.Definition) bool {
-	return x.VIPA == y.VIPA && slices.Equal(x.Ports, y.Ports) && slices.Equal(x.DestIP, y.DestIP) &&
+	return x.VIPA == y.VIPA && slices.Equal(x.Ports, y.Ports) && x.All == y.All && slices.Equal(x.DestIP, y.DestIP) &&
 		x.Distmethod == y.Distmethod && x.RoutingNode == y.RoutingNode && x.Since == y.Since
 }
 

@@ -14,7 +14,8 @@ const MaxDefinitions = 1024
 // VIPA, its routable ports, its candidate targets and its routing node.
 type Definition struct {
 	VIPA        netip.Addr
-	Ports       PortSet
+	Ports       PortSet  // with All: every port but the excluded ones
+	All         bool     // port all: the ports are the targets' listeners (claims 6, 19, 25)
 	DestIP      []string // node names or advertise addresses; [DestAll] for every node
 	Distmethod  string
 	RoutingNode string
@@ -27,8 +28,9 @@ type Definition struct {
 }
 
 // NewDefinition parses and checks a definition's parts as a config writes
-// them. routingNode may be empty while it is not known yet.
-func NewDefinition(vipa string, ports, destIP []string, distmethod, routingNode string) (*Definition, error) {
+// them: ports is a port list or "all", exclude only goes with "all".
+// routingNode may be empty while it is not known yet.
+func NewDefinition(vipa string, ports, exclude, destIP []string, distmethod, routingNode string) (*Definition, error) {
 	v, err := ParseVIPA(vipa)
 	if err != nil {
 		return nil, err
@@ -37,8 +39,14 @@ func NewDefinition(vipa string, ports, destIP []string, distmethod, routingNode 
 	if len(ports) == 0 {
 		return nil, errors.New("missing port")
 	}
-	if d.Ports, err = ParsePorts(ports); err != nil {
+	var excluded PortSet
+	if d.Ports, d.All, excluded, err = ParsePortSpec(ports, exclude); err != nil {
 		return nil, err
+	}
+	if d.All {
+		if d.Ports = AllPortsBut(excluded); len(d.Ports) == 0 {
+			return nil, errors.New("exclude leaves no port")
+		}
 	}
 	if len(destIP) == 0 {
 		return nil, errors.New("missing destip")

@@ -27,7 +27,7 @@ func TestNewDefinition(t *testing.T) {
 		{"unknown distmethod", "127.0.0.100", []string{"80"}, []string{"all"}, "random", "a", `unknown distmethod "random"`},
 		{"bad routing node", "127.0.0.100", []string{"80"}, []string{"all"}, "", "caddy a", `routing node: node name "caddy a"`},
 	} {
-		d, err := NewDefinition(tc.vipa, tc.ports, tc.dest, tc.method, tc.node)
+		d, err := NewDefinition(tc.vipa, tc.ports, nil, tc.dest, tc.method, tc.node)
 		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: NewDefinition = %v; want %q", tc.name, err, tc.err)
 			continue

@@ -119,6 +119,27 @@ func ParsePortSpec(list, exclude []string) (ports PortSet, all bool, excluded Po
 	return ports, false, nil, err
 }
 
+// AllPortsBut is every port, 1-65535, outside excluded: the ports of a
+// definition with port all.
+func AllPortsBut(excluded PortSet) PortSet {
+	var out PortSet
+	next := 1
+	for _, r := range excluded {
+		if int(r.Lo) > next {
+			out = append(out, PortRange{uint16(next), r.Lo - 1})
+		}
+		next = int(r.Hi) + 1
+	}
+	if next <= 65535 {
+		out = append(out, PortRange{uint16(next), 65535})
+	}
+	return out
+}
+
+// Excluded is the complement of s in 1-65535: for a port all definition,
+// its exclude list.
+func (s PortSet) Excluded() PortSet { return AllPortsBut(s) }
+
 // Contains reports whether port is in the set.
 func (s PortSet) Contains(port uint16) bool {
 	_, found := slices.BinarySearchFunc(s, port, func(r PortRange, p uint16) int {

@@ -125,3 +125,28 @@ func TestPortSetContains(t *testing.T) {
 		t.Errorf("Ports() = %v", got)
 	}
 }
+
+func TestAllPortsBut(t *testing.T) {
+	for _, tc := range []struct{ excl, want string }{
+		{"", "1-65535"},
+		{"22", "1-21 23-65535"},
+		{"1 65535", "2-65534"},
+		{"1-10 20-30 65000-65535", "11-19 31-64999"},
+		{"1-65535", ""},
+	} {
+		var ex PortSet
+		if tc.excl != "" {
+			var err error
+			if ex, err = ParsePorts(strings.Fields(tc.excl)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := AllPortsBut(ex)
+		if s := strings.Join(got.Strings(), " "); s != tc.want {
+			t.Errorf("AllPortsBut(%s) = %q, want %q", tc.excl, s, tc.want)
+		}
+		if s := strings.Join(got.Excluded().Strings(), " "); s != strings.Join(ex.Strings(), " ") {
+			t.Errorf("Excluded of AllPortsBut(%s) = %q", tc.excl, s)
+		}
+	}
+}

@@ -34,6 +34,7 @@ type Config struct {
 	Weight    int                           // this node's own weight for targetweight, 1-100; 0 is auto
 	Backups   []*vipa.Backup                // the VIPAs this node takes over
 	Addresses Addresses                     // adds and removes owned VIPAs; nil: the user's
+	Reserved  []uint16                      // this node's own listening ports: never a port all port
 }
 
 // Route is what the handler needs for one VIPA this node routes; its
@@ -60,6 +61,12 @@ type Counters struct {
 	NoDescriptors       atomic.Uint64
 	AcceptNoDescriptors atomic.Uint64
 	AcceptOther         atomic.Uint64
+
+	// Port all: the VIPA ports open, and the ports a target reports that
+	// stay closed, over the limit or failing to bind.
+	DynamicOpen    atomic.Int64
+	DynamicRefused atomic.Uint64
+	DynamicFailed  atomic.Uint64
 }
 
 // Fleet is one node's pooled state.
@@ -97,6 +104,8 @@ type Fleet struct {
 	autoWeight bool
 	sampler    *weightSampler
 
+	dptChanged chan struct{} // a token when the DPT's rows may have changed
+
 	driftMu sync.Mutex
 	drift   map[rowKey]*driftState // rows whose target reports a count
 	logger  *zap.Logger
@@ -106,11 +115,22 @@ type Fleet struct {
 
 // New returns a fleet with empty tables and no agent.
 func New() *Fleet {
-	f := &Fleet{DPT: tables.NewDPT(), CRT: tables.NewCRT(), logger: zap.NewNop()}
+	f := &Fleet{DPT: tables.NewDPT(), CRT: tables.NewCRT(), logger: zap.NewNop(), dptChanged: make(chan struct{}, 1)}
 	empty := map[netip.Addr]*Route{}
 	f.routes.Store(&empty)
 	f.dyn = newDyn(f)
 	return f
+}
+
+// DPTChanged receives a token after the DPT's rows may have changed (a
+// report, a member gone, the definitions); tokens do not pile up.
+func (f *Fleet) DPTChanged() <-chan struct{} { return f.dptChanged }
+
+func (f *Fleet) notifyDPT() {
+	select {
+	case f.dptChanged <- struct{}{}:
+	default:
+	}
 }
 
 // Route returns the route of a VIPA this node routes, or nil.

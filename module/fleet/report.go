@@ -16,7 +16,9 @@ import (
 // LocalReport lists this node's report lines: for every owned definition
 // that names it as a candidate, each distributed port with at least one
 // listening socket that counts for the node (vipa.Counts), and how many.
-func LocalReport(s listenwatch.Snapshot, node string, adv netip.Addr, defs []serfsync.KnownDefinition) []vipa.Listener {
+// A port all definition never gets this node's reserved ports (its gossip
+// and admin ports).
+func LocalReport(s listenwatch.Snapshot, node string, adv netip.Addr, reserved []uint16, defs []serfsync.KnownDefinition) []vipa.Listener {
 	var out []vipa.Listener
 	for _, d := range defs {
 		if !d.Owner || !d.Candidate(node, adv) {
@@ -24,7 +26,8 @@ func LocalReport(s listenwatch.Snapshot, node string, adv netip.Addr, defs []ser
 		}
 		ready := make(map[uint16]int)
 		for ap, n := range s {
-			if d.Ports.Contains(ap.Port()) && vipa.Counts(ap.Addr(), adv, d.VIPA) {
+			if d.Ports.Contains(ap.Port()) && vipa.Counts(ap.Addr(), adv, d.VIPA) &&
+				!(d.All && slices.Contains(reserved, ap.Port())) {
 				ready[ap.Port()] += n
 			}
 		}
@@ -43,12 +46,13 @@ func LocalReport(s listenwatch.Snapshot, node string, adv netip.Addr, defs []ser
 
 // ProbeAddrs lists where a probing listener watch connects: the advertise
 // address on every port of the owned definitions naming this node as a
-// candidate, unless the advertise address is the VIPA itself.
+// candidate, unless the advertise address is the VIPA itself. Probes find
+// only the ports they try: a port all definition gets none.
 func ProbeAddrs(node string, adv netip.Addr, defs []serfsync.KnownDefinition) []netip.AddrPort {
 	seen := make(map[uint16]bool)
 	var out []netip.AddrPort
 	for _, d := range defs {
-		if !d.Owner || !d.Candidate(node, adv) || d.VIPA == adv {
+		if !d.Owner || !d.Candidate(node, adv) || d.VIPA == adv || d.All {
 			continue
 		}
 		for _, p := range d.Ports.Ports() {
@@ -88,7 +92,7 @@ func (f *Fleet) listenersChanged(s listenwatch.Snapshot) {
 // definitions known in the fleet and hands it to the agent, which carries
 // it to each VIPA's routing node (this one included).
 func (f *Fleet) publishLocked() {
-	f.own = LocalReport(f.snap, f.cfg.Node, f.cfg.Advertise, f.known)
+	f.own = LocalReport(f.snap, f.cfg.Node, f.cfg.Advertise, f.cfg.Reserved, f.known)
 	withConns(f.own, f.conns, f.routers)
 	withQuiesce(f.own, f.ownQuiesce)
 	withWeight(f.own, f.weight, targetweightVIPAs(f.known))
@@ -116,6 +120,7 @@ func (f *Fleet) definitionsChanged(known []serfsync.KnownDefinition) {
 			f.DPT.Delete(row.VIPA, row.Port, row.Node)
 		}
 	}
+	f.notifyDPT()
 	f.publishLocked()
 	f.dyn.wake()
 }
@@ -136,6 +141,7 @@ func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
 		f.reports[node] = lines
 	}
 	f.applyLocked(node)
+	f.notifyDPT()
 }
 
 // memberGone drops the rows of a member that failed or left.
@@ -148,6 +154,7 @@ func (f *Fleet) memberGone(name string) {
 	f.mu.Unlock()
 	if n := f.DPT.DeleteNode(name); n > 0 {
 		f.logger.Info("member gone: rows removed", zap.String("node", name), zap.Int("rows", n))
+		f.notifyDPT()
 	}
 }
 

@@ -81,7 +81,7 @@ func TestLocalReport(t *testing.T) {
 			map[string]int{"0.0.0.0:8001": 1, "0.0.0.0:80": 1},
 			[]line{{"10.0.0.100", 80, 1}, {"10.0.0.100", 8001, 1}, {"10.0.0.101", 80, 1}, {"10.0.0.101", 8001, 1}}},
 	} {
-		got := lines(t, tc.adv, LocalReport(snapshot(tc.sockets), "caddy-a", netip.MustParseAddr(tc.adv), tc.defs))
+		got := lines(t, tc.adv, LocalReport(snapshot(tc.sockets), "caddy-a", netip.MustParseAddr(tc.adv), nil, tc.defs))
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: report %v, want %v", tc.name, got, tc.want)
 		}
@@ -104,6 +104,9 @@ func TestProbeAddrs(t *testing.T) {
 		known("127.0.0.104", "all", "caddy-b", true, port(4000, 4000)),                         // routed here: candidate
 		known("127.0.0.2", "all", "caddy-a", true, port(3000, 3000)),                           // the VIPA is the advertise address
 	}
+	all := known("127.0.0.105", "all", "caddy-a", true, vipa.AllPortsBut(nil)...) // port all: nothing to probe
+	all.All = true
+	defs = append(defs, all)
 	var got []string
 	for _, ap := range ProbeAddrs("caddy-b", netip.MustParseAddr("127.0.0.2"), defs) {
 		got = append(got, ap.String())
@@ -112,5 +115,24 @@ func TestProbeAddrs(t *testing.T) {
 	want := []string{"127.0.0.2:4000", "127.0.0.2:7000", "127.0.0.2:8080", "127.0.0.2:9000", "127.0.0.2:9001", "127.0.0.2:9002"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("probed %v, want %v", got, want)
+	}
+}
+
+// TestLocalReportPortAll: a port all definition gets every port with a
+// listener that counts, but the node's reserved ports and excluded ones.
+func TestLocalReportPortAll(t *testing.T) {
+	d := known("10.0.0.100", "caddy-r", true, "all")
+	d.All, d.Ports = true, vipa.AllPortsBut(vipa.PortSet{{Lo: 22, Hi: 22}})
+	sockets := map[string]int{"0.0.0.0:22": 1, "0.0.0.0:2019": 1, "10.0.0.11:7946": 1, "10.0.0.11:40001": 2, "[::]:5": 1, "10.0.0.100:80": 1}
+	got := lines(t, "10.0.0.11", LocalReport(snapshot(sockets), "caddy-a", netip.MustParseAddr("10.0.0.11"), []uint16{2019, 7946}, []serfsync.KnownDefinition{d}))
+	want := []line{{"10.0.0.100", 5, 1}, {"10.0.0.100", 40001, 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("report %v, want %v", got, want)
+	}
+	// Reserved ports stay in a port list's report: only port all skips them.
+	d.All, d.Ports = false, vipa.PortSet{{Lo: 2019, Hi: 2019}}
+	got = lines(t, "10.0.0.11", LocalReport(snapshot(sockets), "caddy-a", netip.MustParseAddr("10.0.0.11"), []uint16{2019}, []serfsync.KnownDefinition{d}))
+	if want := []line{{"10.0.0.100", 2019, 1}}; !slices.Equal(got, want) {
+		t.Fatalf("port list report %v, want %v", got, want)
 	}
 }
