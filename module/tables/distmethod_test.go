@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -191,78 +190,6 @@ func TestEmptyGroup(t *testing.T) {
 	c = f.group().Pick(f.crt, ip(1), f.now)
 	if c.Next() != nil || c.AllFull() {
 		t.Error("candidates of a quiesced group")
-	}
-}
-
-// share opens n connections (from distinct clients, kept open) and
-// returns each node's fraction.
-func share(f *fixture, n int) map[string]float64 {
-	got := map[string]float64{}
-	for i := range n {
-		got[f.open(ip(i)).Target.Node]++
-	}
-	for k := range got {
-		got[k] /= float64(n)
-	}
-	return got
-}
-
-func TestWeightedShares(t *testing.T) {
-	dests := weights("a", 3, "b", 1, "c", 2)
-	want := map[string]float64{"a": 3.0 / 6, "b": 1.0 / 6, "c": 2.0 / 6}
-	for _, m := range []string{"roundrobin", "weightedactive", "leastconn", "sourcehash", "targetweight"} {
-		t.Run(m, func(t *testing.T) {
-			f := newFixture(t, &Policy{Distmethod: m, Destinations: dests})
-			for _, d := range dests {
-				r := row(vipa1, 80, d.Node, 1)
-				if m == "targetweight" {
-					r.Weight = d.Weight // reported by the target, not configured
-					f.d.SetPolicy(vipa1, &Policy{Distmethod: m})
-				}
-				f.d.Set(r)
-			}
-			got := share(f, 30000)
-			for n, w := range want {
-				if math.Abs(got[n]-w) > 0.02 {
-					t.Errorf("%s: share %.4f, want %.4f ± 0.02 (%v)", n, got[n], w, got)
-				}
-			}
-		})
-	}
-}
-
-// TestWeightedActive keeps every row within one connection of its share
-// at every sample, while connections come and go.
-func TestWeightedActive(t *testing.T) {
-	f := newFixture(t, &Policy{Distmethod: "weightedactive", Destinations: weights("a", 3, "b", 1, "c", 2)}, "a", "b", "c")
-	rng := rand.New(rand.NewPCG(3, 4))
-	var open []*Entry
-	check := func(step int) {
-		total := 0.0
-		for _, tg := range f.group().Targets() {
-			total += float64(tg.ActiveConns())
-		}
-		for _, tg := range f.group().Targets() {
-			want := total * float64(tg.Weight()) / 6
-			if d := math.Abs(float64(tg.ActiveConns()) - want); d > 1 {
-				t.Fatalf("step %d: %s has %d active, proportional is %.2f", step, tg.Node, tg.ActiveConns(), want)
-			}
-		}
-	}
-	for step := range 30000 {
-		// grow to ~3000 connections, then churn: a random one ends before
-		// each new one
-		if len(open) > 3000 || (len(open) > 0 && rng.IntN(4) == 0 && step > 20000) {
-			i := rng.IntN(len(open))
-			f.close(open[i])
-			open[i] = open[len(open)-1]
-			open = open[:len(open)-1]
-		}
-		open = append(open, f.open(ip(step)))
-		check(step)
-	}
-	for _, e := range open {
-		f.close(e)
 	}
 }
 
