@@ -98,6 +98,15 @@ func (d *dyn) configure(node string, defs []*vipa.Definition, backups []*vipa.Ba
 		addrs = noAddresses{}
 	}
 	d.addrs = addrs
+	// A killed process leaves its addresses behind: until this node
+	// claims a VIPA, nothing of ours may answer for it on the link.
+	for v := range d.state.Ranks() {
+		if !d.claimed[v] {
+			if err := addrs.Release(v); err != nil {
+				d.f.logger.Error("removing a VIPA's address left from before", zap.Stringer("vipa", v), zap.Error(err))
+			}
+		}
+	}
 }
 
 // update looks at the fleet once and acts on the changes.
