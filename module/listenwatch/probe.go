@@ -18,6 +18,11 @@ const DefaultProbeInterval = time.Second
 // answer takes microseconds; silence means nothing accepts there.
 const maxProbeTimeout = time.Second
 
+// minProbeTimeout is the least a probe waits, however short the interval: on
+// a loaded host a local connect can take milliseconds to be scheduled, and a
+// probe that gives up sooner would report a live application gone.
+const minProbeTimeout = 250 * time.Millisecond
+
 // probeWorkers bounds the probes in flight at once.
 const probeWorkers = 8
 

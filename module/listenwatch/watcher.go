@@ -63,7 +63,7 @@ func (w *Watcher) Start() error {
 	}
 	scan, closeScan := w.scan, func() {}
 	if scan == nil && w.Probe != nil {
-		scan = (&prober{addrs: w.Probe, timeout: min(interval, maxProbeTimeout)}).scan
+		scan = (&prober{addrs: w.Probe, timeout: min(max(interval, minProbeTimeout), maxProbeTimeout)}).scan
 	}
 	if scan == nil {
 		sc, err := newScanner()
