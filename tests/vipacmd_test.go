@@ -297,6 +297,37 @@ func TestVipaCommand(t *testing.T) {
 		}
 	}
 
+	// vipadyn: this node routes the VIPA it defines; move refuses a node
+	// that is no member, in one line.
+	header, rows = vipaTable(t, "vipadyn", "--address", admin)
+	if !reflect.DeepEqual(header, []string{"VIPA", "STATUS", "RANK", "OWNER", "SINCE"}) || len(rows) != 1 {
+		t.Fatalf("vipadyn %v %v", header, rows)
+	}
+	if c := cells(header, rows[0]); c["VIPA"] != "127.0.0.100" || c["STATUS"] != "active" || c["RANK"] != "0" || c["OWNER"] != "caddy-a" {
+		t.Fatalf("vipadyn row %v", c)
+	}
+	var dyn []struct{ VIPA, Status, Owner, Since string }
+	vipaJSON(t, &dyn, "vipadyn", "--address", admin)
+	if len(dyn) != 1 || dyn[0].Owner != "caddy-a" || dyn[0].Status != "active" {
+		t.Fatalf("vipadyn --json %+v", dyn)
+	}
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--vipa", "127.0.0.100", "--to", "caddy-x"}, "move: "},
+		{[]string{"--vipa", "127.0.0.100", "--to", "caddy-a", "--when", "later"}, `when "later"`},
+		{[]string{"--to", "caddy-b"}, "move: vipa"},
+	} {
+		_, errs, ok := vipaCmd(t, append([]string{"move", "--address", admin}, c.args...)...)
+		if ok || !strings.HasPrefix(errs, "caddy vipa move: ") || !strings.Contains(errs, c.err) || strings.Count(errs, "\n") != 1 {
+			t.Fatalf("move %v: ok=%v, stderr %q", c.args, ok, errs)
+		}
+	}
+	if _, rows := vipaTable(t, "vipadyn", "--address", admin); len(rows) != 1 || cells(header, rows[0])["OWNER"] != "caddy-a" {
+		t.Fatalf("vipadyn after refused moves: %v", rows)
+	}
+
 	// affinity: the definition has none.
 	if header, rows := vipaTable(t, "affinity", "--address", admin); len(rows) != 0 || !reflect.DeepEqual(header, []string{"CLIENT", "VIPA", "PORT", "NODE", "ACTIVE", "EXPIRES"}) {
 		t.Fatalf("affinity %v %v", header, rows)
@@ -304,7 +335,7 @@ func TestVipaCommand(t *testing.T) {
 
 	// An unreachable admin endpoint is one line on stderr and a failure.
 	closed := adminAddr(t)
-	for _, sub := range []string{"dpt", "crt", "definitions", "members", "affinity", "route", "quiesce", "resume"} {
+	for _, sub := range []string{"dpt", "crt", "definitions", "members", "affinity", "route", "quiesce", "resume", "vipadyn", "move"} {
 		out, errs, ok := vipaCmd(t, sub, "--address", closed)
 		want := fmt.Sprintf("caddy vipa %s: admin endpoint %s unreachable: ", sub, closed)
 		if ok || out != "" || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {

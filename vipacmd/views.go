@@ -209,4 +209,44 @@ now.
 			{name: "node", usage: "On a routing node: only this target node's rows (a drain)"},
 		},
 	},
+	{
+		name:  "vipadyn",
+		route: "/vipa/vipadyn",
+		short: "Shows what this node is for each VIPA it knows (netstat VIPADYN)",
+		long: `
+One row per VIPA this node knows: its status for it (active, backup, moving,
+quiescing, none), its rank (0 for the configured routing node), the node that
+routes the VIPA now, and since when.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "status", header: "STATUS"},
+			{field: "rank", header: "RANK"},
+			{field: "owner", header: "OWNER"},
+			{field: "since", header: "SINCE"},
+		},
+	},
+	{
+		name:   "move",
+		route:  "/vipa/move",
+		method: "POST",
+		short:  "Hands a VIPA this node routes to another node",
+		long: `
+Moves --vipa to node --to: --when now (the default; connections through the
+VIPA break) or idle (once this node routes none on it). Prints this node's
+VIPADYN rows afterwards.
+`,
+		columns: []column{
+			{field: "vipa", header: "VIPA"},
+			{field: "status", header: "STATUS"},
+			{field: "rank", header: "RANK"},
+			{field: "owner", header: "OWNER"},
+			{field: "since", header: "SINCE"},
+		},
+		filters: []filter{
+			{name: "vipa", usage: "The VIPA to move"},
+			{name: "to", usage: "The node to hand it to"},
+			{name: "when", usage: "now (default) or idle"},
+		},
+	},
 }
