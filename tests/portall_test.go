@@ -47,13 +47,18 @@ func portAllNode(name, ip string, admin, gossip int, join, routes string) string
 	if join != "" {
 		j = "\n\t\t\tjoin " + join
 	}
+	host := ip
+	if strings.Contains(ip, ":") { // not loopback: gossip needs a key
+		host = "[" + ip + "]"
+		j += "\n\t\t\tencrypt_key " + fleetKey
+	}
 	return fmt.Sprintf(`{
 	admin %[1]s:%[2]d {
 		origins %[1]s:%[2]d
 	}
 	vipadynamic {
 		node %[3]s
-		advertise %[1]s
+		advertise %[7]s
 		gossip %[1]s:%[4]d {
 			profile fast%[5]s
 		}
@@ -63,7 +68,7 @@ func portAllNode(name, ip string, admin, gossip int, join, routes string) string
 		%[6]s
 	}
 }
-`, ip, admin, name, gossip, j, routes)
+`, host, admin, name, gossip, j, routes, ip)
 }
 
 // dialRefused reports whether nothing listens at addr.
