@@ -14,20 +14,7 @@ One row per VIPA, port and target node: the target's dial address, its ready
 listeners (RDY), weight, state and connection counts. A node that routes no
 VIPA shows the rows it reports to the routing nodes.
 `,
-		columns: []column{
-			{field: "vipa", header: "VIPA"},
-			{field: "port", header: "PORT"},
-			{field: "node", header: "NODE"},
-			{field: "address", header: "ADDRESS"},
-			{field: "ready", header: "RDY"},
-			{field: "weight", header: "WEIGHT"},
-			{field: "effective_weight", header: "EFFWT", optional: true},
-			{field: "tsr", header: "TSR", optional: true},
-			{field: "health", header: "HEALTH", optional: true},
-			{field: "state", header: "STATE"},
-			{field: "active_conns", header: "ACTIVE"},
-			{field: "total_conns", header: "TOTAL"},
-		},
+		columns: dptColumns,
 	},
 	{
 		name:  "crt",
@@ -159,25 +146,8 @@ routing node with --node, drains that target's rows from its DPT. Prints the
 rows selected as they are now; the routing node's rows follow within the
 fleet's report latency.
 `,
-		columns: []column{
-			{field: "vipa", header: "VIPA"},
-			{field: "port", header: "PORT"},
-			{field: "node", header: "NODE"},
-			{field: "address", header: "ADDRESS"},
-			{field: "ready", header: "RDY"},
-			{field: "weight", header: "WEIGHT"},
-			{field: "effective_weight", header: "EFFWT", optional: true},
-			{field: "tsr", header: "TSR", optional: true},
-			{field: "health", header: "HEALTH", optional: true},
-			{field: "state", header: "STATE"},
-			{field: "active_conns", header: "ACTIVE"},
-			{field: "total_conns", header: "TOTAL"},
-		},
-		filters: []filter{
-			{name: "vipa", usage: "Only rows of this VIPA"},
-			{name: "port", usage: "Only rows of this port", number: true},
-			{name: "node", usage: "On a routing node: only this target node's rows (a drain)"},
-		},
+		columns: dptColumns,
+		filters: selectFilters,
 	},
 	{
 		name:   "resume",
@@ -189,25 +159,8 @@ Undoes 'caddy vipa quiesce' for the rows selected the same way (all, or by
 --vipa, --port and, on a routing node, --node) and prints them as they are
 now.
 `,
-		columns: []column{
-			{field: "vipa", header: "VIPA"},
-			{field: "port", header: "PORT"},
-			{field: "node", header: "NODE"},
-			{field: "address", header: "ADDRESS"},
-			{field: "ready", header: "RDY"},
-			{field: "weight", header: "WEIGHT"},
-			{field: "effective_weight", header: "EFFWT", optional: true},
-			{field: "tsr", header: "TSR", optional: true},
-			{field: "health", header: "HEALTH", optional: true},
-			{field: "state", header: "STATE"},
-			{field: "active_conns", header: "ACTIVE"},
-			{field: "total_conns", header: "TOTAL"},
-		},
-		filters: []filter{
-			{name: "vipa", usage: "Only rows of this VIPA"},
-			{name: "port", usage: "Only rows of this port", number: true},
-			{name: "node", usage: "On a routing node: only this target node's rows (a drain)"},
-		},
+		columns: dptColumns,
+		filters: selectFilters,
 	},
 	{
 		name:  "vipadyn",
@@ -249,4 +202,28 @@ VIPADYN rows afterwards.
 			{name: "when", usage: "now (default) or idle"},
 		},
 	},
+}
+
+// dptColumns are a DPT row's: /vipa/dpt, and the rows quiesce and resume
+// answer with.
+var dptColumns = []column{
+	{field: "vipa", header: "VIPA"},
+	{field: "port", header: "PORT"},
+	{field: "node", header: "NODE"},
+	{field: "address", header: "ADDRESS"},
+	{field: "ready", header: "RDY"},
+	{field: "weight", header: "WEIGHT"},
+	{field: "effective_weight", header: "EFFWT", optional: true},
+	{field: "tsr", header: "TSR", optional: true},
+	{field: "health", header: "HEALTH", optional: true},
+	{field: "state", header: "STATE"},
+	{field: "active_conns", header: "ACTIVE"},
+	{field: "total_conns", header: "TOTAL"},
+}
+
+// selectFilters choose the rows quiesce and resume act on.
+var selectFilters = []filter{
+	{name: "vipa", usage: "Only rows of this VIPA"},
+	{name: "port", usage: "Only rows of this port", number: true},
+	{name: "node", usage: "On a routing node: only this target node's rows (a drain)"},
 }
