@@ -10,6 +10,7 @@ var scenarios = []scenario{
 	{name: "fd-exhaustion", run: fdExhaustion, what: "more clients than the routing node's descriptor limit fits; all close; new clients are served"},
 	{name: "target-kill", run: targetKill, what: "a target's app killed mid-stream and under a steady connection rate"},
 	{name: "blackhole", run: blackhole, what: "a target that drops SYNs (full accept queue): dial timeout, next target"},
+	{name: "health", run: health, what: "1,000 paced short connections to 3 targets, 1 dropping SYNs: none fail; latency during the first dial timeout and after"},
 	{name: "sigstop", run: sigstop, what: "a target's Caddy and app stopped (SIGSTOP) under load, then continued"},
 	{name: "routing-kill", run: routingKill, what: "the routing node killed (SIGKILL) and restarted; its config joins the targets"},
 	{name: "routing-kill-nojoin", run: routingKillNoJoin, long: true, what: "the routing node killed and restarted; its config names no member to join"},
