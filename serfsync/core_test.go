@@ -37,7 +37,7 @@ func (tc *testCores) views() []memberView {
 	for i, name := range slices.Sorted(mapKeysC(tc.cores)) {
 		c := tc.cores[name]
 		vs = append(vs, memberView{name: name, addr: netip.AddrPortFrom(coreIP(i), 7946), alive: true,
-			tags: map[string]string{tagAdvertise: c.adv.String(), tagReport: c.own.report.digest.String(), tagDefs: c.own.defs.digest.String()}})
+			tags: map[string]string{tagAdvertise: c.adv.String(), tagReport: c.own.report.digest.String(), tagDefs: c.own.defs.digest.String(), tagVIPADyn: c.vipadynTag}})
 	}
 	return vs
 }

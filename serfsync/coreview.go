@@ -112,8 +112,27 @@ func (c *core) view() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
 	}
 	var known []KnownDefinition
 	owners := make(map[netip.Addr]*vipa.Definition, len(byVIPA))
+	own := parseVIPADyn(c.vipadynTag)
+	rank := func(d *vipa.Definition) int { // 0: defined; 1-254: a backup's takeover
+		if d.RoutingNode == c.name {
+			return own.Ranks[d.VIPA]
+		}
+		if m := c.members[d.RoutingNode]; m != nil {
+			return m.vipadyn.Ranks[d.VIPA]
+		}
+		return 0
+	}
 	for v, ds := range byVIPA {
+		// Defined first (earliest, then lowest name), then takeovers
+		// (higher rank, then lowest name): vipadyn's order.
 		slices.SortFunc(ds, func(x, y *vipa.Definition) int {
+			rx, ry := rank(x), rank(y)
+			if (rx == 0) != (ry == 0) {
+				return cmp.Compare(rx, ry)
+			}
+			if rx != ry {
+				return cmp.Compare(ry, rx)
+			}
 			if x.Since != y.Since {
 				return cmp.Compare(x.Since, y.Since)
 			}
@@ -122,13 +141,15 @@ func (c *core) view() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
 		owners[v] = ds[0]
 		for i, d := range ds {
 			k := KnownDefinition{Definition: *d, Owner: i == 0}
-			if len(ds) > 1 {
-				var others []string
-				for _, o := range ds {
-					if o != d {
-						others = append(others, o.RoutingNode)
-					}
+			// A backup routing a taken-over VIPA is no second definer: the
+			// ownership rule settles it. Only defining nodes conflict.
+			var others []string
+			for _, o := range ds {
+				if o != d && rank(d) == 0 && rank(o) == 0 {
+					others = append(others, o.RoutingNode)
 				}
+			}
+			if len(others) > 0 {
 				k.Conflict = "VIPA " + v.String() + " is also defined by " + strings.Join(others, ", ")
 			}
 			known = append(known, k)

@@ -12,12 +12,17 @@ type KnownDefinition struct {
 	vipa.Definition
 
 	// Conflict is empty, or says which other nodes define the same VIPA,
-	// e.g. "VIPA 127.0.0.100 is also defined by caddy-b".
+	// e.g. "VIPA 127.0.0.100 is also defined by caddy-b". A backup routing
+	// a VIPA it took over defines nothing: its definition neither has nor
+	// causes a conflict (two routing nodes after a partition heal are the
+	// ownership rule's to settle).
 	Conflict string
 
 	// Owner is true for the one definition of its VIPA that targets follow
-	// and whose routing node builds the DPT: the earliest (Since), then
-	// the lowest routing node name.
+	// and whose routing node builds the DPT: a defining node's before a
+	// backup's taken-over one; among defining nodes the earliest (Since),
+	// then the lowest routing node name; among backups the higher rank,
+	// then the lowest name.
 	Owner bool
 }
 

@@ -196,7 +196,9 @@
 // the other definer builds no DPT for that VIPA until the owner leaves,
 // when it takes over. Since is the definer's word: a member holding the
 // fleet key could still claim an earlier one; the conflict is then logged
-// by the established definer and shown on every node.
+// by the established definer and shown on every node. A backup routing a
+// VIPA it took over (its vipadyn tag ranks it) is no definer: no conflict,
+// and a defining node's definition owns the VIPA before it.
 //
 // # Callbacks
 //

@@ -191,6 +191,13 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 	f := d.f
 	d.mu.Lock()
 	for _, c := range changes {
+		if c.Announce && !c.Claim && !c.Release {
+			f.logger.Info("VIPA announced again: the other node routing it gave it up", zap.Stringer("vipa", c.VIPA))
+			if err := d.addrs.Own(c.VIPA); err != nil {
+				f.logger.Error("announcing the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
+			}
+			continue
+		}
 		d.changes.Add(1)
 		f.logger.Info("VIPA ownership",
 			zap.Stringer("vipa", c.VIPA), zap.String("status", string(c.Status)),

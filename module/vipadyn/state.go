@@ -67,10 +67,16 @@ type Change struct {
 	OldOwner  string
 	Claim     bool // this node begins routing the VIPA
 	Release   bool // this node stops routing it
+
+	// Announce: this node keeps routing the VIPA and another node that
+	// routed it too (two owners after a partition) has given it up; the
+	// link's neighbours still send to that node until this one announces
+	// the address again.
+	Announce bool
 }
 
 func (c Change) String() string {
-	return fmt.Sprintf("%s %s→%s owner %q→%q claim=%v release=%v", c.VIPA, c.OldStatus, c.Status, c.OldOwner, c.Owner, c.Claim, c.Release)
+	return fmt.Sprintf("%s %s→%s owner %q→%q claim=%v release=%v announce=%v", c.VIPA, c.OldStatus, c.Status, c.OldOwner, c.Owner, c.Claim, c.Release, c.Announce)
 }
 
 type move struct {
@@ -85,6 +91,7 @@ type entry struct {
 	moved    bool      // claimed through a manual move: no takeback
 	quiesce  time.Time // when a when_idle hand-over began; zero when none
 	handing  *move     // a hand-over under way or done, until the target claims
+	rival    bool      // another node routes it too while this one does
 }
 
 // State is one node's view of VIPA ownership.
@@ -320,7 +327,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	}
 
 	old := e.row
-	claim, release := false, false
+	claim, release, announce := false, false, false
 	status, owner := vipa.StatusNone, ""
 	if mine {
 		status = vipa.StatusBackup
@@ -341,6 +348,8 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 			if !e.quiesce.IsZero() {
 				status = vipa.StatusQuiescing
 			}
+			announce = e.rival && len(claimants) == 0
+			e.rival = len(claimants) > 0
 		}
 	case len(rivals) > 0:
 		owner = rivals[0].name
@@ -353,7 +362,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		}
 	}
 	if release {
-		e.claiming, e.moved, e.quiesce = false, false, time.Time{}
+		e.claiming, e.moved, e.quiesce, e.rival = false, false, time.Time{}, false
 		status = vipa.StatusMoving
 		if len(claimants) > 0 {
 			owner = claimants[0].name
@@ -388,10 +397,13 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	e.row.Rank = max(self.rank, 0)
 	if status == old.Status && owner == old.Owner && !claim && !release {
 		e.row.Rank = old.Rank
+		if announce {
+			return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Announce: true}, true
+		}
 		return Change{}, false
 	}
 	e.row.Since = in.Now
-	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release}, true
+	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release, Announce: announce}, true
 }
 
 // chosen is the node that should claim an unclaimed VIPA, or "" while this

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -422,5 +423,40 @@ func TestTwoDefinersBothRoute(t *testing.T) {
 	}
 	if slices.Contains(w.nodes["c"].s.Claimed(), vip) {
 		t.Fatal("the backup routes too")
+	}
+}
+
+// After a heal the node that keeps the VIPA announces it again once the
+// other owner has given it up, so the link's neighbours stop sending to
+// that one; the loser and the bystanders announce nothing.
+func TestHealAnnouncesAgain(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.add("c", 50, "", 0)
+	w.wantOwner("a")
+	w.group["a"] = 1
+	w.settleDown()
+	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) {
+		t.Fatalf("b did not take over on its side: %v", w.log)
+	}
+	w.log = nil
+	w.group = map[string]int{}
+	w.settleDown()
+	w.wantOwner("a")
+	var announced []string
+	for _, l := range w.log {
+		if strings.HasSuffix(l, "announce=true") {
+			announced = append(announced, l[:1])
+		}
+	}
+	if !slices.Equal(announced, []string{"a"}) {
+		t.Fatalf("announced by %v, want a once:\n%v", announced, strings.Join(w.log, "\n"))
+	}
+	// Steady: no more announcements.
+	w.log = nil
+	w.settleDown()
+	if len(w.log) > 0 {
+		t.Fatalf("changes in a steady state: %v", w.log)
 	}
 }

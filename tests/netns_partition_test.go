@@ -1,0 +1,63 @@
+//go:build linux
+
+package tests
+
+import (
+	"testing"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/netlab"
+)
+
+// TestLabPartitionHeals: the owner's link goes down, b takes over on its
+// side; when the link comes back exactly one owner remains (the configured
+// one) and the other gives the address up.
+func TestLabPartitionHeals(t *testing.T) {
+	f := startTakeoverFleet(t, nil)
+	a := f.lab.Node("a")
+	if err := a.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStatus(t, map[string]string{"b": "active", "c": "backup"}, "caddy-b")
+	waitFor(t, 15*time.Second, "b to hold the VIPA", func() bool { return f.lab.Node("b").Holds(netlab.VIPAPrefix()) })
+	waitFor(t, 15*time.Second, "a client connection through b", func() bool {
+		_, err := clientGreeting(f.lab, 2*time.Second)
+		return err == nil
+	})
+
+	// b keeps it while a is cut off: a's last definition is no rival
+	// definer, so b neither logs a conflict nor yields to a.
+	for range 100 {
+		r, err := f.vipadyn("b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != "active" || r.Owner != "caddy-b" || !f.lab.Node("b").Holds(netlab.VIPAPrefix()) {
+			t.Fatalf("while a is cut off caddy-b gave the VIPA up: %+v", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	if err := a.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStatus(t, map[string]string{"a": "active", "b": "backup", "c": "backup"}, "caddy-a")
+	f.waitOwnerOnLAN(t, "a")
+	// One owner, and it stays one: no node but a holds the address or
+	// calls itself active over the next seconds.
+	for range 20 {
+		for _, name := range []string{"a", "b", "c"} {
+			r, err := f.vipadyn(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (r.Status == "active") != (name == "a") || r.Owner != "caddy-a" {
+				t.Fatalf("after the heal caddy-%s shows %+v", name, r)
+			}
+			if f.lab.Node(name).Holds(netlab.VIPAPrefix()) != (name == "a") {
+				t.Fatalf("after the heal the VIPA's holders disagree with a alone (caddy-%s)", name)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
