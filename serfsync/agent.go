@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,9 +51,11 @@ type Agent struct {
 	// none). It is called for this node's own report too.
 	OnReport func(node string, rows []vipa.Listener)
 
-	keys    channelKeys
-	stats   stats
-	keyring *memberlist.Keyring // serf's; guarded unless RemoteKeys
+	keys  channelKeys
+	stats stats
+
+	joinTried atomic.Bool         // the first join attempt has returned
+	keyring   *memberlist.Keyring // serf's; guarded unless RemoteKeys
 
 	serf    *serf.Serf
 	mux     *muxTransport
@@ -261,6 +264,7 @@ func (a *Agent) join() {
 	backoff := 200 * time.Millisecond
 	for {
 		n, err := a.serf.Join(a.cfg.Join, true)
+		a.joinTried.Store(true)
 		if n > 0 {
 			a.logger.Info("joined fleet", zap.Int("contacted", n))
 			return
@@ -273,6 +277,12 @@ func (a *Agent) join() {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// JoinTried reports whether the first attempt to join the configured
+// members has returned, answered or not (true without a join list).
+func (a *Agent) JoinTried() bool {
+	return len(a.cfg.Join) == 0 || a.joinTried.Load()
 }
 
 // Members lists the fleet as this node sees it, sorted by name.

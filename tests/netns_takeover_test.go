@@ -33,7 +33,7 @@ func startTakeoverFleet(t *testing.T, tune func(*netlab.Node)) *takeoverFleet {
 	a := l.Node("a")
 	f := &takeoverFleet{lab: l, configs: map[string]netlab.Node{}, nodes: map[string]*labNode{}}
 	for _, n := range []netlab.Node{
-		{Host: a, Seed: a, Define: true},
+		{Host: a, Seed: a, Peers: []*netlab.Host{l.Node("b"), l.Node("c")}, Define: true},
 		{Host: l.Node("b"), Seed: a, Rank: 200},
 		{Host: l.Node("c"), Seed: a, Rank: 100},
 	} {

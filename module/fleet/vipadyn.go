@@ -119,16 +119,26 @@ func (d *dyn) update() {
 	join := len(f.agentCfg.Join) > 0
 	f.mu.Unlock()
 
+	// Which members' claims this node holds, then the claims themselves:
+	// in that order, from the agent, so a member counted as known never
+	// lacks the claims that made it so (f.known follows the agent later).
+	var ms []serfsync.Member
+	defsKnown := map[string]bool{}
+	if agent != nil {
+		ms = agent.Members()
+		for _, m := range ms {
+			if m.Name != node && m.Status == "alive" {
+				defsKnown[m.Name] = agent.DefsKnown(m.Name)
+			}
+		}
+		known = agent.Definitions()
+	}
 	claims := map[string][]netip.Addr{}
 	for _, k := range known {
 		claims[k.RoutingNode] = append(claims[k.RoutingNode], k.VIPA)
 	}
 	var members []vipadyn.Member
 	othersAlive := false
-	var ms []serfsync.Member
-	if agent != nil {
-		ms = agent.Members()
-	}
 	for _, m := range ms {
 		if m.Name == node {
 			continue
@@ -142,9 +152,7 @@ func (d *dyn) update() {
 				vm.Ranks[v] = vipadyn.Configured
 			}
 		}
-		if alive {
-			vm.Known = agent.DefsKnown(m.Name)
-		}
+		vm.Known = alive && defsKnown[m.Name]
 		members = append(members, vm)
 	}
 
@@ -152,7 +160,7 @@ func (d *dyn) update() {
 	now := time.Now()
 	in := vipadyn.Inputs{
 		Now: now, Members: members, Down: map[string]bool{},
-		Settled: !join || othersAlive || now.Sub(d.started) > settleWait(f.agentCfg.Profile),
+		Settled: !join || othersAlive || d.settledAlone(agent, now),
 	}
 	for name := range d.down {
 		in.Down[name] = true
@@ -175,6 +183,24 @@ func (d *dyn) update() {
 		d.apply(changes)
 	}
 }
+
+// settledAlone says a node that has joined no one yet may decide alone: its
+// first join attempt has returned and settleWait has passed, or a join still
+// under way has taken maxSettleWait. A returning routing node must see its
+// backups first, and on a loaded host a join that reaches them can take
+// longer than settleWait.
+func (d *dyn) settledAlone(agent *serfsync.Agent, now time.Time) bool {
+	waited := now.Sub(d.started)
+	if waited > maxSettleWait {
+		return true
+	}
+	tried := agent == nil || agent.JoinTried()
+	return tried && waited > settleWait(d.f.agentCfg.Profile)
+}
+
+// maxSettleWait bounds the wait for a join attempt that neither answers
+// nor fails.
+const maxSettleWait = 15 * time.Second
 
 // settleWait is how long a node that has joined no one yet waits before it
 // decides alone: a returning routing node must see its backups first.

@@ -39,7 +39,7 @@ func startFleet(bin, dir string, fast bool) (*fleet, error) {
 		f.apps = append(f.apps, startApp("caddy-"+h.Name, ln))
 	}
 	for _, n := range []netlab.Node{
-		{Host: a, Seed: a, Define: true},
+		{Host: a, Seed: a, Peers: []*netlab.Host{lab.Node("b"), lab.Node("c")}, Define: true},
 		{Host: lab.Node("b"), Seed: a, Rank: 200},
 		{Host: lab.Node("c"), Seed: a, Rank: 100},
 	} {

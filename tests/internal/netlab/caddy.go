@@ -24,6 +24,9 @@ const Key = "3k7VBm6mYxT6kzF8xj0s0m9cRSuqkC3QfWzE4u8i5Bw="
 type Node struct {
 	Host *Host
 	Seed *Host // joined at start; itself for the first node
+	// Peers are joined too, as in a fleet whose nodes list each other: a
+	// restarted node then finds the fleet at once.
+	Peers []*Host
 	// Fast selects serf's fast profile; otherwise the default (LAN).
 	Fast bool
 	// Interface: the node manages the VIPA's address on Dev.
@@ -50,7 +53,11 @@ func (n Node) Caddyfile() string {
 	if n.Fast {
 		b.WriteString("\t\t\tprofile fast\n")
 	}
-	fmt.Fprintf(&b, "\t\t\tjoin %s:%d\n\t\t\tencrypt_key %s\n\t\t}\n", n.Seed.IP, GossipPort, Key)
+	fmt.Fprintf(&b, "\t\t\tjoin %s:%d", n.Seed.IP, GossipPort)
+	for _, p := range n.Peers {
+		fmt.Fprintf(&b, " %s:%d", p.IP, GossipPort)
+	}
+	fmt.Fprintf(&b, "\n\t\t\tencrypt_key %s\n\t\t}\n", Key)
 	b.WriteString("\t\tlisteners auto {\n\t\t\tinterval 50ms\n\t\t}\n")
 	if n.Define {
 		fmt.Fprintf(&b, "\t\tvipadistribute define %s port %d destip all\n", VIPA, Port)
