@@ -205,7 +205,7 @@ func (h *Handler) dialRefused(cx *layer4.Connection, local netip.AddrPort, err e
 // explanation of its target.
 //
 //go:noinline
-func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.Target, local netip.AddrPort, c *tables.Candidates) *tables.Entry {
+func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.Target, local netip.AddrPort, c *tables.Candidates, now time.Time) *tables.Entry {
 	if e != nil {
 		h.fleet.CRT.Move(e, target, c.Why(), c.LastFailed().Node)
 		return e
@@ -213,6 +213,7 @@ func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.T
 	e = h.fleet.CRT.Acquire()
 	e.Client = addrPort(cx.RemoteAddr())
 	e.VIPA, e.Port, e.Target = h.vipaOf(local), local.Port(), target
+	e.Since = now.UnixNano()
 	e.Why = c.Why()
 	h.fleet.CRT.Insert(e)
 	return e
@@ -223,7 +224,7 @@ func (h *Handler) place(cx *layer4.Connection, e *tables.Entry, target *tables.T
 //
 //go:noinline
 func (h *Handler) dialed(e *tables.Entry, c *tables.Candidates) {
-	if e.Target.DialSucceeded(time.Now()) {
+	if e.Target.Answered() {
 		h.healthChanged(e.Target, true)
 	}
 	c.Commit(e)
@@ -249,7 +250,8 @@ var (
 // are calls of their own.
 func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrPort) (*relay.Target, *tables.Entry, error) {
 	var c tables.Candidates
-	h.pick(&c, cx, g)
+	now := time.Now() // the one clock reading of the connection's start
+	h.pick(&c, cx, g, now)
 	var e *tables.Entry
 	var lastErr error
 	attempts, unhealthy := 0, 0
@@ -265,7 +267,7 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrP
 			unhealthy++
 		}
 		attempts++
-		e = h.place(cx, e, target, local, &c)
+		e = h.place(cx, e, target, local, &c, now)
 		conn, err := relay.Dial(cx.Conn, target.Address, time.Duration(h.DialTimeout))
 		if err == nil {
 			h.dialed(e, &c)
@@ -284,8 +286,8 @@ func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrP
 // pick ranks the group's targets for the connection.
 //
 //go:noinline
-func (h *Handler) pick(c *tables.Candidates, cx *layer4.Connection, g *tables.Group) {
-	g.PickTo(c, h.fleet.CRT, addrPort(cx.RemoteAddr()).Addr(), time.Now())
+func (h *Handler) pick(c *tables.Candidates, cx *layer4.Connection, g *tables.Group, now time.Time) {
+	g.PickTo(c, h.fleet.CRT, addrPort(cx.RemoteAddr()).Addr(), now)
 }
 
 // noTarget is why no target took the connection, after attempts dials of

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // Entry is one CRT row: one live routed connection.
@@ -21,51 +20,59 @@ type Entry struct {
 	VIPA   netip.Addr
 	Port   uint16
 	Why    Why  // why it went to Target
-	linked bool // in a shard list; only the owner reads it outside the lock
-	marker bool // a Range bookmark, not a connection
-	affine bool // counted in the client's affinity by Candidates.Commit
+	linked bool // in a shard; only the owner reads it outside the lock
+	affine bool // counted in aff by Candidates.Commit
+	shard  uint16
+	slot   int32 // index in its shard's slots
 	Target *Target
 	Since  int64 // unix nanoseconds; Insert sets it when zero
 
 	ToTarget atomic.Int64 // bytes copied client -> target
 	ToClient atomic.Int64 // bytes copied target -> client
 
-	prev, next *Entry
+	aff *affinity // the client's affinity record while affine
 }
 
-// CRT is the connection routing table: sharded lists of entries, safe for
+// CRT is the connection routing table: shards of entries, safe for
 // concurrent use. Use NewCRT to make one.
 type CRT struct {
 	shards []shard
-	shift  uint // 64 - log2(len(shards))
+	homes  sync.Pool // *home: the shard this processor inserts into
+	nhomes atomic.Uint32
 	pool   sync.Pool
 	aff    affinityTable
+
+	failedMu sync.Mutex
+	failed   map[*Entry]string // the last failed dial's node, of entries with Why.Failed > 0
 }
 
-// shard is padded to a cache line so neighbouring locks do not contend.
+// home is a shard handed out through a sync.Pool, which keeps it on one
+// processor: the connections a processor routes go to its own shard, and
+// the shard's lock stays in that core's cache as they come and go.
+type home struct{ shard uint16 }
+
+// shard holds its entries in slots, where they stay until removed: an
+// insert or a removal touches no other entry, and the entries hold no
+// pointers to one another for the GC to follow. It fills a cache line, so
+// neighbouring locks do not share one.
 type shard struct {
-	mu     sync.Mutex
-	head   *Entry
-	n      atomic.Int64
-	failed map[*Entry]string // the last failed dial's node, of entries with Why.Failed > 0
-	_      [32]byte
+	mu    sync.Mutex
+	slots []*Entry // nil where free
+	free  []int32  // the free slots below len(slots)
+	n     atomic.Int32
+	_     [4]byte
 }
 
 // NewCRT returns an empty table with enough shards for this machine.
 func NewCRT() *CRT {
-	// 16 shards per P keeps two connections landing on one lock rare.
+	// 16 shards per P: a processor's home changes when the GC empties the
+	// pools, and the shards it leaves keep their entries.
 	b := bits.Len(uint(runtime.GOMAXPROCS(0)*16 - 1))
 	b = min(max(b, 6), 12)
-	c := &CRT{shards: make([]shard, 1<<b), shift: uint(64 - b)}
+	c := &CRT{shards: make([]shard, 1<<b)}
 	c.pool.New = func() any { return new(Entry) }
+	c.homes.New = func() any { return &home{shard: uint16((c.nhomes.Add(1) - 1) % uint32(len(c.shards)))} }
 	return c
-}
-
-// shardOf spreads entries by address: the heap does not move objects, and
-// it costs nothing to store.
-func (c *CRT) shardOf(e *Entry) *shard {
-	h := uint64(uintptr(unsafe.Pointer(e))) * 0x9e3779b97f4a7c15
-	return &c.shards[h>>c.shift]
 }
 
 // Acquire returns a zeroed entry, reused from earlier Releases when it can.
@@ -83,9 +90,12 @@ func (c *CRT) Insert(e *Entry) {
 	}
 	e.Target.stats.active.Add(1)
 	e.Target.stats.total.Add(1)
-	s := c.shardOf(e)
+	h := c.homes.Get().(*home)
+	e.shard = h.shard
+	c.homes.Put(h)
+	s := &c.shards[e.shard]
 	s.mu.Lock()
-	s.pushFront(e)
+	s.add(e)
 	e.linked = true
 	s.n.Add(1)
 	s.mu.Unlock()
@@ -97,19 +107,21 @@ func (c *CRT) Insert(e *Entry) {
 // drops and t's rises; t counts one more total connection, and the old
 // target keeps the one it counted (totals only grow).
 func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
-	s := c.shardOf(e)
+	s := &c.shards[e.shard]
 	t.stats.active.Add(1)
 	t.stats.total.Add(1)
 	s.mu.Lock()
 	old := e.Target
 	e.Target, e.Why = t, why
-	if why.Failed > 0 {
-		if s.failed == nil {
-			s.failed = make(map[*Entry]string)
-		}
-		s.failed[e] = last
-	}
 	s.mu.Unlock()
+	if why.Failed > 0 {
+		c.failedMu.Lock()
+		if c.failed == nil {
+			c.failed = make(map[*Entry]string)
+		}
+		c.failed[e] = last
+		c.failedMu.Unlock()
+	}
 	old.stats.active.Add(-1)
 }
 
@@ -120,21 +132,23 @@ func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 // harmless; a Remove after Release is not.
 func (c *CRT) Remove(e *Entry) {
 	if e.affine {
-		c.aff.release(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), monoNow())
-		e.affine = false
+		c.aff.release(e.aff, monoNow)
+		e.affine, e.aff = false, nil
 	}
 	if !e.linked {
 		return
 	}
-	s := c.shardOf(e)
+	s := &c.shards[e.shard]
 	s.mu.Lock()
-	s.unlink(e)
+	s.remove(e)
 	e.linked = false
 	s.n.Add(-1)
-	if e.Why.Failed > 0 {
-		delete(s.failed, e)
-	}
 	s.mu.Unlock()
+	if e.Why.Failed > 0 {
+		c.failedMu.Lock()
+		delete(c.failed, e)
+		c.failedMu.Unlock()
+	}
 	st := e.Target.stats
 	st.active.Add(-1)
 	st.toTarget.Add(e.ToTarget.Load())
@@ -153,17 +167,19 @@ func (c *CRT) Release(e *Entry) {
 func (c *CRT) Len() int {
 	var n int64
 	for i := range c.shards {
-		n += c.shards[i].n.Load()
+		n += int64(c.shards[i].n.Load())
 	}
 	return int(n)
 }
 
 // Explain is e.Why as text, naming the node of its last failed dial. Call
-// it only from Range's fn, which holds the lock that guards that name.
+// it only from Range's fn, which keeps e in the table meanwhile.
 func (c *CRT) Explain(e *Entry) string {
 	last := ""
 	if e.Why.Failed > 0 {
-		last = c.shardOf(e).failed[e]
+		c.failedMu.Lock()
+		last = c.failed[e]
+		c.failedMu.Unlock()
 	}
 	return e.Why.Text(last)
 }
@@ -178,72 +194,64 @@ const rangeBatch = 128
 // must not keep e after returning, and must not call Insert, Remove or
 // Release.
 func (c *CRT) Range(fn func(e *Entry) bool) {
-	m := &Entry{marker: true}
 	for i := range c.shards {
-		if !c.shards[i].walk(m, fn) {
+		if !c.shards[i].walk(fn) {
 			return
 		}
 	}
 }
 
-// walk visits the shard in batches. Between batches it leaves the marker in
-// the list, so removals made meanwhile cannot strand it.
-func (s *shard) walk(m *Entry, fn func(e *Entry) bool) bool {
+// walk visits the shard's slots in batches, unlocking between them. An
+// entry stays in its slot while it is in the table, so one that is there
+// throughout is visited once.
+func (s *shard) walk(fn func(e *Entry) bool) bool {
 	s.mu.Lock()
-	e := s.head
-	for {
-		for n := 0; n < rangeBatch; n++ {
-			if e == nil {
-				s.mu.Unlock()
-				return true
-			}
-			if !e.marker && !fn(e) {
+	for i := 0; i < len(s.slots); {
+		for end := min(i+rangeBatch, len(s.slots)); i < end; i++ {
+			if e := s.slots[i]; e != nil && !fn(e) {
 				s.mu.Unlock()
 				return false
 			}
-			e = e.next
 		}
-		if e == nil {
+		if i < len(s.slots) {
 			s.mu.Unlock()
-			return true
+			runtime.Gosched()
+			s.mu.Lock()
 		}
-		s.linkBefore(m, e)
-		s.mu.Unlock()
-		runtime.Gosched()
-		s.mu.Lock()
-		e = m.next
-		s.unlink(m)
 	}
+	s.mu.Unlock()
+	return true
 }
 
-func (s *shard) pushFront(e *Entry) {
-	e.prev = nil
-	e.next = s.head
-	if s.head != nil {
-		s.head.prev = e
+// shrinkAt is the slot count above which an emptied shard lets its slots go.
+const shrinkAt = 1024
+
+func (s *shard) add(e *Entry) {
+	if n := len(s.free); n > 0 {
+		e.slot, s.free = s.free[n-1], s.free[:n-1]
+		s.slots[e.slot] = e
+		return
 	}
-	s.head = e
+	e.slot = int32(len(s.slots))
+	s.slots = append(s.slots, e)
 }
 
-func (s *shard) linkBefore(e, at *Entry) {
-	e.next = at
-	e.prev = at.prev
-	if at.prev != nil {
-		at.prev.next = e
-	} else {
-		s.head = e
+// remove frees e's slot; the last slot is dropped rather than listed free,
+// and an emptied shard starts over.
+func (s *shard) remove(e *Entry) {
+	switch {
+	case s.n.Load() == 1:
+		if cap(s.slots) > shrinkAt {
+			s.slots, s.free = nil, nil
+		} else {
+			clear(s.slots)
+			s.slots, s.free = s.slots[:0], s.free[:0]
+		}
+	case int(e.slot) == len(s.slots)-1:
+		s.slots[e.slot] = nil
+		s.slots = s.slots[:e.slot]
+	default:
+		s.slots[e.slot] = nil
+		s.free = append(s.free, e.slot)
 	}
-	at.prev = e
-}
-
-func (s *shard) unlink(e *Entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		s.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	}
-	e.prev, e.next = nil, nil
 }

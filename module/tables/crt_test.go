@@ -104,7 +104,7 @@ func TestCRTAcquireZeroed(t *testing.T) {
 	for i := range 100 {
 		e := c.Acquire()
 		if e.Client.IsValid() || e.VIPA.IsValid() || e.Port != 0 || e.Target != nil || e.Since != 0 ||
-			e.ToTarget.Load() != 0 || e.ToClient.Load() != 0 || e.linked || e.prev != nil || e.next != nil {
+			e.ToTarget.Load() != 0 || e.ToClient.Load() != 0 || e.linked || e.affine || e.aff != nil {
 			t.Fatalf("Acquire %d returned a used entry: %+v", i, e)
 		}
 		e.Client, e.Target = client(i), tg

@@ -98,13 +98,29 @@ func (h *health) failed() int32 {
 // DialSucceeded feeds a dial that connected. It reports whether the row
 // turned healthy again (a connection that fell back to it got through).
 func (t *Target) DialSucceeded(now time.Time) bool {
-	h := t.health
-	h.succeeded()
-	if !h.down.Load() || !h.down.CompareAndSwap(true, false) {
+	if !t.answered() {
 		return false
 	}
-	h.rampFrom.Store(now.UnixNano())
+	t.health.rampFrom.Store(now.UnixNano())
 	return true
+}
+
+// Answered is DialSucceeded now, reading the clock only when the row turns
+// healthy again: the connection path's call.
+func (t *Target) Answered() bool {
+	if !t.answered() {
+		return false
+	}
+	t.health.rampFrom.Store(time.Now().UnixNano())
+	return true
+}
+
+// answered feeds a dial that connected and reports whether the row turned
+// healthy; the caller then starts its slow start.
+func (t *Target) answered() bool {
+	h := t.health
+	h.succeeded()
+	return h.down.Load() && h.down.CompareAndSwap(true, false)
 }
 
 // DialFailed feeds a dial that did not connect; timedOut says it hit the

@@ -179,7 +179,7 @@ func (c *Candidates) Commit(e *Entry) {
 		return
 	}
 	if g.pol.affinity > 0 && c.crt != nil {
-		c.crt.aff.commit(affKeyOf(e.VIPA, e.Port, e.Client.Addr()), e.Target.Node, g.pol.affinity, c.aff, c.affGen)
+		e.aff = c.crt.aff.commit(e.VIPA, e.Port, e.Client.Addr(), e.Target, g.pol.affinity, c.aff, c.affGen)
 		e.affine = true
 	}
 	if g.pol.method == hotStandby && !g.pol.AutoSwitchBack && (c.cur == ReasonPreferred || c.cur == ReasonBackup) {

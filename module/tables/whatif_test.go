@@ -177,14 +177,12 @@ func TestCRTExplain(t *testing.T) {
 		t.Fatalf("explain %q, want %q", explain(), want)
 	}
 	f.crt.Release(e)
-	for i := range f.crt.shards {
-		if n := len(f.crt.shards[i].failed); n != 0 {
-			t.Fatalf("shard %d keeps %d names of removed entries", i, n)
-		}
+	if n := len(f.crt.failed); n != 0 {
+		t.Fatalf("the CRT keeps %d names of removed entries", n)
 	}
 }
 
-// TestShardSize: the names of failed dials keep a shard on one cache line.
+// TestShardSize: a shard fills one cache line.
 func TestShardSize(t *testing.T) {
 	if n := unsafe.Sizeof(shard{}); n != 64 {
 		t.Fatalf("shard is %d bytes, not a cache line", n)
