@@ -180,6 +180,7 @@ func (a *Agent) Start() error {
 	a.mu.Lock()
 	a.serf, a.mux = s, mux
 	a.mu.Unlock()
+	mux.open()
 	a.guardKeyring(mc.Keyring)
 	a.wg.Add(4 + fetchers)
 	go a.drain()

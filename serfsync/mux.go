@@ -15,15 +15,24 @@ import (
 // stream (memberlist's message types are small numbers, its label header
 // is 244) goes to memberlist untouched. One port to open in a firewall, and
 // the channel sees exactly the network memberlist sees, partitions included.
+//
+// Nothing reaches memberlist before open: memberlist listens before
+// serf.Create returns, and serf answers a query (a key query from any
+// member) through a memberlist it has not yet been given, a nil pointer.
 type muxTransport struct {
 	memberlist.NodeAwareTransport
 
-	handle  func(net.Conn) // takes ownership of a channel connection
-	pending pendingStreams
-	out     chan net.Conn
-	done    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	handle    func(net.Conn) // takes ownership of a channel connection
+	pending   pendingStreams
+	out       chan net.Conn
+	packets   chan *memberlist.Packet
+	opened    chan struct{}
+	closing   chan struct{} // Shutdown began: packets held for open are dropped
+	done      chan struct{}
+	openOnce  sync.Once
+	closeOnce sync.Once
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 // peekTimeout bounds how long a new stream may stay silent before its first
@@ -35,19 +44,32 @@ func newMux(inner memberlist.NodeAwareTransport, handle func(net.Conn)) *muxTran
 		NodeAwareTransport: inner,
 		handle:             handle,
 		out:                make(chan net.Conn),
+		packets:            make(chan *memberlist.Packet),
+		opened:             make(chan struct{}),
+		closing:            make(chan struct{}),
 		done:               make(chan struct{}),
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.accept()
+	go m.forwardPackets()
 	return m
 }
+
+// open lets packets and streams through to memberlist: call it once serf
+// is created. Until then they wait (UDP in the socket's buffer).
+func (m *muxTransport) open() { m.openOnce.Do(func() { close(m.opened) }) }
 
 // StreamCh hands memberlist the streams that are not the channel's.
 func (m *muxTransport) StreamCh() <-chan net.Conn { return m.out }
 
-// Shutdown stops the inner transport while still draining its stream
-// channel (its listener blocks on an unbuffered send), then stops routing.
+// PacketCh hands memberlist the packets, once open.
+func (m *muxTransport) PacketCh() <-chan *memberlist.Packet { return m.packets }
+
+// Shutdown stops the inner transport while still draining its stream and
+// packet channels (its readers block on unbuffered sends), then stops
+// routing.
 func (m *muxTransport) Shutdown() error {
+	m.closeOnce.Do(func() { close(m.closing) })
 	err := m.NodeAwareTransport.Shutdown()
 	m.once.Do(func() { close(m.done) })
 	m.wg.Wait()
@@ -61,6 +83,31 @@ func (m *muxTransport) accept() {
 		case c := <-m.NodeAwareTransport.StreamCh():
 			m.wg.Add(1)
 			go m.route(c)
+		case <-m.done:
+			return
+		}
+	}
+}
+
+// forwardPackets passes packets on once open; before, during a shutdown,
+// they are dropped.
+func (m *muxTransport) forwardPackets() {
+	defer m.wg.Done()
+	in := m.NodeAwareTransport.PacketCh()
+	for {
+		var p *memberlist.Packet
+		select {
+		case p = <-in:
+		case <-m.done:
+			return
+		}
+		select {
+		case <-m.opened:
+		case <-m.closing:
+			continue
+		}
+		select {
+		case m.packets <- p:
 		case <-m.done:
 			return
 		}
@@ -84,6 +131,12 @@ func (m *muxTransport) route(c net.Conn) {
 	pc.first = first[:]
 	if first[0] == channelMagic[0] {
 		m.handle(pc)
+		return
+	}
+	select {
+	case <-m.opened:
+	case <-m.closing:
+		_ = pc.Close()
 		return
 	}
 	select {
