@@ -69,6 +69,16 @@ func (q quiesceRules) set(sel Selector, quiesced bool) (quiesceRules, error) {
 	return append(q, quiesceRule{sel, quiesced}), nil
 }
 
+// without drops the rules naming a node gone says is gone, and then the
+// list if no quiesce is left in it.
+func (q quiesceRules) without(gone func(node string) bool) quiesceRules {
+	q = slices.DeleteFunc(q, func(r quiesceRule) bool { return r.sel.Node != "" && gone(r.sel.Node) })
+	if !slices.ContainsFunc(q, func(r quiesceRule) bool { return r.quiesced }) {
+		return nil
+	}
+	return q
+}
+
 func (q quiesceRules) quiesced(v netip.Addr, port uint16, node string) bool {
 	for i := len(q) - 1; i >= 0; i-- {
 		if q[i].sel.matches(v, port, node) {
@@ -149,6 +159,7 @@ func (f *Fleet) drainLocked(sel Selector, quiesced bool) ([]tables.Row, error) {
 	if !reported && !f.isMemberLocked(sel.Node) {
 		return nil, fmt.Errorf("%w: node %q is not a fleet member", ErrNotFound, sel.Node)
 	}
+	f.pruneDrainsLocked()
 	rules, err := f.drains.set(sel, quiesced)
 	if err != nil {
 		return nil, err
@@ -163,6 +174,32 @@ func (f *Fleet) drainLocked(sel Selector, quiesced bool) ([]tables.Row, error) {
 	}
 	f.logger.Info("target rows "+stateWord(quiesced)+" by this routing node", selFields(sel, len(rows))...)
 	return rows, nil
+}
+
+// pruneDrainsLocked drops the drains of targets that left the fleet or
+// that serf forgot (reaped), which would otherwise pile up towards
+// maxQuiesceRules; a target that failed keeps its drains for its return.
+func (f *Fleet) pruneDrainsLocked() {
+	if len(f.drains) == 0 || f.agent == nil {
+		return
+	}
+	status := make(map[string]string)
+	for _, m := range f.agent.Members() {
+		status[m.Name] = m.Status
+	}
+	f.drains = f.drains.without(func(node string) bool { return departed(status[node]) })
+}
+
+// pruneDrains is pruneDrainsLocked for the upkeep loop.
+func (f *Fleet) pruneDrains() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruneDrainsLocked()
+}
+
+// departed: a member's serf status says it left, or it is not listed ("").
+func departed(status string) bool {
+	return status == "" || status == "leaving" || status == "left"
 }
 
 func (f *Fleet) isMemberLocked(name string) bool {

@@ -144,13 +144,15 @@ func (f *Fleet) reportArrived(node string, lines []vipa.Listener) {
 	f.notifyDPT()
 }
 
-// memberGone drops the rows of a member that failed or left.
+// memberGone drops the rows of a member that failed or left, and the
+// drains of one that left.
 func (f *Fleet) memberGone(name string) {
 	f.dyn.clearDown(name)
 	f.dyn.wake()
 	f.heldArrived(name, nil)
 	f.mu.Lock()
 	delete(f.reports, name)
+	f.pruneDrainsLocked()
 	f.mu.Unlock()
 	if n := f.DPT.DeleteNode(name); n > 0 {
 		f.logger.Info("member gone: rows removed", zap.String("node", name), zap.Int("rows", n))

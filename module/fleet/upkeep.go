@@ -15,7 +15,8 @@ const (
 	// upkeepInterval paces the table work kept off the connection path:
 	// effective weights (TSR, slow start) and due probes.
 	upkeepInterval = 250 * time.Millisecond
-	// sweepInterval paces the removal of expired affinities.
+	// sweepInterval paces the removal of expired affinities and of the
+	// drains of departed targets.
 	sweepInterval = 5 * time.Second
 	// probeTimeout bounds a probe's dial of an unhealthy target.
 	probeTimeout = 2 * time.Second
@@ -67,6 +68,7 @@ func (u *upkeep) run(ctx context.Context) {
 			if now.Sub(lastSweep) >= sweepInterval {
 				lastSweep = now
 				u.f.Counters.Affinities.Store(int64(u.f.CRT.SweepAffinity(now)))
+				u.f.pruneDrains() // of targets reaped after they failed
 			}
 		}
 	}
