@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-vipa/caddy-vipa/module/fleet"
-	"github.com/caddy-vipa/caddy-vipa/module/tables"
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
@@ -72,7 +71,6 @@ type App struct {
 	defs      []*vipa.Definition
 	backups   []*vipa.Backup
 	addrs     vipaAddresses
-	policies  map[netip.Addr]*tables.Policy
 	advertise netip.Addr
 	shadows   *shadows
 	dyn       *dynPorts
@@ -332,7 +330,6 @@ func (a *App) buildDefinitions() ([]*vipa.Definition, error) {
 	}
 	seen := make(map[netip.Addr]bool)
 	var defs []*vipa.Definition
-	a.policies = make(map[netip.Addr]*tables.Policy)
 	for _, d := range a.Distribute {
 		def, err := d.definition(a.Node)
 		if err != nil {
@@ -343,7 +340,6 @@ func (a *App) buildDefinitions() ([]*vipa.Definition, error) {
 		}
 		seen[def.VIPA] = true
 		defs = append(defs, def)
-		a.policies[def.VIPA] = d.policy(def, a.Node)
 	}
 	return defs, nil
 }
@@ -375,7 +371,6 @@ func (a *App) Start() error {
 		Node:      a.Node,
 		Advertise: a.advertise,
 		Defs:      a.defs,
-		Policies:  a.policies,
 		Listeners: a.Listeners,
 		Interval:  time.Duration(a.ListenersInterval),
 		Weight:    int(a.Weight),

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/caddy-vipa/caddy-vipa/module/tables"
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
@@ -31,7 +30,28 @@ func (d *Distribute) check(routingNode string) (*vipa.Definition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return def, d.checkOptions(def.Distmethod)
+	if err := d.checkOptions(def.Distmethod); err != nil {
+		return nil, err
+	}
+	def.Options = d.options().Canonical()
+	return def, def.CheckOptions()
+}
+
+// options are the distribution options as the definition carries them to
+// the fleet.
+func (d *Distribute) options() vipa.Options {
+	o := vipa.Options{
+		Destinations:  d.Destinations,
+		TimedAffinity: time.Duration(d.TimedAffinity),
+		OptLocal:      d.OptLocal,
+		MaxConns:      d.MaxConns,
+		SlowStart:     time.Duration(d.SlowStart),
+	}
+	if hs := d.HotStandby; hs != nil {
+		o.NoAutoSwitchBack = hs.AutoSwitchBack != nil && !*hs.AutoSwitchBack
+		o.NoHealthSwitch = hs.HealthSwitch != nil && !*hs.HealthSwitch
+	}
+	return o
 }
 
 // destIP is the definition's candidate list: DestIP, then the nodes of
@@ -79,29 +99,4 @@ func (d *Distribute) checkOptions(method string) error {
 		return vipa.ValidateSwitches(method)
 	}
 	return nil
-}
-
-// policy is how the routing node distributes def's connections.
-func (d *Distribute) policy(def *vipa.Definition, node string) *tables.Policy {
-	p := &tables.Policy{
-		Distmethod:     def.Distmethod,
-		Destinations:   d.Destinations,
-		TimedAffinity:  time.Duration(d.TimedAffinity),
-		MaxConns:       d.MaxConns,
-		SlowStart:      time.Duration(d.SlowStart),
-		AutoSwitchBack: true,
-		HealthSwitch:   true,
-	}
-	if d.OptLocal {
-		p.LocalNode = node
-	}
-	if hs := d.HotStandby; hs != nil {
-		if hs.AutoSwitchBack != nil {
-			p.AutoSwitchBack = *hs.AutoSwitchBack
-		}
-		if hs.HealthSwitch != nil {
-			p.HealthSwitch = *hs.HealthSwitch
-		}
-	}
-	return p
 }

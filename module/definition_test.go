@@ -1,7 +1,6 @@
 package module
 
 import (
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -32,7 +31,7 @@ func TestDistributeOptions(t *testing.T) {
 	if !slices.Equal(def.DestIP, []string{"caddy-a", "caddy-b"}) {
 		t.Errorf("destip %v", def.DestIP)
 	}
-	p := d.policy(def, "caddy-r")
+	p := tables.PolicyOf(def, "caddy-r")
 	if p.Distmethod != "hotstandby" || p.AutoSwitchBack || !p.HealthSwitch || p.LocalNode != "caddy-r" ||
 		p.MaxConns != 10 || p.TimedAffinity != time.Minute || p.SlowStart != time.Second || len(p.Destinations) != 2 {
 		t.Errorf("policy %+v", p)
@@ -75,7 +74,7 @@ func TestConfiguredWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Configure(fleet.Config{Node: "a", Defs: []*vipa.Definition{def}, Policies: map[netip.Addr]*tables.Policy{def.VIPA: d.policy(def, "a")}, Listeners: vipa.ListenersOff})
+	f.Configure(fleet.Config{Node: "a", Defs: []*vipa.Definition{def}, Listeners: vipa.ListenersOff})
 	_, la := backend(t, "A")
 	_, lb := backend(t, "B")
 	setRow(f, tables.Row{VIPA: vip.Addr(), Port: vip.Port(), Node: "a", Address: la, Ready: 1})

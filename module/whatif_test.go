@@ -38,10 +38,13 @@ func whatIfPolicies() map[string]*tables.Policy {
 func whatIfHandler(t *testing.T, vln net.Listener, p *tables.Policy) (*Handler, *fleet.Fleet, netip.AddrPort) {
 	t.Helper()
 	h, f, va := testHandler(t, vln)
-	def := *f.Route(va.Addr()).Def
-	def.Distmethod = p.Distmethod
-	f.Configure(fleet.Config{Node: "a", Defs: []*vipa.Definition{&def},
-		Policies: map[netip.Addr]*tables.Policy{va.Addr(): p}, Listeners: vipa.ListenersOff})
+	def := f.Route(va.Addr()).Def.Clone()
+	def.Distmethod, def.DestIP = p.Distmethod, []string{"a", "b", "c"}
+	def.Options = vipa.Options{Destinations: p.Destinations, TimedAffinity: p.TimedAffinity, MaxConns: p.MaxConns}
+	if err := def.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f.Configure(fleet.Config{Node: "a", Defs: []*vipa.Definition{def}, Listeners: vipa.ListenersOff})
 	for _, n := range []string{"a", "b", "c"} {
 		_, addr := backend(t, n)
 		setRow(f, tables.Row{VIPA: va.Addr(), Port: va.Port(), Node: n, Address: addr, Ready: 1, Weight: 3 - int(n[0]-'a')})

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
@@ -76,7 +77,7 @@ func TestDefinitionsCodec(t *testing.T) {
 		t.Fatalf("canonical: %+v", c)
 	}
 	got, err := decodeDefsT(encodeDefsT(c), "me")
-	if err != nil || len(got) != 2 || !sameDefinition(got[0], c[0]) || !sameDefinition(got[1], c[1]) {
+	if err != nil || len(got) != 2 || !got[0].Equal(c[0]) || !got[1].Equal(c[1]) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	all := def(vipaA.String(), "x", vipa.AllPortsBut(ports("22", "8000-8100")))
@@ -113,7 +114,7 @@ func TestDefinitionsDropOneBad(t *testing.T) {
 		}
 		dropped = append(dropped, d.VIPA)
 	})
-	if err != nil || len(got) != 1 || !sameDefinition(got[0], good) {
+	if err != nil || len(got) != 1 || !got[0].Equal(good) {
 		t.Fatalf("decoded %+v, %v; want the good definition alone", got, err)
 	}
 	if !slices.Equal(dropped, []netip.Addr{vipaB}) {
@@ -275,5 +276,123 @@ func TestReportVersion3(t *testing.T) {
 	merged := canonicalListeners([]vipa.Listener{{VIPA: vipaA, Port: 80, Ready: 1, Weight: 3}, {VIPA: vipaA, Port: 80, Ready: 1, State: vipa.StateQuiesced, Weight: 9}})
 	if len(merged) != 1 || merged[0].State != vipa.StateQuiesced || merged[0].Weight != 9 {
 		t.Errorf("merged %v", merged)
+	}
+}
+
+// withOptions is a definition with every distribution option set.
+func withOptions() *vipa.Definition {
+	d := def(vipaA.String(), "me", ports("8080"), "caddy-a", "caddy-b", "10.0.0.3")
+	d.Distmethod = vipa.HotStandby
+	d.Options = vipa.Options{
+		Destinations: []vipa.Destination{
+			{Node: "caddy-a", Role: vipa.RolePreferred},
+			{Node: "caddy-b", Weight: 3, Role: vipa.RoleBackup, Rank: 200},
+			{Node: "10.0.0.3", Role: vipa.RoleBackup, Rank: 1},
+		},
+		TimedAffinity: time.Minute, OptLocal: true, MaxConns: 10000, SlowStart: 30 * time.Second,
+		NoAutoSwitchBack: true, NoHealthSwitch: true,
+	}
+	return d
+}
+
+// Options travel in version 4, which is written only when a definition has
+// one: a fleet without options sends version 3, which older nodes read.
+func TestDefinitionsOptionsCodec(t *testing.T) {
+	plain := def(vipaB.String(), "me", ports("9000"), "caddy-a", "caddy-b")
+	plain.Options.Destinations = []vipa.Destination{{Node: "caddy-a"}, {Node: "caddy-b", Weight: 1}} // weight 1 each: no option
+	c := canonicalDefsT([]*vipa.Definition{plain}, "me")
+	if body := encodeDefsT(c); body[0] != defsVersion3 || c[0].Options.Destinations != nil {
+		t.Fatalf("plain destinations: version %d, options %+v", body[0], c[0].Options)
+	}
+
+	opt := withOptions()
+	c = canonicalDefsT([]*vipa.Definition{plain, opt}, "me")
+	body := encodeDefsT(c)
+	if body[0] != defsVersion4 {
+		t.Fatalf("version %d, want 4", body[0])
+	}
+	got, err := decodeDefsT(body, "me")
+	if err != nil || len(got) != 2 || !got[0].Equal(c[0]) || !got[1].Equal(c[1]) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if o := got[0].Options; o.Destinations[0].Weight != 1 || o.Destinations[1].Weight != 3 || o.MaxConns != 10000 ||
+		!o.OptLocal || !o.NoAutoSwitchBack || o.SlowStart != 30*time.Second {
+		t.Fatalf("options %+v", o)
+	}
+	for _, w := range []*vipa.Definition{plain, opt} { // one weight option alone is enough
+		d := def(vipaA.String(), "me", ports("80"), "caddy-a", "caddy-b")
+		switch w {
+		case plain:
+			d.Options.Destinations = []vipa.Destination{{Node: "caddy-b", Weight: 2}}
+		default:
+			d.Options.MaxConns = 1
+		}
+		c := canonicalDefsT([]*vipa.Definition{d}, "me")
+		if got, err := decodeDefsT(encodeDefsT(c), "me"); err != nil || len(got) != 1 || !got[0].Equal(c[0]) {
+			t.Errorf("%+v: round trip %+v %v", d.Options, got, err)
+		}
+	}
+}
+
+// A version 4 body that breaks its rules is malformed; one whose options
+// break vipa's rules loses that definition alone.
+func TestDefinitionsOptionsRefused(t *testing.T) {
+	one := canonicalDefsT([]*vipa.Definition{withOptions()}, "me")
+	body := encodeDefsT(one)
+	// offsets from the end: ... oflags affinity max_conns slow_start count {node weight role rank}...
+	last := len(body) - 1 // rank of the last destination
+	bad := map[string][]byte{
+		"unknown version": append([]byte{5}, body[1:]...),
+		"trailing byte":   append(slices.Clone(body), 0),
+		"truncated":       body[:len(body)-2],
+		"unknown role":    func() []byte { b := slices.Clone(body); b[last-1] = 3; return b }(),
+		"weight 0":        func() []byte { b := slices.Clone(body); b[last-2] = 0; return b }(),
+		// version 4 with no option anywhere: version 3 says it
+		"version 4 without options": func() []byte {
+			d := def(vipaA.String(), "me", ports("80"))
+			e := enc{b: []byte{defsVersion4, 1}}
+			e.b = append(e.b, encodeDef(d, defsVersion4)...)
+			return e.b
+		}(),
+		"unknown option flag": func() []byte {
+			d := def(vipaA.String(), "me", ports("80"))
+			d.Options.MaxConns = 5
+			item := encodeDef(d, defsVersion4)
+			// oflags is right after the definition flags: find it from the end
+			// (affinity 0, max_conns 5, slow_start 0, no destinations: 4 bytes)
+			item[len(item)-5] = 8
+			return append([]byte{defsVersion4, 1}, item...)
+		}(),
+		"plain destinations": func() []byte {
+			d := def(vipaA.String(), "me", ports("80"), "caddy-a")
+			d.Options = vipa.Options{MaxConns: 1, Destinations: []vipa.Destination{{Node: "caddy-a", Weight: 1}}}
+			return append([]byte{defsVersion4, 1}, encodeDef(d, defsVersion4)...)
+		}(),
+	}
+	for name, b := range bad {
+		if _, err := decodeDefsT(b, "me"); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+
+	// Options vipa refuses: a weighted destination not in destip, and a
+	// hotstandby definition without its roles.
+	good := canonicalDefsT([]*vipa.Definition{withOptions()}, "me")[0]
+	stray := def(vipaB.String(), "me", ports("80"), "caddy-a")
+	stray.Options.Destinations = []vipa.Destination{{Node: "caddy-z", Weight: 2}}
+	noRoles := def("10.9.9.9", "me", ports("80"), "caddy-a")
+	noRoles.Distmethod = vipa.HotStandby
+	noRoles.Options.MaxConns = 3
+	e := enc{b: []byte{defsVersion4, 3}}
+	for _, d := range []*vipa.Definition{noRoles, good, stray} { // sorted by VIPA
+		e.b = append(e.b, encodeDef(d, defsVersion4)...)
+	}
+	var dropped []string
+	got, err := decodeDefs(e.b, "me", func(d *vipa.Definition, err error) { dropped = append(dropped, d.VIPA.String()+": "+err.Error()) })
+	if err != nil || len(got) != 1 || !got[0].Equal(good) {
+		t.Fatalf("decoded %+v %v, want the good definition", got, err)
+	}
+	if len(dropped) != 2 || !strings.Contains(dropped[0], "preferred or backup") || !strings.Contains(dropped[1], "caddy-z is not in destip") {
+		t.Fatalf("dropped %q", dropped)
 	}
 }

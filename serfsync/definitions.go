@@ -3,6 +3,7 @@ package serfsync
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
@@ -32,12 +33,18 @@ type KnownDefinition struct {
 // bytes or an address), so a definition the wire could carry but no node
 // should accept is dropped alone, not with the body.
 const (
-	maxDefs       = vipa.MaxDefinitions
-	maxRanges     = vipa.MaxPortRanges
-	maxDests      = vipa.MaxDestinations
-	maxDestLen    = 255
-	maxMethodLen  = 64
-	defsVersionNo = 3
+	maxDefs      = vipa.MaxDefinitions
+	maxRanges    = vipa.MaxPortRanges
+	maxDests     = vipa.MaxDestinations
+	maxDestLen   = 255
+	maxMethodLen = 64
+
+	// Definitions' body versions: 3 carries no options, 4 adds each
+	// definition's (see encodeDefs). A sender writes 3 unless some
+	// definition has an option, so a fleet without options sends what
+	// older nodes read.
+	defsVersion3 = 3
+	defsVersion4 = 4
 
 	// maxDefsBody leaves room in one answer frame for the report body
 	// (under 128 KiB within its bounds) and the header.
@@ -74,6 +81,7 @@ func canonicalDefs(defs []*vipa.Definition, node string, refused func(*vipa.Defi
 			Distmethod:  d.Distmethod,
 			RoutingNode: node,
 			Since:       d.Since,
+			Options:     d.Options.Canonical(),
 		}
 		if err := c.Validate(); err != nil {
 			refused(d, err)
@@ -89,15 +97,29 @@ func canonicalDefs(defs []*vipa.Definition, node string, refused func(*vipa.Defi
 // that would take the body past maxDefsBody are left out and passed to
 // refused; the result lists those encoded.
 //
-//	version count{ vipa since(u64) count(range){lo hi} count(dest){string} distmethod flags }
+//	version count{ vipa since(u64) count(range){lo hi} count(dest){string} distmethod flags [options] }
 //
 // flags: bit 0, port all (the ranges are every port but the excluded ones).
+// Version 4 adds options to every definition:
+//
+//	oflags(byte) affinity(ns) max_conns slow_start(ns) count(destination){node weight role rank}
+//
+// oflags: bit 0 optlocal, bit 1 autoswitchback off, bit 2 healthswitch
+// off; the numbers are uvarints; weight is 1-100, role 0 none, 1
+// preferred, 2 backup, rank 0 or 1-254 (bytes). Version 4 is written only
+// when some definition has an option: a body has one version.
 func encodeDefs(defs []*vipa.Definition, refused func(*vipa.Definition, error)) ([]*vipa.Definition, []byte) {
+	version := byte(defsVersion3)
+	for _, d := range defs {
+		if !d.Options.IsZero() {
+			version = defsVersion4
+		}
+	}
 	var items [][]byte
 	kept := defs[:0:0]
 	size := 0
 	for _, d := range defs {
-		item := encodeDef(d)
+		item := encodeDef(d, version)
 		if size+len(item) > maxDefsBody {
 			refused(d, errSize)
 			continue
@@ -109,8 +131,12 @@ func encodeDefs(defs []*vipa.Definition, refused func(*vipa.Definition, error)) 
 	if len(kept) == 0 {
 		return nil, nil
 	}
+	if version == defsVersion4 && !slices.ContainsFunc(kept, func(d *vipa.Definition) bool { return !d.Options.IsZero() }) {
+		// the definitions with options were left out: the rest is version 3
+		return encodeDefs(kept, refused)
+	}
 	e := enc{b: make([]byte, 0, size+4)}
-	e.byte(defsVersionNo)
+	e.byte(version)
 	e.uvarint(uint64(len(kept)))
 	for _, item := range items {
 		e.b = append(e.b, item...)
@@ -118,7 +144,17 @@ func encodeDefs(defs []*vipa.Definition, refused func(*vipa.Definition, error)) 
 	return kept, e.b
 }
 
-func encodeDef(d *vipa.Definition) []byte {
+// Option flags and destination roles on the wire (version 4).
+const (
+	optLocal            = 1 << 0
+	optNoAutoSwitchBack = 1 << 1
+	optNoHealthSwitch   = 1 << 2
+	optAll              = optLocal | optNoAutoSwitchBack | optNoHealthSwitch
+)
+
+var wireRoles = []vipa.Role{vipa.RoleNone, vipa.RolePreferred, vipa.RoleBackup}
+
+func encodeDef(d *vipa.Definition, version byte) []byte {
 	e := enc{b: make([]byte, 0, 64)}
 	e.addr(d.VIPA)
 	e.u64(uint64(d.Since))
@@ -137,8 +173,76 @@ func encodeDef(d *vipa.Definition) []byte {
 		flags |= flagAll
 	}
 	e.byte(flags)
+	if version == defsVersion4 {
+		encodeOptions(&e, &d.Options)
+	}
 	return e.b
 }
+
+func encodeOptions(e *enc, o *vipa.Options) {
+	var flags byte
+	if o.OptLocal {
+		flags |= optLocal
+	}
+	if o.NoAutoSwitchBack {
+		flags |= optNoAutoSwitchBack
+	}
+	if o.NoHealthSwitch {
+		flags |= optNoHealthSwitch
+	}
+	e.byte(flags)
+	e.uvarint(uint64(o.TimedAffinity))
+	e.uvarint(uint64(o.MaxConns))
+	e.uvarint(uint64(o.SlowStart))
+	e.uvarint(uint64(len(o.Destinations)))
+	for _, dst := range o.Destinations {
+		e.string(dst.Node)
+		e.byte(byte(dst.Weight))
+		e.byte(byte(slices.Index(wireRoles, dst.Role)))
+		e.byte(byte(dst.Rank))
+	}
+}
+
+// decodeOptions reads one definition's options (version 4). The checks
+// against the distmethod and destip are vipa's (Validate), after decoding.
+func decodeOptions(d *dec) vipa.Options {
+	var o vipa.Options
+	flags := d.byte()
+	if flags&^optAll != 0 {
+		d.fail()
+	}
+	o.OptLocal = flags&optLocal != 0
+	o.NoAutoSwitchBack = flags&optNoAutoSwitchBack != 0
+	o.NoHealthSwitch = flags&optNoHealthSwitch != 0
+	o.TimedAffinity = time.Duration(d.uvarint())
+	o.MaxConns = int64(d.uvarint())
+	o.SlowStart = time.Duration(d.uvarint())
+	if o.TimedAffinity < 0 || o.MaxConns < 0 || o.SlowStart < 0 {
+		d.fail()
+	}
+	n := d.uvarint()
+	if n > maxDests || uint64(len(d.b)) < 4*n {
+		d.fail()
+		return o
+	}
+	for range n {
+		dst := vipa.Destination{Node: d.string(maxDestLen), Weight: int(d.byte())}
+		role := int(d.byte())
+		dst.Rank = int(d.byte())
+		if role >= len(wireRoles) || dst.Weight == 0 {
+			d.fail()
+			return o
+		}
+		dst.Role = wireRoles[role]
+		o.Destinations = append(o.Destinations, dst)
+	}
+	if d.err == nil && !o.Equal(ptr(o.Canonical())) {
+		d.fail() // one meaning, one body
+	}
+	return o
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // decodeDefs decodes definitions routed by node and insists they are
 // canonical, so the hash names one meaning. A body that breaks the wire's
@@ -149,7 +253,8 @@ func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error))
 		return nil, nil
 	}
 	d := dec{b: body}
-	if d.byte() != defsVersionNo {
+	version := d.byte()
+	if version != defsVersion3 && version != defsVersion4 {
 		return nil, errDecode
 	}
 	n := d.uvarint()
@@ -198,10 +303,16 @@ func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error))
 		default:
 			d.fail()
 		}
+		if version == defsVersion4 {
+			def.Options = decodeOptions(&d)
+		}
 		out = append(out, def)
 	}
 	if err := d.end(); err != nil {
 		return nil, err
+	}
+	if version == defsVersion4 && !slices.ContainsFunc(out, func(def *vipa.Definition) bool { return !def.Options.IsZero() }) {
+		return nil, errDecode // version 3 says this: a body has one version
 	}
 	return slices.DeleteFunc(out, func(def *vipa.Definition) bool {
 		err := def.Validate()
@@ -216,8 +327,7 @@ func decodeDefs(body []byte, node string, dropped func(*vipa.Definition, error))
 func cloneKnown(ks []KnownDefinition) []KnownDefinition {
 	out := slices.Clone(ks)
 	for i := range out {
-		out[i].Ports = slices.Clone(out[i].Ports)
-		out[i].DestIP = slices.Clone(out[i].DestIP)
+		out[i].Definition = *out[i].Definition.Clone()
 	}
 	return out
 }
@@ -228,20 +338,15 @@ func sameOwned(x, y map[netip.Addr]*vipa.Definition) bool {
 	}
 	for k, d := range x {
 		o, ok := y[k]
-		if !ok || !sameDefinition(d, o) {
+		if !ok || !d.Equal(o) {
 			return false
 		}
 	}
 	return true
 }
 
-func sameDefinition(x, y *vipa.Definition) bool {
-	return x.VIPA == y.VIPA && slices.Equal(x.Ports, y.Ports) && x.All == y.All && slices.Equal(x.DestIP, y.DestIP) &&
-		x.Distmethod == y.Distmethod && x.RoutingNode == y.RoutingNode && x.Since == y.Since
-}
-
 func equalKnown(x, y []KnownDefinition) bool {
 	return slices.EqualFunc(x, y, func(a, b KnownDefinition) bool {
-		return a.Conflict == b.Conflict && a.Owner == b.Owner && sameDefinition(&a.Definition, &b.Definition)
+		return a.Conflict == b.Conflict && a.Owner == b.Owner && a.Definition.Equal(&b.Definition)
 	})
 }

@@ -145,6 +145,21 @@
 // moves only by whole steps the target judges material, so it does not
 // churn versions either.
 //
+// # Definitions versions
+//
+// Version 3 carries each definition's VIPA, since, ports, destip,
+// distmethod and port all flag. Version 4 adds its distribution options
+// (vipa.Options: destination weights and hotstandby roles, the hotstandby
+// switches, timedaffinity, optlocal, max_conns, slow_start), so a standby
+// routes exactly as the routing node it replaces. A sender writes version
+// 4 only when some definition has an option, and a receiver refuses a
+// version 4 body without one (one meaning, one body). A node that knows
+// only version 3 drops version 4 bodies as malformed (drop_decode, logged
+// once per version): it does not learn that routing node's definitions,
+// so it neither reports to it nor backs it up until it is upgraded.
+// Upgrade the other nodes before routing nodes whose definitions carry
+// options.
+//
 // # Backup routing nodes
 //
 // A node that can own a VIPA another node routes (a backup, or a routing

@@ -43,6 +43,7 @@ func seedDefs() [][]byte {
 			def(vipaA.String(), "n", ports("80-90", "1000")),
 			def("fd00::1", "n", ports("9000-9009"), "caddy-b", "10.0.0.3"),
 		}, "n")),
+		encodeDefsT(canonicalDefsT([]*vipa.Definition{withOptions()}, "me")),
 	}
 }
 

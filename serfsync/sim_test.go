@@ -679,7 +679,7 @@ func (s *sim) wrongKnown() []string {
 		ok := len(n.known) == len(want)
 		for i := 0; ok && i < len(want); i++ {
 			k, w := n.known[i], want[i]
-			ok = sameDefinition(&k.Definition, &w.Definition) && k.Owner == w.Owner && (k.Conflict != "") == (w.Conflict != "")
+			ok = k.Definition.Equal(&w.Definition) && k.Owner == w.Owner && (k.Conflict != "") == (w.Conflict != "")
 		}
 		if !ok {
 			out = append(out, fmt.Sprintf("%s knows %v", n.name, n.known))

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 // takeoverFleet is a lab where a routes the VIPA and b (rank 200) and c
 // (rank 100) back it up, all managing the address on the lab interface.
 type takeoverFleet struct {
+	vipa    netip.Addr
 	lab     *netlab.Lab
 	configs map[string]netlab.Node
 	nodes   map[string]*labNode
@@ -28,23 +30,40 @@ type takeoverFleet struct {
 // tune adjusts a node's configuration.
 func startTakeoverFleet(t *testing.T, tune func(*netlab.Node)) *takeoverFleet {
 	t.Helper()
-	l := newLab(t, "a", "b", "c")
+	return startTakeoverFleetOf(t, nil, tune)
+}
+
+// startTakeoverFleetOf is startTakeoverFleet with more nodes: targets that
+// neither route nor back up the VIPA.
+func startTakeoverFleetOf(t *testing.T, targets []string, tune func(*netlab.Node)) *takeoverFleet {
+	t.Helper()
+	l := newLab(t, append([]string{"a", "b", "c"}, targets...)...)
 	labApps(t, l)
 	a := l.Node("a")
 	f := &takeoverFleet{lab: l, configs: map[string]netlab.Node{}, nodes: map[string]*labNode{}}
-	for _, n := range []netlab.Node{
+	nodes := []netlab.Node{
 		{Host: a, Seed: a, Peers: []*netlab.Host{l.Node("b"), l.Node("c")}, Define: true},
 		{Host: l.Node("b"), Seed: a, Rank: 200},
 		{Host: l.Node("c"), Seed: a, Rank: 100},
-	} {
+	}
+	for _, n := range nodes {
 		n.Fast, n.Interface, n.Layer4 = true, true, true
 		if tune != nil {
 			tune(&n)
 		}
 		f.configs[n.Host.Name] = n
-		f.nodes[n.Host.Name] = startLabCaddy(t, n.Host, n.Caddyfile())
+		f.vipa = n.Addr()
 	}
-	waitLabFleet(t, []*labNode{f.nodes["a"], f.nodes["b"], f.nodes["c"]})
+	for _, name := range targets {
+		f.configs[name] = netlab.Node{Host: l.Node(name), Seed: a, Fast: true}
+	}
+	var all []*labNode
+	for _, h := range l.Nodes {
+		n := f.configs[h.Name]
+		f.nodes[h.Name] = startLabCaddy(t, n.Host, n.Caddyfile())
+		all = append(all, f.nodes[h.Name])
+	}
+	waitLabFleet(t, all)
 	f.waitStatus(t, map[string]string{"a": "active", "b": "backup", "c": "backup"}, "caddy-a")
 	f.waitOwnerOnLAN(t, "a")
 	return f
@@ -57,11 +76,11 @@ func (f *takeoverFleet) vipadyn(name string) (vipadynRow, error) {
 		return vipadynRow{}, err
 	}
 	for _, r := range rows {
-		if r.VIPA == netlab.VIPA.String() {
+		if r.VIPA == f.vipa.String() {
 			return r, nil
 		}
 	}
-	return vipadynRow{}, fmt.Errorf("caddy-%s's /vipa/vipadyn has no row for %s: %+v", name, netlab.VIPA, rows)
+	return vipadynRow{}, fmt.Errorf("caddy-%s's /vipa/vipadyn has no row for %s: %+v", name, f.vipa, rows)
 }
 
 // waitStatus waits until each named node shows its status for the VIPA and
@@ -98,18 +117,18 @@ func (f *takeoverFleet) waitOwnerOnLAN(t *testing.T, name string) {
 	owner := f.lab.Node(name)
 	waitFor(t, 15*time.Second, "the VIPA on caddy-"+name+" alone", func() bool {
 		for _, h := range f.lab.Nodes {
-			if h.Holds(netlab.VIPAPrefix()) != (h == owner) && f.alive(h.Name) {
+			if h.Holds(netlab.HostPrefix(f.vipa)) != (h == owner) && f.alive(h.Name) {
 				return false
 			}
 		}
-		return owner.Holds(netlab.VIPAPrefix())
+		return owner.Holds(netlab.HostPrefix(f.vipa))
 	})
 	waitFor(t, 15*time.Second, "a client connection through the VIPA", func() bool {
-		_, err := clientGreeting(f.lab, 2*time.Second)
+		_, err := clientGreetingAt(f.lab, f.vipa, 2*time.Second)
 		return err == nil
 	})
 	waitFor(t, 3*time.Second, "the client's neighbour entry to point at caddy-"+name, func() bool {
-		return clientNeigh(t, f.lab) == owner.MAC
+		return clientNeighOf(t, f.lab, f.vipa) == owner.MAC
 	})
 }
 

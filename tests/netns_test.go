@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,7 +106,12 @@ func labApps(t *testing.T, l *netlab.Lab) {
 // clientGreeting connects from the client namespace to the VIPA and
 // returns the serving application's name.
 func clientGreeting(l *netlab.Lab, timeout time.Duration) (string, error) {
-	c, err := l.Client.DialTimeout("tcp", fmt.Sprintf("%s:%d", netlab.VIPA, netlab.Port), timeout)
+	return clientGreetingAt(l, netlab.VIPA, timeout)
+}
+
+// clientGreetingAt is clientGreeting through the VIPA v.
+func clientGreetingAt(l *netlab.Lab, v netip.Addr, timeout time.Duration) (string, error) {
+	c, err := l.Client.DialTimeout("tcp", netip.AddrPortFrom(v, netlab.Port).String(), timeout)
 	if err != nil {
 		return "", err
 	}
@@ -125,7 +131,14 @@ func clientGreeting(l *netlab.Lab, timeout time.Duration) (string, error) {
 // clientNeigh is the client's neighbour entry's MAC for the VIPA.
 func clientNeigh(t *testing.T, l *netlab.Lab) string {
 	t.Helper()
-	mac, err := l.Client.Neigh(netlab.VIPA.String())
+	return clientNeighOf(t, l, netlab.VIPA)
+}
+
+// clientNeighOf is the client's neighbour entry's MAC for v ("ip neigh",
+// or "ip -6 neigh" for an IPv6 VIPA).
+func clientNeighOf(t *testing.T, l *netlab.Lab, v netip.Addr) string {
+	t.Helper()
+	mac, err := l.Client.Neigh(v.String())
 	if err != nil {
 		t.Fatal(err)
 	}

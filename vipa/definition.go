@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // MaxDefinitions bounds the definitions one routing node carries: the
@@ -20,6 +21,11 @@ type Definition struct {
 	Distmethod  string
 	RoutingNode string
 
+	// Options are the distribution options: weights, hotstandby roles,
+	// affinity, limits. They travel with the definition, so a backup that
+	// takes the VIPA over routes exactly as its routing node did.
+	Options Options
+
 	// Since is when the routing node began defining the VIPA (Unix ms),
 	// kept across reloads that keep the VIPA: of two definitions of one
 	// VIPA the earlier owns it, so a newcomer never displaces an
@@ -29,7 +35,8 @@ type Definition struct {
 
 // NewDefinition parses and checks a definition's parts as a config writes
 // them: ports is a port list or "all", exclude only goes with "all".
-// routingNode may be empty while it is not known yet.
+// routingNode may be empty while it is not known yet. The definition has
+// no options: the caller sets Options and checks them (CheckOptions).
 func NewDefinition(vipa string, ports, exclude, destIP []string, distmethod, routingNode string) (*Definition, error) {
 	v, err := ParseVIPA(vipa)
 	if err != nil {
@@ -57,7 +64,10 @@ func NewDefinition(vipa string, ports, exclude, destIP []string, distmethod, rou
 	if routingNode == "" {
 		return d, d.check()
 	}
-	return d, d.Validate()
+	if err := ValidateNodeName(routingNode); err != nil {
+		return nil, fmt.Errorf("routing node: %w", err)
+	}
+	return d, d.check() // the caller adds and checks the options
 }
 
 // Validate checks every rule of a definition, the bounds of the fleet's
@@ -66,7 +76,10 @@ func (d *Definition) Validate() error {
 	if err := ValidateNodeName(d.RoutingNode); err != nil {
 		return fmt.Errorf("routing node: %w", err)
 	}
-	return d.check()
+	if err := d.check(); err != nil {
+		return err
+	}
+	return d.CheckOptions()
 }
 
 func (d *Definition) check() error {
@@ -87,6 +100,24 @@ func (d *Definition) check() error {
 	}
 	_, err := ParseDistmethod(d.Distmethod)
 	return err
+}
+
+// CheckOptions checks the options against the distmethod and destip list.
+func (d *Definition) CheckOptions() error { return d.Options.check(d.Distmethod, d.DestIP) }
+
+// Equal reports whether d and o are the same definition.
+func (d *Definition) Equal(o *Definition) bool {
+	return d.VIPA == o.VIPA && slices.Equal(d.Ports, o.Ports) && d.All == o.All && slices.Equal(d.DestIP, o.DestIP) &&
+		d.Distmethod == o.Distmethod && d.RoutingNode == o.RoutingNode && d.Since == o.Since && d.Options.Equal(&o.Options)
+}
+
+// Clone copies d deep.
+func (d *Definition) Clone() *Definition {
+	c := *d
+	c.Ports = slices.Clone(d.Ports)
+	c.DestIP = slices.Clone(d.DestIP)
+	c.Options = d.Options.Clone()
+	return &c
 }
 
 // Candidate reports whether the node with this name and advertise address

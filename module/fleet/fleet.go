@@ -27,14 +27,13 @@ import (
 type Config struct {
 	Node      string
 	Advertise netip.Addr
-	Defs      []*vipa.Definition            // the VIPAs this node routes
-	Policies  map[netip.Addr]*tables.Policy // by VIPA; a definition without one distributes by its distmethod alone
-	Listeners string                        // a vipa listener mode
-	Interval  time.Duration                 // of the listener watch
-	Weight    int                           // this node's own weight for targetweight, 1-100; 0 is auto
-	Backups   []*vipa.Backup                // the VIPAs this node takes over
-	Addresses Addresses                     // adds and removes owned VIPAs; nil: the user's
-	Reserved  []uint16                      // this node's own listening ports: never a port all port
+	Defs      []*vipa.Definition // the VIPAs this node routes
+	Listeners string             // a vipa listener mode
+	Interval  time.Duration      // of the listener watch
+	Weight    int                // this node's own weight for targetweight, 1-100; 0 is auto
+	Backups   []*vipa.Backup     // the VIPAs this node takes over
+	Addresses Addresses          // adds and removes owned VIPAs; nil: the user's
+	Reserved  []uint16           // this node's own listening ports: never a port all port
 }
 
 // Route is what the handler needs for one VIPA this node routes; its
@@ -180,11 +179,7 @@ func (f *Fleet) Configure(c Config) {
 	// Policies go in before the routes that use them; the groups keep
 	// their rotation and health across the change.
 	for _, d := range c.Defs {
-		p := c.Policies[d.VIPA]
-		if p == nil {
-			p = &tables.Policy{Distmethod: d.Distmethod}
-		}
-		if err := f.DPT.SetPolicy(d.VIPA, p); err != nil { // checked when the config was provisioned
+		if err := f.DPT.SetPolicy(d.VIPA, tables.PolicyOf(d, c.Node)); err != nil { // checked when the config was provisioned
 			f.logger.Error("distribution policy", zap.Stringer("vipa", d.VIPA), zap.Error(err))
 		}
 	}

@@ -168,17 +168,23 @@ func (d *dyn) update() {
 	if d.state.NeedsConns() {
 		in.Conns = f.connsByVIPA()
 	}
-	// Remember the definitions of the VIPAs this node may take over.
+	// Remember the definitions of the VIPAs this node may take over, and
+	// route their standby groups by the owner's policy from now on: a
+	// takeover then starts from the exact table.
+	var standby []*vipa.Definition
 	for _, k := range known {
 		if k.Owner && k.RoutingNode != node {
 			if _, ok := d.state.Ranks()[k.VIPA]; ok {
-				def := k.Definition
-				d.lastDef[k.VIPA] = &def
+				if old := d.lastDef[k.VIPA]; old == nil || !old.Equal(&k.Definition) {
+					standby = append(standby, k.Definition.Clone())
+				}
+				d.lastDef[k.VIPA] = k.Definition.Clone()
 			}
 		}
 	}
 	changes := d.state.Update(in)
 	d.mu.Unlock()
+	f.standbyPolicies(standby)
 	if len(changes) > 0 {
 		d.apply(changes)
 	}
@@ -368,14 +374,33 @@ func (f *Fleet) publishOwnership() {
 	routes := make(map[netip.Addr]*Route, len(defs))
 	for _, d := range defs {
 		routes[d.VIPA] = &Route{Def: d}
-		if cfg.Policies[d.VIPA] == nil {
-			_ = f.DPT.SetPolicy(d.VIPA, &tables.Policy{Distmethod: d.Distmethod})
-		}
 	}
 	f.routes.Store(&routes)
 	if agent != nil {
 		agent.SetVIPADyn(tag)
 		agent.SetDefinitions(defs)
+	}
+}
+
+// standbyPolicies makes the policies of the definitions this node stands
+// by for those of their groups here, unless this node's own config
+// defines the VIPA (its policy is the config's). They are the owner's
+// policies, and this node would route by them after a takeover (an owner's
+// optlocal then prefers this node's own target).
+func (f *Fleet) standbyPolicies(defs []*vipa.Definition) {
+	if len(defs) == 0 {
+		return
+	}
+	f.mu.Lock()
+	cfg := f.cfg
+	f.mu.Unlock()
+	for _, d := range defs {
+		if slices.ContainsFunc(cfg.Defs, func(c *vipa.Definition) bool { return c.VIPA == d.VIPA }) {
+			continue
+		}
+		if err := f.DPT.SetPolicy(d.VIPA, tables.PolicyOf(d, cfg.Node)); err != nil {
+			f.logger.Error("the owner's distribution policy", zap.Stringer("vipa", d.VIPA), zap.String("owner", d.RoutingNode), zap.Error(err))
+		}
 	}
 }
 

@@ -136,3 +136,24 @@ func (c *compiled) destination(t *Target) vipa.Destination {
 	}
 	return vipa.Destination{Node: t.Node, Weight: 1}
 }
+
+// PolicyOf is the policy of a definition routed by node: its distmethod
+// and options, the same on the routing node that defines it and on a
+// backup that takes it over (optlocal then prefers the backup's own
+// target: the routing node's, where no hop is needed).
+func PolicyOf(def *vipa.Definition, node string) *Policy {
+	o := &def.Options
+	p := &Policy{
+		Distmethod:     def.Distmethod,
+		Destinations:   o.Destinations,
+		TimedAffinity:  o.TimedAffinity,
+		MaxConns:       o.MaxConns,
+		SlowStart:      o.SlowStart,
+		AutoSwitchBack: !o.NoAutoSwitchBack,
+		HealthSwitch:   !o.NoHealthSwitch,
+	}
+	if o.OptLocal {
+		p.LocalNode = node
+	}
+	return p
+}

@@ -5,6 +5,7 @@ package netlab
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -39,6 +40,21 @@ type Node struct {
 	Takeback, MaxWait string
 	// Layer4 listens on the VIPA's port and routes it.
 	Layer4 bool
+	// VIPA is the VIPA defined, backed up and listened on; invalid: the
+	// lab's VIPA.
+	VIPA netip.Addr
+	// Distribute, when set, is the body of the definition's block (one
+	// option a line, e.g. "destip caddy-b weight 3"); otherwise the
+	// definition is destip all.
+	Distribute []string
+}
+
+// Addr is the node's VIPA.
+func (n Node) Addr() netip.Addr {
+	if n.VIPA.IsValid() {
+		return n.VIPA
+	}
+	return VIPA
 }
 
 // Caddyfile is the node's configuration.
@@ -59,11 +75,18 @@ func (n Node) Caddyfile() string {
 	}
 	fmt.Fprintf(&b, "\n\t\t\tencrypt_key %s\n\t\t}\n", Key)
 	b.WriteString("\t\tlisteners auto {\n\t\t\tinterval 50ms\n\t\t}\n")
-	if n.Define {
-		fmt.Fprintf(&b, "\t\tvipadistribute define %s port %d destip all\n", VIPA, Port)
+	switch {
+	case n.Define && len(n.Distribute) > 0:
+		fmt.Fprintf(&b, "\t\tvipadistribute define %s port %d {\n", n.Addr(), Port)
+		for _, line := range n.Distribute {
+			fmt.Fprintf(&b, "\t\t\t%s\n", line)
+		}
+		b.WriteString("\t\t}\n")
+	case n.Define:
+		fmt.Fprintf(&b, "\t\tvipadistribute define %s port %d destip all\n", n.Addr(), Port)
 	}
 	if n.Rank > 0 {
-		fmt.Fprintf(&b, "\t\tvipabackup %s rank %d", VIPA, n.Rank)
+		fmt.Fprintf(&b, "\t\tvipabackup %s rank %d", n.Addr(), n.Rank)
 		if n.Takeback != "" || n.MaxWait != "" {
 			b.WriteString(" {\n")
 			if n.Takeback != "" {
@@ -78,7 +101,7 @@ func (n Node) Caddyfile() string {
 	}
 	b.WriteString("\t}\n")
 	if n.Layer4 {
-		fmt.Fprintf(&b, "\tlayer4 {\n\t\t%s:%d {\n\t\t\troute {\n\t\t\t\tdistribute\n\t\t\t}\n\t\t}\n\t}\n", VIPA, Port)
+		fmt.Fprintf(&b, "\tlayer4 {\n\t\t%s {\n\t\t\troute {\n\t\t\t\tdistribute\n\t\t\t}\n\t\t}\n\t}\n", netip.AddrPortFrom(n.Addr(), Port))
 	}
 	b.WriteString("}\n")
 	return b.String()
@@ -94,4 +117,7 @@ func (h *Host) HTTPClient() *http.Client {
 }
 
 // VIPAPrefix is the VIPA as the address manager adds it.
-func VIPAPrefix() string { return fmt.Sprintf("%s/%d", VIPA, VIPA.BitLen()) }
+func VIPAPrefix() string { return HostPrefix(VIPA) }
+
+// HostPrefix is a as the address manager adds it: /32 or /128.
+func HostPrefix(a netip.Addr) string { return fmt.Sprintf("%s/%d", a, a.BitLen()) }

@@ -28,6 +28,14 @@ var Subnet = netip.MustParsePrefix("192.0.2.0/24")
 // VIPA is the address the lab's tests move between nodes.
 var VIPA = netip.MustParseAddr("192.0.2.100")
 
+// Subnet6 is the lab's IPv6 LAN beside Subnet: host .11 is ::11, the
+// client ::50; VIPA6 is the IPv6 VIPA. The addresses are added without
+// duplicate address detection (nodad), so they are usable at once.
+var (
+	Subnet6 = netip.MustParsePrefix("fd00:192:0:2::/64")
+	VIPA6   = netip.MustParseAddr("fd00:192:0:2::100")
+)
+
 // Dev is every host's interface on the LAN, inside its namespace.
 const Dev = "eth0"
 
@@ -46,6 +54,7 @@ type Host struct {
 	Name string     // "a", "b", …, "client"
 	NS   string     // namespace name
 	IP   netip.Addr // its address on the LAN
+	IP6  netip.Addr // its IPv6 address on the LAN
 	MAC  string     // of Dev
 	port string     // its veth's bridge end, in the switch namespace
 	lab  *Lab
@@ -111,12 +120,15 @@ func (l *Lab) build(nodes []string) error {
 
 // host makes a namespace joined to the bridge with ip on Dev.
 func (l *Lab) host(name string, addr netip.Addr, i int) (*Host, error) {
-	h := &Host{Name: name, NS: l.ID + "-" + name, IP: addr, port: "p" + strconv.Itoa(i), lab: l}
+	v6 := Subnet6.Addr().As16()
+	v6[15] = byte(addr.As4()[3]/10*16 + addr.As4()[3]%10) // .11 is ::11
+	h := &Host{Name: name, NS: l.ID + "-" + name, IP: addr, IP6: netip.AddrFrom16(v6), port: "p" + strconv.Itoa(i), lab: l}
 	steps := [][]string{
 		{"netns", "add", h.NS},
 		{"-n", l.Switch, "link", "add", h.port, "type", "veth", "peer", "name", Dev, "netns", h.NS},
 		{"-n", l.Switch, "link", "set", h.port, "master", "br0", "up"},
 		{"-n", h.NS, "addr", "add", netip.PrefixFrom(addr, Subnet.Bits()).String(), "dev", Dev},
+		{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.IP6, Subnet6.Bits()).String(), "dev", Dev, "nodad"},
 		{"-n", h.NS, "link", "set", Dev, "up"},
 		{"-n", h.NS, "link", "set", "lo", "up"},
 	}
