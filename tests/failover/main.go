@@ -39,6 +39,7 @@ type scenario struct {
 type result struct {
 	gap           time.Duration
 	failed, stray int
+	strays        []string // each failure outside the outages: when, relative to the trial's marks, and why
 }
 
 // env is what a trial has.
@@ -72,6 +73,7 @@ func run() int {
 	rate := flag.Int("rate", 200, "new client connections per second during each trial")
 	runRE := flag.String("run", "", "only the scenarios whose name matches this regexp")
 	bin := flag.String("caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
+	verbose := flag.Bool("v", false, "list each connection that failed outside the outages: when and why")
 	flag.Parse()
 	re, err := regexp.Compile(*runRE)
 	if err != nil {
@@ -125,6 +127,11 @@ func run() int {
 			gaps = append(gaps, r.gap)
 			failed = append(failed, r.failed)
 			stray = append(stray, r.stray)
+			if *verbose {
+				for _, m := range r.strays {
+					fmt.Printf("    %s trial %d: failed outside the outages: %s\n", s.name, i, m)
+				}
+			}
 		}
 		fmt.Printf("%-13s %2d/%-2d  %-28s %-20s %-12s  %s\n", s.name, len(gaps), *trials, durations(gaps), counts(failed), counts(stray), s.what)
 		for _, m := range errs {
@@ -195,14 +202,17 @@ func sequenceTrial(e env) (result, error) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+	w.mark("a, b restarting")
 	for _, name := range []string{"a", "b"} {
 		if err := f.start(f.configs[name]); err != nil {
 			return result{}, err
 		}
 	}
+	w.mark("a, b started")
 	if err := f.wait(map[string]string{"a": "active", "b": "backup", "c": "backup"}, 60*time.Second); err != nil {
 		return result{}, err
 	}
+	w.mark("a active seen")
 	time.Sleep(2 * time.Second)
 	return w.result(p), nil
 }
@@ -230,6 +240,27 @@ type windows struct {
 	spans  [][2]time.Time
 	gap    time.Duration
 	failed int
+	marks  []mark
+}
+
+// mark is a named moment of a trial, to place failures by.
+type mark struct {
+	at   time.Time
+	what string
+}
+
+func (w *windows) mark(what string) { w.marks = append(w.marks, mark{time.Now(), what}) }
+
+// place says when t was: after which mark, and how long after it.
+func (w *windows) place(t time.Time) string {
+	out := "before every mark"
+	slices.SortStableFunc(w.marks, func(x, y mark) int { return x.at.Compare(y.at) })
+	for _, m := range w.marks {
+		if !t.Before(m.at) {
+			out = fmt.Sprintf("%s after %s", t.Sub(m.at).Round(time.Millisecond), m.what)
+		}
+	}
+	return out
 }
 
 // event causes one outage through do and waits for its end.
@@ -238,11 +269,13 @@ func (w *windows) event(p *prober, do func() error) error {
 	if err := do(); err != nil {
 		return err
 	}
+	w.marks = append(w.marks, mark{t0, fmt.Sprintf("event %d", len(w.spans)+1)})
 	gap, failed, err := measure(p, t0, 60*time.Second)
 	if err != nil {
 		return err
 	}
 	w.spans = append(w.spans, [2]time.Time{t0, t0.Add(gap)})
+	w.marks = append(w.marks, mark{t0.Add(gap), fmt.Sprintf("outage %d's end", len(w.spans))})
 	w.gap += gap
 	w.failed += failed
 	return nil
@@ -266,6 +299,7 @@ outer:
 			}
 		}
 		r.stray++
+		r.strays = append(r.strays, fmt.Sprintf("%s (%s)", w.place(a.start), a.err))
 	}
 	return r
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ type attempt struct {
 	start, end time.Time
 	ok         bool
 	app        string // the application that greeted
+	err        string // why it failed
 }
 
 // prober opens new connections to the VIPA from the client namespace at a
@@ -75,7 +77,12 @@ func (p *prober) try() attempt {
 		c.Close()
 		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "hello from "); err == nil && ok {
 			a.ok, a.app = true, name
+		} else if err == nil {
+			a.err = fmt.Sprintf("greeting %q", line)
 		}
+	}
+	if err != nil {
+		a.err = err.Error()
 	}
 	a.end = time.Now()
 	return a
