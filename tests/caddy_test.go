@@ -241,6 +241,13 @@ func freePort(t *testing.T) int {
 // application instances sharing a port do.
 func reusePortListen(t *testing.T, addr string) net.Listener {
 	t.Helper()
+	return reusePortListenNet(t, "tcp", addr)
+}
+
+// reusePortListenNet is reusePortListen on network: "tcp4" makes 0.0.0.0 an
+// IPv4 socket, where "tcp" listens on :: for both families.
+func reusePortListenNet(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -251,7 +258,7 @@ func reusePortListen(t *testing.T, addr string) net.Listener {
 		}
 		return serr
 	}}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,30 +8,51 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
+// family is the addresses of a single-node test in one address family.
+type family struct {
+	advertise string // the node's own address: gossip, and where its applications listen
+	vipa      string
+	vipa2     string // defined by a reload
+	other     string // a local address that is neither: its listeners never count
+	// wildcard4 says whether a 0.0.0.0 listener counts for advertise (a
+	// :: one always does: it takes both families).
+	wildcard4 bool
+}
+
+var ipv4 = family{advertise: "127.0.0.1", vipa: "127.0.0.100", vipa2: "127.0.0.101", other: "127.0.0.3", wildcard4: true}
+
+func hostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
+
 func singleNodeCaddyfile(admin string, gossip, port int, extra string) string {
+	return singleNodeConfig(ipv4, admin, gossip, port, extra)
+}
+
+func singleNodeConfig(f family, admin string, gossip, port int, extra string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	vipadynamic {
 		node caddy-a
-		advertise 127.0.0.1
-		gossip 127.0.0.1:%d {
+		advertise %s
+		gossip %s {
 			profile fast
 		}
 		listeners auto {
 			interval 50ms
 		}
-		vipadistribute define 127.0.0.100 port %d destip all
+		vipadistribute define %s port %d destip all
 		%s
 	}
 	layer4 {
-		127.0.0.100:%d {
+		%s {
 			route {
 				distribute {
 					dial_timeout 1s
@@ -40,29 +61,42 @@ func singleNodeCaddyfile(admin string, gossip, port int, extra string) string {
 		}
 	}
 }
-`, admin, gossip, port, extra, port)
+`, admin, f.advertise, hostPort(f.advertise, gossip), f.vipa, port, extra, hostPort(f.vipa, port))
 }
 
 // TestSingleNode walks the routing node through its life with the real
 // binary: listen → DPT row, connect → CRT entry, close → released,
-// SO_REUSEPORT → ready 2, stop listening → row gone and clients refused,
-// half-close, and a reload that keeps an open connection.
+// SO_REUSEPORT → ready 2, which wildcard listeners count, stop listening →
+// row gone and clients refused, half-close, and a reload that keeps an
+// open connection.
 func TestSingleNode(t *testing.T) {
+	testSingleNode(t, ipv4, freePort(t), freePort(t), freePort(t))
+}
+
+// TestSingleNodeIPv6 is TestSingleNode with an IPv6 VIPA, target and
+// gossip: advertise ::1 and addresses the test adds to lo.
+func TestSingleNodeIPv6(t *testing.T) {
+	n := fmt.Sprintf("fd00:78:%x::", 1+mrand.IntN(0xfff0))
+	f := family{advertise: "::1", vipa: n + "100", vipa2: n + "101", other: n + "3"}
+	addLoopback6(t, f.vipa, f.vipa2, f.other)
+	all := []string{"127.0.0.1", "[::1]", "[" + f.vipa + "]", "[" + f.vipa2 + "]", "[" + f.other + "]"}
+	testSingleNode(t, f, freePortOn(t, all...), freePortOn(t, all...), freePortOn(t, all...))
+}
+
+func testSingleNode(t *testing.T, f family, port, gossip, port2 int) {
 	admin := adminAddr(t)
-	port := freePort(t)
-	gossip := freePort(t)
-	vipa := fmt.Sprintf("127.0.0.100:%d", port)
-	p := startCaddy(t, admin, singleNodeCaddyfile(admin, gossip, port, ""))
+	vipa := hostPort(f.vipa, port)
+	p := startCaddy(t, admin, singleNodeConfig(f, admin, gossip, port, ""))
 
 	// An application listening on advertise:port becomes a DPT row.
-	a1 := startApp(t, "app-1", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
-	waitFor(t, 3*time.Second, "a DPT row with ready=1", func() bool {
+	a1 := startApp(t, "app-1", reusePortListen(t, hostPort(f.advertise, port)))
+	waitFor(t, 10*time.Second, "a DPT row with ready=1", func() bool {
 		rows := dpt(t, admin)
 		return len(rows) == 1 && rows[0].Ready == 1
 	})
 	row := dpt(t, admin)[0]
-	if row.VIPA != "127.0.0.100" || row.Port != port || row.Node != "caddy-a" ||
-		row.Address != fmt.Sprintf("127.0.0.1:%d", port) || row.State != "active" || row.Weight != 1 {
+	if row.VIPA != f.vipa || row.Port != port || row.Node != "caddy-a" ||
+		row.Address != hostPort(f.advertise, port) || row.State != "active" || row.Weight != 1 {
 		t.Fatalf("DPT row %+v", row)
 	}
 
@@ -79,7 +113,7 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("CRT has %d entries, want 1: %+v", len(rows), rows)
 	}
 	e := rows[0]
-	if e.Client != c.LocalAddr().String() || e.VIPA != "127.0.0.100" || e.Port != port ||
+	if e.Client != c.LocalAddr().String() || e.VIPA != f.vipa || e.Port != port ||
 		e.Node != "caddy-a" || e.Address != row.Address {
 		t.Fatalf("CRT entry %+v; client %s", e, c.LocalAddr())
 	}
@@ -92,7 +126,7 @@ func TestSingleNode(t *testing.T) {
 	if got := crt(t, admin, "?node=caddy-b"); len(got) != 0 {
 		t.Fatalf("node filter: %+v", got)
 	}
-	if got := crt(t, admin, fmt.Sprintf("?vipa=127.0.0.100&port=%d&limit=1", port)); len(got) != 1 {
+	if got := crt(t, admin, fmt.Sprintf("?vipa=%s&port=%d&limit=1", f.vipa, port)); len(got) != 1 {
 		t.Fatalf("vipa/port filter: %+v", got)
 	}
 	// A filter that does not parse is refused, never read as no filter.
@@ -112,7 +146,7 @@ func TestSingleNode(t *testing.T) {
 
 	// Closing the client releases the entry.
 	c.Close()
-	waitFor(t, 3*time.Second, "an empty CRT", func() bool { return len(crt(t, admin, "")) == 0 })
+	waitFor(t, 10*time.Second, "an empty CRT", func() bool { return len(crt(t, admin, "")) == 0 })
 	if row := dpt(t, admin)[0]; row.ActiveConns != 0 || row.TotalConns != 1 {
 		t.Fatalf("counts after close: %+v", row)
 	}
@@ -120,7 +154,7 @@ func TestSingleNode(t *testing.T) {
 	// application's "bye" may still have reached the client).
 	metrics := getText(t, admin, "/metrics")
 	for dir, n := range map[string]int64{"to_target": e.BytesToTarget, "to_client": e.BytesToClient} {
-		series := fmt.Sprintf(`caddy_vipa_target_bytes_total{direction="%s",node="caddy-a",port="%d",vipa="127.0.0.100"} `, dir, port)
+		series := fmt.Sprintf(`caddy_vipa_target_bytes_total{direction="%s",node="caddy-a",port="%d",vipa="%s"} `, dir, port, f.vipa)
 		var got int64
 		if i := strings.Index(metrics, series); i < 0 {
 			t.Errorf("metrics lack %q", series)
@@ -133,19 +167,18 @@ func TestSingleNode(t *testing.T) {
 	// receives every echoed byte and the goodbye.
 	halfClose(t, vipa)
 
-	// A second SO_REUSEPORT instance: ready=2.
-	a2 := startApp(t, "app-2", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
-	waitFor(t, 3*time.Second, "ready=2", func() bool {
+	// A listener on another address (not advertise, not wildcard) never
+	// counts: it listens before a second SO_REUSEPORT instance, so the
+	// scan that sees the second sees it too, and ready goes to 2, never 3.
+	other := startApp(t, "other", reusePortListen(t, hostPort(f.other, port)))
+	a2 := startApp(t, "app-2", reusePortListen(t, hostPort(f.advertise, port)))
+	waitFor(t, 10*time.Second, "ready=2", func() bool {
 		rows := dpt(t, admin)
-		return len(rows) == 1 && rows[0].Ready == 2
+		if len(rows) != 1 || rows[0].Ready > 2 {
+			t.Fatalf("a listener on %s changed the DPT: %+v", f.other, rows)
+		}
+		return rows[0].Ready == 2
 	})
-
-	// A listener on another address (not advertise, not wildcard) never counts.
-	other := startApp(t, "other", reusePortListen(t, fmt.Sprintf("127.0.0.3:%d", port)))
-	time.Sleep(200 * time.Millisecond)
-	if rows := dpt(t, admin); len(rows) != 1 || rows[0].Ready != 2 {
-		t.Fatalf("a listener on 127.0.0.3 changed the DPT: %+v", rows)
-	}
 	other.stop()
 
 	// Open a connection to keep across the reload.
@@ -154,8 +187,8 @@ func TestSingleNode(t *testing.T) {
 
 	// A reload keeps the agent, the DPT and the CRT: the open connection
 	// still works and is still in the CRT.
-	p.reload(singleNodeCaddyfile(admin, gossip, port, fmt.Sprintf("vipadistribute define 127.0.0.101 port %d destip all", port+1)))
-	waitFor(t, 5*time.Second, "the reloaded definitions", func() bool {
+	p.reload(singleNodeConfig(f, admin, gossip, port, fmt.Sprintf("vipadistribute define %s port %d destip all", f.vipa2, port2)))
+	waitFor(t, 10*time.Second, "the reloaded definitions", func() bool {
 		var defs []map[string]any
 		getJSON(t, admin, "/vipa/definitions", &defs)
 		return len(defs) == 2
@@ -164,9 +197,41 @@ func TestSingleNode(t *testing.T) {
 	if rows := crt(t, admin, ""); len(rows) != 1 || rows[0].Client != kept.LocalAddr().String() {
 		t.Fatalf("CRT after reload: %+v", rows)
 	}
+
+	// Wildcard listeners on the reload's port: :: counts for either
+	// family's advertise address, 0.0.0.0 only for an IPv4 one. The
+	// 0.0.0.0 one listens first, so the row's first ready counts both.
+	w4 := startApp(t, "wildcard-4", reusePortListenNet(t, "tcp4", hostPort("0.0.0.0", port2)))
+	w6 := startApp(t, "wildcard-6", reusePortListen(t, hostPort("::", port2)))
+	want := 1
+	if f.wildcard4 {
+		want = 2
+	}
+	wildRow := func() (dptRow, bool) {
+		for _, r := range dpt(t, admin) {
+			if r.VIPA == f.vipa2 && r.Port == port2 {
+				return r, true
+			}
+		}
+		return dptRow{}, false
+	}
+	waitFor(t, 10*time.Second, "the wildcard listeners' row", func() bool {
+		_, ok := wildRow()
+		return ok
+	})
+	if r, _ := wildRow(); r.Ready != want || r.Address != hostPort(f.advertise, port2) {
+		t.Fatalf("wildcard listeners 0.0.0.0 and :: on %d: row %+v, want ready %d at %s", port2, r, want, hostPort(f.advertise, port2))
+	}
+	w4.stop()
+	w6.stop()
+	waitFor(t, 10*time.Second, "the wildcard row to go", func() bool {
+		_, ok := wildRow()
+		return !ok
+	})
+
 	// A reload that changes the node name needs a restart: it is refused,
 	// and the running config (tables, admin API, connection) goes on.
-	bad := strings.Replace(singleNodeCaddyfile(admin, gossip, port, ""), "node caddy-a", "node caddy-z", 1)
+	bad := strings.Replace(singleNodeConfig(f, admin, gossip, port, ""), "node caddy-a", "node caddy-z", 1)
 	if out := p.reloadFails(bad); !contains(out, "restart required") {
 		t.Fatalf("refused reload says:\n%s", out)
 	}
@@ -178,15 +243,15 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("CRT after a refused reload: %+v", rows)
 	}
 	kept.Close()
-	waitFor(t, 3*time.Second, "an empty CRT after reload", func() bool { return len(crt(t, admin, "")) == 0 })
+	waitFor(t, 10*time.Second, "an empty CRT after reload", func() bool { return len(crt(t, admin, "")) == 0 })
 
 	// Every application stops listening: the row goes, and a new client is
 	// closed at once.
 	a1.stopListening()
 	a2.stopListening()
-	waitFor(t, 3*time.Second, "the row to go", func() bool { return len(dpt(t, admin)) == 0 })
+	waitFor(t, 10*time.Second, "the row to go", func() bool { return len(dpt(t, admin)) == 0 })
 	refused(t, vipa)
-	waitFor(t, 3*time.Second, "the refusal in the log", func() bool {
+	waitFor(t, 10*time.Second, "the refusal in the log", func() bool {
 		return contains(p.log.String(), "no target has an application listening on this port")
 	})
 
