@@ -55,7 +55,7 @@ var distNodes = [][2]string{{"caddy-a", "127.0.0.1"}, {"caddy-b", "127.0.0.2"}, 
 // that refuses connections keeps its row.
 func TestDistribution(t *testing.T) {
 	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	vips := []string{"127.0.0.110", "127.0.0.111", "127.0.0.112", "127.0.0.113", "127.0.0.114", "127.0.0.115"}
+	vips := []string{"127.0.0.110", "127.0.0.111", "127.0.0.112", "127.0.0.113", "127.0.0.114", "127.0.0.115", "127.0.0.116", "127.0.0.117"}
 	pp := harness.NewPortPicker()
 	pick := func() int {
 		p, err := pp.Pick(append(ips, vips...)...)
@@ -65,6 +65,8 @@ func TestDistribution(t *testing.T) {
 		return p
 	}
 	hot := "distmethod hotstandby {\n\tautoswitchback %s\n}\ndestip caddy-b preferred\ndestip caddy-c backup 100\ndestip caddy-a backup 50"
+	// caddy-c is the preferred: its row stays when its application stops.
+	healthHot := "distmethod hotstandby {\n\thealthswitch %s\n}\ndestip caddy-c preferred\ndestip caddy-b backup 100\ndestip caddy-a backup 50"
 	var (
 		weights  = distVIPA{ip: vips[0], port: pick(), options: "destip caddy-a weight 3\ndestip caddy-b\ndestip caddy-c"}
 		active   = distVIPA{ip: vips[1], port: pick(), options: "distmethod weightedactive\ndestip caddy-a weight 3\ndestip caddy-b caddy-c"}
@@ -72,7 +74,9 @@ func TestDistribution(t *testing.T) {
 		hotOff   = distVIPA{ip: vips[3], port: pick(), options: fmt.Sprintf(hot, "off")}
 		hash     = distVIPA{ip: vips[4], port: pick(), options: "destip all\ndistmethod sourcehash"}
 		health   = distVIPA{ip: vips[5], port: pick(), options: "destip all", handler: "dial_timeout 1s\nmax_attempts 1"}
-		all      = []distVIPA{weights, active, hotOn, hotOff, hash, health}
+		hsOn     = distVIPA{ip: vips[6], port: pick(), options: fmt.Sprintf(healthHot, "on")}
+		hsOff    = distVIPA{ip: vips[7], port: pick(), options: fmt.Sprintf(healthHot, "off")}
+		all      = []distVIPA{weights, active, hotOn, hotOff, hash, health, hsOn, hsOff}
 		gossip   = pick()
 		seed     = fmt.Sprintf("127.0.0.1:%d", gossip)
 		apps     = map[string]*app{} // by node and port
@@ -153,6 +157,11 @@ func TestDistribution(t *testing.T) {
 	})
 	t.Run("hotstandby autoswitchback off", func(t *testing.T) {
 		testHotStandby(t, admin, hotOff, apps[appKey("caddy-b", hotOff.port)], false)
+	})
+
+	t.Run("hotstandby healthswitch", func(t *testing.T) {
+		testHealthSwitch(t, admin, hsOn, hsOff, func(v distVIPA) *app { return apps[appKey("caddy-c", v.port)] },
+			func(v distVIPA) { listenOn("caddy-c", "127.0.0.3", v.port) })
 	})
 
 	t.Run("sourcehash keeps a client's target", func(t *testing.T) {
@@ -281,6 +290,84 @@ func testHotStandby(t *testing.T, admin string, v distVIPA, b *app, autoswitchba
 	} else {
 		only("with the preferred back, autoswitchback off", "caddy-c")
 	}
+}
+
+// testHealthSwitch: the preferred caddy-c's application stops while its
+// row stays, so its dials are refused. With healthswitch on (SD's
+// HEALTHSWITCH) the row turns unhealthy and hotstandby leaves it for the
+// first backup, caddy-b, which then takes every connection without a dial
+// to caddy-c; it returns to caddy-c once a probe finds it answering. With
+// healthswitch off the preferred stays the row in use (state active) while
+// it is unhealthy: each new connection dials it first, and is carried to
+// caddy-b by the handler's retry, so no client is closed; the first
+// connection after its application listens again lands there.
+func testHealthSwitch(t *testing.T, admin string, on, off distVIPA, appOf func(distVIPA) *app, listen func(distVIPA)) {
+	failures := func() int {
+		return metricValue(t, "\n"+getText(t, admin, "/metrics"), "\ncaddy_vipa_dial_failures_total")
+	}
+	row := func(v distVIPA, node string) dptRow {
+		for _, r := range dpt(t, admin) {
+			if r.VIPA == v.ip && r.Node == node {
+				return r
+			}
+		}
+		t.Fatalf("no row of %s for %s", node, v.ip)
+		return dptRow{}
+	}
+	only := func(v distVIPA, n int, when, want string) {
+		t.Helper()
+		if got := spread(t, v.addr(), n); got[want] != n {
+			t.Fatalf("%s: %d connections went to %v, want all to %s", when, n, got, want)
+		}
+	}
+	for _, v := range []distVIPA{on, off} {
+		only(v, 10, "with the preferred listening", "caddy-c")
+		appOf(v).stopListening()
+	}
+
+	// healthswitch on: a few refused dials demote caddy-c; from then on
+	// no client's connection dials it.
+	only(on, 20, "healthswitch on, the preferred refusing", "caddy-b")
+	if r := row(on, "caddy-c"); r.Health != "unhealthy" || r.State != "standby" {
+		t.Errorf("healthswitch on: the refusing preferred's row %+v, want unhealthy and standby", r)
+	}
+	if r := row(on, "caddy-b"); r.State != "active" {
+		t.Errorf("healthswitch on: the first backup's row %+v, want active", r)
+	}
+	before := failures()
+	only(on, 20, "healthswitch on, the preferred demoted", "caddy-b")
+	if after := failures(); after != before {
+		t.Errorf("healthswitch on: failed dials went from %d to %d with the preferred unhealthy", before, after)
+	}
+
+	// healthswitch off: caddy-c stays in use although unhealthy; each
+	// client dials it once, then reaches caddy-b.
+	before = failures()
+	only(off, 20, "healthswitch off, the preferred refusing", "caddy-b")
+	if after := failures(); after-before != 20 {
+		t.Errorf("healthswitch off: 20 clients made %d failed dials, want one each to the preferred", after-before)
+	}
+	if r := row(off, "caddy-c"); r.Health != "unhealthy" || r.State != "active" {
+		t.Errorf("healthswitch off: the refusing preferred's row %+v, want unhealthy and still active", r)
+	}
+	if r := row(off, "caddy-b"); r.State != "standby" {
+		t.Errorf("healthswitch off: the first backup's row %+v, want standby", r)
+	}
+	m := getText(t, admin, "/metrics")
+	for _, reason := range []string{"unhealthy", "no_answer"} {
+		if want := `caddy_vipa_refused_connections_total{reason="` + reason + `"} 0`; !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s: a client was closed", want)
+		}
+	}
+
+	// The applications listen again. healthswitch off: the next
+	// connection goes to the preferred, unhealthy as its row still is.
+	listen(off)
+	listen(on)
+	only(off, 5, "healthswitch off, the preferred back", "caddy-c")
+	// healthswitch on: back once a probe finds caddy-c answering.
+	waitFor(t, 20*time.Second, "caddy-c's row healthy again", func() bool { return row(on, "caddy-c").Health == "healthy" })
+	only(on, 5, "healthswitch on, the preferred healthy again", "caddy-c")
 }
 
 // dialFrom connects to addr from the source address src and returns who
