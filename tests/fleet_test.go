@@ -4,6 +4,7 @@ package tests
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -252,5 +253,43 @@ func TestFleetConflict(t *testing.T) {
 	})
 	if rows := dpt(t, b.admin); len(rows) != 1 || rows[0].Node != "caddy-b" || rows[0].Address != fmt.Sprintf("127.0.0.2:%d", port) {
 		t.Fatalf("the conflict loser shows %+v, want only its own report row", rows)
+	}
+}
+
+// TestDPTViewPerVIPA: caddy-a routes 127.0.0.100 and caddy-b routes
+// 127.0.0.101, each a target of the other's VIPA. Each node's /vipa/dpt
+// shows, per VIPA, the DPT where it routes it (both targets' rows) and its
+// own report row where it is only a target.
+func TestDPTViewPerVIPA(t *testing.T) {
+	port := freePort(t)
+	gossip := freePort(t)
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip)
+	a.routes = fmt.Sprintf("\t\tvipadistribute define 127.0.0.100 port %d destip all\n\t}", port)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, fmt.Sprintf("127.0.0.1:%d", gossip))
+	b.routes = fmt.Sprintf("\t\tvipadistribute define 127.0.0.101 port %d destip all\n\t}", port)
+	startCaddy(t, a.admin, a.caddyfile())
+	startCaddy(t, b.admin, b.caddyfile())
+	startApp(t, "caddy-a", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	startApp(t, "caddy-b", reusePortListen(t, fmt.Sprintf("127.0.0.2:%d", port)))
+
+	view := func(admin string) []string {
+		var out []string
+		for _, r := range dpt(t, admin) {
+			out = append(out, fmt.Sprintf("%s %s %s", r.VIPA, r.Node, r.Address))
+		}
+		slices.Sort(out)
+		return out
+	}
+	a1, a2 := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.2:%d", port)
+	for _, tc := range []struct {
+		n    fleetNode
+		want []string
+	}{
+		{a, []string{"127.0.0.100 caddy-a " + a1, "127.0.0.100 caddy-b " + a2, "127.0.0.101 caddy-a " + a1}},
+		{b, []string{"127.0.0.100 caddy-b " + a2, "127.0.0.101 caddy-a " + a1, "127.0.0.101 caddy-b " + a2}},
+	} {
+		waitFor(t, 15*time.Second, fmt.Sprintf("%s's DPT view %q", tc.n.name, tc.want), func() bool {
+			return slices.Equal(view(tc.n.admin), tc.want)
+		})
 	}
 }
