@@ -201,7 +201,7 @@ func TestQuickRun(t *testing.T) {
 	for _, bc := range allCases {
 		for _, mt := range bc.metrics {
 			for _, c := range cfg.Contenders {
-				proxyOnly := strings.HasPrefix(mt.key, "idle_") && mt.key != "idle_kernel_kb" || strings.Contains(mt.key, "_cpu_")
+				proxyOnly := strings.HasPrefix(mt.key, "idle_") && mt.key != "idle_kernel_kb" || strings.Contains(mt.key, "_cpu_") || strings.HasSuffix(mt.key, "_switches")
 				if _, ok := res.Medians[mt.key][c]; !ok && (c != cDirect || !proxyOnly) {
 					t.Errorf("no %s for %s", mt.key, c)
 				}

@@ -73,7 +73,7 @@ func distributeCaddyfile(admin, advertise, gossip, vipa string, port int) string
 
 // startCaddy runs the binary on a Caddyfile with one Go thread, its state
 // kept inside dir.
-func startCaddy(bin, dir, name, caddyfile string, cpu int) (*harness.Process, error) {
+func startCaddy(bin, dir, name, caddyfile string, cpu int, goEnv []string) (*harness.Process, error) {
 	cfg := filepath.Join(dir, name+".Caddyfile")
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
 		return nil, err
@@ -83,6 +83,7 @@ func startCaddy(bin, dir, name, caddyfile string, cpu int) (*harness.Process, er
 		"XDG_CONFIG_HOME=" + filepath.Join(dir, name, "config"),
 		"XDG_DATA_HOME=" + filepath.Join(dir, name, "data"),
 	}
+	env = append(env, goEnv...)
 	return startProcess(name, cpu, filepath.Join(dir, name+".log"), env,
 		bin, "run", "--config", cfg, "--adapter", "caddyfile")
 }

@@ -52,23 +52,27 @@ var allCases = []benchCase{
 		{"conn1_p50_us", "  connect-to-reply p50", "µs", true, 1},
 		{"conn1_p99_us", "  connect-to-reply p99", "µs", true, 1},
 		{"conn1_cpu_us", "  proxy CPU per connection", "µs", true, 1},
+		{"conn1_switches", "  proxy thread switches per connection", "", true, 2},
 	}, (*runner).conn1Split, false},
 	{"conn1core", []metric{
 		{"conn1core_per_s", "connect+64B+close, 1 client, one core", "conn/s", false, 0},
 		{"conn1core_p50_us", "  connect-to-reply p50", "µs", true, 1},
 		{"conn1core_p99_us", "  connect-to-reply p99", "µs", true, 1},
 		{"conn1core_cpu_us", "  proxy CPU per connection", "µs", true, 1},
+		{"conn1core_switches", "  proxy thread switches per connection", "", true, 2},
 	}, (*runner).conn1Core, true},
 	{"pingpong1", []metric{
 		{"pp1_p50_us", "64B ping-pong, 1 conn: p50", "µs", true, 1},
 		{"pp1_p99_us", "  p99", "µs", true, 1},
 		{"pp1_cpu_us", "  proxy CPU per message", "µs", true, 1},
+		{"pp1_switches", "  proxy thread switches per message", "", true, 2},
 	}, (*runner).pingPong1, false},
 	{"pingpong64", []metric{
 		{"pp64_per_s", "64B ping-pong, 64 conns", "msg/s", false, 0},
 		{"pp64_p50_us", "  p50", "µs", true, 1},
 		{"pp64_p99_us", "  p99", "µs", true, 1},
 		{"pp64_cpu_us", "  proxy CPU per message", "µs", true, 1},
+		{"pp64_switches", "  proxy thread switches per message", "", true, 2},
 	}, (*runner).pingPong64, false},
 	{"idle", []metric{
 		{"idle_rss_kb", "proxy RSS per idle conn", "KiB", true, 1},

@@ -203,7 +203,7 @@ func (r *runner) distribute(pp *harness.PortPicker, bin string, port int) (*cont
 	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
 	caddyfile := distributeCaddyfile(ct.admin, backendIP, net.JoinHostPort(proxyIP, strconv.Itoa(gport)), vipa, port)
 	ct.launch = func() (*harness.Process, error) {
-		p, err := startCaddy(bin, r.dir, cDistribute, caddyfile, r.proxyCPU)
+		p, err := startCaddy(bin, r.dir, cDistribute, caddyfile, r.proxyCPU, r.cfg.GoEnv)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +227,9 @@ func (r *runner) l4proxy(pp *harness.PortPicker, bin, backend string) (*contende
 	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
 	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
 	caddyfile := proxyCaddyfile(ct.admin, ct.addr, backend)
-	ct.launch = func() (*harness.Process, error) { return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU) }
+	ct.launch = func() (*harness.Process, error) {
+		return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU, r.cfg.GoEnv)
+	}
 	return ct, nil
 }
 

@@ -27,7 +27,7 @@ func (r *runner) gorelay(pp *harness.PortPicker, backend string) (*contender, er
 		return ct, err
 	}
 	ct.launch = func() (*harness.Process, error) {
-		return startProcess(cGoRelay, r.proxyCPU, filepath.Join(r.dir, "gorelay.log"), []string{"GOMAXPROCS=1"},
+		return startProcess(cGoRelay, r.proxyCPU, filepath.Join(r.dir, "gorelay.log"), append([]string{"GOMAXPROCS=1"}, r.cfg.GoEnv...),
 			bin, "-listen", ct.addr, "-backend", backend)
 	}
 	return ct, nil

@@ -39,7 +39,7 @@ func (r *runner) conn1(ct *contender, oneCore bool) map[string]float64 {
 	}
 	lat := make([]time.Duration, 0, 1<<14)
 	run := r.seed() << 32
-	cpu0 := procCPU(ct)
+	use0 := procSched(ct)
 	start := time.Now()
 	for i := uint64(0); i < maxSamples && time.Since(start) < r.cfg.Duration && r.ctx.Err() == nil; i++ {
 		t0 := time.Now()
@@ -50,14 +50,14 @@ func (r *runner) conn1(ct *contender, oneCore bool) map[string]float64 {
 		lat = append(lat, time.Since(t0))
 	}
 	elapsed := time.Since(start)
-	cpu := procCPU(ct) - cpu0
+	use := procSched(ct)
 	if len(lat) == 0 {
 		return nil
 	}
 	m := map[string]float64{prefix + "per_s": float64(len(lat)) / elapsed.Seconds()}
 	percentiles(m, prefix, lat)
 	if ct.proc != nil {
-		m[prefix+"cpu_us"] = float64(cpu.Microseconds()) / float64(len(lat))
+		m[prefix+"cpu_us"], m[prefix+"switches"] = use.per(use0, len(lat))
 	}
 	return m
 }
@@ -85,7 +85,7 @@ func (r *runner) pingPongSplit(ct *contender, n int) map[string]float64 {
 		c.SetDeadline(time.Now().Add(r.cfg.Duration + ioSlack))
 		conns = append(conns, &pingConn{c: c, id: run | uint64(i)<<24, rtts: make([]time.Duration, 0, 1<<12)})
 	}
-	cpu0 := procCPU(ct)
+	use0 := procSched(ct)
 	start := time.Now()
 	end := start.Add(r.cfg.Duration)
 	var wg sync.WaitGroup
@@ -94,7 +94,7 @@ func (r *runner) pingPongSplit(ct *contender, n int) map[string]float64 {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := procCPU(ct) - cpu0
+	use := procSched(ct)
 	var all []time.Duration
 	for _, pc := range conns {
 		if pc.err != nil {
@@ -108,7 +108,7 @@ func (r *runner) pingPongSplit(ct *contender, n int) map[string]float64 {
 	m := map[string]float64{prefix + "per_s": float64(len(all)) / elapsed.Seconds()}
 	percentiles(m, prefix, all)
 	if ct.proc != nil {
-		m[prefix+"cpu_us"] = float64(cpu.Microseconds()) / float64(len(all))
+		m[prefix+"cpu_us"], m[prefix+"switches"] = use.per(use0, len(all))
 	}
 	return m
 }
@@ -177,28 +177,44 @@ func (r *runner) moveBack(ct *contender, name string) {
 	}
 }
 
-// procCPU is the run time of every thread of the contender's process so
-// far (0 without a process). Threads that exited are not counted: Go's and
-// HAProxy's threads live as long as the process.
-func procCPU(ct *contender) time.Duration {
+// schedUse is what a proxy's threads have used of the CPUs so far.
+type schedUse struct {
+	cpu      time.Duration // run time
+	switches int64         // times a thread was switched onto a CPU
+}
+
+// per divides the use since u0 by n operations: CPU µs and switches.
+func (u schedUse) per(u0 schedUse, n int) (cpuUS, switches float64) {
+	return float64((u.cpu - u0.cpu).Microseconds()) / float64(n), float64(u.switches-u0.switches) / float64(n)
+}
+
+// procSched sums /proc/PID/task/*/schedstat (zero without a process): run
+// time and run count of each thread. Threads that exited are not counted:
+// Go's and HAProxy's threads live as long as the process. A thread's run count grows by one each time it is switched
+// onto a CPU, after blocking or after being preempted, so per operation it
+// counts the hand-offs (wake-ups, context switches) the proxy needed,
+// which unlike time does not grow with the machine's load.
+func procSched(ct *contender) schedUse {
+	var u schedUse
 	if ct.proc == nil {
-		return 0
+		return u
 	}
 	dir := filepath.Join("/proc", strconv.Itoa(ct.proc.Pid()), "task")
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0
+		return u
 	}
-	var total time.Duration
 	for _, t := range tasks {
 		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
 		if err != nil {
 			continue
 		}
-		if f := strings.Fields(string(b)); len(f) > 0 {
+		if f := strings.Fields(string(b)); len(f) == 3 {
 			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			total += time.Duration(ns)
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			u.cpu += time.Duration(ns)
+			u.switches += n
 		}
 	}
-	return total
+	return u
 }

@@ -27,7 +27,7 @@ func main() {
 
 func mainExit() int {
 	cfg := config{Out: os.Stdout, Err: os.Stderr, Pin: true}
-	var cases, contenders, jsonPath string
+	var cases, contenders, jsonPath, goEnv string
 	var quick bool
 	flag.IntVar(&cfg.Rounds, "rounds", 5, "interleaved rounds; the table shows medians")
 	flag.DurationVar(&cfg.Duration, "duration", 2*time.Second, "length of each timed case, per contender and round")
@@ -40,6 +40,7 @@ func mainExit() int {
 	flag.StringVar(&cfg.CaddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (generated configs, proxy logs) and print its path")
 	flag.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the Caddy contenders (round 1) into this directory")
+	flag.StringVar(&goEnv, "go-env", "", "KEY=VALUE pairs, comma-separated, added to the environment of the Go contenders (distribute, gorelay, l4proxy), e.g. GOGC=400")
 	flag.BoolVar(&cfg.Pin, "pin", true, "pin the proxy and the load to separate CPUs")
 	flag.StringVar(&chartDir, "charts", defaultChartDir, "write SVG charts into this directory (empty: none)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 round, short cases, 500 idle connections")
@@ -49,6 +50,7 @@ func mainExit() int {
 	}
 	cfg.Cases = split(cases)
 	cfg.Contenders = split(contenders)
+	cfg.GoEnv = split(goEnv)
 	if err := validate(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
@@ -143,6 +145,11 @@ func validate(cfg config) error {
 	for _, c := range cfg.Contenders {
 		if !slices.Contains(allContenders, c) {
 			return fmt.Errorf("unknown contender %q (have %s)", c, strings.Join(allContenders, ","))
+		}
+	}
+	for _, kv := range cfg.GoEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("-go-env %q: want KEY=VALUE", kv)
 		}
 	}
 	switch {

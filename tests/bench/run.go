@@ -38,6 +38,7 @@ type config struct {
 	CaddyBin   string        // empty: build ./cmd/caddy
 	Keep       bool          // keep the work directory: configs and proxy logs
 	ProfileDir string        // empty: no CPU profiles
+	GoEnv      []string      // KEY=VALUE added to the Go contenders' environment
 	Pin        bool
 	Out, Err   io.Writer
 }
