@@ -45,8 +45,9 @@ const (
 	sealOverhead   = 16 // AES-GCM tag
 
 	maxHello = len(channelMagic) + 3 + maxLabel + nonceSize
-	// maxRequest is the longest sync request: type, name, flags, four digests.
-	maxRequest      = 1 + 2 + maxName + 1 + 4*24
+	// maxRequest is the longest request: a sync request (type, name,
+	// flags, four digests) or a probe request (type, two names).
+	maxRequest      = max(1+2+maxName+1+4*24, maxProbeRequest)
 	maxRequestFrame = maxRequest + sealOverhead
 	maxAnswerFrame  = maxFrame + 64
 )

@@ -90,8 +90,12 @@ func TestFrameLimit(t *testing.T) {
 	req := syncRequest{from: strings.Repeat("n", maxName), flags: 0xff,
 		heldReport: digest{^uint64(0), ^uint64(0), ^uint64(0)}, heldDefs: digest{^uint64(0), ^uint64(0), ^uint64(0)},
 		report: digest{^uint64(0), ^uint64(0), ^uint64(0)}, defs: digest{^uint64(0), ^uint64(0), ^uint64(0)}}
-	if p, err := handshake(ck, ck, req.encode()); err != nil || len(p) != maxRequest {
-		t.Fatalf("longest request: %d bytes, %v; want %d", len(p), err, maxRequest)
+	if p, err := handshake(ck, ck, req.encode()); err != nil || len(p) > maxRequest {
+		t.Fatalf("longest sync request: %d bytes, %v; want at most %d", len(p), err, maxRequest)
+	}
+	probe := probeRequest{from: strings.Repeat("n", maxName), target: strings.Repeat("t", maxName)}
+	if p, err := handshake(ck, ck, probe.encode()); err != nil || len(p) != maxRequest {
+		t.Fatalf("longest probe request: %d bytes, %v; want %d", len(p), err, maxRequest)
 	}
 	if _, err := handshake(ck, ck, make([]byte, maxRequest+1)); !errors.Is(err, errFrame) {
 		t.Fatalf("a request longer than any client sends: %v", err)

@@ -37,7 +37,7 @@
 // A stream proves nothing until its first frame opens under a fleet key,
 // so until then it costs the server little and is bounded: the server reads
 // a hello (at most 278 bytes) and a first frame no longer than the longest
-// sync request (244 bytes sealed), and closes a stream announcing more;
+// request (277 bytes sealed), and closes a stream announcing more;
 // frames are read into buffers that grow as bytes arrive, never at the
 // announced size. At most 256 streams on the gossip port may be unproven at
 // once (silent, in the hello, before their first frame opens; memberlist's
@@ -176,6 +176,16 @@
 // (an orphan, still the owner) while a live node stands by for its VIPA
 // and no live node defines it, so targets keep reporting until a standby
 // defines the VIPA itself; which one does is package vipadyn's rule.
+//
+// # Probes
+//
+// A backup routing node must learn that its VIPA's owner is gone faster
+// than SWIM's suspicion says so (probe.go): it pings the owner directly
+// (memberlist's ping, sealed with the fleet key like all gossip), asks other
+// members over the state channel to ping it too (a probe request: the
+// answer says whether the owner answered them), and tries a TCP connection
+// to its gossip port. The decision on those answers is package vipadyn's
+// Watch; this package only carries them.
 //
 // # Rules on receipt
 //

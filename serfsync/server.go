@@ -7,7 +7,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// serveConn answers one sync request on a state channel stream. It runs in
+// serveConn answers one sync or probe request on a state channel stream. It runs in
 // the transport's routing goroutine, owns conn and never blocks on the
 // worker. Until the request opens, the stream is pending (see
 // pendingStreams) and reads no more than a legitimate first request.
@@ -38,6 +38,16 @@ func (a *Agent) serveConn(conn net.Conn) {
 	}
 	if pc, ok := conn.(*peekedConn); ok {
 		pc.proven()
+	}
+	if len(p) > 0 && p[0] == msgProbeRequest {
+		req, err := decodeProbeRequest(p)
+		if err != nil {
+			a.stats.inc("drop_decode")
+			return
+		}
+		ans := a.answerProbe(req)
+		_ = writeFrame(conn, s.seal(ans.encode()))
+		return
 	}
 	req, err := decodeSyncRequest(p)
 	if err != nil {

@@ -51,6 +51,8 @@ func (s *stats) snapshot() map[string]uint64 {
 //	keyring_restored  keyring changes by such queries undone (remote key
 //	               management off)
 //	sync_out       syncs sent; sync_in: syncs answered
+//	probe_out      confirmations asked of a member (a silent owner);
+//	               probe_in: such requests answered
 //	fetch_retry    syncs that failed and were retried
 //	report_applied, defs_applied  new versions accepted
 //	tag_set        serf tag updates; tag_retry: SetTags failures retried

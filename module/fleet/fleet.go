@@ -159,7 +159,7 @@ func (f *Fleet) Start(cfg serfsync.Config, logger *zap.Logger) error {
 	}
 	f.agent, f.agentCfg = agent, cfg
 	f.upkeep = startUpkeep(f)
-	f.dyn.start()
+	f.dyn.start(agent, cfg.Profile)
 	return nil
 }
 
@@ -233,6 +233,13 @@ func (f *Fleet) startWatch(c Config) {
 		return
 	}
 	f.watcher, f.watchCfg = w, c
+}
+
+// nodeName is this node's name in the fleet.
+func (f *Fleet) nodeName() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg.Node
 }
 
 func (f *Fleet) agentOf() *serfsync.Agent {

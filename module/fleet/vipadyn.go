@@ -39,6 +39,7 @@ type dyn struct {
 	down    map[string]time.Time            // members gone before serf says so, and since when
 	started time.Time
 	addrs   Addresses
+	watch   *ownerWatch // nil without an agent or on wan
 
 	changes atomic.Uint64 // ownership changes seen here
 	kick    chan struct{}
@@ -59,9 +60,12 @@ type noAddresses struct{}
 func (noAddresses) Own(netip.Addr) error     { return nil }
 func (noAddresses) Release(netip.Addr) error { return nil }
 
-func (d *dyn) start() {
+func (d *dyn) start(agent *serfsync.Agent, profile string) {
 	d.started = time.Now()
 	d.wg.Go(d.run)
+	if t := ownerWatchTiming(profile); t.every > 0 && agent != nil {
+		d.watch = startOwnerWatch(d, agent, t)
+	}
 }
 
 func (d *dyn) wake() {
@@ -311,6 +315,39 @@ func (d *dyn) markDown(name string) {
 	d.wake()
 }
 
+// watched lists the nodes whose liveness this node watches: the owners of
+// the VIPAs it may own, and the members it takes as down (until they answer
+// or serf says they are gone).
+func (d *dyn) watched() []string {
+	node := d.f.nodeName() // f.mu before d.mu, never inside it
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ranks := d.state.Ranks()
+	var out []string
+	for _, r := range d.state.Rows() {
+		if _, ok := ranks[r.VIPA]; ok && r.Owner != "" && r.Owner != node && !slices.Contains(out, r.Owner) {
+			out = append(out, r.Owner)
+		}
+	}
+	for name := range d.down {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// downSet is a copy of the members taken as down.
+func (d *dyn) downSet() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]bool, len(d.down))
+	for name := range d.down {
+		out[name] = true
+	}
+	return out
+}
+
 // clearDown forgets a member's downness: serf has caught up, or it is back.
 func (d *dyn) clearDown(name string) {
 	d.mu.Lock()
@@ -336,6 +373,7 @@ func (d *dyn) stopAll() []netip.Addr {
 func (d *dyn) end() {
 	close(d.stop)
 	d.wg.Wait()
+	d.watch.end()
 }
 
 // VIPADyn lists what GET /vipa/vipadyn shows.

@@ -18,6 +18,7 @@ type Watch struct {
 
 type watched struct {
 	heard time.Time // the last answer, or when the watch began
+	hold  time.Time // no new suspicion before: an inconclusive confirmation
 	state watchState
 }
 
@@ -69,7 +70,7 @@ func (w *Watch) Heard(name string, now time.Time) (back bool) {
 func (w *Watch) Suspects(now time.Time) []string {
 	var out []string
 	for name, p := range w.peers {
-		if p.state == watchOK && now.Sub(p.heard) >= w.Window {
+		if p.state == watchOK && now.Sub(p.heard) >= w.Window && !now.Before(p.hold) {
 			p.state = watchConfirming
 			out = append(out, name)
 		}
@@ -93,6 +94,18 @@ func (w *Watch) Confirmed(name string, answered bool, now time.Time) (down bool)
 	}
 	p.state = watchDown
 	return true
+}
+
+// Retry records a confirmation that settled nothing (no path answered
+// either way): name stays a suspect, confirmed again once a window has
+// passed, and is not counted as heard.
+func (w *Watch) Retry(name string, now time.Time) {
+	p := w.peers[name]
+	if p == nil || p.state != watchConfirming {
+		return
+	}
+	p.state = watchOK
+	p.hold = now.Add(w.Window)
 }
 
 // Down reports whether name is confirmed gone.

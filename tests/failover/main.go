@@ -11,6 +11,7 @@
 //
 //	go run ./tests/failover                      # every scenario, 10 trials each
 //	go run ./tests/failover -run 'kill' -trials 3
+//	go run ./tests/failover -run soak            # once, 10 minutes (-soak-duration)
 package main
 
 import (
@@ -32,6 +33,8 @@ import (
 type scenario struct {
 	name, what string
 	trial      func(env) (result, error)
+	// once: one trial whatever -trials says, and only when -run names it.
+	once bool
 }
 
 // result is one trial's: the outage (summed over its events), the
@@ -47,23 +50,25 @@ type env struct {
 	bin, dir string
 	rate     int
 	timeout  time.Duration
+	soak     time.Duration
 }
 
 var scenarios = []scenario{
 	{"kill-fast", "SIGKILL of the owner, fast profile: b takes over", func(e env) (result, error) {
 		return caddyTrial(e, true, syscall.SIGKILL, false)
-	}},
+	}, false},
 	{"kill-default", "SIGKILL of the owner, default profile", func(e env) (result, error) {
 		return caddyTrial(e, false, syscall.SIGKILL, false)
-	}},
+	}, false},
 	{"stop-fast", "graceful stop (SIGTERM) of the owner, fast profile", func(e env) (result, error) {
 		return caddyTrial(e, true, syscall.SIGTERM, false)
-	}},
+	}, false},
 	{"second-fast", "SIGKILL of b after it took over from a: c takes over", func(e env) (result, error) {
 		return caddyTrial(e, true, syscall.SIGKILL, true)
-	}},
-	{"sequence-fast", "kill a, kill b, restart both: a takes back (when_idle)", sequenceTrial},
-	{"keepalived", "keepalived, VRRP defaults: SIGKILL of the master with its application", keepalivedTrial},
+	}, false},
+	{"sequence-fast", "kill a, kill b, restart both: a takes back (when_idle)", sequenceTrial, false},
+	{"keepalived", "keepalived, VRRP defaults: SIGKILL of the master with its application", keepalivedTrial, false},
+	{"soak", "owner alive, both cores saturated by CPU burners, fast profile: no ownership change", soakTrial, true},
 }
 
 func main() { os.Exit(run()) }
@@ -74,6 +79,8 @@ func run() int {
 	runRE := flag.String("run", "", "only the scenarios whose name matches this regexp")
 	bin := flag.String("caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	verbose := flag.Bool("v", false, "list each connection that failed outside the outages: when and why")
+	soak := flag.Duration("soak-duration", 10*time.Minute, "how long the soak scenario keeps the owner alive under CPU load")
+	keep := flag.Bool("keep", false, "keep the nodes' logs (printed: the directory)")
 	flag.Parse()
 	re, err := regexp.Compile(*runRE)
 	if err != nil {
@@ -87,26 +94,34 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "failover:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	if *keep {
+		fmt.Printf("logs in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if *bin == "" {
 		if *bin, err = harness.BuildCaddy(ctx, dir); err != nil {
 			fmt.Fprintln(os.Stderr, "failover:", err)
 			return 1
 		}
 	}
-	e := env{bin: *bin, rate: *rate, timeout: 250 * time.Millisecond}
+	e := env{bin: *bin, rate: *rate, timeout: 250 * time.Millisecond, soak: *soak}
 	fmt.Printf("load average %s; %d trials; client: %d new connections/s, each bounded by %s\n",
 		loadAvg(), *trials, e.rate, e.timeout)
 	fmt.Printf("%-13s %5s  %-28s %-20s %-12s  %s\n", "scenario", "ok", "outage min/med/max", "failed in it", "outside it", "what")
 	code := 0
 	for _, s := range scenarios {
-		if !re.MatchString(s.name) {
+		if !re.MatchString(s.name) || s.once && *runRE == "" {
 			continue
+		}
+		n := *trials
+		if s.once {
+			n = 1
 		}
 		var gaps []time.Duration
 		var failed, stray []int
 		var errs []string
-		for i := range *trials {
+		for i := range n {
 			if ctx.Err() != nil {
 				return 1
 			}
@@ -133,7 +148,7 @@ func run() int {
 				}
 			}
 		}
-		fmt.Printf("%-13s %2d/%-2d  %-28s %-20s %-12s  %s\n", s.name, len(gaps), *trials, durations(gaps), counts(failed), counts(stray), s.what)
+		fmt.Printf("%-13s %2d/%-2d  %-28s %-20s %-12s  %s\n", s.name, len(gaps), n, durations(gaps), counts(failed), counts(stray), s.what)
 		for _, m := range errs {
 			fmt.Printf("    failed trial: %s\n", m)
 			code = 1

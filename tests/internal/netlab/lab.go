@@ -215,3 +215,24 @@ func run(steps [][]string) error {
 	}
 	return nil
 }
+
+// Lose drops percent of the packets the host sends to peer (nftables in
+// the host's namespace, for that destination only; 100 cuts it): with
+// peer.Lose(h, …) too, the link between the two is lossy while each
+// reaches every other host as before. One peer at a time: calling it
+// again replaces the peer and the rate.
+// Needs nft (the kernel here has no netem for tc).
+func (h *Host) Lose(peer *Host, percent int) error {
+	rule := fmt.Sprintf("ip daddr %s numgen random mod 100 < %d drop", peer.IP, percent)
+	if percent >= 100 {
+		rule = fmt.Sprintf("ip daddr %s drop", peer.IP)
+	}
+	script := "table inet vipalab\ndelete table inet vipalab\n" +
+		"table inet vipalab {\n\tchain out {\n\t\ttype filter hook output priority 0;\n\t\t" + rule + "\n\t}\n}\n"
+	cmd := exec.Command("ip", "netns", "exec", h.NS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft in %s: %v: %s", h.NS, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package fleet
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/vipadyn"
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+// watchTiming is how a backup watches the owners of the VIPAs it backs
+// up: a direct ping every every, a suspect after window without an answer.
+// SWIM's suspicion takes seconds (and, with no other member to confirm it,
+// six times longer); this takes the window and one confirmation.
+type watchTiming struct {
+	every, window time.Duration
+}
+
+// ownerWatchTiming is the profile's; zero (no watch: serf decides alone)
+// for wan, whose links are too slow for a window of a second.
+func ownerWatchTiming(profile string) watchTiming {
+	switch profile {
+	case vipa.ProfileFast:
+		return watchTiming{every: 100 * time.Millisecond, window: 400 * time.Millisecond}
+	case vipa.ProfileWAN:
+		return watchTiming{}
+	}
+	return watchTiming{every: 250 * time.Millisecond, window: time.Second}
+}
+
+// maxPingsInFlight bounds the direct pings of one node waiting for their
+// answers (each waits at most the profile's probe timeout).
+const maxPingsInFlight = 3
+
+// ownerWatch runs package vipadyn's Watch over the owners of the VIPAs
+// this node backs up: it pings them, confirms a silent one through the
+// fleet (other members ping it; a TCP connection to its gossip port) and
+// takes it as down (dyn.markDown) only when no path hears it; an answer
+// from a node taken as down brings it back (dyn.clearDown).
+type ownerWatch struct {
+	d      *dyn
+	agent  *serfsync.Agent
+	timing watchTiming
+
+	mu       sync.Mutex
+	w        *vipadyn.Watch
+	inflight map[string]int // direct pings waiting, per node
+	rotate   int            // where the next confirmation starts in the fleet
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startOwnerWatch(d *dyn, agent *serfsync.Agent, t watchTiming) *ownerWatch {
+	o := &ownerWatch{d: d, agent: agent, timing: t, w: vipadyn.NewWatch(t.window),
+		inflight: map[string]int{}, stop: make(chan struct{})}
+	o.wg.Go(o.run)
+	return o
+}
+
+// end stops the watch and waits for its pings and confirmations (each
+// bounded by the probe and dial timeouts).
+func (o *ownerWatch) end() {
+	if o == nil {
+		return
+	}
+	close(o.stop)
+	o.wg.Wait()
+}
+
+func (o *ownerWatch) run() {
+	tick := time.NewTicker(o.timing.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-tick.C:
+		}
+		o.round(time.Now())
+	}
+}
+
+// round pings every watched node and starts the confirmation of new
+// suspects.
+func (o *ownerWatch) round(now time.Time) {
+	watched := o.d.watched()
+	o.mu.Lock()
+	o.w.Track(watched, now)
+	var ping []string
+	for _, name := range watched {
+		if o.inflight[name] < maxPingsInFlight {
+			o.inflight[name]++
+			ping = append(ping, name)
+		}
+	}
+	suspects := o.w.Suspects(now)
+	o.mu.Unlock()
+	for _, name := range ping {
+		o.wg.Go(func() { o.ping(name) })
+	}
+	for _, name := range suspects {
+		o.wg.Go(func() { o.confirm(name) })
+	}
+}
+
+func (o *ownerWatch) ping(name string) {
+	ok := o.agent.Ping(name)
+	o.mu.Lock()
+	o.inflight[name]--
+	if o.inflight[name] <= 0 {
+		delete(o.inflight, name)
+	}
+	back := ok && o.w.Heard(name, time.Now())
+	o.mu.Unlock()
+	if back {
+		o.d.f.logger.Warn("VIPA owner answers again: no longer taken as down", zap.String("node", name))
+		o.d.clearDown(name)
+		o.d.wake()
+	}
+}
+
+// confirm asks other members to ping the suspect and tries its gossip
+// port, all at once, and records what that decides.
+func (o *ownerWatch) confirm(name string) {
+	var live []string
+	for _, m := range o.agent.Members() {
+		if m.Status == "alive" {
+			live = append(live, m.Name)
+		}
+	}
+	o.mu.Lock()
+	start := o.rotate
+	o.rotate += vipadyn.MaxConfirmers
+	o.mu.Unlock()
+	vias := vipadyn.Confirmers(live, o.d.f.nodeName(), name, o.d.downSet(), start)
+
+	// A port that does not answer says little on a slow link; with no one
+	// else to ask, give it the time of a lost SYN's retransmission.
+	bound := o.agent.ProbeTimeout()
+	if len(vias) == 0 {
+		bound = max(3*bound, 1200*time.Millisecond)
+	}
+	answers := make([]vipadyn.Answer, len(vias))
+	var reachable bool
+	var wg sync.WaitGroup
+	for i, via := range vias {
+		wg.Go(func() {
+			alive, err := o.agent.Confirm(via, name)
+			switch {
+			case errors.Is(err, serfsync.ErrGone):
+				answers[i] = vipadyn.Gone
+			case err != nil:
+				answers[i] = vipadyn.NoWord
+			case alive:
+				answers[i] = vipadyn.Alive
+			default:
+				answers[i] = vipadyn.Silent
+			}
+		})
+	}
+	wg.Go(func() { reachable, _ = o.agent.Reachable(name, bound) })
+	wg.Wait()
+
+	outcome := vipadyn.Decide(answers, reachable)
+	now := time.Now()
+	o.mu.Lock()
+	down := false
+	switch outcome {
+	case vipadyn.Refuted:
+		o.w.Confirmed(name, true, now)
+	case vipadyn.Inconclusive:
+		o.w.Retry(name, now)
+	case vipadyn.Down:
+		down = o.w.Confirmed(name, false, now)
+	}
+	o.mu.Unlock()
+	log := o.d.f.logger.Info
+	if down {
+		log = o.d.f.logger.Warn
+	}
+	log("VIPA owner silent to direct pings: confirmed through the fleet",
+		zap.String("node", name), zap.Stringer("outcome", outcome), zap.Bool("taken_as_down", down),
+		zap.Strings("asked", vias), zap.Any("answers", answerNames(answers)), zap.Bool("port_accepts", reachable))
+	if down {
+		o.d.markDown(name)
+	}
+}
+
+func answerNames(as []vipadyn.Answer) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = [...]string{"no_word", "alive", "silent", "gone"}[a]
+	}
+	return out
+}

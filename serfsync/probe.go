@@ -1,0 +1,218 @@
+package serfsync
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Probes of one member, faster than serf's failure detection, for the
+// owner of a VIPA and its backups (package vipadyn's Watch decides on
+// them):
+//
+//   - Ping: memberlist's UDP ping, direct, sealed with the fleet key as all
+//     gossip is; answered by the member's memberlist.
+//   - Confirm: a probe request over the state channel (authenticated like a
+//     sync) asks another member to ping the member itself and say whether it
+//     answered: a path that avoids this node's link to it.
+//   - Reachable: a TCP connect to the member's gossip port; a killed process
+//     refuses at once, a live one's kernel accepts even while the process
+//     is starved of CPU.
+//
+// A node that does not know the probe request drops it as malformed: the
+// confirmation then has no answer and decides nothing.
+
+const (
+	msgProbeRequest byte = 3
+	msgProbeAnswer  byte = 4
+
+	// maxProbeRequest: type, the sender's name, the member's name.
+	maxProbeRequest = 1 + 2*(2+maxName)
+)
+
+// probeRequest asks the receiver to ping target.
+type probeRequest struct {
+	from, target string
+}
+
+// probeAnswer says whether target answered the receiver's ping.
+type probeAnswer struct {
+	from, target string
+	alive        bool
+}
+
+func (r *probeRequest) encode() []byte {
+	e := enc{b: make([]byte, 0, 5+len(r.from)+len(r.target))}
+	e.byte(msgProbeRequest)
+	e.string(r.from)
+	e.string(r.target)
+	return e.b
+}
+
+func decodeProbeRequest(b []byte) (probeRequest, error) {
+	d := dec{b: b}
+	var r probeRequest
+	if d.byte() != msgProbeRequest {
+		return r, errDecode
+	}
+	r.from = d.string(maxName)
+	r.target = d.string(maxName)
+	if err := d.end(); err != nil || r.from == "" || r.target == "" {
+		return probeRequest{}, errDecode
+	}
+	return r, nil
+}
+
+func (a *probeAnswer) encode() []byte {
+	e := enc{b: make([]byte, 0, 6+len(a.from)+len(a.target))}
+	e.byte(msgProbeAnswer)
+	e.string(a.from)
+	e.string(a.target)
+	v := byte(0)
+	if a.alive {
+		v = 1
+	}
+	e.byte(v)
+	return e.b
+}
+
+func decodeProbeAnswer(b []byte) (probeAnswer, error) {
+	d := dec{b: b}
+	var a probeAnswer
+	if d.byte() != msgProbeAnswer {
+		return a, errDecode
+	}
+	a.from = d.string(maxName)
+	a.target = d.string(maxName)
+	v := d.byte()
+	if err := d.end(); err != nil || a.from == "" || a.target == "" || v > 1 {
+		return probeAnswer{}, errDecode
+	}
+	a.alive = v == 1
+	return a, nil
+}
+
+// ErrNotMember: the named node is not a live member here.
+var ErrNotMember = errors.New("not a live member")
+
+// ErrGone: the member's gossip port refused the connection: no process
+// listens there any more.
+var ErrGone = errors.New("member's gossip port refused the connection")
+
+// memberAddr is the gossip address of the live member name.
+func (a *Agent) memberAddr(name string) (netip.AddrPort, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := a.core.members[name]
+	if !m.alive() || !m.addr.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return m.addr, true
+}
+
+// ProbeTimeout is how long Ping waits for an answer: memberlist's probe
+// timeout of the profile.
+func (a *Agent) ProbeTimeout() time.Duration {
+	mc, _ := memberlistConfig(a.cfg.Profile)
+	return mc.ProbeTimeout
+}
+
+// Ping pings the live member name directly and reports whether it answered
+// within ProbeTimeout.
+func (a *Agent) Ping(name string) bool {
+	addr, ok := a.memberAddr(name)
+	if !ok || a.serf == nil {
+		return false
+	}
+	_, err := a.serf.Memberlist().Ping(name, net.UDPAddrFromAddrPort(addr))
+	return err == nil
+}
+
+// Reachable reports whether the live member name's gossip port accepts a
+// TCP connection within timeout; ErrGone when it refuses.
+func (a *Agent) Reachable(name string, timeout time.Duration) (bool, error) {
+	addr, ok := a.memberAddr(name)
+	if !ok {
+		return false, ErrNotMember
+	}
+	conn, err := a.mux.NodeAwareTransport.DialAddressTimeout(memberlist.Address{Addr: addr.String(), Name: name}, timeout)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return false, ErrGone
+		}
+		return false, err
+	}
+	_ = conn.Close()
+	return true, nil
+}
+
+// Confirm asks the live member via to ping target and reports whether
+// target answered it. ErrGone: via's gossip port refused the connection;
+// any other error: no word from via (a node that predates the probe
+// request drops it).
+func (a *Agent) Confirm(via, target string) (bool, error) {
+	addr, ok := a.memberAddr(via)
+	if !ok {
+		return false, ErrNotMember
+	}
+	a.stats.inc("probe_out")
+	req := probeRequest{from: a.cfg.NodeName, target: target}
+	conn, err := a.dial(via, addr)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return false, ErrGone
+		}
+		return false, err
+	}
+	defer a.untrack(conn)
+	// The peer's ping takes up to its probe timeout; the rest is a few
+	// round trips.
+	_ = conn.SetDeadline(time.Now().Add(a.ProbeTimeout() + confirmSlack))
+	br := bufio.NewReader(conn)
+	nonceC, err := a.keys.clientHello(conn)
+	if err != nil {
+		return false, err
+	}
+	nonceS, err := readServerHello(br)
+	if err != nil {
+		return false, err
+	}
+	s, err := a.keys.clientSession(nonceC, nonceS)
+	if err != nil {
+		return false, err
+	}
+	if err := writeFrame(conn, s.seal(req.encode())); err != nil {
+		return false, err
+	}
+	frame, err := readFrame(br, maxAnswerFrame)
+	if err != nil {
+		return false, err
+	}
+	p, err := s.open(frame)
+	if err != nil {
+		a.stats.inc("auth_fail")
+		return false, err
+	}
+	ans, err := decodeProbeAnswer(p)
+	if err != nil || ans.target != target {
+		a.stats.inc("drop_decode")
+		return false, errDecode
+	}
+	return ans.alive, nil
+}
+
+// confirmSlack is what a confirmation may take beyond the peer's ping: the
+// connection, the hellos and the frames, on a loaded host.
+const confirmSlack = 500 * time.Millisecond
+
+// answerProbe pings the member a probe request names; a name that is not
+// a live member here has not answered.
+func (a *Agent) answerProbe(req probeRequest) probeAnswer {
+	a.stats.inc("probe_in")
+	return probeAnswer{from: a.cfg.NodeName, target: req.target, alive: a.Ping(req.target)}
+}
