@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,11 +90,28 @@ func startCaddyVia(t *testing.T, admin, caddyfile string, wrapper ...string) *ca
 // Caddy.
 func startCaddyIn(t *testing.T, dir, admin, caddyfile string, wrapper ...string) *caddyProc {
 	t.Helper()
+	p := launchCaddy(t, "caddy", dir, admin, caddyfile, wrapper...)
+	waitFor(t, 10*time.Second, "admin endpoint "+admin, func() bool {
+		resp, err := http.Get("http://" + admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return p
+}
+
+// launchCaddy starts the real binary with a Caddyfile and dir as home and
+// data directory, through wrapper if any (a command that execs Caddy, so
+// signals reach it). At cleanup it is stopped, and its log shown, named
+// after who, if the test failed.
+func launchCaddy(t *testing.T, who, dir, admin, caddyfile string, wrapper ...string) *caddyProc {
+	t.Helper()
 	p := &caddyProc{t: t, dir: dir, admin: admin, config: filepath.Join(dir, "Caddyfile"), log: new(syncBuffer)}
 	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	argv := append(wrapper, caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
+	argv := append(slices.Clone(wrapper), caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -109,15 +127,8 @@ func startCaddyIn(t *testing.T, dir, admin, caddyfile string, wrapper ...string)
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("caddy log:\n%s", p.log.String())
+			t.Logf("%s log:\n%s", who, p.log.String())
 		}
-	})
-	waitFor(t, 10*time.Second, "admin endpoint "+admin, func() bool {
-		resp, err := http.Get("http://" + admin + "/config/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
 	})
 	return p
 }

@@ -81,8 +81,18 @@ func dptNodes(t *testing.T, admin string) map[string]int {
 	return out
 }
 
-// TestFleet runs three real Caddy processes with real applications.
-func TestFleet(t *testing.T) {
+// threeNodes is the fleet of TestFleet and TestQuiesce: caddy-a routes
+// vipa (127.0.0.100:port), caddy-b and caddy-c join it; all three run.
+type threeNodes struct {
+	port   int
+	gossip int // every node's gossip port
+	vipa   string
+	nodes  [3]fleetNode // caddy-a, caddy-b, caddy-c
+	procs  [3]*caddyProc
+}
+
+func startThreeNodes(t *testing.T) threeNodes {
+	t.Helper()
 	port := freePort(t)
 	gossip := freePort(t)
 	vipa := fmt.Sprintf("127.0.0.100:%d", port)
@@ -92,9 +102,19 @@ func TestFleet(t *testing.T) {
 	a.routes = routingBlock(port)
 	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, seed)
 	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, seed)
-	pa := startCaddy(t, a.admin, a.caddyfile())
-	startCaddy(t, b.admin, b.caddyfile())
-	pc := startCaddy(t, c.admin, c.caddyfile())
+	f := threeNodes{port: port, gossip: gossip, vipa: vipa, nodes: [3]fleetNode{a, b, c}}
+	for i, n := range f.nodes {
+		f.procs[i] = startCaddy(t, n.admin, n.caddyfile())
+	}
+	return f
+}
+
+// TestFleet runs three real Caddy processes with real applications.
+func TestFleet(t *testing.T) {
+	f := startThreeNodes(t)
+	port, gossip, vipa := f.port, f.gossip, f.vipa
+	a, b, c := f.nodes[0], f.nodes[1], f.nodes[2]
+	pa, pc := f.procs[0], f.procs[2]
 
 	waitFor(t, 10*time.Second, "three alive members", func() bool {
 		m := members(t, a.admin)
@@ -176,7 +196,7 @@ func TestFleet(t *testing.T) {
 	}
 
 	// A node with a wrong key is not admitted.
-	e := newFleetNode(t, "caddy-e", "127.0.0.5", gossip, seed)
+	e := newFleetNode(t, "caddy-e", "127.0.0.5", gossip, fmt.Sprintf("127.0.0.1:%d", gossip))
 	e.key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	startCaddy(t, e.admin, e.caddyfile())
 	time.Sleep(2 * time.Second)

@@ -8,11 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,31 +48,9 @@ type labNode struct {
 // admin endpoint.
 func startLabCaddy(t *testing.T, h *netlab.Host, caddyfile string) *labNode {
 	t.Helper()
-	dir := t.TempDir()
-	p := &caddyProc{t: t, dir: dir, admin: labAdmin, config: filepath.Join(dir, "Caddyfile"), log: new(syncBuffer)}
-	if err := os.WriteFile(p.config, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// ip netns exec execs Caddy: the process is Caddy's, signals reach it.
-	p.cmd = exec.Command("ip", "netns", "exec", h.NS, caddyBin, "run", "--config", p.config, "--adapter", "caddyfile")
-	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.exited = make(chan struct{})
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
+	p := launchCaddy(t, h.Name+"'s caddy", t.TempDir(), labAdmin, caddyfile, "ip", "netns", "exec", h.NS)
 	n := &labNode{caddyProc: p, host: h, client: h.HTTPClient()}
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("%s's caddy log:\n%s", h.Name, p.log.String())
-		}
-	})
 	waitFor(t, 30*time.Second, h.Name+"'s admin endpoint", func() bool {
 		_, err := harness.Get(n.client, labAdmin, "/config/")
 		return err == nil

@@ -78,18 +78,10 @@ func spread(t *testing.T, vipa string, n int) map[string]int {
 // connections keep working, new ones go elsewhere, both survive a reload
 // and resume restores them.
 func TestQuiesce(t *testing.T) {
-	port := freePort(t)
-	gossip := freePort(t)
-	vipa := fmt.Sprintf("127.0.0.100:%d", port)
-	seed := fmt.Sprintf("127.0.0.1:%d", gossip)
-
-	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip)
-	a.routes = routingBlock(port)
-	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, seed)
-	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, seed)
-	pa := startCaddy(t, a.admin, a.caddyfile())
-	pb := startCaddy(t, b.admin, b.caddyfile())
-	startCaddy(t, c.admin, c.caddyfile())
+	f := startThreeNodes(t)
+	port, vipa := f.port, f.vipa
+	a, b, c := f.nodes[0], f.nodes[1], f.nodes[2]
+	pa, pb := f.procs[0], f.procs[1]
 	for _, n := range []fleetNode{a, b, c} {
 		startApp(t, n.name, reusePortListen(t, fmt.Sprintf("%s:%d", n.ip, port)))
 	}
