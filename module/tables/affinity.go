@@ -21,42 +21,45 @@ type Affinity struct {
 }
 
 // affKey: affinities are per client IP and (VIPA, port). As16 maps IPv4,
-// so a v4-mapped client or VIPA finds the same affinity.
-type affKey struct {
-	client [16]byte
-	vipa   [16]byte
-	port   uint16
-}
+// so a v4-mapped client or VIPA finds the same affinity. Words compare and
+// store atomically, as a record's key must.
+type affKey [5]uint64 // client, client, vipa, vipa, port
 
 func affKeyOf(vipa netip.Addr, port uint16, client netip.Addr) affKey {
-	return affKey{client: client.As16(), vipa: vipa.As16(), port: port}
-}
-
-// hash mixes the whole key into 64 bits: the shard is its top bits, and
-// the shard's map is keyed by it, which hashes and compares a word rather
-// than the 34 bytes of the key.
-func (k *affKey) hash() uint64 {
 	le := binary.LittleEndian
-	h := mix(le.Uint64(k.vipa[:8]) ^ le.Uint64(k.vipa[8:])<<1 ^ uint64(k.port))
-	return mix(h ^ le.Uint64(k.client[:8]) ^ mix(le.Uint64(k.client[8:])))
+	c, v := client.As16(), vipa.As16()
+	return affKey{le.Uint64(c[:8]), le.Uint64(c[8:]), le.Uint64(v[:8]), le.Uint64(v[8:]), uint64(port)}
 }
 
-// affinity is one client's record. Its shard's lock guards the map and
-// the chain (key, h, next); the connection path counts connections in
-// state without it. Records live in the map by pointer, so commit and
-// release find them again without hashing, and swept ones are reused.
+func (k *affKey) hash() uint64 {
+	return mix(k[1] ^ mix(k[0]^k[4]<<32) ^ mix(k[3]^mix(k[2])))
+}
+
+// addrs is the key as addresses.
+func (k *affKey) addrs() (client, vipa netip.Addr, port uint16) {
+	var c, v [16]byte
+	le := binary.LittleEndian
+	le.PutUint64(c[:8], k[0])
+	le.PutUint64(c[8:], k[1])
+	le.PutUint64(v[:8], k[2])
+	le.PutUint64(v[8:], k[3])
+	return netip.AddrFrom16(c).Unmap(), netip.AddrFrom16(v).Unmap(), uint16(k[4])
+}
+
+// affinity is one client's record. The connection path reads and counts
+// it without locks: every field is atomic. A swept record may be reused
+// for another client while a reader still holds it; its generation tells
+// the reader apart.
 type affinity struct {
 	// state packs the count of active connections, a count of commits
 	// (so that sweep tells a record that was used meanwhile from one that
-	// was not) and a generation bumped when swept (so that a stale pointer
-	// to a reused record is told apart).
+	// was not) and a generation, odd while the record is swept.
 	state   atomic.Uint64
 	expires atomic.Int64 // monotonic clock (mono); in force only once active is 0
 	ttl     atomic.Int64
 	target  atomic.Pointer[Target] // its Node is the affinity's
-	h       uint64                 // key.hash()
-	next    *affinity              // the next record whose key hashes to h, rarely any
-	key     affKey
+	h       atomic.Uint64          // key's hash
+	key     [5]atomic.Uint64
 }
 
 // The fields of affinity.state.
@@ -70,63 +73,111 @@ const (
 func affActive(s uint64) int32 { return int32(s & affActiveMask) }
 func affGen(s uint64) uint32   { return uint32(s >> affGenShift) }
 
+// is reports whether v's key is k; a reader checks v's generation after.
+func (v *affinity) is(k *affKey) bool {
+	for i := range k {
+		if v.key[i].Load() != k[i] {
+			return false
+		}
+	}
+	return true
+}
+
 const (
-	affShardBits = 10
+	affShardBits = 8
 	affFreeMax   = 64 // swept records kept per shard for reuse
 )
 
-// affinityTable maps clients to the target their connections go to. Its
-// shards are locked briefly by lookup on the connection path; commit and
-// release update a known record without the lock, and expired records are
-// swept by Sweep, not there.
+// affinityTable maps clients to the target their connections go to. On
+// the connection path lookup, commit and release take no lock; a shard's
+// lock serializes adding a record (a client's first connection) and
+// Sweep, which removes expired ones.
 type affinityTable struct {
 	shards [1 << affShardBits]affShard
 }
 
 type affShard struct {
 	mu   sync.Mutex
-	m    map[uint64]*affinity // by key hash; records with one hash are chained
+	tab  atomic.Pointer[affTab] // replaced whole when it grows or is swept
+	n    int                    // records in tab
 	free []*affinity
-	_    [24]byte
+	_    [16]byte
+}
+
+// affTab is an open-addressing table of records, probed linearly from
+// the key's hash, at most half full. Slots are filled under the shard's
+// lock and never emptied: sweep publishes a new table.
+type affTab struct {
+	slots []atomic.Pointer[affinity]
+	mask  uint64
+}
+
+func newAffTab(n int) *affTab {
+	size := 8
+	for size < 2*n {
+		size *= 2
+	}
+	return &affTab{slots: make([]atomic.Pointer[affinity], size), mask: uint64(size - 1)}
+}
+
+// put adds v, whose hash is h, to a table with room.
+func (t *affTab) put(v *affinity, h uint64) {
+	i := h & t.mask
+	for t.slots[i].Load() != nil {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i].Store(v)
 }
 
 func (a *affinityTable) shard(h uint64) *affShard { return &a.shards[h>>(64-affShardBits)] }
 
-// find is the record of k in the locked shard s, or nil.
-func (s *affShard) find(k *affKey, h uint64) *affinity {
-	v := s.m[h]
-	for v != nil && v.key != *k {
-		v = v.next
+// get finds k's live record and its state, without a lock.
+func (s *affShard) get(k *affKey, h uint64) (*affinity, uint64) {
+	t := s.tab.Load()
+	if t == nil {
+		return nil, 0
 	}
-	return v
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		v := t.slots[i].Load()
+		if v == nil {
+			return nil, 0
+		}
+		st := v.state.Load()
+		if affGen(st)&1 == 0 && v.h.Load() == h && v.is(k) {
+			return v, st
+		}
+	}
 }
 
 // lookup returns the client's node while the affinity holds, and its
 // record, expired or not, with its generation, for commit.
 func (a *affinityTable) lookup(k affKey, now int64) (node string, ok bool, rec *affinity, gen uint32) {
 	h := k.hash()
-	s := a.shard(h)
-	s.mu.Lock()
-	if v := s.find(&k, h); v != nil {
-		st := v.state.Load()
-		rec, gen = v, affGen(st)
-		if affActive(st) > 0 || v.expires.Load() > now {
-			node, ok = v.target.Load().Node, true
-		}
+	v, st := a.shard(h).get(&k, h)
+	if v == nil {
+		return "", false, nil, 0
 	}
-	s.mu.Unlock()
-	return node, ok, rec, gen
+	t, expires := v.target.Load(), v.expires.Load()
+	if affGen(v.state.Load()) != affGen(st) {
+		return "", false, nil, 0 // swept meanwhile: as good as none
+	}
+	if t != nil && (affActive(st) > 0 || expires > now) {
+		node, ok = t.Node, true
+	}
+	return node, ok, v, affGen(st)
 }
 
 // commit counts a connection of the client (vipa, port, client) to t and
 // returns its record, which stays in the table until release ends the
 // count. rec and gen are what lookup found, if anything: while the record
-// was not swept since, it is counted without the shard's lock.
+// was not swept since, it is counted without a lock.
 func (a *affinityTable) commit(vipa netip.Addr, port uint16, client netip.Addr, t *Target, ttl int64, rec *affinity, gen uint32) *affinity {
 	if rec == nil || !rec.count(gen) {
-		return a.find(affKeyOf(vipa, port, client), t, ttl)
+		return a.add(affKeyOf(vipa, port, client), t, ttl)
 	}
-	rec.ttl.Store(ttl)
+	if rec.ttl.Load() != ttl {
+		rec.ttl.Store(ttl)
+	}
 	if rec.target.Load() != t {
 		rec.target.Store(t)
 	}
@@ -148,45 +199,67 @@ func (v *affinity) count(gen uint32) bool {
 	}
 }
 
-// find counts a connection to t on k's record, made if there is none.
-// Sweep holds the shard's lock to take a record out, so the one found is
-// live.
-func (a *affinityTable) find(k affKey, t *Target, ttl int64) *affinity {
+// add counts a connection to t on k's record, made if there is none.
+// Sweep holds the shard's lock to take a record out, so the one found
+// under it is live.
+func (a *affinityTable) add(k affKey, t *Target, ttl int64) *affinity {
 	h := k.hash()
 	s := a.shard(h)
 	s.mu.Lock()
-	v := s.find(&k, h)
+	v, st := s.get(&k, h)
 	if v == nil {
-		v = s.insert(k, h)
+		v = s.insert(&k, h)
+		st = v.state.Load()
 	}
 	v.target.Store(t)
 	v.ttl.Store(ttl)
-	v.count(affGen(v.state.Load()))
+	v.count(affGen(st))
 	s.mu.Unlock()
 	return v
 }
 
 // insert adds a new record for k to the locked shard s.
-func (s *affShard) insert(k affKey, h uint64) *affinity {
-	if s.m == nil {
-		s.m = make(map[uint64]*affinity)
-	}
+func (s *affShard) insert(k *affKey, h uint64) *affinity {
 	var v *affinity
 	if n := len(s.free); n > 0 {
-		// Swept: its generation is already past any pointer's to it.
 		v, s.free = s.free[n-1], s.free[:n-1]
-		v.expires.Store(0)
 	} else {
 		v = new(affinity)
+		v.state.Store(1 << affGenShift) // as if swept once
 	}
-	v.key, v.h, v.next = k, h, s.m[h]
-	s.m[h] = v
+	v.expires.Store(0)
+	v.h.Store(h)
+	for i := range k {
+		v.key[i].Store(k[i])
+	}
+	v.state.Store(uint64(affGen(v.state.Load())+1) << affGenShift) // live: even
+	t := s.tab.Load()
+	if t == nil || 2*(s.n+1) > len(t.slots) {
+		t = s.rebuild(t, s.n+1)
+	}
+	t.put(v, h)
+	s.n++
 	return v
 }
 
+// rebuild publishes a table sized for n records with the live records of
+// old, and returns it.
+func (s *affShard) rebuild(old *affTab, n int) *affTab {
+	t := newAffTab(n)
+	if old != nil {
+		for i := range old.slots {
+			if v := old.slots[i].Load(); v != nil && affGen(v.state.Load())&1 == 0 {
+				t.put(v, v.h.Load())
+			}
+		}
+	}
+	s.tab.Store(t)
+	return t
+}
+
 // release ends a connection counted in v by commit: with none left the
-// affinity runs for its ttl from now (mono, read when needed). v is in
-// the table until then, since sweep keeps records with active connections.
+// affinity runs for its ttl from now (mono, read when needed). v stays
+// live until then, since sweep keeps records with active connections.
 func (a *affinityTable) release(v *affinity, now func() int64) {
 	for {
 		st := v.state.Load()
@@ -207,34 +280,29 @@ func (a *affinityTable) sweep(now int64) int {
 	for i := range a.shards {
 		s := &a.shards[i]
 		s.mu.Lock()
-		for h, v := range s.m {
-			var keep *affinity
-			for v != nil {
-				next := v.next
-				if v.expire(now) {
-					v.next = nil
+		if t := s.tab.Load(); t != nil {
+			gone := 0
+			for j := range t.slots {
+				if v := t.slots[j].Load(); v != nil && v.expire(now) {
+					gone++
 					if len(s.free) < affFreeMax {
 						s.free = append(s.free, v)
 					}
-				} else {
-					v.next, keep = keep, v
-					n++
 				}
-				v = next
 			}
-			if keep == nil {
-				delete(s.m, h)
-			} else {
-				s.m[h] = keep
+			if gone > 0 {
+				s.n -= gone
+				s.rebuild(t, s.n)
 			}
+			n += s.n
 		}
 		s.mu.Unlock()
 	}
 	return n
 }
 
-// expire moves v to its next generation if it has no connection and its
-// expiry has passed, unless a connection is counted meanwhile.
+// expire makes v swept (an odd generation) if it has no connection and
+// its expiry has passed, unless a connection is counted meanwhile.
 func (v *affinity) expire(now int64) bool {
 	st := v.state.Load()
 	if affActive(st) != 0 || v.expires.Load() > now {
@@ -262,21 +330,25 @@ func (c *CRT) Affinities(now time.Time) []Affinity {
 	for i := range c.aff.shards {
 		s := &c.aff.shards[i]
 		s.mu.Lock()
-		for _, v := range s.m {
-			for ; v != nil; v = v.next {
-				active, expires := affActive(v.state.Load()), v.expires.Load()
-				if active == 0 && expires <= t {
+		if tab := s.tab.Load(); tab != nil {
+			for j := range tab.slots {
+				v := tab.slots[j].Load()
+				if v == nil {
 					continue
 				}
-				k := &v.key
-				a := Affinity{
-					Client: netip.AddrFrom16(k.client).Unmap(), VIPA: netip.AddrFrom16(k.vipa).Unmap(), Port: k.port,
-					Node: v.target.Load().Node, ActiveConns: int(active),
+				st, expires := v.state.Load(), v.expires.Load()
+				if active := affActive(st); affGen(st)&1 == 0 && (active > 0 || expires > t) {
+					var k affKey
+					for i := range k {
+						k[i] = v.key[i].Load()
+					}
+					a := Affinity{Node: v.target.Load().Node, ActiveConns: int(active)}
+					a.Client, a.VIPA, a.Port = k.addrs()
+					if active == 0 {
+						a.Expires = now.Add(time.Duration(expires - t))
+					}
+					out = append(out, a)
 				}
-				if active == 0 {
-					a.Expires = now.Add(time.Duration(expires - t))
-				}
-				out = append(out, a)
 			}
 		}
 		s.mu.Unlock()
