@@ -365,8 +365,9 @@ func testHealthSwitch(t *testing.T, admin string, on, off distVIPA, appOf func(d
 	listen(off)
 	listen(on)
 	only(off, 5, "healthswitch off, the preferred back", "caddy-c")
-	// healthswitch on: back once a probe finds caddy-c answering.
-	waitFor(t, 20*time.Second, "caddy-c's row healthy again", func() bool { return row(on, "caddy-c").Health == "healthy" })
+	// healthswitch on: back once a probe finds caddy-c answering (probes
+	// back off up to 30 s).
+	waitFor(t, 45*time.Second, "caddy-c's row healthy again", func() bool { return row(on, "caddy-c").Health == "healthy" })
 	only(on, 5, "healthswitch on, the preferred healthy again", "caddy-c")
 }
 
