@@ -22,28 +22,12 @@ const blackholeDial = time.Second
 // node sends there must time out after dial_timeout and go to the other
 // target: every client served, none waiting much past the dial timeout.
 func blackhole(ctx context.Context, e *env, r *result) error {
-	f, err := e.fleet(ctx, fleetConf{targets: 2, dial: blackholeDial.String()})
+	f, before, closeApps, err := e.holedFleet(ctx, 2)
 	if err != nil {
 		return err
 	}
+	defer closeApps()
 	b, c := f.targets[0], f.targets[1]
-	hole, err := fullListener(f.appAddr(b))
-	if err != nil {
-		return err
-	}
-	defer hole.close()
-	cApp, err := listenApp(f.appAddr(c), c.name)
-	if err != nil {
-		return err
-	}
-	defer cApp.close()
-	if err := f.waitRows(ctx, 10*time.Second); err != nil {
-		return err
-	}
-	before, err := f.a.metrics()
-	if err != nil {
-		return err
-	}
 	k := e.sz.Streams
 	var lat []time.Duration
 	served := 0
@@ -85,6 +69,47 @@ func blackhole(ctx context.Context, e *env, r *result) error {
 		r.fail("CRT has %d rows after every client closed", k)
 	}
 	return nil
+}
+
+// holedFleet starts a fleet of targets for the dial-timeout scenarios: the
+// first target's application drops SYNs (fullListener), the others serve.
+// It returns once the routing node has their rows, with its metrics then
+// and a close for the applications.
+func (e *env) holedFleet(ctx context.Context, targets int) (f *fleet, before map[string]float64, closeApps func(), err error) {
+	f, err = e.fleet(ctx, fleetConf{targets: targets, dial: blackholeDial.String()})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var closers []func()
+	closeApps = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeApps()
+		}
+	}()
+	hole, err := fullListener(f.appAddr(f.targets[0]))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, hole.close)
+	for _, t := range f.targets[1:] {
+		app, err := listenApp(f.appAddr(t), t.name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		closers = append(closers, app.close)
+	}
+	if err := f.waitRows(ctx, 10*time.Second); err != nil {
+		return nil, nil, nil, err
+	}
+	if before, err = f.a.metrics(); err != nil {
+		return nil, nil, nil, err
+	}
+	return f, before, closeApps, nil
 }
 
 // holeListener is a listening socket whose accept queue is full: the

@@ -22,30 +22,12 @@ const (
 // it; once the row is unhealthy the others skip it. No client may fail;
 // the figures are latencies during the first dial timeout and after.
 func health(ctx context.Context, e *env, r *result) error {
-	f, err := e.fleet(ctx, fleetConf{targets: 3, dial: blackholeDial.String()})
+	f, before, closeApps, err := e.holedFleet(ctx, 3)
 	if err != nil {
 		return err
 	}
+	defer closeApps()
 	b := f.targets[0]
-	hole, err := fullListener(f.appAddr(b))
-	if err != nil {
-		return err
-	}
-	defer hole.close()
-	for _, t := range f.targets[1:] {
-		app, err := listenApp(f.appAddr(t), t.name)
-		if err != nil {
-			return err
-		}
-		defer app.close()
-	}
-	if err := f.waitRows(ctx, 10*time.Second); err != nil {
-		return err
-	}
-	before, err := f.a.metrics()
-	if err != nil {
-		return err
-	}
 	type client struct {
 		start time.Time
 		took  time.Duration
