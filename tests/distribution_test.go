@@ -47,15 +47,15 @@ var distNodes = [][2]string{{"caddy-a", "127.0.0.1"}, {"caddy-b", "127.0.0.2"}, 
 
 // TestDistribution runs a three-node fleet of the real binary with one VIPA
 // per Distribution feature, written in the Caddyfile grammar: weights,
-// hotstandby with and without autoswitchback, sourcehash, and the health
-// of targets that refuse or drop SYNs.
+// hotstandby with and without autoswitchback and healthswitch, sourcehash,
+// and the health of targets that refuse or drop SYNs.
 //
 // caddy-c reads its socket table only at start (listeners interval 10m):
 // its rows stay while its applications come and go, which is how a target
 // that refuses connections keeps its row.
 func TestDistribution(t *testing.T) {
 	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	vips := []string{"127.0.0.110", "127.0.0.111", "127.0.0.112", "127.0.0.113", "127.0.0.114", "127.0.0.115", "127.0.0.116", "127.0.0.117"}
+	vips := []string{"127.0.0.110", "127.0.0.111", "127.0.0.112", "127.0.0.113", "127.0.0.114", "127.0.0.115", "127.0.0.116", "127.0.0.117", "127.0.0.118"}
 	pp := harness.NewPortPicker()
 	pick := func() int {
 		p, err := pp.Pick(append(ips, vips...)...)
@@ -76,7 +76,8 @@ func TestDistribution(t *testing.T) {
 		health   = distVIPA{ip: vips[5], port: pick(), options: "destip all", handler: "dial_timeout 1s\nmax_attempts 1"}
 		hsOn     = distVIPA{ip: vips[6], port: pick(), options: fmt.Sprintf(healthHot, "on")}
 		hsOff    = distVIPA{ip: vips[7], port: pick(), options: fmt.Sprintf(healthHot, "off")}
-		all      = []distVIPA{weights, active, hotOn, hotOff, hash, health, hsOn, hsOff}
+		hsDrop   = distVIPA{ip: vips[8], port: pick(), options: fmt.Sprintf(healthHot, "off"), handler: "dial_timeout 500ms"}
+		all      = []distVIPA{weights, active, hotOn, hotOff, hash, health, hsOn, hsOff, hsDrop}
 		gossip   = pick()
 		seed     = fmt.Sprintf("127.0.0.1:%d", gossip)
 		apps     = map[string]*app{} // by node and port
@@ -88,7 +89,7 @@ func TestDistribution(t *testing.T) {
 	for _, v := range all {
 		for _, n := range distNodes {
 			switch {
-			case v == health && n[0] == "caddy-b":
+			case v == health && n[0] == "caddy-b", v == hsDrop && n[0] == "caddy-c":
 				blackhole(t, fmt.Sprintf("%s:%d", n[1], v.port))
 			default:
 				listenOn(n[0], n[1], v.port)
@@ -162,6 +163,24 @@ func TestDistribution(t *testing.T) {
 	t.Run("hotstandby healthswitch", func(t *testing.T) {
 		testHealthSwitch(t, admin, hsOn, hsOff, func(v distVIPA) *app { return apps[appKey("caddy-c", v.port)] },
 			func(v distVIPA) { listenOn("caddy-c", "127.0.0.3", v.port) })
+	})
+
+	t.Run("hotstandby healthswitch off, the preferred dropping SYNs", func(t *testing.T) {
+		// caddy-c's listener drops every SYN: with healthswitch off it
+		// stays the row in use, and each client waits out one dial
+		// timeout on it before the retry takes it to caddy-b.
+		before := metricValue(t, "\n"+getText(t, admin, "/metrics"), "\ncaddy_vipa_dial_failures_total")
+		if got := spread(t, hsDrop.addr(), 5); got["caddy-b"] != 5 {
+			t.Fatalf("5 connections went to %v, want all to caddy-b after the preferred's timeout", got)
+		}
+		if d := metricValue(t, "\n"+getText(t, admin, "/metrics"), "\ncaddy_vipa_dial_failures_total") - before; d != 5 {
+			t.Errorf("5 clients made %d failed dials, want one timed-out dial each to the preferred", d)
+		}
+		for _, r := range dpt(t, admin) {
+			if r.VIPA == hsDrop.ip && r.Node == "caddy-c" && (r.State != "active" || r.Health != "unhealthy") {
+				t.Errorf("the preferred's row %+v, want active and unhealthy", r)
+			}
+		}
 	})
 
 	t.Run("sourcehash keeps a client's target", func(t *testing.T) {
