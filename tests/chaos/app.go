@@ -119,7 +119,7 @@ func (e *env) startAppProcess(ctx context.Context, addr, name string) (*harness.
 		return nil, err
 	}
 	e.procs = append(e.procs, p)
-	_, err = poll(ctx, 10*time.Second, 10*time.Millisecond, "app "+name+" to listen", func() (bool, string, error) {
+	_, err = harness.Poll(ctx, 10*time.Second, 10*time.Millisecond, "app "+name+" to listen", func() (bool, string, error) {
 		if !p.Alive() {
 			return false, "", fmt.Errorf("app %s exited (%v): %s", name, p.Err(), harness.LogTail(log, 5))
 		}

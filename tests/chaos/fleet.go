@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // fleet is a routing node caddy-a on 127.0.0.1 with no application of its
@@ -79,7 +81,7 @@ func (e *env) fleet(ctx context.Context, fc fleetConf) (*fleet, error) {
 		return nil, err
 	}
 	for _, t := range f.targets {
-		_, err := poll(ctx, 15*time.Second, 20*time.Millisecond, t.name+" to learn the definition", func() (bool, string, error) {
+		_, err := harness.Poll(ctx, 15*time.Second, 20*time.Millisecond, t.name+" to learn the definition", func() (bool, string, error) {
 			defs, err := t.definitions()
 			ok := len(defs) > 0
 			for _, d := range defs {
@@ -99,7 +101,7 @@ func (e *env) fleet(ctx context.Context, fc fleetConf) (*fleet, error) {
 func (f *fleet) appAddr(t *node) string { return net.JoinHostPort(t.ip, strconv.Itoa(f.port)) }
 
 func (f *fleet) waitMembers(ctx context.Context, n *node, want int, timeout time.Duration) error {
-	_, err := poll(ctx, timeout, 20*time.Millisecond, fmt.Sprintf("%d alive members on %s", want, n.name), func() (bool, string, error) {
+	_, err := harness.Poll(ctx, timeout, 20*time.Millisecond, fmt.Sprintf("%d alive members on %s", want, n.name), func() (bool, string, error) {
 		k, err := n.alive()
 		return k == want, fmt.Sprint(k), err
 	})
@@ -165,7 +167,7 @@ func crtCount(n *node) (int, error) {
 // waitCRT waits until the routing node's CRT holds exactly want rows.
 func waitCRT(ctx context.Context, n *node, want int, timeout time.Duration) (int, error) {
 	last := -1
-	_, err := poll(ctx, timeout, 50*time.Millisecond, fmt.Sprintf("%d CRT rows on %s", want, n.name), func() (bool, string, error) {
+	_, err := harness.Poll(ctx, timeout, 50*time.Millisecond, fmt.Sprintf("%d CRT rows on %s", want, n.name), func() (bool, string, error) {
 		rows, err := n.crt()
 		last = len(rows)
 		return err == nil && len(rows) == want, fmt.Sprint(len(rows)), err

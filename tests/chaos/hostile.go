@@ -4,6 +4,7 @@ package main
 
 import (
 	"github.com/caddy-vipa/caddy-vipa/serfsync"
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 	vocab "github.com/caddy-vipa/caddy-vipa/vipa"
 
 	"context"
@@ -190,7 +191,7 @@ func hostileReports(ctx context.Context, e *env, r *result) error {
 	// (3 s on lan): wait that long and a margin for every line to count.
 	var total float64
 	var summary string
-	_, _ = poll(ctx, 8*time.Second, 100*time.Millisecond, "forged lines counted", func() (bool, string, error) {
+	_, _ = harness.Poll(ctx, 8*time.Second, 100*time.Millisecond, "forged lines counted", func() (bool, string, error) {
 		after, err := dropped(h.a)
 		if err != nil {
 			return false, "", err
@@ -243,7 +244,7 @@ func hostileDefinition(ctx context.Context, e *env, r *result) error {
 		return err
 	}
 	var defs string
-	_, err = poll(ctx, 8*time.Second, 100*time.Millisecond, "the forged definition to reach the routing node", func() (bool, string, error) {
+	_, err = harness.Poll(ctx, 8*time.Second, 100*time.Millisecond, "the forged definition to reach the routing node", func() (bool, string, error) {
 		rows, err := h.a.definitions()
 		defs = fmt.Sprintf("%+v", rows)
 		return err == nil && strings.Contains(defs, "caddy-0"), defs, err

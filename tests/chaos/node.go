@@ -133,7 +133,7 @@ func (n *node) start(ctx context.Context, bin string) error {
 		return err
 	}
 	n.proc = p
-	_, err = poll(ctx, 15*time.Second, 20*time.Millisecond, n.name+"'s admin endpoint", func() (bool, string, error) {
+	_, err = harness.Poll(ctx, 15*time.Second, 20*time.Millisecond, n.name+"'s admin endpoint", func() (bool, string, error) {
 		if err := n.check(); err != nil {
 			return false, "", err
 		}
@@ -288,7 +288,7 @@ func (n *node) usage() (usage, error) {
 // error that tells what is left over if they are not.
 func (n *node) settle(ctx context.Context, base usage, timeout time.Duration) (usage, error) {
 	var last usage
-	_, err := poll(ctx, timeout, 100*time.Millisecond, "back to baseline", func() (bool, string, error) {
+	_, err := harness.Poll(ctx, timeout, 100*time.Millisecond, "back to baseline", func() (bool, string, error) {
 		u, err := n.usage()
 		if err != nil {
 			return false, "", err
@@ -348,31 +348,4 @@ func rssMiB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
-// poll calls cond every interval until it holds or timeout passes; errors
-// from cond are retried. The last error or state goes into the timeout error.
-func poll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string, error)) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, state, err := cond()
-		now := time.Now()
-		if err == nil && ok {
-			return now, nil
-		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = state
-		}
-		if now.After(deadline) {
-			return now, fmt.Errorf("%s: not after %s (last: %s)", what, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return now, ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }

@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // routingRejoinLimit is how soon a restarted routing node must have its
@@ -73,7 +75,7 @@ func restartRouting(ctx context.Context, e *env, r *result, join bool) error {
 	}
 	admin := time.Since(started)
 	var first time.Duration
-	_, ferr := poll(ctx, 30*time.Second, 20*time.Millisecond, "a routed connection after the restart", func() (bool, string, error) {
+	_, ferr := harness.Poll(ctx, 30*time.Second, 20*time.Millisecond, "a routed connection after the restart", func() (bool, string, error) {
 		_, err := short(f.addr, time.Second)
 		return err == nil, "", err
 	})

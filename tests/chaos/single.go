@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // single starts one routing node on 127.0.0.1 whose own app on
@@ -72,7 +74,7 @@ func waitRow(ctx context.Context, n *node, port int, target string, want bool, t
 	if !want {
 		what += " to go"
 	}
-	_, err := poll(ctx, timeout, 10*time.Millisecond, what, func() (bool, string, error) {
+	_, err := harness.Poll(ctx, timeout, 10*time.Millisecond, what, func() (bool, string, error) {
 		if err := n.check(); err != nil {
 			return false, "", err
 		}

@@ -132,23 +132,14 @@ func selected(cfg config) []scenario {
 
 // runSuite runs the selected scenarios one after another.
 func runSuite(ctx context.Context, cfg config) ([]*result, error) {
-	dir, err := os.MkdirTemp("", "caddy-vipa-chaos-")
+	dir, done, err := harness.RunDir("caddy-vipa-chaos-", cfg.Keep, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if cfg.Keep {
-			fmt.Fprintln(cfg.Log, "configs and logs kept in", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
-	bin := cfg.CaddyBin
-	if bin == "" {
-		fmt.Fprintln(cfg.Log, "building ./cmd/caddy")
-		if bin, err = harness.BuildCaddy(ctx, dir); err != nil {
-			return nil, err
-		}
+	defer done()
+	bin, err := harness.CaddyBinary(ctx, cfg.CaddyBin, dir, cfg.Log)
+	if err != nil {
+		return nil, err
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

@@ -82,7 +82,7 @@ func startFleet(ctx context.Context, bin, dir, profile string, debug bool, pp *h
 		}
 	}
 	for _, n := range f.targets() {
-		_, err := poll(ctx, 10*time.Second, 20*time.Millisecond, n.name+" to learn the definition", func() (bool, string, error) {
+		_, err := harness.Poll(ctx, 10*time.Second, 20*time.Millisecond, n.name+" to learn the definition", func() (bool, string, error) {
 			var defs []definitionRow
 			err := getJSON(n.admin, "/vipa/definitions", &defs)
 			ok := len(defs) == 1 && defs[0].VIPA == vipa && defs[0].RoutingNode == "caddy-a" && defs[0].Conflict == ""
@@ -108,7 +108,7 @@ func (f *fleet) start(ctx context.Context, n *node) error {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
 	n.proc = p
-	_, err = poll(ctx, 15*time.Second, 20*time.Millisecond, n.name+"'s admin endpoint", func() (bool, string, error) {
+	_, err = harness.Poll(ctx, 15*time.Second, 20*time.Millisecond, n.name+"'s admin endpoint", func() (bool, string, error) {
 		if !p.Alive() {
 			return false, "", fmt.Errorf("%s exited (%v):\n%s", n.name, p.Err(), harness.LogTail(n.log(), 15))
 		}
@@ -120,7 +120,7 @@ func (f *fleet) start(ctx context.Context, n *node) error {
 
 // waitAlive waits until n sees want alive members, itself included.
 func (f *fleet) waitAlive(ctx context.Context, n *node, want int, timeout time.Duration) error {
-	_, err := poll(ctx, timeout, 20*time.Millisecond, fmt.Sprintf("%d alive members on %s", want, n.name), func() (bool, string, error) {
+	_, err := harness.Poll(ctx, timeout, 20*time.Millisecond, fmt.Sprintf("%d alive members on %s", want, n.name), func() (bool, string, error) {
 		m, err := members(n.admin)
 		alive := 0
 		for _, s := range m {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // leaveRun is one node taken out of the fleet.
@@ -84,7 +86,7 @@ func routedAround(f *fleet, gone *node) error {
 // waitRows waits for a row from every target (the routing node has no
 // application of its own here).
 func waitRows(ctx context.Context, f *fleet, want int) error {
-	_, err := poll(ctx, 30*time.Second, 20*time.Millisecond, fmt.Sprintf("%d DPT rows", want), func() (bool, string, error) {
+	_, err := harness.Poll(ctx, 30*time.Second, 20*time.Millisecond, fmt.Sprintf("%d DPT rows", want), func() (bool, string, error) {
 		rows, err := dpt(f.routing().admin)
 		return len(rows) == want, dptString(rows), err
 	})
@@ -101,7 +103,7 @@ func leaveOnce(ctx context.Context, f *fleet, cfg config, target *node, sig sysc
 	}
 	// Both moments are read in one loop: the verdict shows how much of the
 	// wait is serf's failure detection and how much is ours.
-	_, err := poll(ctx, 30*time.Second, cfg.Poll, fmt.Sprintf("%s's row to go after %s", target.name, sigName(sig)), func() (bool, string, error) {
+	_, err := harness.Poll(ctx, 30*time.Second, cfg.Poll, fmt.Sprintf("%s's row to go after %s", target.name, sigName(sig)), func() (bool, string, error) {
 		m, err := members(admin)
 		if err != nil {
 			return false, "", err

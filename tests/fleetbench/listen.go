@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // scanPhase spreads trial starts over one listener-watch period (100 ms by
@@ -57,7 +59,7 @@ func listenTrials(ctx context.Context, f *fleet, cfg config, res *profileResult)
 			}
 		}
 		// Start the next trial from an empty DPT.
-		if _, err := poll(ctx, cfg.Timeout, cfg.Poll, "an empty DPT", func() (bool, string, error) {
+		if _, err := harness.Poll(ctx, cfg.Timeout, cfg.Poll, "an empty DPT", func() (bool, string, error) {
 			rows, err := dpt(f.routing().admin)
 			return len(rows) == 0, dptString(rows), err
 		}); err != nil {
@@ -89,7 +91,7 @@ func listenTrial(ctx context.Context, f *fleet, target *node, cfg config) (trial
 		return t, err
 	}
 	defer a.close()
-	seen, err := poll(ctx, cfg.Timeout, cfg.Poll, "listen → routable", func() (bool, string, error) {
+	seen, err := harness.Poll(ctx, cfg.Timeout, cfg.Poll, "listen → routable", func() (bool, string, error) {
 		rows, err := timed()
 		r, ok := rowOf(rows, target.name)
 		return ok && r.Address == addr && r.Ready == 1 && len(rows) == 1, dptString(rows), err
@@ -110,7 +112,7 @@ func listenTrial(ctx context.Context, f *fleet, target *node, cfg config) (trial
 	}
 	t0 = time.Now()
 	a.close()
-	gone, err := poll(ctx, cfg.Timeout, cfg.Poll, "stop-listening → unroutable", func() (bool, string, error) {
+	gone, err := harness.Poll(ctx, cfg.Timeout, cfg.Poll, "stop-listening → unroutable", func() (bool, string, error) {
 		rows, err := timed()
 		_, ok := rowOf(rows, target.name)
 		return !ok, dptString(rows), err

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"syscall"
 	"time"
@@ -67,23 +66,14 @@ func (res *results) failures() int {
 func run(ctx context.Context, cfg config) (*results, error) {
 	res := &results{Cores: runtime.NumCPU(), LoadStart: loadAvg()}
 	defer func() { res.LoadEnd = loadAvg() }()
-	dir, err := os.MkdirTemp("", "caddy-vipa-fleetbench-")
+	dir, done, err := harness.RunDir("caddy-vipa-fleetbench-", cfg.Keep, cfg.Log)
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if cfg.Keep {
-			fmt.Fprintln(cfg.Log, "configs and logs kept in", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
-	bin := cfg.CaddyBin
-	if bin == "" {
-		fmt.Fprintln(cfg.Log, "building ./cmd/caddy")
-		if bin, err = harness.BuildCaddy(ctx, dir); err != nil {
-			return res, err
-		}
+	defer done()
+	bin, err := harness.CaddyBinary(ctx, cfg.CaddyBin, dir, cfg.Log)
+	if err != nil {
+		return res, err
 	}
 	pp := harness.NewPortPicker()
 	for _, name := range cfg.Profiles {

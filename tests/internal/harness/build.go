@@ -7,6 +7,8 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,4 +38,30 @@ func BuildCaddy(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/caddy: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// RunDir makes a temporary directory for a run's binary, Caddyfiles and
+// logs. done removes it, or with keep leaves it and says where on log.
+func RunDir(prefix string, keep bool, log io.Writer) (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() {
+		if keep {
+			fmt.Fprintln(log, "configs and logs kept in", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// CaddyBinary is bin, or with bin empty ./cmd/caddy built into dir (said on
+// log: it takes a while).
+func CaddyBinary(ctx context.Context, bin, dir string, log io.Writer) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	fmt.Fprintln(log, "building ./cmd/caddy")
+	return BuildCaddy(ctx, dir)
 }
