@@ -42,19 +42,11 @@ func TestOwnReleaseIPv4(t *testing.T) {
 	vipa := netip.MustParseAddr("192.0.2.100")
 	l.staleNeigh(t, vipa.String())
 
-	var m *Manager
+	m := l.manager(t)
 	var err error
-	in(t, l.node, func() { m, err = New(l.nodeIf) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in(t, l.node, func() { _ = m.Close() }) })
 
 	start := time.Now()
-	in(t, l.node, func() { err = m.Own(vipa) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, func() error { return m.Own(vipa) })
 	if !l.has(t, "192.0.2.100/32") {
 		t.Fatalf("after Own the interface holds %v", l.addrs(t))
 	}
@@ -131,17 +123,9 @@ func TestOwnReleaseIPv6(t *testing.T) {
 	}
 	l.staleNeigh(t, vipa.String())
 
-	var m *Manager
+	m := l.manager(t)
 	var err error
-	in(t, l.node, func() { m, err = New(l.nodeIf) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in(t, l.node, func() { _ = m.Close() }) })
-	in(t, l.node, func() { err = m.Own(vipa) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, func() error { return m.Own(vipa) })
 	if !l.has(t, "2001:db8::100/128") {
 		t.Fatalf("after Own the interface holds %v", l.addrs(t))
 	}
@@ -160,10 +144,7 @@ func TestOwnReleaseIPv6(t *testing.T) {
 	}
 	c.Close()
 
-	in(t, l.node, func() { err = m.Release(vipa) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, func() error { return m.Release(vipa) })
 	if l.has(t, "2001:db8::100/128") {
 		t.Fatalf("after Release the interface still holds %v", l.addrs(t))
 	}
@@ -178,24 +159,13 @@ func TestUserAddressStays(t *testing.T) {
 	}
 	vipa := netip.MustParseAddr("192.0.2.200")
 	l.staleNeigh(t, vipa.String())
-	var m *Manager
+	m := l.manager(t)
 	var err error
-	in(t, l.node, func() { m, err = New(l.nodeIf) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in(t, l.node, func() { _ = m.Close() }) })
-	in(t, l.node, func() { err = m.Own(vipa) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, func() error { return m.Own(vipa) })
 	waitUntil(t, 5*time.Second, "the announcement of the user's VIPA", func() bool {
 		return l.neigh(t, vipa.String()) == l.nodeMAC
 	})
-	in(t, l.node, func() { err = m.Release(vipa) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, func() error { return m.Release(vipa) })
 	in(t, l.node, func() { err = m.Close() })
 	if err != nil {
 		t.Fatal(err)

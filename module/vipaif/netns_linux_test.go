@@ -112,6 +112,30 @@ func in(t *testing.T, ns string, f func()) {
 	}
 }
 
+// manager is a Manager of the node's interface, made in the node's
+// namespace and closed there at cleanup.
+func (l *link) manager(t *testing.T) *Manager {
+	t.Helper()
+	var m *Manager
+	var err error
+	in(t, l.node, func() { m, err = New(l.nodeIf) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in(t, l.node, func() { _ = m.Close() }) })
+	return m
+}
+
+// do runs op in the node's namespace; an error fails the test.
+func (l *link) do(t *testing.T, op func() error) {
+	t.Helper()
+	var err error
+	in(t, l.node, func() { err = op() })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // addrs lists the node interface's addresses as "ip/len".
 func (l *link) addrs(t *testing.T) []string {
 	t.Helper()
