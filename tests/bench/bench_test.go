@@ -189,7 +189,7 @@ func TestQuickRun(t *testing.T) {
 	var out, errs strings.Builder
 	cfg := config{
 		Rounds: 1, Duration: 300 * time.Millisecond, IdleConns: 300, Workers: 32, Settle: 200 * time.Millisecond,
-		Cases: caseNames(), Contenders: []string{cDirect, cGoRelay, cProxy}, Pin: true, Out: &out, Err: &errs,
+		Cases: caseNames(), Contenders: []string{cDirect, cGoRelay, cGoCopy, cProxy}, Pin: true, Out: &out, Err: &errs,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -19,11 +19,15 @@ const (
 	cDirect     = "direct"
 	cDistribute = "distribute"
 	cGoRelay    = "gorelay"
+	cGoCopy     = "gocopy"
 	cProxy      = "l4proxy"
 	cHAProxy    = "haproxy"
 )
 
-var allContenders = []string{cDirect, cDistribute, cGoRelay, cProxy, cHAProxy}
+var allContenders = []string{cDirect, cDistribute, cGoRelay, cGoCopy, cProxy, cHAProxy}
+
+// optIn contenders run only when -contenders names them.
+var optIn = []string{cGoCopy}
 
 // contender is one way from the load client to the backends.
 type contender struct {
@@ -77,7 +81,7 @@ func waitReady(ctx context.Context, ct *contender, timeout time.Duration) error 
 
 func (r *runner) wanted(name string) (want, explicit bool) {
 	if len(r.cfg.Contenders) == 0 {
-		return true, false
+		return !slices.Contains(optIn, name), false
 	}
 	return slices.Contains(r.cfg.Contenders, name), true
 }
@@ -130,7 +134,10 @@ func (r *runner) startContenders(pp *harness.PortPicker, port int) []*contender 
 		}
 	}
 	if want, _ := r.wanted(cGoRelay); want {
-		add(r.gorelay(pp, backend))
+		add(r.gorelay(pp, backend, false))
+	}
+	if want, _ := r.wanted(cGoCopy); want {
+		add(r.gorelay(pp, backend, true))
 	}
 	if wantProxy {
 		add(r.l4proxy(pp, bin, backend))

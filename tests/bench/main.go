@@ -32,7 +32,7 @@ func mainExit() int {
 	flag.IntVar(&cfg.Rounds, "rounds", 5, "interleaved rounds; the table shows medians")
 	flag.DurationVar(&cfg.Duration, "duration", 2*time.Second, "length of each timed case, per contender and round")
 	flag.StringVar(&cases, "cases", strings.Join(caseNames(), ","), "cases to run, comma-separated")
-	flag.StringVar(&contenders, "contenders", "", "contenders, comma-separated, from "+strings.Join(allContenders, ",")+" (default: every one available)")
+	flag.StringVar(&contenders, "contenders", "", "contenders, comma-separated, from "+strings.Join(allContenders, ",")+" (default: every one available but "+strings.Join(optIn, ",")+")")
 	flag.IntVar(&cfg.IdleConns, "idle-conns", 9500, "connections held by the idle case")
 	flag.IntVar(&cfg.Workers, "workers", 32, "concurrent clients of the connection-rate case")
 	flag.DurationVar(&cfg.Settle, "settle", time.Second, "how long idle connections rest before memory is read")
