@@ -231,21 +231,25 @@ func freePort(t *testing.T) int {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		ok := true
-		for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.100"} {
-			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
+		if tcpFreeOn(port, "127.0.0.2", "127.0.0.3", "127.0.0.100") {
 			return port
 		}
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// tcpFreeOn reports whether port can be listened on, TCP, on every one of
+// ips.
+func tcpFreeOn(port int, ips ...string) bool {
+	for _, ip := range ips {
+		l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
 }
 
 // reusePortListen opens a listening socket with SO_REUSEPORT, as

@@ -21,17 +21,7 @@ func portAllNet() string { return fmt.Sprintf("127.77.%d", 1+rand.IntN(250)) }
 func freePortOn(t *testing.T, ips ...string) int {
 	t.Helper()
 	for range 100 {
-		port := 20000 + rand.IntN(40000)
-		ok := true
-		for _, ip := range ips {
-			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
+		if port := 20000 + rand.IntN(40000); tcpFreeOn(port, ips...) {
 			return port
 		}
 	}
