@@ -31,6 +31,13 @@ func affKeyOf(vipa netip.Addr, port uint16, client netip.Addr) affKey {
 	return affKey{le.Uint64(c[:8]), le.Uint64(c[8:]), le.Uint64(v[:8]), le.Uint64(v[8:]), uint64(port)}
 }
 
+// affKey is the affinity key of client in g: the group's part is ready.
+func (g *Group) affKey(client netip.Addr) affKey {
+	k, c := g.akey, client.As16()
+	k[0], k[1] = binary.LittleEndian.Uint64(c[:8]), binary.LittleEndian.Uint64(c[8:])
+	return k
+}
+
 func (k *affKey) hash() uint64 {
 	return mix(k[1] ^ mix(k[0]^k[4]<<32) ^ mix(k[3]^mix(k[2])))
 }

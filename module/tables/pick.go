@@ -93,7 +93,7 @@ func (g *Group) rank(c *Candidates, crt *CRT, client netip.Addr, now int64, comm
 	}
 	i, why := -1, ReasonNone
 	if g.pol.affinity > 0 && crt != nil {
-		node, ok, rec, gen := crt.aff.lookup(affKeyOf(g.vipa, g.port, client), now)
+		node, ok, rec, gen := crt.aff.lookup(g.affKey(client), now)
 		c.aff, c.affGen = rec, gen
 		if ok {
 			if j := g.index(node); j >= 0 && g.eligible(j) {
