@@ -15,31 +15,12 @@ import (
 // streams are untouched. After SIGCONT the stopped target's row comes
 // back and its held connections carry on.
 func sigstop(ctx context.Context, e *env, r *result) error {
-	f, err := e.fleet(ctx, fleetConf{targets: 2, profile: "fast"})
+	lt, done, err := e.loadedTargets(ctx, fleetConf{targets: 2, profile: "fast"})
 	if err != nil {
 		return err
 	}
-	b, c := f.targets[0], f.targets[1]
-	bApp, err := e.startAppProcess(ctx, f.appAddr(b), b.name)
-	if err != nil {
-		return err
-	}
-	cApp, err := listenApp(f.appAddr(c), c.name)
-	if err != nil {
-		return err
-	}
-	defer cApp.close()
-	if err := f.waitRows(ctx, 10*time.Second); err != nil {
-		return err
-	}
-	streams, err := f.openStreams(e.sz.Streams)
-	if err != nil {
-		return err
-	}
-	defer endStreams(streams)
-	onB, onC := byNode(streams, b.name)
-	l := startLoad(f.addr, e.sz.Rate, 2*time.Second)
-	time.Sleep(time.Second)
+	defer done()
+	f, b, c, bApp, streams, onB, onC, l := lt.f, lt.b, lt.c, lt.bApp, lt.streams, lt.onB, lt.onC, lt.load
 
 	stopped := time.Now()
 	_ = b.proc.Signal(syscall.SIGSTOP)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"syscall"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // targetKill kills (SIGKILL) one target's application in the middle of
@@ -14,31 +16,12 @@ import (
 // untouched; new connections go to the other target without failing,
 // since a refused dial tries the next candidate.
 func targetKill(ctx context.Context, e *env, r *result) error {
-	f, err := e.fleet(ctx, fleetConf{targets: 2})
+	lt, done, err := e.loadedTargets(ctx, fleetConf{targets: 2})
 	if err != nil {
 		return err
 	}
-	b, c := f.targets[0], f.targets[1]
-	bApp, err := e.startAppProcess(ctx, f.appAddr(b), b.name)
-	if err != nil {
-		return err
-	}
-	cApp, err := listenApp(f.appAddr(c), c.name)
-	if err != nil {
-		return err
-	}
-	defer cApp.close()
-	if err := f.waitRows(ctx, 10*time.Second); err != nil {
-		return err
-	}
-	streams, err := f.openStreams(e.sz.Streams)
-	if err != nil {
-		return err
-	}
-	defer endStreams(streams)
-	onB, onC := byNode(streams, b.name)
-	l := startLoad(f.addr, e.sz.Rate, 2*time.Second)
-	time.Sleep(time.Second)
+	defer done()
+	f, b, c, bApp, onB, onC, l := lt.f, lt.b, lt.c, lt.bApp, lt.onB, lt.onC, lt.load
 
 	killed := time.Now()
 	_ = bApp.Signal(syscall.SIGKILL)
@@ -86,4 +69,45 @@ func targetKill(ctx context.Context, e *env, r *result) error {
 		r.fail("CRT has %d rows after every client closed", k)
 	}
 	return nil
+}
+
+// loadedTargets is where the target-kill and sigstop scenarios start: two
+// targets, b's application a process of its own (to kill or stop) and c's
+// in this one, streams held through the VIPA, and a paced load of new
+// connections running for a second already.
+type loadedTargets struct {
+	f        *fleet
+	b, c     *node
+	bApp     *harness.Process
+	streams  []*stream
+	onB, onC []*stream
+	load     *load
+}
+
+// loadedTargets starts them; done ends the streams and c's application.
+func (e *env) loadedTargets(ctx context.Context, fc fleetConf) (lt *loadedTargets, done func(), err error) {
+	f, err := e.fleet(ctx, fc)
+	if err != nil {
+		return nil, nil, err
+	}
+	lt = &loadedTargets{f: f, b: f.targets[0], c: f.targets[1]}
+	if lt.bApp, err = e.startAppProcess(ctx, f.appAddr(lt.b), lt.b.name); err != nil {
+		return nil, nil, err
+	}
+	cApp, err := listenApp(f.appAddr(lt.c), lt.c.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.waitRows(ctx, 10*time.Second); err != nil {
+		cApp.close()
+		return nil, nil, err
+	}
+	if lt.streams, err = f.openStreams(e.sz.Streams); err != nil {
+		cApp.close()
+		return nil, nil, err
+	}
+	lt.onB, lt.onC = byNode(lt.streams, lt.b.name)
+	lt.load = startLoad(f.addr, e.sz.Rate, 2*time.Second)
+	time.Sleep(time.Second)
+	return lt, func() { endStreams(lt.streams); cApp.close() }, nil
 }
