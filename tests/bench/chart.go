@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -15,11 +13,9 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-)
 
-// defaultChartDir is where `go run ./tests/...` from the checkout's root
-// leaves its charts, beside the other ignored work files.
-const defaultChartDir = "tests/.work/charts"
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/charts"
+)
 
 // chartDir is the -charts flag; empty (as in tests) draws none.
 var chartDir string
@@ -31,17 +27,14 @@ func (res *results) writeCharts(dir string, w io.Writer) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	charts := []struct {
+	drawn := []struct {
 		name string
 		draw func() (*plot.Plot, vg.Length, error)
 	}{
 		{"bench-ratio-haproxy.svg", res.ratioChart},
 		{"bench-latency.svg", res.latencyChart},
 	}
-	for _, c := range charts {
+	for _, c := range drawn {
 		p, height, err := c.draw()
 		if err != nil {
 			return fmt.Errorf("chart %s: %w", c.name, err)
@@ -49,11 +42,9 @@ func (res *results) writeCharts(dir string, w io.Writer) error {
 		if p == nil {
 			continue // the run measured nothing it shows
 		}
-		path := filepath.Join(dir, c.name)
-		if err := p.Save(8*vg.Inch, height, path); err != nil {
-			return fmt.Errorf("chart %s: %w", c.name, err)
+		if err := charts.Save(p, 8*vg.Inch, height, dir, c.name, w); err != nil {
+			return err
 		}
-		fmt.Fprintf(w, "chart: %s\n", path)
 	}
 	return nil
 }

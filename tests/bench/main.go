@@ -9,6 +9,7 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/charts"
 	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 
 	"context"
@@ -42,7 +43,7 @@ func mainExit() int {
 	flag.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the Caddy contenders (round 1) into this directory")
 	flag.StringVar(&goEnv, "go-env", "", "KEY=VALUE pairs, comma-separated, added to the environment of the Go contenders (distribute, gorelay, l4proxy), e.g. GOGC=400")
 	flag.BoolVar(&cfg.Pin, "pin", true, "pin the proxy and the load to separate CPUs")
-	flag.StringVar(&chartDir, "charts", defaultChartDir, "write SVG charts into this directory (empty: none)")
+	flag.StringVar(&chartDir, "charts", charts.DefaultDir, "write SVG charts into this directory (empty: none)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 round, short cases, 500 idle connections")
 	flag.Parse()
 	if quick {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -15,11 +13,9 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-)
 
-// defaultChartDir is where `go run ./tests/...` from the checkout's root
-// leaves its charts, beside the other ignored work files.
-const defaultChartDir = "tests/.work/charts"
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/charts"
+)
 
 // chartDir is the -charts flag; empty (as in tests) draws none.
 var chartDir string
@@ -35,15 +31,7 @@ func (res *results) writeCharts(dir string, w io.Writer) error {
 	if err != nil || p == nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "fleet-listen-latency.svg")
-	if err := p.Save(7*vg.Inch, 4*vg.Inch, path); err != nil {
-		return fmt.Errorf("chart %s: %w", path, err)
-	}
-	fmt.Fprintf(w, "chart: %s\n", path)
-	return nil
+	return charts.Save(p, 7*vg.Inch, 4*vg.Inch, dir, "fleet-listen-latency.svg", w)
 }
 
 func (res *results) listenChart() (*plot.Plot, error) {

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/charts"
 	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 
 	"context"
@@ -41,7 +42,7 @@ func mainExit() int {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the Caddyfiles and logs")
 	flag.BoolVar(&cfg.Verbose, "v", false, "show every trial as it ends")
 	flag.BoolVar(&cfg.Debug, "debug", false, "run Caddy at log level debug (see -keep)")
-	flag.StringVar(&chartDir, "charts", defaultChartDir, "write SVG charts into this directory (empty: none)")
+	flag.StringVar(&chartDir, "charts", charts.DefaultDir, "write SVG charts into this directory (empty: none)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 10 trials, 1 kill, 1 stop, profile lan")
 	flag.Parse()
 	if quick {
