@@ -35,6 +35,8 @@ type dyn struct {
 	mu      sync.Mutex // guards state, claimed, adopted, lastDef, down
 	state   *vipadyn.State
 	claimed map[netip.Addr]bool             // VIPAs this node routes now
+	linger  map[netip.Addr]time.Time        // VIPAs handed over, still routed here (address kept) until the successor claims them, and since when
+	leaving bool                            // a graceful stop: hand-overs keep nothing
 	lastDef map[netip.Addr]*vipa.Definition // the latest definition of each VIPA this node backs up
 	down    map[string]time.Time            // members gone before serf says so, and since when
 	started time.Time
@@ -49,7 +51,7 @@ type dyn struct {
 
 func newDyn(f *Fleet) *dyn {
 	return &dyn{
-		f: f, state: vipadyn.New(vipadyn.Config{}), claimed: map[netip.Addr]bool{},
+		f: f, state: vipadyn.New(vipadyn.Config{}), claimed: map[netip.Addr]bool{}, linger: map[netip.Addr]time.Time{},
 		lastDef: map[netip.Addr]*vipa.Definition{}, down: map[string]time.Time{},
 		addrs: noAddresses{}, kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -189,6 +191,17 @@ func (d *dyn) update() {
 	changes := d.state.Update(in)
 	d.mu.Unlock()
 	f.standbyPolicies(standby)
+	claimedElsewhere := map[netip.Addr]bool{}
+	for _, m := range members {
+		if m.Alive && !in.Down[m.Name] {
+			for _, v := range m.Claims {
+				claimedElsewhere[v] = true
+			}
+		}
+	}
+	if d.endLingers(claimedElsewhere, now) && len(changes) == 0 {
+		f.publishOwnership()
+	}
 	if len(changes) > 0 {
 		d.apply(changes)
 	}
@@ -225,6 +238,7 @@ func settleWait(profile string) time.Duration {
 // logs and counts.
 func (d *dyn) apply(changes []vipadyn.Change) {
 	f := d.f
+	var owned []netip.Addr
 	d.mu.Lock()
 	for _, c := range changes {
 		if c.Announce && !c.Claim && !c.Release {
@@ -242,25 +256,83 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 		switch {
 		case c.Claim:
 			d.claimed[c.VIPA] = true
-			if err := d.addrs.Own(c.VIPA); err != nil {
-				f.logger.Error("adding the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
-			}
+			owned = append(owned, c.VIPA)
+		case c.Release && c.Status == vipa.StatusMoving && c.Owner == "" && !d.leaving:
+			// A hand-over (takeback or move) to a successor that has not
+			// claimed yet: make before break. This node keeps the address
+			// and the route, so no client finds the VIPA unanswered, until
+			// the successor has claimed and announced it (lingerMax at most).
+			delete(d.claimed, c.VIPA)
+			d.linger[c.VIPA] = time.Now()
 		case c.Release:
 			delete(d.claimed, c.VIPA)
-			if err := d.addrs.Release(c.VIPA); err != nil {
-				f.logger.Error("removing the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
-			}
+			d.releaseLocked(c.VIPA)
 		}
 	}
 	d.mu.Unlock()
+	// Route first, then add the address and announce it: a client the
+	// announcement sends here finds the route in place.
 	f.publishOwnership()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, v := range owned {
+		if !d.claimed[v] {
+			continue // released meanwhile
+		}
+		delete(d.linger, v) // back before the successor came
+		if err := d.addrs.Own(v); err != nil {
+			f.logger.Error("adding the VIPA's address", zap.Stringer("vipa", v), zap.Error(err))
+		}
+	}
+}
+
+// lingerMax bounds how long a handed-over VIPA stays routed here while
+// its successor has not claimed it.
+const lingerMax = 2 * time.Second
+
+// releaseLocked removes a VIPA's address; d.mu is held.
+func (d *dyn) releaseLocked(v netip.Addr) {
+	delete(d.linger, v)
+	if err := d.addrs.Release(v); err != nil {
+		d.f.logger.Error("removing the VIPA's address", zap.Stringer("vipa", v), zap.Error(err))
+	}
+}
+
+// endLingers ends the hand-overs whose successor (or any other node) now
+// claims the VIPA, or that have waited lingerMax: the address goes, and
+// the route. It reports whether any ended.
+func (d *dyn) endLingers(claimed map[netip.Addr]bool, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ended := false
+	for v, since := range d.linger {
+		if claimed[v] || now.Sub(since) >= lingerMax || d.leaving {
+			d.releaseLocked(v)
+			ended = true
+		}
+	}
+	return ended
 }
 
 // published returns what this node routes now: its configured definitions
 // it claims, and the definitions it took over; and its vipadyn tag.
 func (d *dyn) published(cfgDefs []*vipa.Definition) ([]*vipa.Definition, serfsync.VIPADyn) {
+	defs, _, tag := d.routed(cfgDefs)
+	return defs, tag
+}
+
+// routed returns what published does and, beside the definitions this
+// node claims, those of the VIPAs it still routes while handing them over.
+func (d *dyn) routed(cfgDefs []*vipa.Definition) (claimed, lingering []*vipa.Definition, tag serfsync.VIPADyn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for v := range d.linger {
+		if i := slices.IndexFunc(cfgDefs, func(def *vipa.Definition) bool { return def.VIPA == v }); i >= 0 {
+			lingering = append(lingering, cfgDefs[i])
+		} else if def := d.lastDef[v]; def != nil {
+			lingering = append(lingering, def)
+		}
+	}
 	var out []*vipa.Definition
 	for _, def := range cfgDefs {
 		if d.claimed[def.VIPA] {
@@ -275,14 +347,14 @@ func (d *dyn) published(cfgDefs []*vipa.Definition) ([]*vipa.Definition, serfsyn
 			out = append(out, def)
 		}
 	}
-	tag := serfsync.VIPADyn{Ranks: map[netip.Addr]int{}, Moves: d.state.Moves()}
+	tag = serfsync.VIPADyn{Ranks: map[netip.Addr]int{}, Moves: d.state.Moves()}
 	for v, r := range d.state.Ranks() {
 		if r == vipadyn.Configured && d.claimed[v] {
 			continue // its definition says so
 		}
 		tag.Ranks[v] = r
 	}
-	return out, tag
+	return out, lingering, tag
 }
 
 // Move hands a VIPA this node routes to another node.
@@ -358,6 +430,7 @@ func (d *dyn) clearDown(name string) {
 // stopAll releases every VIPA this node routes, for a graceful stop.
 func (d *dyn) stopAll() []netip.Addr {
 	d.mu.Lock()
+	d.leaving = true
 	changes := d.state.Stop(time.Now())
 	d.mu.Unlock()
 	var out []netip.Addr
@@ -408,9 +481,9 @@ func (f *Fleet) publishOwnership() {
 	cfg := f.cfg
 	agent := f.agent
 	f.mu.Unlock()
-	defs, tag := f.dyn.published(cfg.Defs)
-	routes := make(map[netip.Addr]*Route, len(defs))
-	for _, d := range defs {
+	defs, lingering, tag := f.dyn.routed(cfg.Defs)
+	routes := make(map[netip.Addr]*Route, len(defs)+len(lingering))
+	for _, d := range append(slices.Clone(defs), lingering...) {
 		routes[d.VIPA] = &Route{Def: d}
 	}
 	f.routes.Store(&routes)

@@ -100,11 +100,23 @@ type State struct {
 	rank    map[netip.Addr]int
 	backups map[netip.Addr]*vipa.Backup
 	vipas   map[netip.Addr]*entry
+
+	// Live members whose claims this node has not held yet since they
+	// came (alive) into view, and since when; those it has held once.
+	unknown map[string]time.Time
+	known   map[string]bool
 }
+
+// unknownWait bounds how long a live member whose claims this node has
+// never held keeps it from claiming an unclaimed VIPA: the member may
+// route it (a node that has just started sees members before it has
+// their definitions), but one whose definitions never arrive must not
+// stop a takeover for good.
+const unknownWait = 3 * time.Second
 
 // New returns the state of a node that routes nothing yet.
 func New(cfg Config) *State {
-	s := &State{vipas: map[netip.Addr]*entry{}}
+	s := &State{vipas: map[netip.Addr]*entry{}, unknown: map[string]time.Time{}, known: map[string]bool{}}
 	s.Configure(cfg)
 	return s
 }
@@ -277,6 +289,7 @@ func (s *State) Update(in Inputs) []Change {
 		m := members[name]
 		return m != nil && m.Alive && !in.Down[name]
 	}
+	s.noteKnown(members, live, in.Now)
 
 	var out []Change
 	order := make([]netip.Addr, 0, len(vipas))
@@ -422,6 +435,11 @@ func (s *State) chosen(v netip.Addr, members map[string]*Member, live func(strin
 	if !in.Settled {
 		return ""
 	}
+	for name, m := range members {
+		if live(name) && !m.Known && !s.known[name] && in.Now.Sub(s.unknown[name]) < unknownWait {
+			return "" // it may route the VIPA: wait for its claims
+		}
+	}
 	var cands []candidate
 	if r, ok := s.rank[v]; ok {
 		cands = append(cands, candidate{s.cfg.Node, r})
@@ -441,6 +459,36 @@ func (s *State) chosen(v netip.Addr, members map[string]*Member, live func(strin
 	}
 	slices.SortFunc(cands, compareCandidates)
 	return cands[0].name
+}
+
+// noteKnown follows which live members' claims this node has held since
+// they came into view; a member out of view (gone, or down) starts afresh
+// when it returns, as a restarted node may claim at once.
+func (s *State) noteKnown(members map[string]*Member, live func(string) bool, now time.Time) {
+	for name, m := range members {
+		switch {
+		case !live(name):
+			delete(s.known, name)
+			delete(s.unknown, name)
+		case m.Known:
+			s.known[name] = true
+			delete(s.unknown, name)
+		case !s.known[name]:
+			if _, ok := s.unknown[name]; !ok {
+				s.unknown[name] = now
+			}
+		}
+	}
+	for name := range s.known {
+		if members[name] == nil {
+			delete(s.known, name)
+		}
+	}
+	for name := range s.unknown {
+		if members[name] == nil {
+			delete(s.unknown, name)
+		}
+	}
 }
 
 // handOver says whether this node, routing v, gives it up now: a manual

@@ -460,3 +460,58 @@ func TestHealAnnouncesAgain(t *testing.T) {
 		t.Fatalf("changes in a steady state: %v", w.log)
 	}
 }
+
+// A node that has just started sees members before it holds their claims
+// (their definitions are fetched after serf shows them): a member whose
+// claims it has never held may route the VIPA, so it does not claim it
+// yet. The wait is bounded: a member whose definitions never arrive does
+// not stop a takeover for good.
+func TestUnknownMemberHoldsClaim(t *testing.T) {
+	claimed := func(cs []Change) bool {
+		return slices.ContainsFunc(cs, func(c Change) bool { return c.Claim })
+	}
+	backup := func() *State {
+		return New(Config{Node: "b", Backups: []*vipa.Backup{{VIPA: vip, Rank: 200, Takeback: vipa.TakebackWhenIdle}}})
+	}
+	t0 := time.Unix(1e9, 0)
+
+	// The routing node, its claims not fetched yet (its tags carry no rank
+	// while its definition says it routes the VIPA); then fetched.
+	s := backup()
+	a := Member{Name: "a", Alive: true}
+	if cs := s.Update(Inputs{Now: t0, Members: []Member{a}, Settled: true}); claimed(cs) {
+		t.Fatalf("claimed beside a member whose claims are unknown: %v", cs)
+	}
+	a.Known, a.Claims = true, []netip.Addr{vip}
+	if cs := s.Update(Inputs{Now: t0.Add(50 * time.Millisecond), Members: []Member{a}, Settled: true}); claimed(cs) || s.Rows()[0].Owner != "a" {
+		t.Fatalf("claimed a VIPA its routing node routes: %v %+v", cs, s.Rows())
+	}
+
+	// A member that stays unknown holds the claim back for unknownWait only.
+	s = backup()
+	x := Member{Name: "x", Alive: true}
+	for d := time.Duration(0); d < unknownWait; d += 500 * time.Millisecond {
+		if cs := s.Update(Inputs{Now: t0.Add(d), Members: []Member{x}, Settled: true}); claimed(cs) {
+			t.Fatalf("claimed %s after an unknown member came into view: %v", d, cs)
+		}
+	}
+	if cs := s.Update(Inputs{Now: t0.Add(unknownWait), Members: []Member{x}, Settled: true}); !claimed(cs) {
+		t.Fatalf("still no claim %s after the unknown member came into view: %v", unknownWait, cs)
+	}
+
+	// Known once, a member's later unknown versions (a change being
+	// fetched) do not hold a takeover back; gone and back, it is new again.
+	s = backup()
+	k := Member{Name: "k", Alive: true, Known: true}
+	s.Update(Inputs{Now: t0, Members: []Member{k}}) // not settled: no claim yet
+	k.Known = false
+	if cs := s.Update(Inputs{Now: t0.Add(time.Second), Members: []Member{k}, Settled: true}); !claimed(cs) {
+		t.Fatalf("a known member's new version held the takeover back: %v", cs)
+	}
+	s = backup()
+	s.Update(Inputs{Now: t0, Members: []Member{{Name: "k", Alive: true, Known: true}}})
+	s.Update(Inputs{Now: t0, Members: []Member{{Name: "k"}}}) // gone
+	if cs := s.Update(Inputs{Now: t0.Add(time.Second), Members: []Member{k}, Settled: true}); claimed(cs) {
+		t.Fatalf("a member back from gone, its claims unknown, did not hold the claim back: %v", cs)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -208,6 +209,8 @@ func sequenceTrial(e env) (result, error) {
 	p := startProber(f.lab.Client, vipaAddr(), e.rate, e.timeout)
 	defer p.close()
 	var w windows
+	stopNeigh := w.watchNeigh(f)
+	defer stopNeigh()
 	for _, step := range []struct{ victim, next string }{{"a", "b"}, {"b", "c"}} {
 		if err := w.event(p, func() error { return f.nodes[step.victim].Signal(syscall.SIGKILL) }); err != nil {
 			return result{}, fmt.Errorf("after %s's kill: %w", step.victim, err)
@@ -252,6 +255,7 @@ func keepalivedTrial(e env) (result, error) {
 // windows are a trial's outages: from each event to the first success
 // after connections began failing.
 type windows struct {
+	mu     sync.Mutex // guards marks
 	spans  [][2]time.Time
 	gap    time.Duration
 	failed int
@@ -264,10 +268,46 @@ type mark struct {
 	what string
 }
 
-func (w *windows) mark(what string) { w.marks = append(w.marks, mark{time.Now(), what}) }
+func (w *windows) mark(what string) {
+	w.mu.Lock()
+	w.marks = append(w.marks, mark{time.Now(), what})
+	w.mu.Unlock()
+}
+
+// watchNeigh marks each change of the client's neighbour entry for the
+// VIPA (which node's MAC it holds), polled every 20 ms, until stopped.
+func (w *windows) watchNeigh(f *fleet) (stop func()) {
+	names := map[string]string{"": "none"}
+	for _, h := range f.lab.Nodes {
+		names[h.MAC] = h.Name
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		last := "?"
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			mac, err := f.lab.Client.Neigh(netlab.VIPA.String())
+			if err != nil {
+				continue
+			}
+			if n := names[mac]; n != last {
+				w.mark("client's entry → " + n)
+				last = n
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
 
 // place says when t was: after which mark, and how long after it.
 func (w *windows) place(t time.Time) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	out := "before every mark"
 	slices.SortStableFunc(w.marks, func(x, y mark) int { return x.at.Compare(y.at) })
 	for _, m := range w.marks {
@@ -284,20 +324,25 @@ func (w *windows) event(p *prober, do func() error) error {
 	if err := do(); err != nil {
 		return err
 	}
+	w.mu.Lock()
 	w.marks = append(w.marks, mark{t0, fmt.Sprintf("event %d", len(w.spans)+1)})
+	w.mu.Unlock()
 	gap, failed, err := measure(p, t0, 60*time.Second)
 	if err != nil {
 		return err
 	}
 	w.spans = append(w.spans, [2]time.Time{t0, t0.Add(gap)})
+	w.mu.Lock()
 	w.marks = append(w.marks, mark{t0.Add(gap), fmt.Sprintf("outage %d's end", len(w.spans))})
+	w.mu.Unlock()
 	w.gap += gap
 	w.failed += failed
 	return nil
 }
 
-// result counts, beside the outages, the failed attempts that started
-// outside every one of them.
+// result counts, beside the outages, the failed attempts that were
+// outside every one of them: an attempt under way when an outage began (a
+// connection through the killed node, cut by its death) is inside it.
 func (w *windows) result(p *prober) result {
 	r := result{gap: w.gap, failed: w.failed}
 	if len(w.spans) == 0 {
@@ -309,7 +354,7 @@ outer:
 			continue
 		}
 		for _, s := range w.spans {
-			if !a.start.Before(s[0]) && a.start.Before(s[1]) {
+			if a.start.Before(s[1]) && !a.end.Before(s[0]) {
 				continue outer
 			}
 		}
