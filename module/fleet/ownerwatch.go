@@ -32,6 +32,10 @@ func ownerWatchTiming(profile string) watchTiming {
 	return watchTiming{every: 250 * time.Millisecond, window: time.Second}
 }
 
+// watchLogEvery spaces the log lines of confirmations that took no one
+// down.
+const watchLogEvery = 10 * time.Second
+
 // maxPingsInFlight bounds the direct pings of one node waiting for their
 // answers (each waits at most the profile's probe timeout).
 const maxPingsInFlight = 3
@@ -50,6 +54,8 @@ type ownerWatch struct {
 	w        *vipadyn.Watch
 	inflight map[string]int // direct pings waiting, per node
 	rotate   int            // where the next confirmation starts in the fleet
+	outcomes [3]uint64      // confirmations so far, by vipadyn.Outcome
+	logged   time.Time      // the last refuted or inconclusive one logged
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -169,6 +175,14 @@ func (o *ownerWatch) confirm(name string) {
 	outcome := vipadyn.Decide(answers, reachable)
 	now := time.Now()
 	o.mu.Lock()
+	o.outcomes[outcome]++
+	totals := o.outcomes
+	// A lossy link to the owner is refuted every window: log that at
+	// most every watchLogEvery, with the totals so far.
+	quiet := outcome != vipadyn.Down && now.Sub(o.logged) < watchLogEvery
+	if !quiet {
+		o.logged = now
+	}
 	down := false
 	switch outcome {
 	case vipadyn.Refuted:
@@ -183,9 +197,13 @@ func (o *ownerWatch) confirm(name string) {
 	if down {
 		log = o.d.f.logger.Warn
 	}
-	log("VIPA owner silent to direct pings: confirmed through the fleet",
-		zap.String("node", name), zap.Stringer("outcome", outcome), zap.Bool("taken_as_down", down),
-		zap.Strings("asked", vias), zap.Any("answers", answerNames(answers)), zap.Bool("port_accepts", reachable))
+	if !quiet {
+		log("VIPA owner silent to direct pings: confirmed through the fleet",
+			zap.String("node", name), zap.Stringer("outcome", outcome), zap.Bool("taken_as_down", down),
+			zap.Strings("asked", vias), zap.Any("answers", answerNames(answers)), zap.Bool("port_accepts", reachable),
+			zap.Uint64("refuted_total", totals[vipadyn.Refuted]), zap.Uint64("inconclusive_total", totals[vipadyn.Inconclusive]),
+			zap.Uint64("down_total", totals[vipadyn.Down]))
+	}
 	if down {
 		o.d.markDown(name)
 	}

@@ -24,4 +24,12 @@
 // backup gives it back by its takeback setting, immediate or when_idle
 // (once this node routes no connection on the VIPA, or after max_wait). A
 // VIPA moved by hand stays where it was moved: no takeback.
+//
+// # Owners gone before serf says so
+//
+// Watch and Decide judge the owners a node watches faster than SWIM: a
+// node silent to direct pings for a window is a suspect; Decide takes it
+// as down only when no other member hears it and its gossip port accepts
+// no connection, so a slow link to one backup, or a starved owner, is no
+// takeover. The caller feeds the outcome in as Inputs.Down.
 package vipadyn
