@@ -331,7 +331,11 @@ func (g *Group) hashed(client netip.Addr) int {
 			continue
 		}
 		u := (float64(mix(x^g.seeds[i])>>11) + 0.5) / (1 << 53) // in (0, 1)
-		if s := float64(g.eff[i]) / -math.Log(u); best < 0 || s > bestS {
+		w := float64(g.eff[i])
+		if best >= 0 && w/(1-u) <= bestS {
+			continue // -ln u >= 1-u: it cannot win, and its logarithm is not needed
+		}
+		if s := w / -math.Log(u); best < 0 || s > bestS {
 			best, bestS = i, s
 		}
 	}
