@@ -70,6 +70,6 @@ func TestKeyQueryWhileStarting(t *testing.T) {
 	}
 	n := startNodeWith(t, cfg, func(n *tnode) { fresh.Store(n.Agent) })
 	nodes[2] = n
-	waitFor(t, 10*time.Second, "a key query answered by the restarted node", func() bool { return n.Stats()["key_query"] > 0 })
-	waitFor(t, 10*time.Second, "restarted node admitted", func() bool { return alive(nodes[0]) == 3 && alive(n) == 3 })
+	waitFor(t, 20*time.Second, "a key query answered by the restarted node", func() bool { return n.Stats()["key_query"] > 0 })
+	waitFor(t, 20*time.Second, "restarted node admitted", func() bool { return alive(nodes[0]) == 3 && alive(n) == 3 })
 }
