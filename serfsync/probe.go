@@ -126,10 +126,13 @@ func (a *Agent) ProbeTimeout() time.Duration {
 // within ProbeTimeout.
 func (a *Agent) Ping(name string) bool {
 	addr, ok := a.memberAddr(name)
-	if !ok || a.serf == nil {
+	a.mu.Lock()
+	s := a.serf // nil until Start's serf.Create returns: a probe request may come first
+	a.mu.Unlock()
+	if !ok || s == nil {
 		return false
 	}
-	_, err := a.serf.Memberlist().Ping(name, net.UDPAddrFromAddrPort(addr))
+	_, err := s.Memberlist().Ping(name, net.UDPAddrFromAddrPort(addr))
 	return err == nil
 }
 
