@@ -15,15 +15,11 @@ import (
 // to outlive EMFILE. How the clients beyond the limit fared is a figure:
 // closed at once, or left waiting until their own timeout.
 func fdExhaustion(ctx context.Context, e *env, r *result) error {
-	n, a, addr, err := e.single(ctx, func(n *node) { n.nofile = uint64(e.sz.FDLimit) })
+	n, a, addr, base, err := e.singleBase(ctx, func(n *node) { n.nofile = uint64(e.sz.FDLimit) })
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	base, err := n.usage()
-	if err != nil {
-		return err
-	}
 	m0, err := n.metrics()
 	if err != nil {
 		return err

@@ -11,15 +11,11 @@ import (
 // have exactly one row each; after they close, the routing node's CRT is
 // empty and its descriptors and goroutines are back to where they were.
 func held(ctx context.Context, e *env, r *result) error {
-	n, a, addr, err := e.single(ctx, nil)
+	n, a, addr, base, err := e.singleBase(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	base, err := n.usage()
-	if err != nil {
-		return err
-	}
 	t0 := time.Now()
 	conns, err := hold(ctx, addr, e.sz.Held, 10*time.Second)
 	defer closeAll(conns)

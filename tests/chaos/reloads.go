@@ -13,15 +13,11 @@ import (
 // connections: no stream cut, no connection refused, and the CRT holds
 // exactly the streams throughout and nothing after.
 func reloads(ctx context.Context, e *env, r *result) error {
-	n, a, addr, err := e.single(ctx, nil)
+	n, a, addr, base, err := e.singleBase(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	base, err := n.usage()
-	if err != nil {
-		return err
-	}
 	var streams []*stream
 	defer func() { endStreams(streams) }()
 	for range e.sz.Streams {

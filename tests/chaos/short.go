@@ -17,15 +17,11 @@ const rssGrowthLimit = 32.0 // MiB
 // VIPA from Workers clients at once: none may fail, and the routing node's
 // descriptors, goroutines and CRT must be back where they were.
 func shortConns(ctx context.Context, e *env, r *result) error {
-	n, a, addr, err := e.single(ctx, nil)
+	n, a, addr, base, err := e.singleBase(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	base, err := n.usage()
-	if err != nil {
-		return err
-	}
 	var next, failed atomic.Int64
 	var mu sync.Mutex
 	var firstErr error

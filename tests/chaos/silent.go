@@ -16,15 +16,11 @@ const silentP99Limit = time.Second
 // its latency stays near what it was without them; the CRT counts the
 // silent clients exactly, and they leave nothing behind.
 func silent(ctx context.Context, e *env, r *result) error {
-	n, a, addr, err := e.single(ctx, nil)
+	n, a, addr, base, err := e.singleBase(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	base, err := n.usage()
-	if err != nil {
-		return err
-	}
 	quiet := startLoad(addr, e.sz.Rate, 3*time.Second)
 	time.Sleep(e.sz.Window)
 	quiet.end()

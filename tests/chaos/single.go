@@ -12,6 +12,21 @@ import (
 	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
+// singleBase is single with the node's usage once it routes: the baseline
+// a scenario compares descriptors, goroutines and memory with.
+func (e *env) singleBase(ctx context.Context, set func(*node)) (*node, *app, string, usage, error) {
+	n, a, addr, err := e.single(ctx, set)
+	if err != nil {
+		return nil, nil, "", usage{}, err
+	}
+	base, err := n.usage()
+	if err != nil {
+		a.close()
+		return nil, nil, "", usage{}, err
+	}
+	return n, a, addr, base, nil
+}
+
 // single starts one routing node on 127.0.0.1 whose own app on
 // 127.0.0.1:port is the VIPA's only target, and waits until it routes.
 // It returns the node, the app and the VIPA's address; set, if not nil,
