@@ -15,7 +15,9 @@ import (
 
 // TestReportLatency measures, with the default (LAN) profile and timers,
 // how long a target's listener change takes to reach the routing node's
-// OnReport: listen → routable and stop listening → unroutable.
+// OnReport: listen → routable and stop listening → unroutable. Every
+// change must arrive within 2 s; the p99 budget of 100 ms is a goal, which
+// .ci/run asserts without -race (VIPA_SCALE_GOALS=1).
 func TestReportLatency(t *testing.T) {
 	nodes := startFleet(t, 3, fleetOpts{profile: "lan", reconcile: 3 * time.Second})
 	defs := routed(nodes)
@@ -53,9 +55,7 @@ func TestReportLatency(t *testing.T) {
 	}{{"listen → routable", up}, {"stop → unroutable", down}} {
 		p50, p99 := percentiles(s.ds)
 		t.Logf("%s over %d trials: p50 %v, p99 %v", s.what, len(s.ds), p50, p99)
-		if p99 > 100*time.Millisecond {
-			t.Errorf("%s: p99 %v exceeds the fleet's 100 ms budget", s.what, p99)
-		}
+		checkGoal(t, s.what+", p99", p99, 100*time.Millisecond)
 	}
 }
 
