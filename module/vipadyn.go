@@ -84,6 +84,8 @@ func handleMove(w http.ResponseWriter, r *http.Request) error {
 var (
 	ownershipDesc = prometheus.NewDesc(metricsPrefix+"ownership_changes_total",
 		"Changes of a VIPA's owner or of this node's status for it (GET /vipa/vipadyn), as seen here.", nil, nil)
+	confirmDesc = prometheus.NewDesc(metricsPrefix+"owner_confirmations_total",
+		"Confirmations through the fleet of a VIPA owner silent to this backup's direct pings, by outcome (refuted, inconclusive, down).", []string{"outcome"}, nil)
 	vipadynDesc = prometheus.NewDesc(metricsPrefix+"vipadyn_status",
 		"1 for this node's status for each VIPA it knows (active, backup, moving, quiescing, none).", []string{"vipa", "status"}, nil)
 )
@@ -93,11 +95,15 @@ type vipadynCollector struct{ f *fleet.Fleet }
 
 func (c vipadynCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- ownershipDesc
+	ch <- confirmDesc
 	ch <- vipadynDesc
 }
 
 func (c vipadynCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(ownershipDesc, prometheus.CounterValue, float64(c.f.OwnershipChanges()))
+	for o, n := range c.f.OwnerConfirmations() {
+		ch <- prometheus.MustNewConstMetric(confirmDesc, prometheus.CounterValue, float64(n), o.String())
+	}
 	for _, r := range c.f.VIPADyn() {
 		ch <- prometheus.MustNewConstMetric(vipadynDesc, prometheus.GaugeValue, 1, r.VIPA.String(), string(r.Status))
 	}

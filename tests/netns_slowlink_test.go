@@ -73,6 +73,16 @@ func TestLabSlowLinkNoTakeover(t *testing.T) {
 	if strings.Contains(log, `"taken_as_down":true`) {
 		t.Fatal("b took a as down")
 	}
+	page, err := harness.Get(f.nodes["b"].client, labAdmin, "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := metricValue(t, string(page), `caddy_vipa_owner_confirmations_total{outcome="refuted"}`); n == 0 {
+		t.Fatal("b's metrics count no refuted confirmation")
+	}
+	if n := metricValue(t, string(page), `caddy_vipa_owner_confirmations_total{outcome="down"}`); n != 0 {
+		t.Fatalf("b's metrics count %d confirmations that took a as down", n)
+	}
 	if _, err := clientGreeting(f.lab, 5*time.Second); err != nil {
 		t.Fatalf("a client connection through a: %v", err)
 	}

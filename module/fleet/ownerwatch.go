@@ -174,6 +174,7 @@ func (o *ownerWatch) confirm(name string) {
 
 	outcome := vipadyn.Decide(answers, reachable)
 	now := time.Now()
+	o.d.confirm[outcome].Add(1)
 	o.mu.Lock()
 	o.outcomes[outcome]++
 	totals := o.outcomes

@@ -43,7 +43,8 @@ type dyn struct {
 	addrs   Addresses
 	watch   *ownerWatch // nil without an agent or on wan
 
-	changes atomic.Uint64 // ownership changes seen here
+	changes atomic.Uint64    // ownership changes seen here
+	confirm [3]atomic.Uint64 // confirmations of a silent owner, by vipadyn.Outcome
 	kick    chan struct{}
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -463,6 +464,16 @@ func (f *Fleet) Move(v netip.Addr, to string, whenIdle bool) error {
 
 // OwnershipChanges counts the ownership changes this node has seen.
 func (f *Fleet) OwnershipChanges() uint64 { return f.dyn.changes.Load() }
+
+// OwnerConfirmations counts the confirmations this node asked of the fleet
+// about a silent VIPA owner, by their outcome.
+func (f *Fleet) OwnerConfirmations() map[vipadyn.Outcome]uint64 {
+	out := make(map[vipadyn.Outcome]uint64, len(f.dyn.confirm))
+	for o := range f.dyn.confirm {
+		out[vipadyn.Outcome(o)] = f.dyn.confirm[o].Load()
+	}
+	return out
+}
 
 // connsByVIPA counts the CRT's connections per VIPA.
 func (f *Fleet) connsByVIPA() map[netip.Addr]int {
