@@ -54,6 +54,7 @@ type core struct {
 	gone       []string                        // members gone since the last step
 	standby    map[netip.Addr]bool             // VIPAs whose reports this node takes for another's routing
 	orphans    map[netip.Addr]*vipa.Definition // definitions of gone routing nodes whose VIPAs have standbys
+	released   map[netip.Addr]bool             // orphans whose routing node is live and stopped defining them
 	vipadynTag string                          // this node's tagVIPADyn
 }
 
@@ -107,6 +108,7 @@ func newCore(name string, adv netip.Addr, gen uint64, period time.Duration, logg
 		owned:     map[netip.Addr]*vipa.Definition{},
 		defOf:     map[netip.Addr]*vipa.Definition{},
 		orphans:   map[netip.Addr]*vipa.Definition{},
+		released:  map[netip.Addr]bool{},
 		dirty:     map[string]bool{},
 		listDirty: true,
 	}

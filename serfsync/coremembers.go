@@ -178,6 +178,7 @@ func (c *core) forget(name string) {
 		for _, d := range p.defs.defs {
 			if c.ownerOf[d.VIPA] == name {
 				c.orphans[d.VIPA] = d
+				delete(c.released, d.VIPA)
 			}
 		}
 	}
@@ -226,6 +227,7 @@ func (c *core) holds(p *peer, d digest, defs bool) bool {
 		}
 		if d.hash == emptyDefsHash && (p.defs == nil || p.defs.gen == d.gen) {
 			if p.defs.defines() {
+				c.keepOrphans(p.defs.defs, nil, p.name)
 				c.defsDirty = true
 			}
 			p.defs = &defsVersion{digest: d}

@@ -74,6 +74,7 @@ func (c *core) setDefinitions(defs []*vipa.Definition, now time.Time) bool {
 	if slices.Equal(body, old.body) {
 		return false
 	}
+	c.keepOrphans(old.defs, defs, c.name)
 	c.own.defs = defsVersion{defs: defs, body: body,
 		digest: digest{gen: c.gen, seq: old.seq + 1, hash: hashBody(kindDefs, body)}}
 	c.defsDirty, c.tagsDirty = true, true
@@ -83,6 +84,20 @@ func (c *core) setDefinitions(defs []*vipa.Definition, now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// keepOrphans keeps, as orphans, the definitions of the VIPAs node owned
+// in old and no longer defines in defs: a routing node handing its VIPA
+// over stops defining it before the successor defines it, and meanwhile
+// the standbys' rows must not go (the view drops an orphan once a live
+// node defines the VIPA, or no one stands by for it).
+func (c *core) keepOrphans(old, defs []*vipa.Definition, node string) {
+	for _, o := range old {
+		if c.ownerOf[o.VIPA] == node && !slices.ContainsFunc(defs, func(d *vipa.Definition) bool { return d.VIPA == o.VIPA }) {
+			c.orphans[o.VIPA] = o
+			c.released[o.VIPA] = true
+		}
+	}
 }
 
 // view computes the known definitions from this node's and every live
@@ -103,12 +118,15 @@ func (c *core) view() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
 	// A gone routing node's definition stays while a live node stands by
 	// for its VIPA and no live node defines it: targets keep reporting to
 	// the standbys, whose DPT stays current until one takes the VIPA over.
+	orphan := map[*vipa.Definition]bool{}
 	for v, d := range c.orphans {
 		if len(byVIPA[v]) > 0 || (!c.standby[v] && len(c.standbys(v)) == 0) {
 			delete(c.orphans, v)
+			delete(c.released, v)
 			continue
 		}
 		add([]*vipa.Definition{d})
+		orphan[d] = c.released[v]
 	}
 	var known []KnownDefinition
 	owners := make(map[netip.Addr]*vipa.Definition, len(byVIPA))
@@ -140,7 +158,7 @@ func (c *core) view() ([]KnownDefinition, map[netip.Addr]*vipa.Definition) {
 		})
 		owners[v] = ds[0]
 		for i, d := range ds {
-			k := KnownDefinition{Definition: *d, Owner: i == 0}
+			k := KnownDefinition{Definition: *d, Owner: i == 0, Released: orphan[d]}
 			// A backup routing a taken-over VIPA is no second definer: the
 			// ownership rule settles it. Only defining nodes conflict.
 			var others []string

@@ -25,6 +25,14 @@ type KnownDefinition struct {
 	// then the lowest routing node name; among backups the higher rank,
 	// then the lowest name.
 	Owner bool
+
+	// Released is true for the kept definition of a live routing node
+	// that stopped defining the VIPA (it hands it over), while a live node
+	// stands by for it and no live node defines it: targets keep reporting
+	// and the standbys keep their rows. Its routing node claims nothing by
+	// it. (A gone routing node's definition is kept the same way, and is
+	// its last claim.)
+	Released bool
 }
 
 // Bounds of one node's definitions on the wire. The decoder enforces these
@@ -347,6 +355,6 @@ func sameOwned(x, y map[netip.Addr]*vipa.Definition) bool {
 
 func equalKnown(x, y []KnownDefinition) bool {
 	return slices.EqualFunc(x, y, func(a, b KnownDefinition) bool {
-		return a.Conflict == b.Conflict && a.Owner == b.Owner && a.Definition.Equal(&b.Definition)
+		return a.Conflict == b.Conflict && a.Owner == b.Owner && a.Released == b.Released && a.Definition.Equal(&b.Definition)
 	})
 }

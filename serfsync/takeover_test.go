@@ -55,3 +55,47 @@ func TestTakeoverIsNoConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOverKeepsOrphan: a backup b hands a VIPA it took over back: it
+// stops defining it before the returning owner a defines it again.
+// Meanwhile every node keeps b's last definition as an orphan (owner, so
+// targets keep reporting and b's standby rows stay), by which b claims
+// nothing; a's definition replaces it.
+func TestHandOverKeepsOrphan(t *testing.T) {
+	tc := newTestCores("a", "b", "c")
+	a, b := tc.cores["a"], tc.cores["b"]
+	standBy := func(c *core, rank int) {
+		d := VIPADyn{Ranks: map[netip.Addr]int{vipaA: rank}}
+		tag, _ := encodeVIPADyn(d)
+		c.setVIPADyn(tag, d, nil)
+	}
+	standBy(a, 0)
+	standBy(b, 200)
+	list := func() {
+		for _, c := range tc.cores {
+			c.membersListed(tc.views(), tc.now)
+		}
+		tc.settle(t)
+	}
+	b.setDefinitions([]*vipa.Definition{def(vipaA.String(), "", ports("80"))}, tc.now)
+	list()
+	for name, c := range tc.cores {
+		if len(c.known) != 1 || !c.known[0].Owner {
+			t.Fatalf("%s knows %+v before the hand-over", name, c.known)
+		}
+	}
+	b.setDefinitions(nil, tc.now) // the hand-over: b stops defining A
+	list()
+	for name, c := range tc.cores {
+		if len(c.known) != 1 || !c.known[0].Released || !c.known[0].Owner || c.known[0].RoutingNode != "b" {
+			t.Fatalf("%s knows %+v during the hand-over, want b's definition kept, owning, released", name, c.known)
+		}
+	}
+	a.setDefinitions([]*vipa.Definition{def(vipaA.String(), "", ports("80"))}, tc.now)
+	list()
+	for name, c := range tc.cores {
+		if len(c.known) != 1 || c.known[0].Released || c.known[0].RoutingNode != "a" {
+			t.Fatalf("%s knows %+v after a defines A, want a's definition alone", name, c.known)
+		}
+	}
+}

@@ -91,6 +91,7 @@ func (c *core) applyDefs(p *peer, d digest, body []byte) {
 	switch c.admit(held, d, kindDefs, body) {
 	case admitEmpty:
 		if p.defs.defines() {
+			c.keepOrphans(p.defs.defs, nil, p.name)
 			c.defsDirty = true
 		}
 		p.defs = &defsVersion{digest: d}
@@ -110,6 +111,9 @@ func (c *core) applyDefs(p *peer, d digest, body []byte) {
 					zap.String("node", p.name), zap.String("reason", dropReason(err)), zap.Int("bytes", len(body)))
 			}
 			return
+		}
+		if p.defs != nil {
+			c.keepOrphans(p.defs.defs, defs, p.name)
 		}
 		p.defs = &defsVersion{digest: d, defs: defs, body: body}
 		c.defsDirty = true

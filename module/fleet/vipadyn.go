@@ -142,7 +142,9 @@ func (d *dyn) update() {
 	}
 	claims := map[string][]netip.Addr{}
 	for _, k := range known {
-		claims[k.RoutingNode] = append(claims[k.RoutingNode], k.VIPA)
+		if !k.Released {
+			claims[k.RoutingNode] = append(claims[k.RoutingNode], k.VIPA)
+		}
 	}
 	var members []vipadyn.Member
 	othersAlive := false
