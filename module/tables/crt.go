@@ -88,11 +88,11 @@ func (c *CRT) Insert(e *Entry) {
 	if e.Since == 0 {
 		e.Since = time.Now().UnixNano()
 	}
+	e.Target.stats.active.Add(1)
+	e.Target.stats.total.Add(1)
 	h := c.homes.Get().(*home)
 	e.shard = h.shard
 	c.homes.Put(h)
-	e.Target.stats.active.Add(1)
-	e.Target.stats.counted(e.shard)
 	s := &c.shards[e.shard]
 	s.mu.Lock()
 	s.add(e)
@@ -109,7 +109,7 @@ func (c *CRT) Insert(e *Entry) {
 func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 	s := &c.shards[e.shard]
 	t.stats.active.Add(1)
-	t.stats.counted(e.shard)
+	t.stats.total.Add(1)
 	s.mu.Lock()
 	old := e.Target
 	e.Target, e.Why = t, why
@@ -151,7 +151,8 @@ func (c *CRT) Remove(e *Entry) {
 	}
 	st := e.Target.stats
 	st.active.Add(-1)
-	st.ended(e.shard, e.ToTarget.Load(), e.ToClient.Load())
+	st.toTarget.Add(e.ToTarget.Load())
+	st.toClient.Add(e.ToClient.Load())
 }
 
 // Release zeroes the entry and gives it back for reuse, removing it first

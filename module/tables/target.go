@@ -114,46 +114,14 @@ type attrs struct {
 	state  State
 }
 
-// stats is shared by every Target of one row. The active count, which
-// picks read, has a cache line of its own; the counts only views and
-// metrics read are striped by the CRT's home shards, so cores counting
-// connections of one row do not pass a line back and forth.
+// stats is shared by every Target of one row and padded to a cache line so
+// that busy targets do not slow each other down.
 type stats struct {
-	active atomic.Int64
-	_      [56]byte
-	tally  [tallyStripes]tally
-}
-
-// tallyStripes is how many cores count a row's totals without sharing.
-const tallyStripes = 4
-
-type tally struct {
+	active   atomic.Int64
 	total    atomic.Uint64
 	toTarget atomic.Int64 // bytes of ended connections
 	toClient atomic.Int64
-	_        [40]byte
-}
-
-// counted adds one connection to the row's total, on the stripe of the
-// CRT shard that holds it.
-func (s *stats) counted(shard uint16) { s.tally[shard%tallyStripes].total.Add(1) }
-
-// ended adds an ended connection's bytes.
-func (s *stats) ended(shard uint16, toTarget, toClient int64) {
-	t := &s.tally[shard%tallyStripes]
-	t.toTarget.Add(toTarget)
-	t.toClient.Add(toClient)
-}
-
-// totals sums the stripes.
-func (s *stats) totals() (total uint64, toTarget, toClient int64) {
-	for i := range s.tally {
-		t := &s.tally[i]
-		total += t.total.Load()
-		toTarget += t.toTarget.Load()
-		toClient += t.toClient.Load()
-	}
-	return total, toTarget, toClient
+	_        [32]byte
 }
 
 func newTarget(r Row, st *stats) *Target {
@@ -197,15 +165,11 @@ func (t *Target) State() State { return t.attrs.Load().state }
 func (t *Target) ActiveConns() int64 { return t.stats.active.Load() }
 
 // TotalConns is the number of connections ever routed to this row.
-func (t *Target) TotalConns() uint64 {
-	total, _, _ := t.stats.totals()
-	return total
-}
+func (t *Target) TotalConns() uint64 { return t.stats.total.Load() }
 
 // Row returns the row's current values and counters.
 func (t *Target) Row() Row {
 	a := t.attrs.Load()
-	total, toTarget, toClient := t.stats.totals()
 	return Row{
 		VIPA:            t.VIPA,
 		Port:            t.Port,
@@ -218,8 +182,8 @@ func (t *Target) Row() Row {
 		Health:          t.Health(),
 		EffectiveWeight: t.EffectiveWeight(),
 		ActiveConns:     t.stats.active.Load(),
-		TotalConns:      total,
-		BytesToTarget:   toTarget,
-		BytesToClient:   toClient,
+		TotalConns:      t.stats.total.Load(),
+		BytesToTarget:   t.stats.toTarget.Load(),
+		BytesToClient:   t.stats.toClient.Load(),
 	}
 }
