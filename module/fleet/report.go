@@ -178,13 +178,18 @@ func (f *Fleet) Definitions() []serfsync.KnownDefinition {
 // DPTView is what /vipa/dpt shows, sorted by VIPA, port and node: the DPT
 // rows of each VIPA this node routes, and this node's own report of each
 // VIPA another node routes (where this node lost a conflict, too). A VIPA
-// this node has claimed counts as routed before the fleet's definitions
-// name it: a backup that took over shows the rows it routes with at once.
+// this node backs up and has claimed counts as routed before the fleet's
+// definitions name it: a backup that took over shows the rows it routes
+// with at once.
 func (f *Fleet) DPTView() []tables.Row {
 	f.mu.Lock()
+	defines := make(map[netip.Addr]bool, len(f.cfg.Defs))
+	for _, d := range f.cfg.Defs {
+		defines[d.VIPA] = true
+	}
 	routed := make(map[netip.Addr]bool)
 	for _, k := range f.known {
-		if (k.Owner && k.RoutingNode == f.cfg.Node) || f.dyn.claims(k.VIPA) {
+		if (k.Owner && k.RoutingNode == f.cfg.Node) || (!defines[k.VIPA] && f.dyn.claims(k.VIPA)) {
 			routed[k.VIPA] = true
 		}
 	}
