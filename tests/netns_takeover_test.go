@@ -229,6 +229,21 @@ func TestLabTakebackWhenIdle(t *testing.T) {
 		t.Fatalf("greeting through b: %v", err)
 	}
 
+	// a returns after the fleet has seen it fail. (A return inside serf's
+	// failure detection, which the backups' own detection beats, can still
+	// make b hand the VIPA back at once: a known limitation.)
+	waitFor(t, 30*time.Second, "b's serf to see a failed", func() bool {
+		var rows []memberRow
+		if err := harness.GetJSON(f.nodes["b"].client, labAdmin, "/vipa/members", &rows); err != nil {
+			return false
+		}
+		for _, m := range rows {
+			if m.Name == "caddy-a" {
+				return m.Status == "failed"
+			}
+		}
+		return true
+	})
 	f.restart(t, "a")
 	waitLabFleet(t, []*labNode{f.nodes["a"], f.nodes["b"], f.nodes["c"]})
 	time.Sleep(2 * time.Second) // long enough for an immediate takeback to have happened
