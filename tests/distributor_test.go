@@ -24,7 +24,7 @@ type family struct {
 	vipa2     string // defined by a reload
 	other     string // a local address that is neither: its listeners never count
 	// wildcard4 says whether a 0.0.0.0 listener counts for advertise (a
-	// :: one always does: it takes both families).
+	// dual-stack :: one always does: it takes both families).
 	wildcard4 bool
 }
 

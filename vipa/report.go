@@ -31,17 +31,21 @@ const NoConns = -1
 // MaxConns bounds a report line's Conns.
 const MaxConns = 1 << 31
 
-// Counts reports whether a socket listening on addr serves the
-// distributed ports of vipa for a node whose advertise address is adv:
-// one bound to adv itself, to :: (dual-stack, so for either family) or,
-// for an IPv4 adv, to 0.0.0.0 — never one bound to the VIPA.
+// Counts reports whether a socket accepting connections on addr serves
+// the distributed ports of vipa for a node whose advertise address is adv
+// (where the routing node dials): one on adv itself or on the wildcard of
+// adv's family — never one on the VIPA. A dual-stack socket bound to ::
+// accepts on 0.0.0.0 too and is listed under both (listenwatch.Snapshot);
+// one with IPV6_V6ONLY only under ::, so it serves no IPv4 adv.
 func Counts(addr, adv, vipa netip.Addr) bool {
 	addr, adv = addr.Unmap().WithZone(""), adv.Unmap()
 	switch {
 	case !adv.IsValid() || addr == vipa.Unmap():
 		return false
-	case addr == adv, addr == netip.IPv6Unspecified():
+	case addr == adv:
 		return true
+	case addr == netip.IPv6Unspecified():
+		return adv.Is6()
 	case addr == netip.IPv4Unspecified():
 		return adv.Is4()
 	}

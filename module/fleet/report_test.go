@@ -58,13 +58,16 @@ func TestLocalReport(t *testing.T) {
 		want    []line
 	}{
 		{"v4 wildcard", "10.0.0.11", v4defs, map[string]int{"0.0.0.0:80": 1}, []line{{"10.0.0.100", 80, 1}}},
-		{"v6 wildcard serves v4", "10.0.0.11", v4defs, map[string]int{"[::]:80": 1}, []line{{"10.0.0.100", 80, 1}}},
+		// A snapshot lists a dual-stack [::] socket under 0.0.0.0 too; one
+		// under [::] alone is V6ONLY and refuses IPv4.
+		{"dual-stack wildcard serves v4", "10.0.0.11", v4defs, map[string]int{"[::]:80": 1, "0.0.0.0:80": 1}, []line{{"10.0.0.100", 80, 1}}},
+		{"v6only wildcard does not serve v4", "10.0.0.11", v4defs, map[string]int{"[::]:80": 1}, nil},
 		{"advertise address", "10.0.0.11", v4defs, map[string]int{"10.0.0.11:8005": 1}, []line{{"10.0.0.100", 8005, 1}}},
 		{"VIPA never", "10.0.0.11", v4defs, map[string]int{"10.0.0.100:80": 1}, nil},
 		{"other address", "10.0.0.11", v4defs, map[string]int{"10.0.0.12:80": 1, "127.0.0.1:80": 1}, nil},
 		{"port not distributed", "10.0.0.11", v4defs, map[string]int{"0.0.0.0:81": 1, "0.0.0.0:8010": 1}, nil},
 		{"SO_REUSEPORT and every kind counted", "10.0.0.11", v4defs,
-			map[string]int{"0.0.0.0:80": 2, "[::]:80": 1, "10.0.0.11:80": 3, "10.0.0.100:80": 5}, []line{{"10.0.0.100", 80, 6}}},
+			map[string]int{"0.0.0.0:80": 2, "[::]:80": 1, "10.0.0.11:80": 3, "10.0.0.100:80": 5}, []line{{"10.0.0.100", 80, 5}}},
 		{"v6 advertise: v6 wildcard", "2001:db8::11", v6defs, map[string]int{"[::]:80": 1}, []line{{"2001:db8::100", 80, 1}}},
 		{"v6 advertise: v4 wildcard does not count", "2001:db8::11", v6defs, map[string]int{"0.0.0.0:80": 1}, nil},
 		{"v6 advertise address", "2001:db8::11", v6defs, map[string]int{"[2001:db8::11]:80": 2}, []line{{"2001:db8::100", 80, 2}}},
@@ -123,7 +126,7 @@ func TestProbeAddrs(t *testing.T) {
 func TestLocalReportPortAll(t *testing.T) {
 	d := known("10.0.0.100", "caddy-r", true, "all")
 	d.All, d.Ports = true, vipa.AllPortsBut(vipa.PortSet{{Lo: 22, Hi: 22}})
-	sockets := map[string]int{"0.0.0.0:22": 1, "0.0.0.0:2019": 1, "10.0.0.11:7946": 1, "10.0.0.11:40001": 2, "[::]:5": 1, "10.0.0.100:80": 1}
+	sockets := map[string]int{"0.0.0.0:22": 1, "0.0.0.0:2019": 1, "10.0.0.11:7946": 1, "10.0.0.11:40001": 2, "[::]:5": 1, "0.0.0.0:5": 1, "10.0.0.100:80": 1}
 	got := lines(t, "10.0.0.11", LocalReport(snapshot(sockets), "caddy-a", netip.MustParseAddr("10.0.0.11"), []uint16{2019, 7946}, []serfsync.KnownDefinition{d}))
 	want := []line{{"10.0.0.100", 5, 1}, {"10.0.0.100", 40001, 2}}
 	if !slices.Equal(got, want) {

@@ -32,18 +32,19 @@ func (c Conns) Count(port uint16, local, remote netip.Addr) int {
 
 // table is what one scan fills: a Snapshot takes LISTEN sockets, Conns
 // takes ESTABLISHED ones. The kernel filters by state where it can.
+// v6only is an IPv6 socket's IPV6_V6ONLY flag.
 type table interface {
 	state() uint8
-	addSocket(local, remote netip.AddrPort)
+	addSocket(local, remote netip.AddrPort, v6only bool)
 	reset()
 }
 
-func (Snapshot) state() uint8                          { return tcpListen }
-func (s Snapshot) addSocket(local, _ netip.AddrPort)   { s.add(local) }
-func (s Snapshot) reset()                              { clear(s) }
-func (Conns) state() uint8                             { return tcpEstablished }
-func (c Conns) addSocket(local, remote netip.AddrPort) { c.add(local, remote.Addr()) }
-func (c Conns) reset()                                 { clear(c) }
+func (Snapshot) state() uint8                                     { return tcpListen }
+func (s Snapshot) addSocket(local, _ netip.AddrPort, v6only bool) { s.addListener(local, v6only) }
+func (s Snapshot) reset()                                         { clear(s) }
+func (Conns) state() uint8                                        { return tcpEstablished }
+func (c Conns) addSocket(local, remote netip.AddrPort, _ bool)    { c.add(local, remote.Addr()) }
+func (c Conns) reset()                                            { clear(c) }
 
 func (c Conns) add(local netip.AddrPort, remote netip.Addr) {
 	c[ConnKey{

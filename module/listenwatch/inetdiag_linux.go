@@ -16,6 +16,8 @@ const (
 	inetDiagReqLen = 56 // struct inet_diag_req_v2
 	inetDiagMsgLen = 72 // struct inet_diag_msg
 	diagRequestLen = nlmsgHdrLen + inetDiagReqLen
+	rtattrHdrLen   = 4  // struct rtattr: len, type
+	inetDiagV6Only = 11 // INET_DIAG_SKV6ONLY: u8, sent for IPv6 sockets in LISTEN or CLOSE state
 )
 
 // putDiagRequest encodes a dump request for the TCP sockets of family that are
@@ -83,14 +85,33 @@ func parseDiag(b []byte, seq uint32, t table) (done bool, err error) {
 			switch body[0] {
 			case unix.AF_INET:
 				t.addSocket(netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[8:12])), sport),
-					netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[24:28])), dport))
+					netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[24:28])), dport), false)
 			case unix.AF_INET6:
 				t.addSocket(netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[8:24])), sport),
-					netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[24:40])), dport))
+					netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[24:40])), dport),
+					diagV6Only(body[inetDiagMsgLen:]))
 			}
 		}
 	}
 	return false, nil
+}
+
+// diagV6Only reads INET_DIAG_SKV6ONLY from the attributes that follow an
+// inet_diag_msg. A kernel that does not send it (before 3.x) has no way to
+// tell; the socket counts as dual-stack, Linux's default.
+func diagV6Only(attrs []byte) bool {
+	ne := binary.NativeEndian
+	for len(attrs) >= rtattrHdrLen {
+		n := int(ne.Uint16(attrs[0:]))
+		if n < rtattrHdrLen || n > len(attrs) {
+			return false
+		}
+		if ne.Uint16(attrs[2:]) == inetDiagV6Only && n > rtattrHdrLen {
+			return attrs[rtattrHdrLen] != 0
+		}
+		attrs = attrs[min(nlmsgAlign(n), len(attrs)):]
+	}
+	return false
 }
 
 func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }

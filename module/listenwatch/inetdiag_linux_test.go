@@ -29,6 +29,14 @@ func diagMsg(family, state uint8, ap netip.AddrPort) []byte {
 	return b
 }
 
+// withV6Only appends an INET_DIAG_SKV6ONLY attribute to an inet_diag_msg,
+// after an attribute the parser must skip.
+func withV6Only(msg []byte, v6only byte) []byte {
+	shutdown := []byte{5, 0, 8, 0, 0, 0, 0, 0} // INET_DIAG_SHUTDOWN, u8, padded
+	attr := []byte{5, 0, inetDiagV6Only, 0, v6only, 0, 0, 0}
+	return concat(msg, shutdown, attr)
+}
+
 func errBody(errno int32) []byte {
 	return binary.NativeEndian.AppendUint32(nil, uint32(errno))
 }
@@ -63,6 +71,10 @@ func TestParseDiag(t *testing.T) {
 	established := nlMsg(unix.SOCK_DIAG_BY_FAMILY, 1, diagMsg(unix.AF_INET, 1, ap("127.0.0.1:9")))
 	stale := nlMsg(unix.SOCK_DIAG_BY_FAMILY, 0, diagMsg(unix.AF_INET, tcpListen, ap("127.0.0.1:9")))
 	done := nlMsg(unix.NLMSG_DONE, 1, errBody(0))
+	wild6 := diagMsg(unix.AF_INET6, tcpListen, ap("[::]:8080"))
+	v6only := nlMsg(unix.SOCK_DIAG_BY_FAMILY, 1, withV6Only(wild6, 1))
+	dual := nlMsg(unix.SOCK_DIAG_BY_FAMILY, 1, withV6Only(wild6, 0))
+	noAttr := nlMsg(unix.SOCK_DIAG_BY_FAMILY, 1, wild6)
 
 	for _, tc := range []struct {
 		name    string
@@ -74,6 +86,11 @@ func TestParseDiag(t *testing.T) {
 		{"empty", nil, Snapshot{}, false, nil},
 		{"sockets", concat(listen4, listen6, listen4, mapped, established, stale),
 			Snapshot{ap("127.0.0.1:8080"): 3, ap("[::1]:8080"): 1}, false, nil},
+		// A [::] listener accepts IPv4 on 0.0.0.0 too unless it is V6ONLY;
+		// without the attribute it is dual-stack, Linux's default.
+		{"v6only wildcard", v6only, Snapshot{ap("[::]:8080"): 1}, false, nil},
+		{"dual-stack wildcard", dual, Snapshot{ap("[::]:8080"): 1, ap("0.0.0.0:8080"): 1}, false, nil},
+		{"wildcard without attribute", noAttr, Snapshot{ap("[::]:8080"): 1, ap("0.0.0.0:8080"): 1}, false, nil},
 		{"done", concat(listen4, done, listen6), Snapshot{ap("127.0.0.1:8080"): 1}, true, nil},
 		{"done without payload", nlMsg(unix.NLMSG_DONE, 1, nil), Snapshot{}, true, nil},
 		{"done with error", nlMsg(unix.NLMSG_DONE, 1, errBody(-int32(unix.EINTR))), Snapshot{}, true, unix.EINTR},

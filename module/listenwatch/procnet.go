@@ -13,8 +13,10 @@ import (
 const tcpListen = 0x0A
 
 // parseProcNetTCP adds the sockets in t's state of a /proc/net/tcp or
-// /proc/net/tcp6 table to t. The first line is the column header.
-func parseProcNetTCP(data []byte, t table) error {
+// /proc/net/tcp6 table to t. The first line is the column header. The table
+// does not show IPV6_V6ONLY: v6only is the flag every socket is taken to
+// have (for tcp6, the host's default, net.ipv6.bindv6only).
+func parseProcNetTCP(data []byte, t table, v6only bool) error {
 	header, rest, _ := bytes.Cut(data, []byte{'\n'})
 	if !bytes.HasPrefix(bytes.TrimLeft(header, " "), []byte("sl")) {
 		return errors.New("missing header line")
@@ -30,7 +32,7 @@ func parseProcNetTCP(data []byte, t table) error {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
 		if match {
-			t.addSocket(local, remote)
+			t.addSocket(local, remote, v6only)
 		}
 	}
 	return nil

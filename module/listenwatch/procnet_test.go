@@ -40,8 +40,10 @@ func TestParseProcNetTCPTestdata(t *testing.T) {
 			ap("127.0.0.2:9000"):   2,
 			ap("127.0.0.100:8080"): 1,
 		}},
+		// [::]:443 is dual-stack: it accepts IPv4 on 0.0.0.0:443 too.
 		{"testdata/proc_net_tcp6", Snapshot{
 			ap("[::]:443"):             1,
+			ap("0.0.0.0:443"):          1,
 			ap("[::1]:8443"):           1,
 			ap("127.0.0.3:7000"):       1,
 			ap("[fe80::ff:5e00:1]:80"): 1,
@@ -52,11 +54,37 @@ func TestParseProcNetTCPTestdata(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := make(Snapshot)
-		if err := parseProcNetTCP(data, got); err != nil {
+		if err := parseProcNetTCP(data, got, false); err != nil {
 			t.Fatalf("%s: %v", tc.file, err)
 		}
 		if !maps.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.file, got, tc.want)
+		}
+	}
+}
+
+// TestParseProcNetTCPV6Only: /proc/net/tcp6 does not show IPV6_V6ONLY, so
+// a [::] listener takes the flag given (the host's default): V6ONLY, it
+// accepts IPv6 only; dual-stack, IPv4 on 0.0.0.0 too.
+func TestParseProcNetTCPV6Only(t *testing.T) {
+	skipUnlessLittleEndian(t)
+	data, err := os.ReadFile("testdata/proc_net_tcp6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort
+	for _, v6only := range []bool{false, true} {
+		s := make(Snapshot)
+		if err := parseProcNetTCP(data, s, v6only); err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if v6only {
+			want = 0
+		}
+		if s[ap("[::]:443")] != 1 || s[ap("0.0.0.0:443")] != want || s[ap("127.0.0.3:7000")] != 1 {
+			t.Errorf("v6only %v: [::]:443 %d, 0.0.0.0:443 %d, 127.0.0.3:7000 %d; want 1, %d, 1",
+				v6only, s[ap("[::]:443")], s[ap("0.0.0.0:443")], s[ap("127.0.0.3:7000")], want)
 		}
 	}
 }
@@ -77,7 +105,7 @@ func TestParseProcNetTCPErrors(t *testing.T) {
 		header + "   0: 0100007G:1F90 00000000:0000 0A\n",
 		header + "   0: 0000000000000000000000000100000:1F90 00000000:0000 0A\n",
 	} {
-		if err := parseProcNetTCP([]byte(in), make(Snapshot)); err == nil {
+		if err := parseProcNetTCP([]byte(in), make(Snapshot), false); err == nil {
 			t.Errorf("no error for %q", in)
 		}
 	}
@@ -85,7 +113,7 @@ func TestParseProcNetTCPErrors(t *testing.T) {
 	// not decoded.
 	s := make(Snapshot)
 	in := header + "\n   0: zz 00000000:0000 01\n   1: 0100007F:1F90 00000000:0000 0a"
-	if err := parseProcNetTCP([]byte(in), s); err != nil {
+	if err := parseProcNetTCP([]byte(in), s, false); err != nil {
 		t.Fatal(err)
 	}
 	if len(s) != 1 {
@@ -115,7 +143,7 @@ func FuzzParseProcNetTCP(f *testing.F) {
 		}
 		if bytes.IndexByte(line, '\n') < 0 {
 			s := make(Snapshot)
-			if err := parseProcNetTCP(append([]byte("sl\n"), line...), s); err != nil || len(s) != 1 {
+			if err := parseProcNetTCP(append([]byte("sl\n"), line...), s, true); err != nil || len(s) != 1 {
 				t.Fatalf("table parse: %v %v", s, err)
 			}
 		}
@@ -136,7 +164,7 @@ func TestParseProcNetTCPConns(t *testing.T) {
 		line("0A", ap("127.0.0.1:8080"), ap("0.0.0.0:0")) +
 		line("06", ap("127.0.0.1:8080"), ap("127.0.0.2:40003")) // TIME_WAIT
 	c := make(Conns)
-	if err := parseProcNetTCP([]byte(in), c); err != nil {
+	if err := parseProcNetTCP([]byte(in), c, false); err != nil {
 		t.Fatal(err)
 	}
 	want := Conns{
@@ -147,7 +175,7 @@ func TestParseProcNetTCPConns(t *testing.T) {
 		t.Errorf("got %v, want %v", c, want)
 	}
 	bad := "sl\n   0: 0100007F:1F90 0200007G:9C40 01\n"
-	if err := parseProcNetTCP([]byte(bad), make(Conns)); err == nil {
+	if err := parseProcNetTCP([]byte(bad), make(Conns), false); err == nil {
 		t.Error("no error for a bad remote address")
 	}
 }

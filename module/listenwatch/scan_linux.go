@@ -17,8 +17,9 @@ var procFiles = [...]string{"/proc/net/tcp", "/proc/net/tcp6"}
 // scanner reads the socket table with buffers and a netlink socket reused
 // from one scan to the next. It is not safe for concurrent use.
 type scanner struct {
-	diag *diagConn
-	proc []byte
+	diag   *diagConn
+	proc   []byte
+	sysctl []byte
 }
 
 func newScanner() (*scanner, error) {
@@ -60,21 +61,35 @@ func (sc *scanner) scanNetlinkTable(t table) error {
 	return nil
 }
 
+// bindV6Only holds the IPV6_V6ONLY default of new IPv6 sockets.
+const bindV6Only = "/proc/sys/net/ipv6/bindv6only"
+
 func (sc *scanner) scanProcTable(t table) error {
-	for _, path := range procFiles {
+	for i, path := range procFiles {
+		// /proc/net/tcp6 does not show IPV6_V6ONLY: take the host's
+		// default, which an application may have overridden.
+		v6only := i == 1 && sc.bindV6Only()
 		var err error
 		sc.proc, err = readFile(path, sc.proc)
-		if errors.Is(err, unix.ENOENT) && path == procFiles[1] {
+		if errors.Is(err, unix.ENOENT) && i == 1 {
 			continue // IPv6 disabled
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := parseProcNetTCP(sc.proc, t); err != nil {
+		if err := parseProcNetTCP(sc.proc, t, v6only); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return nil
+}
+
+// bindV6Only reports net.ipv6.bindv6only, the IPV6_V6ONLY default of new
+// IPv6 sockets; unreadable, it is Linux's default, off.
+func (sc *scanner) bindV6Only() bool {
+	var err error
+	sc.sysctl, err = readFile("/proc/sys/net/ipv6/bindv6only", sc.sysctl)
+	return err == nil && len(sc.sysctl) > 0 && sc.sysctl[0] == '1'
 }
 
 func (sc *scanner) close() { sc.diag.close() }

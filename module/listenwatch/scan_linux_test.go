@@ -139,6 +139,38 @@ func TestScanIPv6(t *testing.T) {
 	}
 }
 
+// TestScanV6Only: a listener on [::] with IPV6_V6ONLY accepts no IPv4, so
+// it is not counted under 0.0.0.0; a dual-stack one is. /proc does not
+// show the flag, so only netlink (and scan, which prefers it) can tell.
+func TestScanV6Only(t *testing.T) {
+	skipWithoutNetlink(t)
+	v6only, err := net.Listen("tcp6", "[::]:0") // Go sets IPV6_V6ONLY for tcp6
+	if err != nil {
+		t.Skipf("cannot bind [::]: %v", err)
+	}
+	defer v6only.Close()
+	dual, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dual.Close()
+	at := func(a string, ln net.Listener) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr(a), addrPort(ln).Port())
+	}
+	for _, m := range scanMethods {
+		if m.name == "proc" {
+			continue
+		}
+		s := scanWith(t, m.scan)
+		if s[at("::", v6only)] != 1 || s[at("0.0.0.0", v6only)] != 0 {
+			t.Errorf("%s: V6ONLY [::]: %d on [::], %d on 0.0.0.0; want 1, 0", m.name, s[at("::", v6only)], s[at("0.0.0.0", v6only)])
+		}
+		if s[at("::", dual)] != 1 || s[at("0.0.0.0", dual)] != 1 {
+			t.Errorf("%s: dual-stack [::]: %d on [::], %d on 0.0.0.0; want 1, 1", m.name, s[at("::", dual)], s[at("0.0.0.0", dual)])
+		}
+	}
+}
+
 // An AF_INET6 socket bound to an IPv4-mapped address serves IPv4 clients and
 // must be reported under the IPv4 address.
 func TestScanIPv4Mapped(t *testing.T) {
