@@ -11,7 +11,8 @@ import (
 
 // TestLabPartitionHeals: the owner's link goes down, b takes over on its
 // side; when the link comes back exactly one owner remains (the configured
-// one) and the other gives the address up.
+// one), the other gives the address up, and the client's connections
+// reach a again.
 func TestLabPartitionHeals(t *testing.T) {
 	f := startTakeoverFleet(t, nil)
 	a := f.lab.Node("a")
@@ -38,6 +39,14 @@ func TestLabPartitionHeals(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// A connection through b just before the heal: the client's neighbour
+	// entry for the VIPA is b's and fresh, so only an announcement moves
+	// it to a (a never gave the address up; b may give it up before a
+	// has seen its claim).
+	waitFor(t, 15*time.Second, "a client connection through b before the heal", func() bool {
+		_, err := clientGreeting(f.lab, 2*time.Second)
+		return err == nil
+	})
 	if err := a.Heal(); err != nil {
 		t.Fatal(err)
 	}

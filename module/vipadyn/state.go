@@ -69,9 +69,11 @@ type Change struct {
 	Release   bool // this node stops routing it
 
 	// Announce: this node keeps routing the VIPA and another node that
-	// routed it too (two owners after a partition) has given it up; the
-	// link's neighbours still send to that node until this one announces
-	// the address again.
+	// routed it too (two owners after a partition) has given it up, or a
+	// node that can own it has come back into view (it may have routed it
+	// on its side of a partition and given it up before this node held
+	// its claims); the link's neighbours may still send to that node until
+	// this one announces the address again.
 	Announce bool
 }
 
@@ -289,7 +291,7 @@ func (s *State) Update(in Inputs) []Change {
 		m := members[name]
 		return m != nil && m.Alive && !in.Down[name]
 	}
-	s.noteKnown(members, live, in.Now)
+	arrived := s.noteKnown(members, live, in.Now)
 
 	var out []Change
 	order := make([]netip.Addr, 0, len(vipas))
@@ -298,7 +300,7 @@ func (s *State) Update(in Inputs) []Change {
 	}
 	slices.SortFunc(order, netip.Addr.Compare)
 	for _, v := range order {
-		if c, ok := s.decide(v, members, live, in); ok {
+		if c, ok := s.decide(v, members, live, arrived, in); ok {
 			out = append(out, c)
 		}
 	}
@@ -311,7 +313,9 @@ func (s *State) Update(in Inputs) []Change {
 }
 
 // decide applies the rule to one VIPA.
-func (s *State) decide(v netip.Addr, members map[string]*Member, live func(string) bool, in Inputs) (Change, bool) {
+// arrived are the live members whose claims this node holds for the first
+// time since they came into view.
+func (s *State) decide(v netip.Addr, members map[string]*Member, live func(string) bool, arrived []string, in Inputs) (Change, bool) {
 	e := s.vipas[v]
 	if e == nil {
 		e = &entry{row: Row{VIPA: v, Status: vipa.StatusNone, Since: in.Now}}
@@ -361,7 +365,12 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 			if !e.quiesce.IsZero() {
 				status = vipa.StatusQuiescing
 			}
-			announce = e.rival && len(claimants) == 0
+			// Once no other node routes it: after a rival gave it up, or
+			// when a node that may have routed it returns (it may have
+			// given it up before its claim reached this node).
+			announce = len(claimants) == 0 && (e.rival || slices.ContainsFunc(arrived, func(name string) bool {
+				return hasRank(members[name], v) || slices.Contains(members[name].Claims, v)
+			}))
 			e.rival = len(claimants) > 0
 		}
 	case len(rivals) > 0:
@@ -463,14 +472,18 @@ func (s *State) chosen(v netip.Addr, members map[string]*Member, live func(strin
 
 // noteKnown follows which live members' claims this node has held since
 // they came into view; a member out of view (gone, or down) starts afresh
-// when it returns, as a restarted node may claim at once.
-func (s *State) noteKnown(members map[string]*Member, live func(string) bool, now time.Time) {
+// when it returns, as a restarted node may claim at once. It returns the
+// members whose claims this node holds for the first time since then.
+func (s *State) noteKnown(members map[string]*Member, live func(string) bool, now time.Time) (arrived []string) {
 	for name, m := range members {
 		switch {
 		case !live(name):
 			delete(s.known, name)
 			delete(s.unknown, name)
 		case m.Known:
+			if !s.known[name] {
+				arrived = append(arrived, name)
+			}
 			s.known[name] = true
 			delete(s.unknown, name)
 		case !s.known[name]:
@@ -489,6 +502,7 @@ func (s *State) noteKnown(members map[string]*Member, live func(string) bool, no
 			delete(s.unknown, name)
 		}
 	}
+	return arrived
 }
 
 // handOver says whether this node, routing v, gives it up now: a manual

@@ -461,6 +461,51 @@ func TestHealAnnouncesAgain(t *testing.T) {
 	}
 }
 
+// A partition heals and the backup that routed the VIPA on its side gives
+// it up before the routing node holds its claims: the routing node never
+// sees a rival, but the link's neighbours may still send to the backup, so
+// it announces the VIPA again when the backup's claims arrive. A member
+// that cannot own the VIPA returning, or the same view again, announces
+// nothing.
+func TestReturnAnnouncesAgain(t *testing.T) {
+	announced := func(cs []Change) bool {
+		return slices.ContainsFunc(cs, func(c Change) bool { return c.Announce })
+	}
+	s := New(Config{Node: "a", Defined: []netip.Addr{vip}})
+	b := Member{Name: "b", Alive: true, Known: true, Ranks: map[netip.Addr]int{vip: 200}}
+	x := Member{Name: "x", Alive: true, Known: true} // a target only
+	now := time.Unix(1e9, 0)
+	look := func(ms ...Member) []Change {
+		now = now.Add(100 * time.Millisecond)
+		return s.Update(Inputs{Now: now, Members: ms, Settled: true})
+	}
+	if cs := look(b, x); !slices.ContainsFunc(cs, func(c Change) bool { return c.Claim }) {
+		t.Fatalf("a did not claim its VIPA: %v", cs)
+	}
+	if cs := look(b, x); len(cs) > 0 {
+		t.Fatalf("changes in a steady state: %v", cs)
+	}
+	b.Alive, b.Known, x.Alive, x.Known = false, false, false, false // partitioned
+	if cs := look(b, x); len(cs) > 0 {
+		t.Fatalf("a partition changed the routing node's row: %v", cs)
+	}
+	b.Alive, x.Alive = true, true // back, claims not fetched yet
+	if cs := look(b, x); announced(cs) {
+		t.Fatalf("announced before the returning backup's claims were known: %v", cs)
+	}
+	x.Known = true
+	if cs := look(b, x); announced(cs) {
+		t.Fatalf("a target's return announced the VIPA: %v", cs)
+	}
+	b.Known = true // it routes nothing any more
+	if cs := look(b, x); !announced(cs) || len(cs) != 1 || cs[0].Status != vipa.StatusActive {
+		t.Fatalf("the returning backup's claims known, a did not announce the VIPA again: %v", cs)
+	}
+	if cs := look(b, x); len(cs) > 0 {
+		t.Fatalf("changes in a steady state: %v", cs)
+	}
+}
+
 // A node that has just started sees members before it holds their claims
 // (their definitions are fetched after serf shows them): a member whose
 // claims it has never held may route the VIPA, so it does not claim it
