@@ -126,7 +126,7 @@ func launchCaddy(t *testing.T, who, dir, admin, caddyfile string, wrapper ...str
 	}()
 	t.Cleanup(func() {
 		p.stop()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("VIPA_LAB_LOGS") != "" {
 			t.Logf("%s log:\n%s", who, p.log.String())
 		}
 	})
