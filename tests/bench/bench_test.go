@@ -180,7 +180,7 @@ func dataFailures(f *failures) int {
 	return n
 }
 
-// TestQuickRun is the -quick smoke run against direct, gorelay and
+// TestQuickRun is the -quick smoke run against direct, gorelay, gocopy, l4relay and
 // caddy-l4's proxy through a Caddy built from this checkout.
 func TestQuickRun(t *testing.T) {
 	if testing.Short() {
@@ -189,7 +189,7 @@ func TestQuickRun(t *testing.T) {
 	var out, errs strings.Builder
 	cfg := config{
 		Rounds: 1, Duration: 300 * time.Millisecond, IdleConns: 300, Workers: 32, Settle: 200 * time.Millisecond,
-		Cases: caseNames(), Contenders: []string{cDirect, cGoRelay, cGoCopy, cProxy}, Pin: true, Out: &out, Err: &errs,
+		Cases: caseNames(), Contenders: []string{cDirect, cGoRelay, cGoCopy, cL4Relay, cProxy}, Pin: true, Out: &out, Err: &errs,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -48,6 +48,22 @@ func proxyCaddyfile(admin, listen, upstream string) string {
 `, admin, listen, upstream, upstream, upstream)
 }
 
+// l4relayCaddyfile relays listen to upstream through tests/bench/l4relay.
+func l4relayCaddyfile(admin, listen, upstream string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	layer4 {
+		%s {
+			route {
+				relay %s
+			}
+		}
+	}
+}
+`, admin, listen, upstream)
+}
+
 // distributeCaddyfile routes the VIPA port to the targets listening on
 // advertise:port; the DPT is filled by the listener watch, not by config.
 func distributeCaddyfile(admin, advertise, gossip, vipa string, port int) string {

@@ -20,14 +20,15 @@ const (
 	cDistribute = "distribute"
 	cGoRelay    = "gorelay"
 	cGoCopy     = "gocopy"
+	cL4Relay    = "l4relay"
 	cProxy      = "l4proxy"
 	cHAProxy    = "haproxy"
 )
 
-var allContenders = []string{cDirect, cDistribute, cGoRelay, cGoCopy, cProxy, cHAProxy}
+var allContenders = []string{cDirect, cDistribute, cGoRelay, cGoCopy, cL4Relay, cProxy, cHAProxy}
 
 // optIn contenders run only when -contenders names them.
-var optIn = []string{cGoCopy}
+var optIn = []string{cGoCopy, cL4Relay}
 
 // contender is one way from the load client to the backends.
 type contender struct {
@@ -138,6 +139,9 @@ func (r *runner) startContenders(pp *harness.PortPicker, port int) []*contender 
 	}
 	if want, _ := r.wanted(cGoCopy); want {
 		add(r.gorelay(pp, backend, true))
+	}
+	if want, _ := r.wanted(cL4Relay); want {
+		add(r.l4relay(pp, backend))
 	}
 	if wantProxy {
 		add(r.l4proxy(pp, bin, backend))

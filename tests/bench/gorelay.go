@@ -28,7 +28,7 @@ func (r *runner) gorelay(pp *harness.PortPicker, backend string, copyMode bool) 
 		return ct, err
 	}
 	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
-	bin, err := buildGoRelay(r.dir, ct.name)
+	bin, err := buildCommand(r.dir, ct.name, "./tests/bench/gorelay")
 	if err != nil {
 		return ct, err
 	}
@@ -40,18 +40,45 @@ func (r *runner) gorelay(pp *harness.PortPicker, backend string, copyMode bool) 
 	return ct, nil
 }
 
-// buildGoRelay builds tests/bench/gorelay into dir as name: one binary per
+// l4relay starts tests/bench/l4relay: Caddy with caddy-l4 whose route's
+// only handler relays to the backend with this plugin's relay. Beside
+// distribute it splits what a connection costs into caddy-l4's share and
+// the plugin's (the DPT lookup, the CRT, metrics, the vipadynamic app).
+func (r *runner) l4relay(pp *harness.PortPicker, backend string) (*contender, error) {
+	ct := &contender{name: cL4Relay, note: "caddy-l4 v0.1.2 with a handler that only relays (this relay, fixed target; no DPT, CRT or vipadynamic app)"}
+	lport, err := pp.Pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	aport, err := pp.Pick(proxyIP)
+	if err != nil {
+		return ct, err
+	}
+	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
+	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
+	bin, err := buildCommand(r.dir, ct.name, "./tests/bench/l4relay")
+	if err != nil {
+		return ct, err
+	}
+	caddyfile := l4relayCaddyfile(ct.admin, ct.addr, backend)
+	ct.launch = func() (*harness.Process, error) {
+		return startCaddy(bin, r.dir, cL4Relay, caddyfile, r.proxyCPU, r.cfg.GoEnv)
+	}
+	return ct, nil
+}
+
+// buildCommand builds the package pkg into dir as name: one binary per
 // contender, so a build never replaces a running one.
-func buildGoRelay(dir, name string) (string, error) {
+func buildCommand(dir, name, pkg string) (string, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		return "", fmt.Errorf("find module root: %w", err)
 	}
 	bin := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", bin, "./tests/bench/gorelay")
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = strings.TrimSpace(string(out))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./tests/bench/gorelay: %w\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
 }

@@ -41,7 +41,7 @@ func mainExit() int {
 	flag.StringVar(&cfg.CaddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (generated configs, proxy logs) and print its path")
 	flag.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the Caddy contenders (round 1) into this directory")
-	flag.StringVar(&goEnv, "go-env", "", "KEY=VALUE pairs, comma-separated, added to the environment of the Go contenders (distribute, gorelay, l4proxy), e.g. GOGC=400")
+	flag.StringVar(&goEnv, "go-env", "", "KEY=VALUE pairs, comma-separated, added to the environment of the Go contenders (distribute, gorelay, gocopy, l4relay, l4proxy), e.g. GOGC=400")
 	flag.BoolVar(&cfg.Pin, "pin", true, "pin the proxy and the load to separate CPUs")
 	flag.StringVar(&chartDir, "charts", charts.DefaultDir, "write SVG charts into this directory (empty: none)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 1 round, short cases, 500 idle connections")
