@@ -250,7 +250,7 @@ var (
 // are calls of their own.
 func (h *Handler) dial(cx *layer4.Connection, g *tables.Group, local netip.AddrPort) (*relay.Target, *tables.Entry, error) {
 	var c tables.Candidates
-	now := time.Now() // the one clock reading of the connection's start
+	now := tables.Now() // the one clock reading of the connection's start
 	h.pick(&c, cx, g, now)
 	var e *tables.Entry
 	var lastErr error

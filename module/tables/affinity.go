@@ -318,14 +318,6 @@ func (v *affinity) expire(now int64) bool {
 	return v.state.CompareAndSwap(st, uint64(affGen(st)+1)<<affGenShift)
 }
 
-// epoch anchors mono, a monotonic clock read once per call (time.Now reads
-// two clocks): affinity expiries need no wall time until they are listed.
-var epoch = time.Now()
-
-func mono(t time.Time) int64 { return int64(t.Sub(epoch)) }
-
-func monoNow() int64 { return int64(time.Since(epoch)) }
-
 // SweepAffinity deletes expired affinities and returns how many remain. The
 // routing node calls it periodically, off the connection path.
 func (c *CRT) SweepAffinity(now time.Time) int { return c.aff.sweep(mono(now)) }

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Entry is one CRT row: one live routed connection.
@@ -86,7 +85,7 @@ func (c *CRT) Insert(e *Entry) {
 		panic("tables: CRT entry inserted twice")
 	}
 	if e.Since == 0 {
-		e.Since = time.Now().UnixNano()
+		e.Since = Now().UnixNano()
 	}
 	e.Target.stats.active.Add(1)
 	e.Target.stats.total.Add(1)

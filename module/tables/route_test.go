@@ -135,7 +135,7 @@ func benchRoute(b *testing.B, vipa netip.Addr) {
 		i := 0
 		hi := byte(seed.Add(1))
 		for pb.Next() {
-			now := time.Now()
+			now := Now()
 			from := benchClient(hi, i)
 			g := d.Lookup(vipa, 80)
 			cand := g.Pick(c, from.Addr(), now)
