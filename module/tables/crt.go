@@ -58,7 +58,7 @@ type shard struct {
 	mu    sync.Mutex
 	slots []*Entry // nil where free
 	free  []int32  // the free slots below len(slots)
-	n     atomic.Int32
+	n     int32    // entries
 	_     [4]byte
 }
 
@@ -96,7 +96,7 @@ func (c *CRT) Insert(e *Entry) {
 	s.mu.Lock()
 	s.add(e)
 	e.linked = true
-	s.n.Add(1)
+	s.n++
 	s.mu.Unlock()
 }
 
@@ -141,7 +141,7 @@ func (c *CRT) Remove(e *Entry) {
 	s.mu.Lock()
 	s.remove(e)
 	e.linked = false
-	s.n.Add(-1)
+	s.n--
 	s.mu.Unlock()
 	if e.Why.Failed > 0 {
 		c.failedMu.Lock()
@@ -162,11 +162,15 @@ func (c *CRT) Release(e *Entry) {
 	c.pool.Put(e)
 }
 
-// Len is the number of entries.
+// Len is the number of entries. It takes each shard's lock in turn
+// (the connection path counts entries under the lock it holds anyway).
 func (c *CRT) Len() int {
 	var n int64
 	for i := range c.shards {
-		n += int64(c.shards[i].n.Load())
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += int64(s.n)
+		s.mu.Unlock()
 	}
 	return int(n)
 }
@@ -239,7 +243,7 @@ func (s *shard) add(e *Entry) {
 // and an emptied shard starts over.
 func (s *shard) remove(e *Entry) {
 	switch {
-	case s.n.Load() == 1:
+	case s.n == 1:
 		if cap(s.slots) > shrinkAt {
 			s.slots, s.free = nil, nil
 		} else {
