@@ -51,6 +51,16 @@ type Agent struct {
 	// none). It is called for this node's own report too.
 	OnReport func(node string, rows []vipa.Listener)
 
+	// OwnerState gives what this node shares as a routing node with the
+	// standbys of its VIPAs (carry.go): its drains and its rows' health.
+	// It is called on the state channel's server goroutines, concurrently.
+	OwnerState func() OwnerState
+
+	// OnOwnerState is called on a standby with the state of a routing
+	// node of a VIPA it stands by for, when it differs from the last one
+	// from that node; from one goroutine, never concurrently.
+	OnOwnerState func(from string, s OwnerState)
+
 	keys  channelKeys
 	stats stats
 
@@ -182,7 +192,8 @@ func (a *Agent) Start() error {
 	a.mu.Unlock()
 	mux.open()
 	a.guardKeyring(mc.Keyring)
-	a.wg.Add(4 + fetchers)
+	a.wg.Add(5 + fetchers)
+	go a.carrier()
 	go a.drain()
 	go a.work()
 	go a.tagger()

@@ -46,8 +46,9 @@ const (
 
 	maxHello = len(channelMagic) + 3 + maxLabel + nonceSize
 	// maxRequest is the longest request: a sync request (type, name,
-	// flags, four digests) or a probe request (type, two names).
-	maxRequest      = max(1+2+maxName+1+4*24, maxProbeRequest)
+	// flags, four digests), a probe request (type, two names) or a carry
+	// request (type, name, hash).
+	maxRequest      = max(1+2+maxName+1+4*24, maxProbeRequest, maxCarryRequest)
 	maxRequestFrame = maxRequest + sealOverhead
 	maxAnswerFrame  = maxFrame + 64
 )

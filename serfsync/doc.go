@@ -177,6 +177,17 @@
 // and no live node defines it, so targets keep reporting until a standby
 // defines the VIPA itself; which one does is package vipadyn's rule.
 //
+// # Carried state
+//
+// What a routing node decided itself is in no report: the drains it
+// applies to targets and its rows' health. A standby asks the live
+// routing node of each VIPA it stands by for every CarryPeriod (1 s) over
+// the state channel, naming the hash of what it holds; the answer carries
+// the body only when it changed (carry.go has the format and bounds). The
+// standby hands it on through OnOwnerState and keeps it after the routing
+// node is gone, so a takeover starts from it. A node that predates the
+// request drops it as malformed; the standby backs off (up to 30 s).
+//
 // # Probes
 //
 // A backup routing node must learn that its VIPA's owner is gone faster

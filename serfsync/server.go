@@ -49,6 +49,16 @@ func (a *Agent) serveConn(conn net.Conn) {
 		_ = writeFrame(conn, s.seal(ans.encode()))
 		return
 	}
+	if len(p) > 0 && p[0] == msgCarryRequest {
+		req, err := decodeCarryRequest(p)
+		if err != nil {
+			a.stats.inc("drop_decode")
+			return
+		}
+		ans := a.answerCarry(req)
+		_ = writeFrame(conn, s.seal(ans.encode()))
+		return
+	}
 	req, err := decodeSyncRequest(p)
 	if err != nil {
 		a.stats.inc("drop_decode")

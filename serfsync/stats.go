@@ -53,6 +53,9 @@ func (s *stats) snapshot() map[string]uint64 {
 //	sync_out       syncs sent; sync_in: syncs answered
 //	probe_out      confirmations asked of a member (a silent owner);
 //	               probe_in: such requests answered
+//	carry_out      carried state asked of a routing node (a standby);
+//	               carry_in: such requests answered; carry_fail: asks
+//	               that failed (the node down, or predating them)
 //	fetch_retry    syncs that failed and were retried
 //	report_applied, defs_applied  new versions accepted
 //	tag_set        serf tag updates; tag_retry: SetTags failures retried

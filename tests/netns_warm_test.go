@@ -4,8 +4,10 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -76,5 +78,104 @@ func TestLabTakeoverKeepsPolicy(t *testing.T) {
 	if served["caddy-d"] != 0 || served["caddy-b"] < 29 || served["caddy-b"] > 31 || served["caddy-b"]+served["caddy-c"] != 40 {
 		t.Fatalf("40 connections through b went %v; want 30:10 to b and c, none to the quiesced d", served)
 	}
+	t.Logf("after the takeover: %v; b's rows %+v", served, rows)
+}
+
+// TestLabTakeoverCarriesDrainAndHealth: what the routing node decided on
+// its own reaches its backups, so the first connections after a takeover
+// find it. a drains c from the centre (quiesce with node) and finds d dead
+// (its port drops every SYN while its listener stays: the row stays in the
+// DPT); b, its first backup, shows both on its warm rows before a dies,
+// and after a is killed routes nothing to c and never dials d: no client
+// pays d's dial timeout again (b's dial failures stay 0; b only probes d).
+func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
+	f := startTakeoverFleetOf(t, []string{"d"}, nil)
+	post := func(n *labNode, path, body string) {
+		t.Helper()
+		resp, err := n.client.Post("http://"+labAdmin+path, "application/json", bytes.NewBufferString(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s on %s: %d %s", path, n.host.Name, resp.StatusCode, out)
+		}
+	}
+	rowsOn := func(name string) map[string]dptRow {
+		var rows []dptRow
+		if err := harness.GetJSON(f.nodes[name].client, labAdmin, "/vipa/dpt", &rows); err != nil {
+			return nil
+		}
+		out := map[string]dptRow{}
+		for _, r := range rows {
+			out[r.Node] = r
+		}
+		return out
+	}
+	dialFailures := func(name string) string {
+		body, err := harness.Get(f.nodes[name].client, labAdmin, "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, "caddy_vipa_dial_failures_total ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "caddy_vipa_dial_failures_total "))
+			}
+		}
+		return "none"
+	}
+	waitFor(t, 20*time.Second, "a's DPT: four rows", func() bool { return len(rowsOn("a")) == 4 })
+	post(f.nodes["a"], "/vipa/quiesce", `{"node": "caddy-c"}`)
+
+	// d drops every SYN to the distributed port; its listener stays, so
+	// its row does. Clients through a find it dead: the first one routed
+	// there waits for the dial timeout and goes on to another row.
+	cmd := f.lab.Node("d").Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("table inet vipawarm {\n\tchain in {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport %d drop\n\t}\n}\n", netlab.Port))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("nft in caddy-d's namespace: %v: %s (.ci/run installs nft)", err, out)
+	}
+	waitFor(t, 60*time.Second, "a to find d unhealthy", func() bool {
+		if rowsOn("a")["caddy-d"].Health == "unhealthy" {
+			return true
+		}
+		_, _ = clientGreeting(f.lab, 10*time.Second)
+		return false
+	})
+	var rows map[string]dptRow
+	waitFor(t, 20*time.Second, "b's warm rows: c drained, d unhealthy, as on a", func() bool {
+		rows = rowsOn("b")
+		return rows["caddy-c"].State == "quiesced" && rows["caddy-d"].Health == "unhealthy" && rows["caddy-d"].TSR < 100 &&
+			rows["caddy-b"].State == "active" && rows["caddy-b"].Health == "healthy"
+	})
+	if n := dialFailures("b"); n != "0" {
+		t.Fatalf("b dialed before it routed: dial failures %s", n)
+	}
+
+	f.kill(t, "a", syscall.SIGKILL)
+	f.waitStatus(t, map[string]string{"b": "active", "c": "backup"}, "caddy-b")
+	f.waitOwnerOnLAN(t, "b")
+	waitFor(t, 10*time.Second, "b routes: c drained, d unhealthy", func() bool {
+		rows = rowsOn("b")
+		return len(rows) == 3 && rows["caddy-c"].State == "quiesced" && rows["caddy-d"].Health == "unhealthy"
+	})
+	served := map[string]int{}
+	for range 20 {
+		name, err := clientGreeting(f.lab, 10*time.Second)
+		if err != nil {
+			t.Fatalf("client through the VIPA on b: %v", err)
+		}
+		served[name]++
+	}
+	if served["caddy-b"] != 20 {
+		t.Fatalf("20 connections through b went %v; want all to b: c is drained, d unhealthy", served)
+	}
+	if n := dialFailures("b"); n != "0" {
+		t.Fatalf("clients through b paid dials of d: dial failures %s", n)
+	}
+	// b owns the drain now: a resume here lifts it.
+	post(f.nodes["b"], "/vipa/resume", `{"node": "caddy-c"}`)
+	waitFor(t, 10*time.Second, "c resumed on b", func() bool { return rowsOn("b")["caddy-c"].State == "active" })
 	t.Logf("after the takeover: %v; b's rows %+v", served, rows)
 }

@@ -97,6 +97,11 @@ type Fleet struct {
 	drains     quiesceRules
 	reports    map[string][]vipa.Listener
 
+	// carried is what the routing node of each VIPA this node stands by
+	// for (and does not route) shared of its drains and rows' health
+	// (carry.go).
+	carried map[netip.Addr]*carried
+
 	// This node's own weight for targetweight (selfweight.go): fixed, or
 	// measured by the sampler while autoWeight.
 	weight     int
@@ -154,6 +159,8 @@ func (f *Fleet) Start(cfg serfsync.Config, logger *zap.Logger) error {
 	agent.OnMemberGone = f.memberGone
 	agent.OnDefinitions = f.definitionsChanged
 	agent.OnReport = f.reportArrived
+	agent.OwnerState = f.ownerState
+	agent.OnOwnerState = f.ownerStateArrived
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("gossip %s: %w", cfg.BindAddr, err)
 	}

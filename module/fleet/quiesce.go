@@ -249,17 +249,23 @@ func withQuiesce(lines []vipa.Listener, q quiesceRules) {
 }
 
 // applyLocked makes node's DPT rows its last report with this routing
-// node's drains applied.
+// node's drains applied, or on the rows of a VIPA this node stands by for,
+// those its routing node shared (carry.go), and their health.
 func (f *Fleet) applyLocked(node string) {
 	lines := f.reports[node]
 	rows := make([]tables.Row, len(lines))
 	for i, l := range lines {
 		rows[i] = rowOf(node, l)
-		if f.drains.quiesced(l.VIPA, l.Port, node) {
+		drains := f.drains
+		if c := f.carriedFor(l.VIPA); c != nil {
+			drains = c.drains // a standby row: its routing node's drains
+		}
+		if drains.quiesced(l.VIPA, l.Port, node) {
 			rows[i].State = tables.Quiesced
 		}
 	}
 	f.DPT.Replace(node, rows)
+	f.carryHealthLocked(node, rows)
 }
 
 // logStates logs each line whose target turned quiesced or active since

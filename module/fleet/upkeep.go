@@ -63,6 +63,10 @@ func (u *upkeep) run(ctx context.Context) {
 		case now := <-tick.C:
 			u.f.DPT.Refresh(now)
 			for _, t := range u.f.DPT.Due(now) {
+				if u.f.carriesHealth(t.VIPA) {
+					t.Postpone(now) // a standby row: its routing node probes it
+					continue
+				}
 				u.wg.Go(func() { u.probe(ctx, t) })
 			}
 			if now.Sub(lastSweep) >= sweepInterval {

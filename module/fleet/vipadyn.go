@@ -499,7 +499,8 @@ func (f *Fleet) publishOwnership() {
 	for _, d := range append(slices.Clone(defs), lingering...) {
 		routes[d.VIPA] = &Route{Def: d}
 	}
-	f.routes.Store(&routes)
+	old := f.routes.Swap(&routes)
+	f.adoptCarried(*old, routes)
 	if agent != nil {
 		agent.SetVIPADyn(tag)
 		agent.SetDefinitions(defs)

@@ -322,3 +322,17 @@ func (e *edit) commit() {
 	}
 	e.d.snap.Store(next)
 }
+
+// Target returns the row of node on (vipa, port), or nil.
+func (d *DPT) Target(vipa netip.Addr, port uint16, node string) *Target {
+	g := d.Lookup(vipa, port)
+	if g == nil {
+		return nil
+	}
+	for _, t := range g.all {
+		if t.Node == node {
+			return t
+		}
+	}
+	return nil
+}

@@ -201,3 +201,39 @@ func (t *Target) ramp(now, d int64) int64 {
 	}
 	return 100 + 900*max(el, 0)/d
 }
+
+// Carry takes the health the routing node of the row's VIPA found for it,
+// on a standby that does not route the VIPA itself: tsr (0-100) and
+// whether the row is unhealthy. An unhealthy row's first probe is due
+// ProbeBackoff from now (a standby postpones its probes until it routes
+// the VIPA); a row that turns healthy starts its slow start. It reports
+// whether the health changed.
+func (t *Target) Carry(now time.Time, tsr int, unhealthy bool) bool {
+	h := t.health
+	if tsr = min(max(tsr, 0), 100); t.TSR() != tsr {
+		h.tsr.Store(int32(tsr * (tsrMax / 100)))
+	}
+	if unhealthy {
+		if h.down.Load() {
+			return false
+		}
+		h.fails.Store(failThreshold)
+		h.backoff.Store(int64(ProbeBackoff))
+		h.due.Store(now.UnixNano() + int64(ProbeBackoff))
+		return h.down.CompareAndSwap(false, true)
+	}
+	h.fails.Store(0)
+	if !h.down.CompareAndSwap(true, false) {
+		return false
+	}
+	h.rampFrom.Store(now.UnixNano())
+	return true
+}
+
+// Postpone gives back a row Due handed out without probing it: its probe
+// is due again after its current backoff.
+func (t *Target) Postpone(now time.Time) {
+	h := t.health
+	h.due.Store(now.UnixNano() + h.backoff.Load())
+	h.probing.Store(false)
+}

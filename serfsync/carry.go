@@ -1,0 +1,414 @@
+package serfsync
+
+import (
+	"bufio"
+	"cmp"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+// Carried state: what a routing node knows of the rows it routes that its
+// targets' reports do not say, kept by the standbys of its VIPAs so a
+// takeover starts from it: the drains it applies to targets (a quiesce with
+// node on the routing node) and each row's health from its own dials.
+//
+// A standby asks each live routing node of the VIPAs it stands by for
+// every CarryPeriod over the state channel, naming the hash of the state it
+// holds; the routing node answers with its state only when that differs,
+// so an unchanged state costs one small exchange a period and a change
+// reaches the standbys within a period. A node that predates the exchange
+// drops the request as malformed (counted there as drop_decode); the
+// standby then counts carry_fail and asks that node again only after a
+// backoff (up to 30 s).
+//
+//	request: type from(string) held(u64)
+//	answer:  type from(string) hash(u64) body(bytes; empty: the held one is current)
+//	body:    version(1) count(drain){flags vipa port node} count(row){vipa port node tsr flags}
+//
+// A drain's flags: bit 0 quiesced (else a resume); its vipa is the family
+// byte 0 when unset, its port 0 when unset, its node is never empty. A
+// row's tsr is 0-100, its flags bit 0 unhealthy. Rows are sorted by VIPA,
+// port and node and appear once; only rows that are unhealthy or below a
+// TSR of 100 are sent (the others are healthy at 100). A body that breaks
+// these rules, or the bounds below, is dropped whole and counted as
+// drop_decode; the standby keeps what it held.
+
+const (
+	msgCarryRequest byte = 5
+	msgCarryAnswer  byte = 6
+
+	carryVersion = 1
+
+	// maxCarryRequest: type, the sender's name, the held hash.
+	maxCarryRequest = 1 + 2 + maxName + 8
+
+	// MaxCarriedDrains and MaxCarriedRows bound a body; a routing node
+	// with more leaves the rest out (logged) rather than send one that
+	// standbys refuse.
+	MaxCarriedDrains = 4096
+	MaxCarriedRows   = 8192
+
+	// maxCarryBody is the bound of an encoded body: within one answer frame.
+	maxCarryBody = maxFrame - 1024
+
+	// CarryPeriod is how often a standby asks each routing node it stands
+	// by for; carryBackoffMax bounds the wait after failures.
+	CarryPeriod     = time.Second
+	carryBackoffMax = 30 * time.Second
+
+	kindCarry byte = 'c'
+
+	drainQuiesced  = 1 << 0
+	rowUnhealthy   = 1 << 0
+	minCarriedRow  = 1 + 4 + 2 + 2 + 1 + 1 // vipa, port, node of one byte, tsr, flags
+	minCarriedRule = 1 + 1 + 2 + 2         // flags, unset vipa, port, node of one byte
+)
+
+// Drain is one of a routing node's drain rules, in the order it applies
+// them (the last that selects a row wins). Unset VIPA and Port match any.
+type Drain struct {
+	VIPA     netip.Addr
+	Port     uint16
+	Node     string
+	Quiesced bool // false: a resume
+}
+
+// RowHealth is the health of one of a routing node's DPT rows.
+type RowHealth struct {
+	VIPA      netip.Addr
+	Port      uint16
+	Node      string
+	TSR       int // 0-100
+	Unhealthy bool
+}
+
+// OwnerState is what a routing node shares with its standbys.
+type OwnerState struct {
+	Drains []Drain
+	Health []RowHealth // only rows unhealthy or below a TSR of 100
+}
+
+type carryRequest struct {
+	from string
+	held uint64
+}
+
+type carryAnswer struct {
+	from string
+	hash uint64
+	body []byte
+}
+
+func (r *carryRequest) encode() []byte {
+	e := enc{b: make([]byte, 0, 12+len(r.from))}
+	e.byte(msgCarryRequest)
+	e.string(r.from)
+	e.u64(r.held)
+	return e.b
+}
+
+func decodeCarryRequest(b []byte) (carryRequest, error) {
+	d := dec{b: b}
+	var r carryRequest
+	if d.byte() != msgCarryRequest {
+		return r, errDecode
+	}
+	r.from = d.string(maxName)
+	r.held = d.u64()
+	if err := d.end(); err != nil || r.from == "" {
+		return carryRequest{}, errDecode
+	}
+	return r, nil
+}
+
+func (a *carryAnswer) encode() []byte {
+	e := enc{b: make([]byte, 0, 16+len(a.from)+len(a.body))}
+	e.byte(msgCarryAnswer)
+	e.string(a.from)
+	e.u64(a.hash)
+	e.bytes(a.body)
+	return e.b
+}
+
+func decodeCarryAnswer(b []byte) (carryAnswer, error) {
+	d := dec{b: b}
+	var a carryAnswer
+	if d.byte() != msgCarryAnswer {
+		return a, errDecode
+	}
+	a.from = d.string(maxName)
+	a.hash = d.u64()
+	a.body = d.bytes(maxCarryBody)
+	if err := d.end(); err != nil || a.from == "" {
+		return carryAnswer{}, errDecode
+	}
+	return a, nil
+}
+
+// encodeOwnerState encodes s canonically (rows sorted, healthy rows at
+// 100 and repeats left out) within the bounds; it returns how many drains
+// and rows it had to leave out.
+func encodeOwnerState(s OwnerState) (body []byte, left int) {
+	rows := slices.DeleteFunc(slices.Clone(s.Health), func(r RowHealth) bool { return !r.Unhealthy && r.TSR >= 100 })
+	slices.SortFunc(rows, compareRows)
+	rows = slices.CompactFunc(rows, func(x, y RowHealth) bool { return compareRows(x, y) == 0 })
+	drains := s.Drains
+	if len(drains) > MaxCarriedDrains {
+		left += len(drains) - MaxCarriedDrains
+		drains = drains[len(drains)-MaxCarriedDrains:] // the later rules win
+	}
+	if len(rows) > MaxCarriedRows {
+		left += len(rows) - MaxCarriedRows
+		rows = rows[:MaxCarriedRows]
+	}
+	e := enc{b: make([]byte, 0, 16+len(drains)*16+len(rows)*24)}
+	e.byte(carryVersion)
+	e.uvarint(uint64(len(drains)))
+	for _, r := range drains {
+		var flags byte
+		if r.Quiesced {
+			flags |= drainQuiesced
+		}
+		e.byte(flags)
+		e.addr(r.VIPA.Unmap())
+		e.u16(r.Port)
+		e.string(r.Node)
+	}
+	e.uvarint(uint64(len(rows)))
+	for _, r := range rows {
+		e.addr(r.VIPA.Unmap())
+		e.u16(r.Port)
+		e.string(r.Node)
+		e.byte(byte(min(max(r.TSR, 0), 100)))
+		var flags byte
+		if r.Unhealthy {
+			flags |= rowUnhealthy
+		}
+		e.byte(flags)
+	}
+	if len(e.b) > maxCarryBody {
+		// only names far beyond vipa's bounds get here: send the drains
+		return encodeOwnerState(OwnerState{Drains: drains})
+	}
+	return e.b, left
+}
+
+func compareRows(x, y RowHealth) int {
+	if c := x.VIPA.Compare(y.VIPA); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.Port, y.Port); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Node, y.Node)
+}
+
+// decodeOwnerState decodes a body, refusing anything but the canonical
+// encoding within bounds, and names that are not node names.
+func decodeOwnerState(body []byte) (OwnerState, error) {
+	d := dec{b: body}
+	var s OwnerState
+	if d.byte() != carryVersion {
+		return s, errDecode
+	}
+	n := d.count(MaxCarriedDrains)
+	if uint64(len(d.b)) < uint64(n)*minCarriedRule {
+		return OwnerState{}, errDecode
+	}
+	for range n {
+		flags := d.byte()
+		r := Drain{Quiesced: flags&drainQuiesced != 0}
+		if len(d.b) > 0 && d.b[0] == 0 {
+			d.byte()
+		} else {
+			r.VIPA = d.addr()
+		}
+		r.Port = d.u16()
+		r.Node = d.string(maxName)
+		if flags&^drainQuiesced != 0 || vipa.ValidateNodeName(r.Node) != nil {
+			d.fail()
+		}
+		s.Drains = append(s.Drains, r)
+	}
+	n = d.count(MaxCarriedRows)
+	if uint64(len(d.b)) < uint64(n)*minCarriedRow {
+		return OwnerState{}, errDecode
+	}
+	for i := range n {
+		r := RowHealth{VIPA: d.addr(), Port: d.u16(), Node: d.string(maxName), TSR: int(d.byte())}
+		flags := d.byte()
+		r.Unhealthy = flags&rowUnhealthy != 0
+		if flags&^rowUnhealthy != 0 || r.Port == 0 || r.TSR > 100 || (!r.Unhealthy && r.TSR == 100) ||
+			vipa.ValidateNodeName(r.Node) != nil || (i > 0 && compareRows(s.Health[i-1], r) >= 0) {
+			d.fail()
+		}
+		s.Health = append(s.Health, r)
+	}
+	if err := d.end(); err != nil {
+		return OwnerState{}, err
+	}
+	return s, nil
+}
+
+// answerCarry answers a standby with this node's state, or only its hash
+// when the standby holds it already.
+func (a *Agent) answerCarry(req carryRequest) carryAnswer {
+	a.stats.inc("carry_in")
+	var s OwnerState
+	if a.OwnerState != nil {
+		s = a.OwnerState()
+	}
+	body, left := encodeOwnerState(s)
+	if left > 0 {
+		a.stats.sampled(a.logger, zap.WarnLevel, "carry_left", "drains and row health left out of the state shared with standbys: over the bounds",
+			zap.Int("left_out", left))
+	}
+	ans := carryAnswer{from: a.cfg.NodeName, hash: hashBody(kindCarry, body)}
+	if ans.hash != req.held {
+		ans.body = body
+	}
+	return ans
+}
+
+// carryOwners lists the live routing nodes of the VIPAs this node stands
+// by for, other than itself, with their gossip addresses.
+func (a *Agent) carryOwners() map[string]netip.AddrPort {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.core
+	out := map[string]netip.AddrPort{}
+	for v := range c.standby {
+		o := c.ownerOf[v]
+		if m := c.members[o]; o != "" && o != c.name && m.alive() && m.addr.IsValid() {
+			out[o] = m.addr
+		}
+	}
+	return out
+}
+
+// carrier asks the routing nodes this node stands by for for their state
+// every CarryPeriod, one after another, and hands what changed to
+// OnOwnerState.
+func (a *Agent) carrier() {
+	defer a.wg.Done()
+	type peerCarry struct {
+		held  uint64
+		fails int
+		next  time.Time
+	}
+	peers := map[string]*peerCarry{}
+	tick := time.NewTicker(CarryPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case now := <-tick.C:
+			owners := a.carryOwners()
+			for name := range peers {
+				if _, ok := owners[name]; !ok {
+					delete(peers, name)
+				}
+			}
+			for name, addr := range owners {
+				p := peers[name]
+				if p == nil {
+					p = &peerCarry{}
+					peers[name] = p
+				}
+				if now.Before(p.next) {
+					continue
+				}
+				s, hash, err := a.fetchCarry(name, addr, p.held)
+				if err != nil {
+					a.stats.inc("carry_fail")
+					p.fails++
+					p.next = time.Now().Add(min(CarryPeriod<<min(p.fails, 6), carryBackoffMax))
+					continue
+				}
+				p.fails, p.next = 0, time.Time{}
+				if hash == p.held {
+					continue
+				}
+				p.held = hash
+				if a.OnOwnerState != nil {
+					a.OnOwnerState(name, s)
+				}
+			}
+		}
+	}
+}
+
+var errCarryFrom = errors.New("carried state from another node")
+
+// fetchCarry asks name for its state; an unchanged one returns held.
+func (a *Agent) fetchCarry(name string, addr netip.AddrPort, held uint64) (OwnerState, uint64, error) {
+	a.stats.inc("carry_out")
+	conn, err := a.dial(name, addr)
+	if err != nil {
+		return OwnerState{}, 0, err
+	}
+	defer a.untrack(conn)
+	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
+	br := bufio.NewReader(conn)
+	nonceC, err := a.keys.clientHello(conn)
+	if err != nil {
+		return OwnerState{}, 0, err
+	}
+	nonceS, err := readServerHello(br)
+	if err != nil {
+		return OwnerState{}, 0, err
+	}
+	s, err := a.keys.clientSession(nonceC, nonceS)
+	if err != nil {
+		return OwnerState{}, 0, err
+	}
+	req := carryRequest{from: a.cfg.NodeName, held: held}
+	if err := writeFrame(conn, s.seal(req.encode())); err != nil {
+		return OwnerState{}, 0, err
+	}
+	frame, err := readFrame(br, maxAnswerFrame)
+	if err != nil {
+		return OwnerState{}, 0, err
+	}
+	p, err := s.open(frame)
+	if err != nil {
+		a.stats.inc("auth_fail")
+		return OwnerState{}, 0, err
+	}
+	ans, err := decodeCarryAnswer(p)
+	if err != nil {
+		a.stats.inc("drop_decode")
+		return OwnerState{}, 0, err
+	}
+	if ans.from != name {
+		a.stats.inc("drop_decode")
+		return OwnerState{}, 0, errCarryFrom
+	}
+	if len(ans.body) == 0 {
+		if ans.hash != held {
+			a.stats.inc("drop_decode") // claims a change and sends none
+			return OwnerState{}, 0, errDecode
+		}
+		return OwnerState{}, held, nil
+	}
+	if hashBody(kindCarry, ans.body) != ans.hash {
+		a.stats.inc("drop_hash")
+		return OwnerState{}, 0, errDecode
+	}
+	st, err := decodeOwnerState(ans.body)
+	if err != nil {
+		a.stats.inc("drop_decode")
+		a.stats.sampled(a.logger, zap.WarnLevel, "carry_decode", "dropped a routing node's carried state: malformed",
+			zap.String("node", name))
+		return OwnerState{}, 0, err
+	}
+	return st, ans.hash, nil
+}

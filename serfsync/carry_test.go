@@ -1,0 +1,262 @@
+package serfsync
+
+import (
+	"bytes"
+	"net/netip"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
+
+func TestOwnerStateRoundTrip(t *testing.T) {
+	in := OwnerState{
+		Drains: []Drain{
+			{Node: "n02", Quiesced: true},
+			{VIPA: vipaA, Port: 8080, Node: "n02"},
+			{VIPA: netip.MustParseAddr("fd00::1"), Node: "n03", Quiesced: true},
+		},
+		Health: []RowHealth{
+			{VIPA: vipaB, Port: 80, Node: "n01", TSR: 100},                   // full health: left out
+			{VIPA: vipaA, Port: 8081, Node: "n03", TSR: 20, Unhealthy: true}, // out of order: sorted
+			{VIPA: vipaA, Port: 8080, Node: "n03", TSR: 97},
+		},
+	}
+	body, left := encodeOwnerState(in)
+	if left != 0 {
+		t.Fatalf("left out %d", left)
+	}
+	got, err := decodeOwnerState(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := OwnerState{Drains: in.Drains, Health: []RowHealth{in.Health[2], in.Health[1]}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("read back\n%+v\nwant\n%+v", got, want)
+	}
+	again, _ := encodeOwnerState(got)
+	if string(again) != string(body) {
+		t.Fatal("a decoded state encodes differently: one meaning, two bodies")
+	}
+	empty, _ := encodeOwnerState(OwnerState{})
+	if s, err := decodeOwnerState(empty); err != nil || len(s.Drains)+len(s.Health) != 0 {
+		t.Fatalf("empty state: %+v %v", s, err)
+	}
+}
+
+// TestOwnerStateRefused: a body off the canonical encoding or its bounds
+// is refused whole.
+func TestOwnerStateRefused(t *testing.T) {
+	row := func(e *enc, port uint16, node string, tsr, flags byte) {
+		e.addr(vipaA)
+		e.u16(port)
+		e.string(node)
+		e.byte(tsr)
+		e.byte(flags)
+	}
+	body := func(f func(e *enc)) []byte {
+		e := enc{}
+		f(&e)
+		return e.b
+	}
+	cases := map[string][]byte{
+		"empty":   nil,
+		"version": body(func(e *enc) { e.byte(2); e.uvarint(0); e.uvarint(0) }),
+		"trailing": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(0)
+			e.byte(0)
+		}),
+		"drain flag": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(1)
+			e.byte(2)
+			e.byte(0)
+			e.u16(0)
+			e.string("n01")
+			e.uvarint(0)
+		}),
+		"drain without node": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(1)
+			e.byte(1)
+			e.byte(0)
+			e.u16(0)
+			e.string("")
+			e.uvarint(0)
+		}),
+		"too many drains": body(func(e *enc) { e.byte(carryVersion); e.uvarint(MaxCarriedDrains + 1) }),
+		"too many rows":   body(func(e *enc) { e.byte(carryVersion); e.uvarint(0); e.uvarint(MaxCarriedRows + 1) }),
+		"tsr over 100": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(1)
+			row(e, 80, "n01", 101, 1)
+		}),
+		"full health sent": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(1)
+			row(e, 80, "n01", 100, 0)
+		}),
+		"row flag": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(1)
+			row(e, 80, "n01", 10, 3)
+		}),
+		"port 0": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(1)
+			row(e, 0, "n01", 10, 1)
+		}),
+		"bad name": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(1)
+			row(e, 80, "n 01", 10, 1)
+		}),
+		"unsorted": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(2)
+			row(e, 81, "n01", 10, 1)
+			row(e, 80, "n01", 10, 1)
+		}),
+		"repeated": body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(2)
+			row(e, 80, "n01", 10, 1)
+			row(e, 80, "n01", 10, 1)
+		}),
+	}
+	for name, b := range cases {
+		if s, err := decodeOwnerState(b); err == nil {
+			t.Errorf("%s: decoded as %+v", name, s)
+		}
+	}
+}
+
+// TestOwnerStateBounds: a state past the bounds is cut to them, keeping
+// the later drains (they win), and what is sent decodes.
+func TestOwnerStateBounds(t *testing.T) {
+	var s OwnerState
+	for i := range MaxCarriedDrains + 10 {
+		s.Drains = append(s.Drains, Drain{Port: uint16(i + 1), Node: "n01", Quiesced: true})
+	}
+	for i := range MaxCarriedRows + 5 {
+		s.Health = append(s.Health, RowHealth{VIPA: vipaA, Port: uint16(i + 1), Node: "n01", Unhealthy: true})
+	}
+	body, left := encodeOwnerState(s)
+	if left != 15 || len(body) > maxCarryBody {
+		t.Fatalf("left %d out, body %d bytes", left, len(body))
+	}
+	got, err := decodeOwnerState(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Drains) != MaxCarriedDrains || got.Drains[len(got.Drains)-1].Port != MaxCarriedDrains+10 || len(got.Health) != MaxCarriedRows {
+		t.Fatalf("%d drains ending at port %d, %d rows", len(got.Drains), got.Drains[len(got.Drains)-1].Port, len(got.Health))
+	}
+}
+
+func TestCarryMessages(t *testing.T) {
+	r := carryRequest{from: "n01", held: 42}
+	if got, err := decodeCarryRequest(r.encode()); err != nil || got != r {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if len((&carryRequest{from: strings.Repeat("n", maxName), held: 1}).encode()) > maxRequest {
+		t.Fatal("the longest carry request exceeds the request frame")
+	}
+	a := carryAnswer{from: "n00", hash: 7, body: []byte{1, 0, 0}}
+	if got, err := decodeCarryAnswer(a.encode()); err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := decodeCarryRequest(append(r.encode(), 0)); err == nil {
+		t.Fatal("a request with a trailing byte decoded")
+	}
+	if _, err := decodeSyncRequest(r.encode()); err == nil {
+		t.Fatal("a carry request reads as a sync request: an older node would misread it")
+	}
+}
+
+// TestCarriedState: a standby gets the state of the routing node of the
+// VIPA it stands by for over the state channel, again only when it
+// changes, and an unchanged state costs no body.
+func TestCarriedState(t *testing.T) {
+	o := fleetOpts{profile: vipa.ProfileFast}
+	var mu sync.Mutex
+	state := OwnerState{Drains: []Drain{{VIPA: vipaA, Node: "n02", Quiesced: true}}}
+	var got []OwnerState
+	owner := startNodeWith(t, o.config("n00", testIP(0), 0, nil), func(n *tnode) {
+		n.OwnerState = func() OwnerState {
+			mu.Lock()
+			defer mu.Unlock()
+			return state
+		}
+	})
+	join := []string{owner.BindAddr().String()}
+	standby := startNodeWith(t, o.config("n01", testIP(1), 0, join), func(n *tnode) {
+		n.OnOwnerState = func(from string, s OwnerState) {
+			if from != "n00" {
+				t.Errorf("state from %s", from)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, s)
+		}
+	})
+	other := startNode(t, o.config("n02", testIP(2), 0, join))
+	nodes := []*tnode{owner, standby, other}
+	t.Cleanup(func() { stopAll(nodes) })
+	owner.SetDefinitions([]*vipa.Definition{def(vipaA.String(), "n00", ports("8080"))})
+	standby.SetVIPADyn(VIPADyn{Ranks: map[netip.Addr]int{vipaA: 100}})
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	waitFor(t, 20*time.Second, "the standby holds the routing node's drains", func() bool { return count() >= 1 })
+	mu.Lock()
+	if !reflect.DeepEqual(got[0], state) {
+		t.Errorf("carried %+v, want %+v", got[0], state)
+	}
+	state = OwnerState{Health: []RowHealth{{VIPA: vipaA, Port: 8080, Node: "n02", TSR: 12, Unhealthy: true}}}
+	mu.Unlock()
+	waitFor(t, 20*time.Second, "the standby holds the new state", func() bool { return count() >= 2 })
+	asked := standby.Stats()["carry_out"]
+	waitFor(t, 20*time.Second, "three more asks", func() bool { return standby.Stats()["carry_out"] >= asked+3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || !reflect.DeepEqual(got[1], state) {
+		t.Fatalf("carried %+v; want two states, the second %+v", got, state)
+	}
+	if other.Stats()["carry_out"] != 0 || owner.Stats()["carry_out"] != 0 {
+		t.Fatal("a node that stands by for nothing asked for carried state")
+	}
+}
+
+func FuzzDecodeOwnerState(f *testing.F) {
+	seed, _ := encodeOwnerState(OwnerState{
+		Drains: []Drain{{Node: "n02", Quiesced: true}, {VIPA: vipaA, Port: 80, Node: "n03"}},
+		Health: []RowHealth{{VIPA: vipaA, Port: 80, Node: "n03", TSR: 7, Unhealthy: true}},
+	})
+	empty, _ := encodeOwnerState(OwnerState{})
+	f.Add(seed)
+	f.Add(empty)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := decodeOwnerState(body)
+		if err != nil {
+			return
+		}
+		if got, left := encodeOwnerState(s); left != 0 || !bytes.Equal(got, body) {
+			t.Fatalf("accepted a non-canonical state:\n in %x\nout %x", body, got)
+		}
+	})
+}
