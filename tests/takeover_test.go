@@ -107,6 +107,22 @@ func TestTakeover(t *testing.T) {
 		return r.Status == "active" && r.Owner == "caddy-b"
 	})
 	t.Logf("SIGKILL: caddy-b active after %v", time.Since(start).Round(time.Millisecond))
+	// caddy-b's owner watch took caddy-a as down, typically before serf
+	// declares it failed: from the moment caddy-b's own definition shows,
+	// caddy-a's is gone from caddy-b's view, never beside it.
+	waitFor(t, 20*time.Second, "caddy-b's definitions to name caddy-b alone", func() bool {
+		var defs []definitionRow
+		getJSON(t, b.admin, "/vipa/definitions", &defs)
+		nodes := map[string]bool{}
+		for _, d := range defs {
+			nodes[d.RoutingNode] = true
+		}
+		if nodes["caddy-a"] && nodes["caddy-b"] {
+			t.Fatalf("caddy-b's definitions show the dead owner's beside its own (serf: caddy-a %s): %+v",
+				members(t, b.admin)["caddy-a"], defs)
+		}
+		return len(defs) == 1 && defs[0].RoutingNode == "caddy-b"
+	})
 	if d := dptNodes(t, b.admin); d["caddy-b"] != 1 || d["caddy-c"] != 1 {
 		t.Fatalf("caddy-b's DPT right after the takeover: %v; want the rows it held", d)
 	}

@@ -161,16 +161,60 @@ func (f *Fleet) memberGone(name string) {
 }
 
 // Definitions lists what /vipa/definitions shows: the fleet's view, or
-// this config's own definitions before the agent has started.
+// this config's own definitions before the agent has started. A routing
+// node this node's owner watch takes as down is gone from the view as soon
+// as a live node routes its VIPA (see withoutDown); so is one serf no
+// longer lists as alive, whose definition the view keeps until the
+// agent's next round (the owner watch forgets it when serf says so).
 func (f *Fleet) Definitions() []serfsync.KnownDefinition {
+	down := f.dyn.downSet()
+	for _, m := range f.Members() {
+		if m.Status != "alive" {
+			down[m.Name] = true
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.known != nil {
-		return f.known
+		return withoutDown(f.known, down)
 	}
 	out := make([]serfsync.KnownDefinition, len(f.cfg.Defs))
 	for i, d := range f.cfg.Defs {
 		out[i] = serfsync.KnownDefinition{Definition: *d, Owner: true}
+	}
+	return out
+}
+
+// withoutDown leaves out the definitions whose routing node is down (taken
+// as gone by the owner watch, before serf's failure detection says so)
+// where another node routes the same VIPA: the view serf's will be once it
+// declares the node failed, rather than a dead owner beside its backup.
+// The first remaining definition of a VIPA whose owner went is the owner.
+// A down node's definition with no other stays: it is the fleet's last
+// word on the VIPA (serf keeps it too, while a node stands by).
+func withoutDown(known []serfsync.KnownDefinition, down map[string]bool) []serfsync.KnownDefinition {
+	if len(down) == 0 {
+		return known
+	}
+	live := map[netip.Addr]bool{}
+	for _, k := range known {
+		if !down[k.RoutingNode] {
+			live[k.VIPA] = true
+		}
+	}
+	out := make([]serfsync.KnownDefinition, 0, len(known))
+	ownerGone := map[netip.Addr]bool{}
+	for _, k := range known {
+		if down[k.RoutingNode] && live[k.VIPA] {
+			ownerGone[k.VIPA] = ownerGone[k.VIPA] || k.Owner
+			continue
+		}
+		out = append(out, k)
+	}
+	for i := range out {
+		if v := out[i].VIPA; ownerGone[v] {
+			out[i].Owner, ownerGone[v] = true, false
+		}
 	}
 	return out
 }

@@ -66,3 +66,39 @@ func TestDPTViewConflictLoser(t *testing.T) {
 		t.Errorf("view %q, want %q", got, want)
 	}
 }
+
+// TestDefinitionsWithoutDownOwner: once the owner watch takes caddy-a as
+// down, its definition of a VIPA that caddy-b now routes is left out, and
+// caddy-b's is the owner, before serf declares caddy-a failed. A VIPA no
+// one else routes keeps the down node's definition; one that comes back
+// is shown again.
+func TestDefinitionsWithoutDownOwner(t *testing.T) {
+	f := New()
+	f.cfg = Config{Node: "caddy-c", Advertise: netip.MustParseAddr("10.0.0.13")}
+	f.definitionsChanged([]serfsync.KnownDefinition{
+		known("10.0.0.100", "caddy-a", true, "all"),
+		known("10.0.0.100", "caddy-b", false, "all"), // caddy-b's takeover
+		known("10.0.0.101", "caddy-a", true, "all"),
+		known("10.0.0.102", "caddy-d", true, "all"),
+	})
+	show := func() []string {
+		var out []string
+		for _, k := range f.Definitions() {
+			out = append(out, fmt.Sprintf("%s %s owner=%v", k.VIPA, k.RoutingNode, k.Owner))
+		}
+		return out
+	}
+	all := []string{"10.0.0.100 caddy-a owner=true", "10.0.0.100 caddy-b owner=false", "10.0.0.101 caddy-a owner=true", "10.0.0.102 caddy-d owner=true"}
+	if got := show(); !slices.Equal(got, all) {
+		t.Fatalf("definitions %q, want %q", got, all)
+	}
+	f.dyn.markDown("caddy-a")
+	want := []string{"10.0.0.100 caddy-b owner=true", "10.0.0.101 caddy-a owner=true", "10.0.0.102 caddy-d owner=true"}
+	if got := show(); !slices.Equal(got, want) {
+		t.Errorf("caddy-a down: definitions %q, want %q", got, want)
+	}
+	f.dyn.clearDown("caddy-a")
+	if got := show(); !slices.Equal(got, all) {
+		t.Errorf("caddy-a back: definitions %q, want %q", got, all)
+	}
+}
