@@ -27,7 +27,8 @@ const pingConns = 64
 // conn1 is the connection-rate case with one client: connect, 64-byte
 // exchange, close, one after the other. oneCore moves the proxy to the
 // load core for the case, so that every hop is a context switch on one
-// core rather than a wake-up across two.
+// core rather than a wake-up across two, and puts the waker on the proxy
+// core (see waker.go).
 func (r *runner) conn1(ct *contender, oneCore bool) map[string]float64 {
 	prefix := "conn1_"
 	if oneCore {
@@ -36,6 +37,9 @@ func (r *runner) conn1(ct *contender, oneCore bool) map[string]float64 {
 			return nil
 		}
 		defer r.moveBack(ct, "conn1core")
+		if w := r.startWaker(); w != nil {
+			defer w.Stop()
+		}
 	}
 	lat := make([]time.Duration, 0, 1<<14)
 	run := r.seed() << 32

@@ -23,6 +23,9 @@ import (
 )
 
 func main() {
+	if os.Getenv(wakerEnv) != "" {
+		runWaker()
+	}
 	os.Exit(mainExit())
 }
 
