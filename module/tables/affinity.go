@@ -21,36 +21,60 @@ type Affinity struct {
 }
 
 // affKey: affinities are per client IP and (VIPA, port). As16 maps IPv4,
-// so a v4-mapped client or VIPA finds the same affinity. Words compare and
-// store atomically, as a record's key must.
-type affKey [5]uint64 // client, client, vipa, vipa, port
+// so a v4-mapped client or VIPA finds the same affinity. A record holds
+// its key in atomic words: the client's two and the (VIPA, port)'s
+// interned pointer, which keeps the record in one cache line.
+type affKey struct {
+	c0, c1 uint64 // the client's As16
+	g      *groupKey
+}
+
+// groupKey is a (VIPA, port) interned by groupKeyOf: one pointer per
+// pair for the life of the process, so affinity records compare pointers.
+type groupKey struct {
+	vipa netip.Addr // unmapped, no zone
+	port uint16
+	h    uint64 // hash of vipa and port
+}
+
+var groupKeys sync.Map // key -> *groupKey
+
+func groupKeyOf(vipa netip.Addr, port uint16) *groupKey {
+	v := netip.AddrFrom16(vipa.As16()).Unmap()
+	k := key{v, port}
+	if g, ok := groupKeys.Load(k); ok {
+		return g.(*groupKey)
+	}
+	a := v.As16()
+	le := binary.LittleEndian
+	g, _ := groupKeys.LoadOrStore(k, &groupKey{vipa: v, port: port,
+		h: mix(le.Uint64(a[8:]) ^ uint64(port)<<32 ^ mix(le.Uint64(a[:8])))})
+	return g.(*groupKey)
+}
 
 func affKeyOf(vipa netip.Addr, port uint16, client netip.Addr) affKey {
-	le := binary.LittleEndian
-	c, v := client.As16(), vipa.As16()
-	return affKey{le.Uint64(c[:8]), le.Uint64(c[8:]), le.Uint64(v[:8]), le.Uint64(v[8:]), uint64(port)}
+	return clientKey(groupKeyOf(vipa, port), client)
 }
 
-// affKey is the affinity key of client in g: the group's part is ready.
-func (g *Group) affKey(client netip.Addr) affKey {
-	k, c := g.akey, client.As16()
-	k[0], k[1] = binary.LittleEndian.Uint64(c[:8]), binary.LittleEndian.Uint64(c[8:])
-	return k
+func clientKey(g *groupKey, client netip.Addr) affKey {
+	c := client.As16()
+	return affKey{binary.LittleEndian.Uint64(c[:8]), binary.LittleEndian.Uint64(c[8:]), g}
 }
+
+// affKey is the affinity key of client in g.
+func (g *Group) affKey(client netip.Addr) affKey { return clientKey(g.akey, client) }
 
 func (k *affKey) hash() uint64 {
-	return mix(k[1] ^ mix(k[0]^k[4]<<32) ^ mix(k[3]^mix(k[2])))
+	return mix(k.c1 ^ mix(k.c0^k.g.h))
 }
 
 // addrs is the key as addresses.
 func (k *affKey) addrs() (client, vipa netip.Addr, port uint16) {
-	var c, v [16]byte
+	var c [16]byte
 	le := binary.LittleEndian
-	le.PutUint64(c[:8], k[0])
-	le.PutUint64(c[8:], k[1])
-	le.PutUint64(v[:8], k[2])
-	le.PutUint64(v[8:], k[3])
-	return netip.AddrFrom16(c).Unmap(), netip.AddrFrom16(v).Unmap(), uint16(k[4])
+	le.PutUint64(c[:8], k.c0)
+	le.PutUint64(c[8:], k.c1)
+	return netip.AddrFrom16(c).Unmap(), k.g.vipa, k.g.port
 }
 
 // affinity is one client's record. The connection path reads and counts
@@ -66,7 +90,9 @@ type affinity struct {
 	ttl     atomic.Int64
 	target  atomic.Pointer[Target] // its Node is the affinity's
 	h       atomic.Uint64          // key's hash
-	key     [5]atomic.Uint64
+	c0, c1  atomic.Uint64          // key: client
+	g       atomic.Pointer[groupKey]
+	// 64 bytes: a lookup, a commit and a release each touch one line.
 }
 
 // The fields of affinity.state.
@@ -82,13 +108,11 @@ func affGen(s uint64) uint32   { return uint32(s >> affGenShift) }
 
 // is reports whether v's key is k; a reader checks v's generation after.
 func (v *affinity) is(k *affKey) bool {
-	for i := range k {
-		if v.key[i].Load() != k[i] {
-			return false
-		}
-	}
-	return true
+	return v.c0.Load() == k.c0 && v.c1.Load() == k.c1 && v.g.Load() == k.g
 }
+
+// key is v's key; a reader checks v's generation after.
+func (v *affinity) key() affKey { return affKey{v.c0.Load(), v.c1.Load(), v.g.Load()} }
 
 const (
 	affShardBits = 8
@@ -236,9 +260,9 @@ func (s *affShard) insert(k *affKey, h uint64) *affinity {
 	}
 	v.expires.Store(0)
 	v.h.Store(h)
-	for i := range k {
-		v.key[i].Store(k[i])
-	}
+	v.c0.Store(k.c0)
+	v.c1.Store(k.c1)
+	v.g.Store(k.g)
 	v.state.Store(uint64(affGen(v.state.Load())+1) << affGenShift) // live: even
 	t := s.tab.Load()
 	if t == nil || 2*(s.n+1) > len(t.slots) {
@@ -337,10 +361,7 @@ func (c *CRT) Affinities(now time.Time) []Affinity {
 				}
 				st, expires := v.state.Load(), v.expires.Load()
 				if active := affActive(st); affGen(st)&1 == 0 && (active > 0 || expires > t) {
-					var k affKey
-					for i := range k {
-						k[i] = v.key[i].Load()
-					}
+					k := v.key()
 					a := Affinity{Node: v.target.Load().Node, ActiveConns: int(active)}
 					a.Client, a.VIPA, a.Port = k.addrs()
 					if active == 0 {

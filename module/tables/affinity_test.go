@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // TestAffinityConcurrentSweep: connections of many clients count and
@@ -89,5 +90,13 @@ func TestAffinityStaleRecord(t *testing.T) {
 	if va == vb || !va.is(&ka) || affActive(va.state.Load()) != 1 || affActive(vb.state.Load()) != 1 {
 		t.Errorf("stale record counted: a's record %p (is a: %v, active %d), b's %p (active %d)",
 			va, va.is(&ka), affActive(va.state.Load()), vb, affActive(vb.state.Load()))
+	}
+}
+
+// A record fits one cache line (its size class is 64 bytes): the
+// connection path's lookup, commit and release each touch one line.
+func TestAffinityRecordSize(t *testing.T) {
+	if n := unsafe.Sizeof(affinity{}); n != 64 {
+		t.Fatalf("affinity record is %d bytes, want 64", n)
 	}
 }

@@ -22,7 +22,7 @@ type Group struct {
 	active []*Target // the Active rows of all, in the same order
 	st     *groupState
 	pol    *compiled
-	akey   affKey // the affinity key of a client of this group, client left out
+	akey   *groupKey // the group's part of its clients' affinity keys
 
 	// Indexed like active.
 	weight []int32  // configured or reported weight, 1-100
@@ -52,7 +52,7 @@ const schedCap = 4096
 
 func newGroup(k key, all []*Target, st *groupState, pol *compiled, now int64) *Group {
 	g := &Group{vipa: k.vipa, port: k.port, all: all, st: st, pol: pol, local: -1, pref: -1,
-		akey: affKeyOf(k.vipa, k.port, netip.Addr{})}
+		akey: groupKeyOf(k.vipa, k.port)}
 	for _, t := range all {
 		if t.State() == Active {
 			g.active = append(g.active, t)
