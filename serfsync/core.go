@@ -67,9 +67,10 @@ type ownState struct {
 // syncJob is one sync for the shell to run: send req to peer at addr and
 // hand the answer, or the failure, to core.answered.
 type syncJob struct {
-	peer string
-	addr netip.AddrPort
-	req  syncRequest
+	peer    string
+	addr    netip.AddrPort
+	req     syncRequest
+	recheck bool // it began after the peer's Recheck: its answer ends it
 }
 
 // reportCall gives a routing node's rows of one node; they replace what it

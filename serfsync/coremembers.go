@@ -183,7 +183,7 @@ func (c *core) forget(name string) {
 		}
 	}
 	p.report, p.defs, p.delivered = nil, nil, nil
-	p.pending, p.backoff = false, 0
+	p.pending, p.backoff, p.recheck = false, 0, false
 	delete(c.dirty, name)
 }
 

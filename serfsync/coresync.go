@@ -22,6 +22,7 @@ type peer struct {
 
 	inflight  bool
 	pending   bool
+	recheck   bool   // its definitions are not known to be current until a sync that began after Recheck answers
 	seq       uint64 // when it began waiting: the first waits go first
 	urgent    bool   // pending because someone has news: goes first
 	routine   bool   // pending only for the period's anti-entropy: goes last
@@ -134,7 +135,7 @@ func (c *core) dispatch(now time.Time) (jobs []syncJob, next time.Time) {
 		c.running++
 		p.inflight, p.pending, p.urgent, p.routine = true, false, false, false
 		delete(c.waiting, p.name)
-		jobs = append(jobs, syncJob{peer: p.name, addr: m.addr, req: c.request(p)})
+		jobs = append(jobs, syncJob{peer: p.name, addr: m.addr, req: c.request(p), recheck: p.recheck})
 	}
 	return jobs, next
 }
@@ -181,6 +182,9 @@ func (c *core) answered(job syncJob, ans syncAnswer, err error, now time.Time) {
 		return
 	}
 	c.applyAnswer(p, job.req, ans)
+	if job.recheck && c.members[job.peer].alive() {
+		p.recheck = false // the answer is the member's current version
+	}
 	// Still behind the peer's tags (a stale tag, or a rejected answer):
 	// try again, but not in a tight loop. Sweeps skip a peer while its sync
 	// runs, so this is where tags that moved meanwhile are caught.
@@ -235,4 +239,17 @@ func (c *core) answer(req syncRequest) syncAnswer {
 		c.schedule(req.from, true)
 	}
 	return ans
+}
+
+// recheck holds a live member's definitions as not known to be current
+// until a sync that begins now answers: the member was silent and answers
+// again, and may be a new process that serf has not told apart from the
+// old one yet (its tags stay the old process's until the new one refutes
+// them), so the definitions held are maybe those of a killed process.
+func (c *core) recheck(name string) {
+	if !c.members[name].alive() {
+		return // forgotten when it went: its return is fetched afresh
+	}
+	c.peer(name).recheck = true
+	c.schedule(name, true)
 }

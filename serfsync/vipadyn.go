@@ -108,6 +108,19 @@ func (a *Agent) DefsKnown(name string) bool {
 	return a.core.defsKnown(name)
 }
 
+// Recheck holds the definitions of the named live member as not known to
+// be current (DefsKnown is false) until a sync with it that begins now
+// answers. Call it when a member this node took as gone before serf said
+// so answers again: it may be a new process (killed and restarted before
+// serf noticed), whose definitions serf's view still shows as the old
+// one's.
+func (a *Agent) Recheck(name string) {
+	a.mu.Lock()
+	a.core.recheck(name)
+	a.mu.Unlock()
+	a.kick()
+}
+
 // setVIPADyn installs this node's vipadyn tag and standby VIPAs; it
 // reports whether they changed.
 func (c *core) setVIPADyn(tag string, d VIPADyn, left []netip.Addr) bool {
@@ -165,5 +178,5 @@ func (c *core) defsKnown(name string) bool {
 	if !m.alive() || m.defs.gen == 0 {
 		return false
 	}
-	return p != nil && p.defs != nil && p.defs.covers(m.defs)
+	return p != nil && !p.recheck && p.defs != nil && p.defs.covers(m.defs)
 }

@@ -229,9 +229,8 @@ func TestLabTakebackWhenIdle(t *testing.T) {
 		t.Fatalf("greeting through b: %v", err)
 	}
 
-	// a returns after the fleet has seen it fail. (A return inside serf's
-	// failure detection, which the backups' own detection beats, can still
-	// make b hand the VIPA back at once: a known limitation.)
+	// a returns after the fleet has seen it fail (a new member to serf;
+	// TestLabTakebackWhenIdleQuickReturn: before, the same member).
 	waitFor(t, 30*time.Second, "b's serf to see a failed", func() bool {
 		var rows []memberRow
 		if err := harness.GetJSON(f.nodes["b"].client, labAdmin, "/vipa/members", &rows); err != nil {

@@ -124,7 +124,12 @@ func (o *ownerWatch) ping(name string) {
 	back := ok && o.w.Heard(name, time.Now())
 	o.mu.Unlock()
 	if back {
-		o.d.f.logger.Warn("VIPA owner answers again: no longer taken as down", zap.String("node", name))
+		// It may be a new process, killed and restarted before serf saw
+		// it fail: the claims held of it may be the old one's. They count
+		// again once it has answered a sync (Recheck), so a backup routing
+		// its VIPA neither yields to them nor hands the VIPA back early.
+		o.d.f.logger.Warn("VIPA owner answers again: no longer taken as down; its definitions are fetched again", zap.String("node", name))
+		o.agent.Recheck(name)
 		o.d.clearDown(name)
 		o.d.wake()
 	}

@@ -13,7 +13,9 @@
 //   - the best live claimant, if any; best is the configured routing node
 //     (rank 0), then the higher rank, then the lower node name. So when two
 //     nodes claim at once (a partition heals) exactly one remains: the
-//     others give the VIPA up at once.
+//     others give the VIPA up at once, once they know the better one's
+//     claims are current (Member.Known): claims held from before a member
+//     went silent may be those of a process killed since.
 //   - with no live claimant, the node a releasing owner named (a manual
 //     move), else the best live candidate: a member whose tags say it can
 //     own the VIPA. A node claims only once it knows the claims of every
@@ -32,4 +34,12 @@
 // as down only when no other member hears it and its gossip port accepts
 // no connection, so a slow link to one backup, or a starved owner, is no
 // takeover. The caller feeds the outcome in as Inputs.Down.
+//
+// Such an owner may come back before serf has seen it fail: killed and
+// restarted, it is the same member to serf, which still shows the old
+// process's tags, and this node holds the old process's claims. The
+// caller passes it as not Known until it has fetched its definitions
+// again; until then its claims make no one give the VIPA up, and no
+// backup hands it back (a takeback waits for the returning node known to
+// claim nothing).
 package vipadyn

@@ -327,20 +327,31 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		self.rank = myRank
 	}
 
-	// The live claimants other than this node, best first.
-	var claimants []candidate
+	// The live claimants other than this node, best first, and those whose
+	// claims this node holds as current (Known). Only a known claim makes
+	// this node give up a VIPA it routes: a member's claims held from before
+	// it went silent are those of a process that may have been killed and
+	// restarted since, claiming nothing now, before serf noticed.
+	var claimants, knownClaimants []candidate
 	for name, m := range members {
 		if live(name) && slices.Contains(m.Claims, v) {
-			claimants = append(claimants, candidate{name, rankOf(m, v)})
+			c := candidate{name, rankOf(m, v)}
+			claimants = append(claimants, c)
+			if m.Known {
+				knownClaimants = append(knownClaimants, c)
+			}
 		}
 	}
 	slices.SortFunc(claimants, compareCandidates)
+	slices.SortFunc(knownClaimants, compareCandidates)
 	// A routing node yields to no other node that defines the VIPA: two
 	// definers are a conflict, shown and settled by the definitions'
 	// rule, not here. It yields to a backup or a moved-to node.
-	rivals := claimants
+	rivals, knownRivals := claimants, knownClaimants
 	if self.rank == Configured {
-		rivals = slices.DeleteFunc(slices.Clone(claimants), func(c candidate) bool { return c.rank == Configured })
+		definer := func(c candidate) bool { return c.rank == Configured }
+		rivals = slices.DeleteFunc(slices.Clone(claimants), definer)
+		knownRivals = slices.DeleteFunc(slices.Clone(knownClaimants), definer)
 	}
 
 	old := e.row
@@ -354,7 +365,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	case e.claiming && !mine && !e.moved:
 		// No longer configured to own it.
 		release = true
-	case e.claiming && len(rivals) > 0 && better(rivals[0], self):
+	case e.claiming && len(knownRivals) > 0 && better(knownRivals[0], self):
 		// Two owners after a partition: the better one keeps it.
 		release = true
 	case e.claiming:
@@ -374,7 +385,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 			e.rival = len(claimants) > 0
 		}
 	case len(rivals) > 0:
-		owner = rivals[0].name
+		owner = shownOwner(rivals, knownRivals, old.Owner)
 	default:
 		if to := s.chosen(v, members, live, in); to == s.cfg.Node {
 			claim = true
@@ -387,7 +398,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		e.claiming, e.moved, e.quiesce, e.rival = false, false, time.Time{}, false
 		status = vipa.StatusMoving
 		if len(claimants) > 0 {
-			owner = claimants[0].name
+			owner = shownOwner(claimants, knownClaimants, "")
 		}
 	}
 	if claim {
@@ -426,6 +437,20 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	}
 	e.row.Since = in.Now
 	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release, Announce: announce}, true
+}
+
+// shownOwner is the owner a node that does not route v shows among its
+// live claimants (best first): the best whose claims are known; while none
+// is, the owner shown so far if it still claims (its new version is being
+// fetched), else the best.
+func shownOwner(claimants, known []candidate, shown string) string {
+	if len(known) > 0 {
+		return known[0].name
+	}
+	if slices.ContainsFunc(claimants, func(c candidate) bool { return c.name == shown }) {
+		return shown
+	}
+	return claimants[0].name
 }
 
 // chosen is the node that should claim an unclaimed VIPA, or "" while this

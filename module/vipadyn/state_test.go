@@ -22,6 +22,7 @@ type world struct {
 	order  []string
 	group  map[string]int // partition of each node; nodes see only their own group
 	log    []string       // ownership changes, as the nodes logged them
+	byNode map[string][]Change
 	known  bool
 	settle bool
 }
@@ -31,10 +32,16 @@ type node struct {
 	up    bool
 	conns map[netip.Addr]int
 	down  map[string]bool // goodbyes heard
+
+	// held, when set, is what the others hold of the node's claims instead
+	// of what its state claims: those of a process killed (dead) or
+	// restarted since the others last fetched them.
+	held *Member
+	dead bool // killed before serf noticed: its state runs no more
 }
 
 func newWorld(t *testing.T) *world {
-	return &world{t: t, now: time.Unix(1e9, 0), nodes: map[string]*node{}, group: map[string]int{}, known: true, settle: true}
+	return &world{t: t, now: time.Unix(1e9, 0), nodes: map[string]*node{}, group: map[string]int{}, byNode: map[string][]Change{}, known: true, settle: true}
 }
 
 // add starts a node: rank Configured defines vip, a positive rank backs it up.
@@ -63,10 +70,14 @@ func (w *world) members(a string) []Member {
 			continue
 		}
 		nb := w.nodes[b]
-		out = append(out, Member{
+		m := Member{
 			Name: b, Alive: w.sees(a, b), Ranks: nb.s.Ranks(), Moves: nb.s.Moves(),
 			Claims: nb.s.Claimed(), Known: w.known,
-		})
+		}
+		if nb.held != nil {
+			m.Claims, m.Known = nb.held.Claims, nb.held.Known
+		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -81,12 +92,13 @@ func (w *world) round() bool {
 	changed := false
 	for _, n := range w.order {
 		nd := w.nodes[n]
-		if !nd.up {
+		if !nd.up || nd.dead {
 			continue
 		}
 		for _, c := range nd.s.Update(Inputs{Now: w.now, Members: views[n], Down: nd.down, Settled: w.settle, Conns: nd.conns}) {
 			changed = true
 			w.log = append(w.log, n+": "+c.String())
+			w.byNode[n] = append(w.byNode[n], c)
 		}
 	}
 	return changed
@@ -109,7 +121,7 @@ func (w *world) owner() string {
 	w.t.Helper()
 	var claimers []string
 	for _, n := range w.order {
-		if w.nodes[n].up && slices.Contains(w.nodes[n].s.Claimed(), vip) {
+		if w.running(n) && slices.Contains(w.nodes[n].s.Claimed(), vip) {
 			claimers = append(claimers, n)
 		}
 	}
@@ -121,7 +133,7 @@ func (w *world) owner() string {
 		want = claimers[0]
 	}
 	for _, n := range w.order {
-		if !w.nodes[n].up {
+		if !w.running(n) {
 			continue
 		}
 		if r := w.row(n); r.Owner != want {
@@ -130,6 +142,38 @@ func (w *world) owner() string {
 	}
 	return want
 }
+
+// running: the node's process runs and the others see it.
+func (w *world) running(n string) bool { return w.nodes[n].up && !w.nodes[n].dead }
+
+// kill ends n's process before serf notices: the others still see it
+// alive and hold its claims as last fetched, and take it as down (their
+// own detection is faster than serf's).
+func (w *world) kill(n string) {
+	nd := w.nodes[n]
+	nd.held = &Member{Claims: nd.s.Claimed(), Known: true}
+	nd.dead = true
+	for _, o := range w.order {
+		if o != n {
+			w.nodes[o].down[n] = true
+		}
+	}
+}
+
+// restart starts a new process of n, still before serf noticed the old
+// one gone: the others hear it again and no longer take it as down, but
+// hold the old process's claims, not known to be current, until fresh.
+func (w *world) restart(n string, rank int, takeback string, maxWait time.Duration) {
+	held := w.nodes[n].held
+	w.add(n, rank, takeback, maxWait)
+	w.nodes[n].held = &Member{Claims: held.Claims}
+	for _, o := range w.order {
+		delete(w.nodes[o].down, n)
+	}
+}
+
+// fresh: the others have fetched n's current claims.
+func (w *world) fresh(n string) { w.nodes[n].held = nil }
 
 func (w *world) row(n string) Row {
 	for _, r := range w.nodes[n].s.Rows() {
@@ -559,4 +603,146 @@ func TestUnknownMemberHoldsClaim(t *testing.T) {
 	if cs := s.Update(Inputs{Now: t0.Add(time.Second), Members: []Member{k}, Settled: true}); claimed(cs) {
 		t.Fatalf("a member back from gone, its claims unknown, did not hold the claim back: %v", cs)
 	}
+}
+
+// changesOf lists n's changes since the world began, as status/owner with
+// a "!" for a release and a "+" for a claim; a mere re-announcement (no
+// change of status or owner) is left out.
+func (w *world) changesOf(n string) []string {
+	var out []string
+	for _, c := range w.byNode[n] {
+		if c.Announce && !c.Claim && !c.Release && c.Status == c.OldStatus && c.Owner == c.OldOwner {
+			continue
+		}
+		e := fmt.Sprintf("%s/%s", c.Status, c.Owner)
+		if c.Claim {
+			e = "+" + e
+		}
+		if c.Release {
+			e = "!" + e
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (w *world) wantChanges(n string, want ...string) {
+	w.t.Helper()
+	if got := w.changesOf(n); !slices.Equal(got, want) {
+		w.t.Fatalf("%s's changes:\n got %v\nwant %v\n%s", n, got, want, strings.Join(w.log, "\n"))
+	}
+}
+
+// A killed routing node that restarts before serf has seen it fail is
+// heard again while the others still hold its old process's claims: they
+// are not known to be current, and they make no one give the VIPA up.
+// The restarted node waits as a backup; when_idle keeps routing on the
+// backup (quiescing) until it is idle, then hands the VIPA back once.
+func TestReturnBeforeSerfWhenIdle(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, vipa.TakebackWhenIdle, time.Hour)
+	w.add("c", 50, vipa.TakebackWhenIdle, time.Hour)
+	w.wantOwner("a")
+	w.kill("a")
+	w.wantOwner("b")
+	w.nodes["b"].conns[vip] = 1
+
+	w.restart("a", Configured, "", 0)
+	w.settleDown()
+	if got := w.owner(); got != "b" || w.status("b") != vipa.StatusActive || w.status("a") != vipa.StatusBackup {
+		t.Fatalf("a back, its claims from before held: owner %q, b %s, a %s; want b still active, a a backup\n%s",
+			got, w.status("b"), w.status("a"), strings.Join(w.log, "\n"))
+	}
+	w.fresh("a") // a's current claims fetched: none
+	w.settleDown()
+	if got := w.owner(); got != "b" || w.status("b") != vipa.StatusQuiescing || w.status("a") != vipa.StatusBackup {
+		t.Fatalf("a back and known: owner %q, b %s, a %s; want b quiescing with its connection, a a backup", got, w.status("b"), w.status("a"))
+	}
+	w.nodes["b"].conns[vip] = 0
+	w.wantOwner("a")
+	w.wantChanges("b", "backup/", "backup/a", "+active/b", "quiescing/b", "!moving/", "backup/a")
+	w.wantChanges("c", "backup/", "backup/a", "backup/", "backup/b", "backup/", "backup/a")
+}
+
+// takeback immediate: the backup gives the VIPA back at once, but only to
+// the restarted node known to wait for it, by a hand-over (the restarted
+// node claims), not on the old process's claims.
+func TestReturnBeforeSerfImmediate(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, vipa.TakebackImmediate, 0)
+	w.wantOwner("a")
+	w.kill("a")
+	w.wantOwner("b")
+	w.nodes["b"].conns[vip] = 3
+	w.restart("a", Configured, "", 0)
+	w.settleDown()
+	if got := w.owner(); got != "b" {
+		t.Fatalf("owner %q before a's claims are known, want b still\n%s", got, strings.Join(w.log, "\n"))
+	}
+	w.fresh("a")
+	w.wantOwner("a")
+	w.wantChanges("b", "backup/", "backup/a", "+active/b", "!moving/", "backup/a")
+}
+
+// A routing node that flaps: killed and restarted again and again before
+// serf notices, and silent for a while without restarting (it routed the
+// VIPA all along: the backup yields as after a partition, once it knows).
+// Every change is logged once; the backup never gives the VIPA up while it
+// has a connection on it unless the routing node still routes it too.
+func TestFlappingReturns(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, vipa.TakebackWhenIdle, time.Hour)
+	w.add("c", 50, vipa.TakebackWhenIdle, time.Hour)
+	w.wantOwner("a")
+	w.kill("a")
+	w.wantOwner("b")
+	w.nodes["b"].conns[vip] = 1
+	for range 3 {
+		w.restart("a", Configured, "", 0)
+		w.settleDown()
+		w.fresh("a")
+		w.settleDown()
+		if got := w.owner(); got != "b" || w.status("b") != vipa.StatusQuiescing {
+			t.Fatalf("owner %q, b %s; want b quiescing\n%s", got, w.status("b"), strings.Join(w.log, "\n"))
+		}
+		w.kill("a")
+		w.settleDown()
+		if got := w.owner(); got != "b" || w.status("b") != vipa.StatusActive {
+			t.Fatalf("a killed again: owner %q, b %s; want b active", got, w.status("b"))
+		}
+	}
+	w.restart("a", Configured, "", 0)
+	w.fresh("a")
+	w.nodes["b"].conns[vip] = 0
+	w.wantOwner("a")
+	w.wantChanges("b", "backup/", "backup/a", "+active/b",
+		"quiescing/b", "active/b", "quiescing/b", "active/b", "quiescing/b", "active/b",
+		"!moving/", "backup/a")
+
+	// Silent without restarting: a routed the VIPA all along (a link that
+	// carried nothing for a while). Heard again, its claims are fetched
+	// first; known, they make b yield at once, as after a partition.
+	w.byNode = map[string][]Change{}
+	for _, o := range []string{"b", "c"} {
+		w.nodes[o].down["a"] = true
+	}
+	w.settleDown()
+	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) {
+		t.Fatalf("b did not take over from a silent a\n%s", strings.Join(w.log, "\n"))
+	}
+	w.nodes["b"].conns[vip] = 1
+	for _, o := range []string{"b", "c"} {
+		delete(w.nodes[o].down, "a")
+	}
+	w.nodes["a"].held = &Member{Claims: []netip.Addr{vip}} // being fetched again
+	w.settleDown()
+	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) {
+		t.Fatalf("b gave the VIPA up on claims not known to be current\n%s", strings.Join(w.log, "\n"))
+	}
+	w.fresh("a")
+	w.wantOwner("a")
+	w.wantChanges("b", "+active/b", "!backup/a")
 }
