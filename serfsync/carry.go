@@ -52,8 +52,10 @@ const (
 	// MaxCarriedDrains and MaxCarriedRows bound a body; a routing node
 	// with more leaves the rest out (logged) rather than send one that
 	// standbys refuse.
+	// At their bounds (IPv6 VIPAs, names of maxName bytes) a body is
+	// about 930 KB, within maxCarryBody.
 	MaxCarriedDrains = 4096
-	MaxCarriedRows   = 8192
+	MaxCarriedRows   = 2048
 
 	// maxCarryBody is the bound of an encoded body: within one answer frame.
 	maxCarryBody = maxFrame - 1024
@@ -194,7 +196,8 @@ func encodeOwnerState(s OwnerState) (body []byte, left int) {
 		e.byte(flags)
 	}
 	if len(e.b) > maxCarryBody {
-		// only names far beyond vipa's bounds get here: send the drains
+		// unreachable within the bounds above; names beyond maxName
+		// would get here: send the drains alone
 		return encodeOwnerState(OwnerState{Drains: drains})
 	}
 	return e.b, left

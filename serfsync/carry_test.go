@@ -157,6 +157,21 @@ func TestOwnerStateBounds(t *testing.T) {
 	if left != 15 || len(body) > maxCarryBody {
 		t.Fatalf("left %d out, body %d bytes", left, len(body))
 	}
+	// The largest body the bounds allow fits one frame.
+	long := strings.Repeat("n", maxName)
+	v6 := netip.MustParseAddr("fd00::1")
+	var big OwnerState
+	for i := range MaxCarriedDrains {
+		big.Drains = append(big.Drains, Drain{VIPA: v6, Port: uint16(i + 1), Node: long, Quiesced: true})
+	}
+	for i := range MaxCarriedRows {
+		big.Health = append(big.Health, RowHealth{VIPA: v6, Port: uint16(i + 1), Node: long, Unhealthy: true})
+	}
+	if b, left := encodeOwnerState(big); left != 0 || len(b) > maxCarryBody {
+		t.Fatalf("largest state: %d bytes, %d left out", len(b), left)
+	} else if got, err := decodeOwnerState(b); err != nil || len(got.Health) != MaxCarriedRows {
+		t.Fatalf("largest state decodes: %v", err)
+	}
 	got, err := decodeOwnerState(body)
 	if err != nil {
 		t.Fatal(err)
