@@ -320,20 +320,72 @@ func (g *Group) standby() (int, Reason) {
 }
 
 // hashed is sourcehash: weighted rendezvous hashing of the client address
-// over the eligible rows. A row that leaves takes only its own clients
-// with it, and a row that joins takes only the clients it now wins.
+// over the eligible rows, the row with the highest score w / -ln u where u
+// in (0, 1) hashes the client and the row. A row that leaves takes only
+// its own clients with it, and a row that joins takes only the clients it
+// now wins.
+//
+// Since 1-u <= -ln u <= (1-u)/u, a score lies between w·u/(1-u) and
+// w/(1-u): a row whose upper bound is below another's lower bound cannot
+// win, and when one row is left it wins without a logarithm.
 func (g *Group) hashed(client netip.Addr) int {
 	a := client.As16()
 	x := mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
+	if len(g.active) > maxBounded {
+		return g.rendezvous(x)
+	}
+	var up [maxBounded]float64 // 0 for a row that is not eligible
+	var us [maxBounded]float64
+	lo := 0.0
+	for i := range g.active {
+		if !g.eligible(i) {
+			continue
+		}
+		u := unitOf(x, g.seeds[i])
+		w := float64(g.eff[i])
+		us[i], up[i] = u, w/(1-u)
+		lo = max(lo, w*u/(1-u))
+	}
+	lo *= 1 - 1e-9 // what rounding might take from the bounds
+	best, left := -1, 0
+	for i := range g.active {
+		if up[i] > 0 && up[i] >= lo {
+			best, left = i, left+1
+		}
+	}
+	if left <= 1 {
+		if best < 0 {
+			return int(g.order[0])
+		}
+		return best
+	}
+	best, bestS := -1, 0.0
+	for i := range g.active {
+		if up[i] == 0 || up[i] < lo || (best >= 0 && up[i] <= bestS) {
+			continue
+		}
+		if s := float64(g.eff[i]) / -math.Log(us[i]); best < 0 || s > bestS {
+			best, bestS = i, s
+		}
+	}
+	return best
+}
+
+// maxBounded is the most rows hashed keeps the bounds of on its stack.
+const maxBounded = 16
+
+// rendezvous is hashed for a group with many rows: a row whose upper
+// bound cannot beat the best so far needs no logarithm.
+func (g *Group) rendezvous(x uint64) int {
 	best, bestS := -1, 0.0
 	for i := range g.active {
 		if !g.eligible(i) {
 			continue
 		}
-		u := (float64(mix(x^g.seeds[i])>>11) + 0.5) / (1 << 53) // in (0, 1)
+		u := unitOf(x, g.seeds[i])
 		w := float64(g.eff[i])
 		if best >= 0 && w/(1-u) <= bestS {
-			continue // -ln u >= 1-u: it cannot win, and its logarithm is not needed
+			continue
 		}
 		if s := w / -math.Log(u); best < 0 || s > bestS {
 			best, bestS = i, s
@@ -344,6 +396,9 @@ func (g *Group) hashed(client netip.Addr) int {
 	}
 	return best
 }
+
+// unitOf hashes a client (x) and a row's seed to a number in (0, 1).
+func unitOf(x, seed uint64) float64 { return (float64(mix(x^seed)>>11) + 0.5) / (1 << 53) }
 
 // mix is splitmix64's finalizer.
 func mix(x uint64) uint64 {
