@@ -275,3 +275,47 @@ func FuzzDecodeOwnerState(f *testing.F) {
 		}
 	})
 }
+
+// TestCarryOlderOwner: a routing node that predates carried state drops
+// the request as malformed (drop_decode there); the standby counts the
+// failure and backs off instead of asking every period, and both keep
+// syncing reports.
+func TestCarryOlderOwner(t *testing.T) {
+	o := fleetOpts{profile: vipa.ProfileFast}
+	called := make(chan struct{}, 1)
+	owner := startNodeWith(t, o.config("n00", testIP(0), 0, nil), func(n *tnode) {
+		n.cfg.hooks.noCarry = true
+		n.OwnerState = func() OwnerState { return OwnerState{Drains: []Drain{{Node: "n01", Quiesced: true}}} }
+	})
+	join := []string{owner.BindAddr().String()}
+	standby := startNodeWith(t, o.config("n01", testIP(1), 0, join), func(n *tnode) {
+		n.OnOwnerState = func(string, OwnerState) {
+			select {
+			case called <- struct{}{}:
+			default:
+			}
+		}
+	})
+	nodes := []*tnode{owner, standby}
+	t.Cleanup(func() { stopAll(nodes) })
+	owner.SetDefinitions([]*vipa.Definition{def(vipaA.String(), "n00", ports("8080"))})
+	standby.SetVIPADyn(VIPADyn{Ranks: map[netip.Addr]int{vipaA: 100}})
+	waitFor(t, 20*time.Second, "two failed asks", func() bool { return standby.Stats()["carry_fail"] >= 2 })
+	if owner.Stats()["drop_decode"] < 2 || owner.Stats()["carry_in"] != 0 {
+		t.Fatalf("the older owner's stats %v", owner.Stats())
+	}
+	// Backoff: 2 s, then 4 s, ... so 6 s see at most 3 more asks, where
+	// asking every period would make 6.
+	asked := standby.Stats()["carry_out"]
+	time.Sleep(6 * time.Second)
+	if n := standby.Stats()["carry_out"] - asked; n > 3 {
+		t.Fatalf("%d asks in 6 s of an owner that drops them", n)
+	}
+	select {
+	case <-called:
+		t.Fatal("state handed on from an owner that dropped the request")
+	default:
+	}
+	standby.set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
+	waitFor(t, 10*time.Second, "the routing node's row of the standby", func() bool { return len(owner.dpt()["n01"]) == 1 })
+}

@@ -70,6 +70,7 @@ type hooks struct {
 	failTag       func() bool            // a SetTags times out
 	dropRequest   func(to string) bool   // a sync request is lost on its way
 	dropAnswer    func(from string) bool // a sync answer is lost on its way
+	noCarry       bool                   // answer carry requests as a node predating them
 }
 
 // fetchers is how many syncs with peers run at once.

@@ -49,7 +49,7 @@ func (a *Agent) serveConn(conn net.Conn) {
 		_ = writeFrame(conn, s.seal(ans.encode()))
 		return
 	}
-	if len(p) > 0 && p[0] == msgCarryRequest {
+	if len(p) > 0 && p[0] == msgCarryRequest && (a.cfg.hooks == nil || !a.cfg.hooks.noCarry) {
 		req, err := decodeCarryRequest(p)
 		if err != nil {
 			a.stats.inc("drop_decode")
