@@ -114,3 +114,22 @@ func TestCarriedOnStandby(t *testing.T) {
 		t.Fatalf("resume on the new owner: %+v %v", rows, err)
 	}
 }
+
+// TestCarriedDroppedWithStandby: a node that stops standing by for a VIPA
+// forgets what its routing node shared.
+func TestCarriedDroppedWithStandby(t *testing.T) {
+	f := New()
+	f.cfg = Config{Node: "caddy-b"}
+	f.dyn.configure("caddy-b", nil, []*vipa.Backup{{VIPA: vA, Rank: 100, Takeback: vipa.TakebackWhenIdle}}, nil)
+	defs := []serfsync.KnownDefinition{known("10.0.0.100", "caddy-a", true, "all")}
+	f.definitionsChanged(defs)
+	f.ownerStateArrived("caddy-a", serfsync.OwnerState{Drains: []serfsync.Drain{{Node: "caddy-c", Quiesced: true}}})
+	if f.carried[vA] == nil {
+		t.Fatal("nothing carried")
+	}
+	f.dyn.configure("caddy-b", nil, nil, nil)
+	f.definitionsChanged(defs)
+	if len(f.carried) != 0 {
+		t.Fatalf("kept %v after the backup statement went", f.carried)
+	}
+}

@@ -113,6 +113,11 @@ func (f *Fleet) definitionsChanged(known []serfsync.KnownDefinition) {
 			owned[k.VIPA] = true
 		}
 	}
+	for v := range f.carried {
+		if !owned[v] {
+			delete(f.carried, v) // no longer stood by for
+		}
+	}
 	// Rows of VIPAs this node neither owns nor stands by for go; the agent
 	// reports the rest.
 	for _, row := range f.DPT.Rows() {
