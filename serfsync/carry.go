@@ -3,6 +3,7 @@ package serfsync
 import (
 	"bufio"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
@@ -109,49 +110,30 @@ type carryAnswer struct {
 }
 
 func (r *carryRequest) encode() []byte {
-	e := enc{b: make([]byte, 0, 12+len(r.from))}
-	e.byte(msgCarryRequest)
-	e.string(r.from)
+	e := newMessage(msgCarryRequest, r.from, 8)
 	e.u64(r.held)
 	return e.b
 }
 
 func decodeCarryRequest(b []byte) (carryRequest, error) {
-	d := dec{b: b}
-	var r carryRequest
-	if d.byte() != msgCarryRequest {
-		return r, errDecode
-	}
-	r.from = d.string(maxName)
-	r.held = d.u64()
-	if err := d.end(); err != nil || r.from == "" {
-		return carryRequest{}, errDecode
-	}
-	return r, nil
+	d, from := openMessage(b, msgCarryRequest)
+	r := carryRequest{from: from, held: d.u64()}
+	return closeMessage(&d, r)
 }
 
 func (a *carryAnswer) encode() []byte {
-	e := enc{b: make([]byte, 0, 16+len(a.from)+len(a.body))}
-	e.byte(msgCarryAnswer)
-	e.string(a.from)
+	e := newMessage(msgCarryAnswer, a.from, 8+binary.MaxVarintLen32+len(a.body))
 	e.u64(a.hash)
 	e.bytes(a.body)
 	return e.b
 }
 
 func decodeCarryAnswer(b []byte) (carryAnswer, error) {
-	d := dec{b: b}
-	var a carryAnswer
-	if d.byte() != msgCarryAnswer {
-		return a, errDecode
-	}
-	a.from = d.string(maxName)
+	d, from := openMessage(b, msgCarryAnswer)
+	a := carryAnswer{from: from}
 	a.hash = d.u64()
 	a.body = d.bytes(maxCarryBody)
-	if err := d.end(); err != nil || a.from == "" {
-		return carryAnswer{}, errDecode
-	}
-	return a, nil
+	return closeMessage(&d, a)
 }
 
 // encodeOwnerState encodes s canonically (rows sorted, healthy rows at

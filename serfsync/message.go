@@ -1,6 +1,10 @@
 package serfsync
 
-import "github.com/caddy-vipa/caddy-vipa/vipa"
+import (
+	"encoding/binary"
+
+	"github.com/caddy-vipa/caddy-vipa/vipa"
+)
 
 // The one exchange of the state channel. A sync request tells the peer what
 // the sender holds of the peer's state and what the sender's own versions
@@ -39,10 +43,42 @@ func putDigest(e *enc, d digest) { e.u64(d.gen); e.u64(d.seq); e.u64(d.hash) }
 
 func getDigest(d *dec) digest { return digest{d.u64(), d.u64(), d.u64()} }
 
+// newMessage begins a state channel message: its type and its sender's
+// name; rest is the size of what follows, so the buffer is allocated once.
+func newMessage(typ byte, from string, rest int) enc {
+	e := enc{b: make([]byte, 0, 1+binary.MaxVarintLen16+len(from)+rest)}
+	e.byte(typ)
+	e.string(from)
+	return e
+}
+
+// openMessage begins reading a state channel message of type typ: the
+// decoder and the sender's name. Another type or no sender fails the
+// decoder, which closeMessage reports.
+func openMessage(b []byte, typ byte) (dec, string) {
+	d := dec{b: b}
+	if d.byte() != typ {
+		d.fail()
+	}
+	from := d.string(maxName)
+	if from == "" {
+		d.fail()
+	}
+	return d, from
+}
+
+// closeMessage returns the decoded message m, or its zero value and
+// errDecode if d failed or has bytes left.
+func closeMessage[M any](d *dec, m M) (M, error) {
+	if d.end() != nil {
+		var zero M
+		return zero, errDecode
+	}
+	return m, nil
+}
+
 func (r *syncRequest) encode() []byte {
-	e := enc{b: make([]byte, 0, 2+len(r.from)+1+4*24+2)}
-	e.byte(msgSyncRequest)
-	e.string(r.from)
+	e := newMessage(msgSyncRequest, r.from, 1+4*24)
 	e.byte(r.flags)
 	putDigest(&e, r.heldReport)
 	putDigest(&e, r.heldDefs)
@@ -52,27 +88,18 @@ func (r *syncRequest) encode() []byte {
 }
 
 func decodeSyncRequest(b []byte) (syncRequest, error) {
-	d := dec{b: b}
-	var r syncRequest
-	if d.byte() != msgSyncRequest {
-		return r, errDecode
-	}
-	r.from = d.string(maxName)
+	d, from := openMessage(b, msgSyncRequest)
+	r := syncRequest{from: from}
 	r.flags = d.byte()
 	r.heldReport = getDigest(&d)
 	r.heldDefs = getDigest(&d)
 	r.report = getDigest(&d)
 	r.defs = getDigest(&d)
-	if err := d.end(); err != nil || r.from == "" {
-		return syncRequest{}, errDecode
-	}
-	return r, nil
+	return closeMessage(&d, r)
 }
 
 func (a *syncAnswer) encode() []byte {
-	e := enc{b: make([]byte, 0, 2+len(a.from)+2*24+len(a.reportBody)+len(a.defsBody)+10)}
-	e.byte(msgSyncAnswer)
-	e.string(a.from)
+	e := newMessage(msgSyncAnswer, a.from, 2*24+len(a.reportBody)+len(a.defsBody)+2*binary.MaxVarintLen32)
 	putDigest(&e, a.report)
 	e.bytes(a.reportBody)
 	putDigest(&e, a.defs)
@@ -81,18 +108,11 @@ func (a *syncAnswer) encode() []byte {
 }
 
 func decodeSyncAnswer(b []byte) (syncAnswer, error) {
-	d := dec{b: b}
-	var a syncAnswer
-	if d.byte() != msgSyncAnswer {
-		return a, errDecode
-	}
-	a.from = d.string(maxName)
+	d, from := openMessage(b, msgSyncAnswer)
+	a := syncAnswer{from: from}
 	a.report = getDigest(&d)
 	a.reportBody = d.bytes(maxFrame)
 	a.defs = getDigest(&d)
 	a.defsBody = d.bytes(maxFrame)
-	if err := d.end(); err != nil || a.from == "" {
-		return syncAnswer{}, errDecode
-	}
-	return a, nil
+	return closeMessage(&d, a)
 }

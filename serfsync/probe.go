@@ -2,6 +2,7 @@ package serfsync
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -47,31 +48,22 @@ type probeAnswer struct {
 }
 
 func (r *probeRequest) encode() []byte {
-	e := enc{b: make([]byte, 0, 5+len(r.from)+len(r.target))}
-	e.byte(msgProbeRequest)
-	e.string(r.from)
+	e := newMessage(msgProbeRequest, r.from, binary.MaxVarintLen16+len(r.target))
 	e.string(r.target)
 	return e.b
 }
 
 func decodeProbeRequest(b []byte) (probeRequest, error) {
-	d := dec{b: b}
-	var r probeRequest
-	if d.byte() != msgProbeRequest {
-		return r, errDecode
+	d, from := openMessage(b, msgProbeRequest)
+	r := probeRequest{from: from, target: d.string(maxName)}
+	if r.target == "" {
+		d.fail()
 	}
-	r.from = d.string(maxName)
-	r.target = d.string(maxName)
-	if err := d.end(); err != nil || r.from == "" || r.target == "" {
-		return probeRequest{}, errDecode
-	}
-	return r, nil
+	return closeMessage(&d, r)
 }
 
 func (a *probeAnswer) encode() []byte {
-	e := enc{b: make([]byte, 0, 6+len(a.from)+len(a.target))}
-	e.byte(msgProbeAnswer)
-	e.string(a.from)
+	e := newMessage(msgProbeAnswer, a.from, binary.MaxVarintLen16+len(a.target)+1)
 	e.string(a.target)
 	v := byte(0)
 	if a.alive {
@@ -82,19 +74,14 @@ func (a *probeAnswer) encode() []byte {
 }
 
 func decodeProbeAnswer(b []byte) (probeAnswer, error) {
-	d := dec{b: b}
-	var a probeAnswer
-	if d.byte() != msgProbeAnswer {
-		return a, errDecode
-	}
-	a.from = d.string(maxName)
-	a.target = d.string(maxName)
+	d, from := openMessage(b, msgProbeAnswer)
+	a := probeAnswer{from: from, target: d.string(maxName)}
 	v := d.byte()
-	if err := d.end(); err != nil || a.from == "" || a.target == "" || v > 1 {
-		return probeAnswer{}, errDecode
+	if a.target == "" || v > 1 {
+		d.fail()
 	}
 	a.alive = v == 1
-	return a, nil
+	return closeMessage(&d, a)
 }
 
 // ErrNotMember: the named node is not a live member here.
