@@ -147,6 +147,22 @@ func (f *fleet) ready(timeout time.Duration) error {
 	}
 }
 
+// startReadyFleet starts a fleet, waits until it is ready and lets the
+// reports settle, so the backups hold the full DPT: where every trial
+// begins. The caller closes the fleet.
+func startReadyFleet(e env, fast bool) (*fleet, error) {
+	f, err := startFleet(e.bin, e.dir, fast)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.ready(60 * time.Second); err != nil {
+		f.close()
+		return nil, err
+	}
+	time.Sleep(2 * time.Second)
+	return f, nil
+}
+
 func vipaAddr() string { return net.JoinHostPort(netlab.VIPA.String(), fmt.Sprint(netlab.Port)) }
 
 func (f *fleet) close() {

@@ -163,15 +163,11 @@ func run() int {
 // are ready, then sends sig to a (and, for second, to b once it took
 // over) and measures the client's outage.
 func caddyTrial(e env, fast bool, sig syscall.Signal, second bool) (result, error) {
-	f, err := startFleet(e.bin, e.dir, fast)
+	f, err := startReadyFleet(e, fast)
 	if err != nil {
 		return result{}, err
 	}
 	defer f.close()
-	if err := f.ready(60 * time.Second); err != nil {
-		return result{}, err
-	}
-	time.Sleep(2 * time.Second) // reports settle: backups hold the full DPT
 	p := startProber(f.lab.Client, vipaAddr(), e.rate, e.timeout)
 	defer p.close()
 	var w windows
@@ -197,15 +193,11 @@ func caddyTrial(e env, fast bool, sig syscall.Signal, second bool) (result, erro
 // (when_idle: no connection stays open, so at once). Under load
 // throughout, no connection may fail outside the two outages.
 func sequenceTrial(e env) (result, error) {
-	f, err := startFleet(e.bin, e.dir, true)
+	f, err := startReadyFleet(e, true)
 	if err != nil {
 		return result{}, err
 	}
 	defer f.close()
-	if err := f.ready(60 * time.Second); err != nil {
-		return result{}, err
-	}
-	time.Sleep(2 * time.Second)
 	p := startProber(f.lab.Client, vipaAddr(), e.rate, e.timeout)
 	defer p.close()
 	var w windows

@@ -21,15 +21,11 @@ import (
 // rate. Every second each node's /vipa/vipadyn row and ownership counter
 // are read: any change of owner or status fails the trial.
 func soakTrial(e env) (result, error) {
-	f, err := startFleet(e.bin, e.dir, true)
+	f, err := startReadyFleet(e, true)
 	if err != nil {
 		return result{}, err
 	}
 	defer f.close()
-	if err := f.ready(60 * time.Second); err != nil {
-		return result{}, err
-	}
-	time.Sleep(2 * time.Second)
 	names := []string{"a", "b", "c"}
 	rows, counts := map[string]vipadynRow{}, map[string]int{}
 	for _, name := range names {
