@@ -194,9 +194,11 @@ func (d *dyn) update() {
 	changes := d.state.Update(in)
 	d.mu.Unlock()
 	f.standbyPolicies(standby)
+	// A hand-over lingers until the successor is known to claim: a claim
+	// held from before a member went silent may be a killed process's.
 	claimedElsewhere := map[netip.Addr]bool{}
 	for _, m := range members {
-		if m.Alive && !in.Down[m.Name] {
+		if m.Alive && m.Known && !in.Down[m.Name] {
 			for _, v := range m.Claims {
 				claimedElsewhere[v] = true
 			}

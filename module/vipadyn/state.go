@@ -386,6 +386,9 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		}
 	case len(rivals) > 0:
 		owner = shownOwner(rivals, knownRivals, old.Owner)
+		if owner == "" && e.handing != nil {
+			status = vipa.StatusMoving // no claim known yet: the hand-over goes on
+		}
 	default:
 		if to := s.chosen(v, members, live, in); to == s.cfg.Node {
 			claim = true
@@ -410,8 +413,9 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 			}
 		}
 	}
-	// A hand-over ends when its target (or anyone) claims the VIPA.
-	if e.handing != nil && !e.claiming && (len(claimants) > 0 || !live(e.handing.to)) {
+	// A hand-over ends when its target (or anyone) is known to claim the
+	// VIPA: not on a claim held from before a member went silent.
+	if e.handing != nil && !e.claiming && (len(knownClaimants) > 0 || !live(e.handing.to)) {
 		e.handing = nil
 		if status == vipa.StatusMoving {
 			status = vipa.StatusBackup
@@ -420,7 +424,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 			}
 		}
 	}
-	if status == vipa.StatusMoving && len(claimants) > 0 && e.handing == nil {
+	if status == vipa.StatusMoving && len(knownClaimants) > 0 && e.handing == nil {
 		status = vipa.StatusBackup
 		if !mine {
 			status = vipa.StatusNone
@@ -442,15 +446,16 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 // shownOwner is the owner a node that does not route v shows among its
 // live claimants (best first): the best whose claims are known; while none
 // is, the owner shown so far if it still claims (its new version is being
-// fetched), else the best.
+// fetched), else none: a claim held from before a member went silent may
+// be a killed process's.
 func shownOwner(claimants, known []candidate, shown string) string {
 	if len(known) > 0 {
 		return known[0].name
 	}
-	if slices.ContainsFunc(claimants, func(c candidate) bool { return c.name == shown }) {
+	if shown != "" && slices.ContainsFunc(claimants, func(c candidate) bool { return c.name == shown }) {
 		return shown
 	}
-	return claimants[0].name
+	return ""
 }
 
 // chosen is the node that should claim an unclaimed VIPA, or "" while this

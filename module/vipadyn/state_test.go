@@ -33,11 +33,13 @@ type node struct {
 	conns map[netip.Addr]int
 	down  map[string]bool // goodbyes heard
 
-	// held, when set, is what the others hold of the node's claims instead
-	// of what its state claims: those of a process killed (dead) or
-	// restarted since the others last fetched them.
-	held *Member
-	dead bool // killed before serf noticed: its state runs no more
+	// held, when set, is what the nodes in heldBy hold of the node's claims
+	// instead of what its state claims: those of a process killed (dead) or
+	// restarted since they last fetched them. A process started since
+	// holds nothing of it.
+	held   *Member
+	heldBy map[string]bool
+	dead   bool // killed before serf noticed: its state runs no more
 }
 
 func newWorld(t *testing.T) *world {
@@ -75,7 +77,10 @@ func (w *world) members(a string) []Member {
 			Claims: nb.s.Claimed(), Known: w.known,
 		}
 		if nb.held != nil {
-			m.Claims, m.Known = nb.held.Claims, nb.held.Known
+			m.Claims, m.Known = nil, false
+			if nb.heldBy[a] {
+				m.Claims, m.Known = nb.held.Claims, nb.held.Known
+			}
 		}
 		out = append(out, m)
 	}
@@ -152,10 +157,12 @@ func (w *world) running(n string) bool { return w.nodes[n].up && !w.nodes[n].dea
 func (w *world) kill(n string) {
 	nd := w.nodes[n]
 	nd.held = &Member{Claims: nd.s.Claimed(), Known: true}
+	nd.heldBy = map[string]bool{}
 	nd.dead = true
 	for _, o := range w.order {
 		if o != n {
 			w.nodes[o].down[n] = true
+			nd.heldBy[o] = w.running(o)
 		}
 	}
 }
@@ -164,16 +171,19 @@ func (w *world) kill(n string) {
 // one gone: the others hear it again and no longer take it as down, but
 // hold the old process's claims, not known to be current, until fresh.
 func (w *world) restart(n string, rank int, takeback string, maxWait time.Duration) {
-	held := w.nodes[n].held
+	old := w.nodes[n]
 	w.add(n, rank, takeback, maxWait)
-	w.nodes[n].held = &Member{Claims: held.Claims}
+	w.nodes[n].held, w.nodes[n].heldBy = &Member{Claims: old.held.Claims}, old.heldBy
 	for _, o := range w.order {
 		delete(w.nodes[o].down, n)
+		if h := w.nodes[o].heldBy; h != nil {
+			delete(h, n) // the new process holds nothing of o's old one
+		}
 	}
 }
 
 // fresh: the others have fetched n's current claims.
-func (w *world) fresh(n string) { w.nodes[n].held = nil }
+func (w *world) fresh(n string) { w.nodes[n].held, w.nodes[n].heldBy = nil, nil }
 
 func (w *world) row(n string) Row {
 	for _, r := range w.nodes[n].s.Rows() {
@@ -745,4 +755,39 @@ func TestFlappingReturns(t *testing.T) {
 	w.fresh("a")
 	w.wantOwner("a")
 	w.wantChanges("b", "+active/b", "!backup/a")
+}
+
+// A node handing the VIPA back holds it until the successor is known to
+// claim it: a claim held of a second node that returns before serf saw it
+// fail (killed while it routed the VIPA) neither ends the hand-over nor
+// shows as the owner.
+func TestHandOverPastAStaleClaim(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 200, vipa.TakebackWhenIdle, time.Hour)
+	w.add("c", 100, vipa.TakebackWhenIdle, time.Hour)
+	w.wantOwner("a")
+	w.kill("a")
+	w.wantOwner("b")
+	w.kill("b")
+	w.wantOwner("c")
+	w.byNode = map[string][]Change{}
+
+	w.restart("a", Configured, "", 0)
+	w.fresh("a")
+	w.round() // c hands over: a is back and known, c is idle
+	if s := w.status("c"); s != vipa.StatusMoving {
+		t.Fatalf("c: %s, want moving\n%s", s, strings.Join(w.log, "\n"))
+	}
+	w.restart("b", 200, vipa.TakebackWhenIdle, time.Hour) // held: the killed b's claim
+	w.round()
+	if !slices.Contains(w.nodes["a"].s.Claimed(), vip) {
+		t.Fatalf("a did not claim\n%s", strings.Join(w.log, "\n"))
+	}
+	if r := w.row("c"); r.Status != vipa.StatusMoving || r.Owner != "" {
+		t.Fatalf("c on b's old claim, before a's claim reached it: %+v, want still moving to a\n%s", r, strings.Join(w.log, "\n"))
+	}
+	w.fresh("b")
+	w.wantOwner("a")
+	w.wantChanges("c", "!moving/", "backup/a")
 }
