@@ -80,6 +80,11 @@ func TestCarriedOnStandby(t *testing.T) {
 	if c.State != tables.Quiesced || d.State != tables.Active || d.Health != tables.Unhealthy || d.TSR != 20 || c.Health != tables.Healthy {
 		t.Fatalf("standby rows %+v %+v: want c drained, d active (another VIPA's drain; not this node's own) and unhealthy at 20", c, d)
 	}
+	// /vipa/dpt on the backup shows the warm rows as it would route them.
+	view := f.DPTView()
+	if len(view) != 2 || view[0].Node != "caddy-c" || view[0].State != tables.Quiesced || view[1].Health != tables.Unhealthy || view[1].TSR != 20 {
+		t.Fatalf("the backup's view %+v", view)
+	}
 	if due := f.DPT.Due(time.Now().Add(2 * tables.ProbeBackoff)); len(due) != 1 {
 		t.Fatalf("due %v", due)
 	}

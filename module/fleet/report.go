@@ -225,9 +225,9 @@ func withoutDown(known []serfsync.KnownDefinition, down map[string]bool) []serfs
 }
 
 // DPTView is what /vipa/dpt shows, sorted by VIPA, port and node: the DPT
-// rows of each VIPA this node routes, the warm rows of each VIPA it stands
-// by for (as it would route them after a takeover: the routing node's
-// drains and health carried), and this node's own report of each VIPA
+// rows of each VIPA this node routes, the warm rows of each VIPA it backs
+// up and does not define (as it would route them after a takeover: the
+// routing node's drains and health carried), and this node's own report of each VIPA
 // another node routes (where this node lost a conflict, too). A VIPA this
 // node backs up and has claimed counts as routed before the fleet's
 // definitions name it: a backup that took over shows the rows it routes
@@ -242,7 +242,7 @@ func (f *Fleet) DPTView() []tables.Row {
 	routed := make(map[netip.Addr]bool) // or warm
 	for _, k := range f.known {
 		if (k.Owner && k.RoutingNode == f.cfg.Node) || (!defines[k.VIPA] && f.dyn.claims(k.VIPA)) ||
-			(k.Owner && standby[k.VIPA]) {
+			(k.Owner && standby[k.VIPA] && !defines[k.VIPA]) {
 			routed[k.VIPA] = true
 		}
 	}
