@@ -12,8 +12,11 @@ func TestProbeCodec(t *testing.T) {
 	if err != nil || got != req {
 		t.Fatalf("probe request round trip: %+v, %v", got, err)
 	}
-	for _, alive := range []bool{false, true} {
-		ans := probeAnswer{from: "c", target: "a", alive: alive}
+	for _, ans := range []probeAnswer{
+		{from: "c", target: "a"},
+		{from: "c", target: "a", alive: true},
+		{from: "c", target: "a", reached: true},
+	} {
 		got, err := decodeProbeAnswer(ans.encode())
 		if err != nil || got != ans {
 			t.Fatalf("probe answer round trip: %+v, %v", got, err)
@@ -32,8 +35,8 @@ func TestProbeCodec(t *testing.T) {
 			t.Errorf("malformed probe request %q decoded", b)
 		}
 	}
-	if _, err := decodeProbeAnswer([]byte{msgProbeAnswer, 1, 'c', 1, 'a', 2}); err == nil {
-		t.Error("a probe answer with alive 2 decoded")
+	if _, err := decodeProbeAnswer([]byte{msgProbeAnswer, 1, 'c', 1, 'a', 3}); err == nil {
+		t.Error("a probe answer with word 3 decoded")
 	}
 }
 
@@ -55,20 +58,28 @@ func TestProbePaths(t *testing.T) {
 	if ok, err := n1.Reachable("n00", n1.ProbeTimeout()); ok || err == nil {
 		t.Fatalf("n00's port accepted n01 across the cut: %v %v", ok, err)
 	}
-	if alive, err := n1.Confirm("n02", "n00"); err != nil || !alive {
-		t.Fatalf("n02 confirming n00 for n01: alive=%v %v, want alive", alive, err)
+	if c, err := n1.Confirm("n02", "n00"); err != nil || !c.Alive {
+		t.Fatalf("n02 confirming n00 for n01: %+v %v, want alive", c, err)
 	}
 	if _, err := n1.Confirm("n00", "n99"); err == nil {
 		t.Fatalf("a confirmation across the cut: %v, want an error", err)
 	}
-	if alive, err := n1.Confirm("n02", "n99"); err != nil || alive {
-		t.Fatalf("n02 confirming a node it does not know: alive=%v %v, want silent", alive, err)
+	if c, err := n1.Confirm("n02", "n99"); err != nil || c.Alive || c.Reached {
+		t.Fatalf("n02 confirming a node it does not know: %+v %v, want silent", c, err)
 	}
 	fn.heal()
 
+	// Every ping lost (n02's answer to n01 rides the state channel, a TCP
+	// stream): n02 cannot hear n00, but n00's port accepts n02.
+	fn.setLoss(1)
+	if c, err := n1.Confirm("n02", "n00"); err != nil || c.Alive || !c.Reached {
+		t.Fatalf("n02 confirming n00 with every ping lost: %+v %v, want silent but reached", c, err)
+	}
+	fn.setLoss(0)
+
 	n0.kill()
-	if alive, err := n1.Confirm("n02", "n00"); err != nil || alive {
-		t.Fatalf("n02 confirming the killed n00: alive=%v %v, want silent", alive, err)
+	if c, err := n1.Confirm("n02", "n00"); err != nil || c.Alive || c.Reached {
+		t.Fatalf("n02 confirming the killed n00: %+v %v, want silent, its port refusing", c, err)
 	}
 	if ok, err := n1.Reachable("n00", n1.ProbeTimeout()); ok || !errors.Is(err, ErrGone) {
 		t.Fatalf("the killed n00's port: accepts=%v %v, want ErrGone", ok, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,12 @@ func (t *netTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 func (t *netTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	return d.Dial("tcp", a.Addr)
+}
+
+// Accepts reports whether addr's TCP port accepts a connection within
+// timeout, as the kernel sees it (portAccepts).
+func (t *netTransport) Accepts(addr netip.AddrPort, timeout time.Duration) error {
+	return portAccepts(addr, timeout)
 }
 
 func (t *netTransport) StreamCh() <-chan net.Conn { return t.streams }

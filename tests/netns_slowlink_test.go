@@ -50,11 +50,11 @@ func TestLabSlowLinkNoTakeover(t *testing.T) {
 					t.Fatal(err)
 				}
 				if r != before[name] {
-					t.Fatalf("with %d%% loss between a and b, caddy-%s's row changed: %+v, was %+v", loss, name, r, before[name])
+					t.Fatalf("with %d%% loss between a and b, caddy-%s's row changed: %+v, was %+v (%s)", loss, name, r, before[name], f.whoTookDown("caddy-a"))
 				}
 			}
 			if !a.Holds(netlab.VIPAPrefix()) || b.Holds(netlab.VIPAPrefix()) || f.lab.Node("c").Holds(netlab.VIPAPrefix()) {
-				t.Fatalf("with %d%% loss between a and b the VIPA's address moved", loss)
+				t.Fatalf("with %d%% loss between a and b the VIPA's address moved (%s)", loss, f.whoTookDown("caddy-a"))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -86,6 +86,26 @@ func TestLabSlowLinkNoTakeover(t *testing.T) {
 	if _, err := clientGreeting(f.lab, 5*time.Second); err != nil {
 		t.Fatalf("a client connection through a: %v", err)
 	}
+}
+
+// whoTookDown says which nodes took node as gone, and by which path: serf's
+// failure detection (SWIM) or this node's own confirmation through the
+// fleet.
+func (f *takeoverFleet) whoTookDown(node string) string {
+	var by []string
+	for _, name := range []string{"a", "b", "c"} {
+		log := f.nodes[name].log.String()
+		if strings.Contains(log, "EventMemberFailed: "+node+" ") {
+			by = append(by, "caddy-"+name+"'s serf declared it failed")
+		}
+		if strings.Contains(log, `"node":"`+node+`","outcome":"down","taken_as_down":true`) {
+			by = append(by, "caddy-"+name+"'s confirmation took it as down")
+		}
+	}
+	if len(by) == 0 {
+		return node + " taken as gone by no one"
+	}
+	return node + ": " + strings.Join(by, ", ")
 }
 
 // ownershipChanges is the node's caddy_vipa_ownership_changes_total.

@@ -161,14 +161,16 @@ func (o *ownerWatch) confirm(name string) {
 	var wg sync.WaitGroup
 	for i, via := range vias {
 		wg.Go(func() {
-			alive, err := o.agent.Confirm(via, name)
+			c, err := o.agent.Confirm(via, name)
 			switch {
 			case errors.Is(err, serfsync.ErrGone):
 				answers[i] = vipadyn.Gone
 			case err != nil:
 				answers[i] = vipadyn.NoWord
-			case alive:
+			case c.Alive:
 				answers[i] = vipadyn.Alive
+			case c.Reached:
+				answers[i] = vipadyn.Reached
 			default:
 				answers[i] = vipadyn.Silent
 			}
@@ -218,7 +220,7 @@ func (o *ownerWatch) confirm(name string) {
 func answerNames(as []vipadyn.Answer) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
-		out[i] = [...]string{"no_word", "alive", "silent", "gone"}[a]
+		out[i] = [...]string{"no_word", "alive", "silent", "gone", "reached"}[a]
 	}
 	return out
 }

@@ -247,7 +247,7 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 	d.mu.Lock()
 	for _, c := range changes {
 		if c.Announce && !c.Claim && !c.Release {
-			f.logger.Info("VIPA announced again: the other node routing it gave it up", zap.Stringer("vipa", c.VIPA))
+			f.logger.Info("VIPA announced again: a node that routed it, or may have on its side of a partition, has given it up", zap.Stringer("vipa", c.VIPA))
 			if err := d.addrs.Own(c.VIPA); err != nil {
 				f.logger.Error("announcing the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
 			}

@@ -9,10 +9,11 @@ import (
 type Answer int
 
 const (
-	NoWord Answer = iota // no answer in time, or a malformed one: a path unknown
-	Alive                // the suspect answered it
-	Silent               // the suspect did not answer it
-	Gone                 // the member's own gossip port refused: no process, no path
+	NoWord  Answer = iota // no answer in time, or a malformed one: a path unknown
+	Alive                 // the suspect answered it
+	Silent                // the suspect did not answer it
+	Gone                  // the member's own gossip port refused: no process, no path
+	Reached               // the suspect did not answer it, but its gossip port accepted its connection
 )
 
 // Outcome is what a confirmation decides.
@@ -34,9 +35,10 @@ func (o Outcome) String() string {
 //
 //   - Any member it answered refutes the suspicion: the direct link is
 //     slow or lossy, the owner is alive.
-//   - A port that accepts a connection keeps the suspect: its process may
-//     be starved or stopped, but the host and the socket live; serf's own
-//     failure detection decides then.
+//   - A port that accepts a connection, this node's or on a member's path,
+//     keeps the suspect: its process may be starved or stopped (or the
+//     member that pinged it too loaded to read the answer in time), but the
+//     host and the socket live; serf's own failure detection decides then.
 //   - Otherwise it is down once a member found it silent too, or when no
 //     member could be asked (none other is live, or all refused: their
 //     processes are gone). A member that did not answer at all makes the
@@ -45,7 +47,7 @@ func Decide(answers []Answer, reachable bool) Outcome {
 	if slices.Contains(answers, Alive) {
 		return Refuted
 	}
-	if reachable {
+	if reachable || slices.Contains(answers, Reached) {
 		return Inconclusive
 	}
 	if slices.Contains(answers, Silent) {

@@ -24,6 +24,9 @@ func TestDecide(t *testing.T) {
 		{"no one else to ask, the port accepts", nil, true, Inconclusive},
 		{"the other members are gone too", []Answer{Gone, Gone}, false, Down},
 		{"gone and no word", []Answer{Gone, NoWord}, false, Inconclusive},
+		{"lossy link, loaded confirmer: its ping timed out but the port accepted it", []Answer{Reached}, false, Inconclusive},
+		{"one reached it, one found it silent", []Answer{Silent, Reached}, false, Inconclusive},
+		{"reached by one, heard by another", []Answer{Reached, Alive}, false, Refuted},
 	} {
 		if got := Decide(c.answers, c.reachable); got != c.want {
 			t.Errorf("%s: %v reachable=%v → %v, want %v", c.name, c.answers, c.reachable, got, c.want)

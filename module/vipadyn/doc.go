@@ -32,8 +32,9 @@
 // Watch and Decide judge the owners a node watches faster than SWIM: a
 // node silent to direct pings for a window is a suspect; Decide takes it
 // as down only when no other member hears it and its gossip port accepts
-// no connection, so a slow link to one backup, or a starved owner, is no
-// takeover. The caller feeds the outcome in as Inputs.Down.
+// no connection, from this node or from the members asked, so a slow link
+// to one backup, a starved owner or a loaded member is no takeover. The
+// caller feeds the outcome in as Inputs.Down.
 //
 // Such an owner may come back before serf has seen it fail: killed and
 // restarted, it is the same member to serf, which still shows the old
