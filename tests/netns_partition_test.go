@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,13 @@ func TestLabPartitionHeals(t *testing.T) {
 			t.Fatalf("while a is cut off caddy-b gave the VIPA up: %+v", r)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// b took a as down before it claimed the VIPA (or serf had removed a's
+	// rows), so a's rows were unhealthy before any client came: no
+	// connection waited out a dial timeout on a target across the cut.
+	if log := f.nodes["b"].log.String(); strings.Contains(log, `"dialing target failed; trying the next","node":"caddy-a"`) {
+		t.Fatal("b routed a connection to a's row after taking a as down")
 	}
 
 	// A connection through b just before the heal: the client's neighbour

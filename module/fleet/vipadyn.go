@@ -382,13 +382,19 @@ func (d *dyn) move(v netip.Addr, to string, whenIdle bool) error {
 }
 
 // markDown takes a member as gone before serf says so (missed heartbeats
-// confirmed, or its goodbye).
+// confirmed, or its goodbye). Its rows stay until serf says so too, but
+// unhealthy: a takeover's first connections must not wait out a dial
+// timeout on a target that is gone.
 func (d *dyn) markDown(name string) {
+	now := time.Now()
 	d.mu.Lock()
 	if _, ok := d.down[name]; !ok {
-		d.down[name] = time.Now()
+		d.down[name] = now
 	}
 	d.mu.Unlock()
+	for _, t := range d.f.DPT.Demote(name, now) {
+		d.f.HealthChanged(d.f.logger, t, false, "taken as down")
+	}
 	d.wake()
 }
 

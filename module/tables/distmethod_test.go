@@ -543,6 +543,37 @@ func TestTSR(t *testing.T) {
 	}
 }
 
+// TestDemote: a node taken as down has every row unhealthy at once, on
+// every port, reported once; the others' rows stay healthy, and a probe
+// brings a row back.
+func TestDemote(t *testing.T) {
+	f := newFixture(t, nil, "a", "b")
+	f.d.Set(row(vipa1, 443, "a", 1))
+	now := time.Now()
+	got := f.d.Demote("a", now)
+	if len(got) != 2 || got[0].Node != "a" || got[1].Node != "a" {
+		t.Fatalf("demoted %v, want a's two rows", nodes(got))
+	}
+	if f.target("a").Health() != Unhealthy || f.target("b").Health() != Healthy {
+		t.Fatalf("health after demoting a: a %v, b %v", f.target("a").Health(), f.target("b").Health())
+	}
+	if again := f.d.Demote("a", now); len(again) != 0 {
+		t.Errorf("demoted twice: %v", nodes(again))
+	}
+	for i := range 20 {
+		c := f.group().Pick(f.crt, ip(i), now)
+		if n := c.Next(); n == nil || n.Node != "b" {
+			t.Fatalf("a new connection offered %v first, want b", n)
+		}
+	}
+	if due := f.d.Due(now.Add(ProbeBackoff)); len(due) != 2 {
+		t.Fatalf("probes due after the backoff: %v, want a's two rows", nodes(due))
+	}
+	if !f.target("a").ProbeDone(now.Add(ProbeBackoff), true) || f.target("a").Health() != Healthy {
+		t.Fatal("a probe that answered did not bring the row back")
+	}
+}
+
 func TestHealthTransitions(t *testing.T) {
 	f := newFixture(t, nil, "a", "b")
 	a := f.target("a")

@@ -200,6 +200,23 @@ func (d *DPT) Due(now time.Time) []*Target {
 	return out
 }
 
+// Demote makes every row of node unhealthy at once, as a timed-out dial
+// does, and returns the rows that turned so: this node has taken node as
+// gone before serf says so (its rows stay until then), and no new
+// connection should wait out a dial timeout to learn it. A probe brings a
+// row back once it answers.
+func (d *DPT) Demote(node string, now time.Time) []*Target {
+	var out []*Target
+	for _, g := range d.snap.Load().groups {
+		for _, r := range g.all {
+			if r.Node == node && r.DialFailed(now, true) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
 // edit collects the changes of one write and publishes them as one snapshot.
 type edit struct {
 	d     *DPT
