@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,11 @@ const (
 	// accept, doubling in between (as net/http does).
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = time.Second
+
+	// shadowRest is how long a shadow loop stands aside after caddy-l4's
+	// loop took a client first: while that loop lives, the shadow is woken
+	// at most once per rest instead of by every client.
+	shadowRest = 100 * time.Millisecond
 
 	// episodeQuiet ends an episode of accept errors: the listener accepted
 	// after this long without one. An episode is logged once.
@@ -142,6 +148,7 @@ func (s *shadows) run(ctx context.Context, loop *acceptLoop) {
 	loop.ln = ln
 	loop.refuse = func() (int, bool) { return refuseQueued(ln) }
 	loop.awaitClient = func() error { return awaitQueued(ln) }
+	loop.acceptTurn = func() (net.Conn, bool, error) { return acceptTurn(ln) }
 	loop.serve(ctx)
 }
 
@@ -195,13 +202,17 @@ type socketSet map[uint64]bool
 // shadowListener is a shadow loop's duplicate of a layer4 listening socket.
 type shadowListener struct {
 	net.Listener
+	file *os.File // another duplicate, to wait on; nil in tests
 	ino  uint64
 	once sync.Once
 }
 
-// Close closes the duplicate; the socket itself closes when the layer4
+// Close closes the duplicates; the socket itself closes when the layer4
 // app's descriptor is closed too.
 func (l *shadowListener) Close() error {
+	if l.file != nil {
+		l.file.Close()
+	}
 	err := l.Listener.Close()
 	l.once.Do(func() { releaseSocket(l.ino) })
 	return err
@@ -221,6 +232,10 @@ type acceptLoop struct {
 	refuse func() (n int, drained bool)
 	// awaitClient waits until a client is queued on ln.
 	awaitClient func() error
+	// acceptTurn, when set, accepts instead of ln.Accept: it waits for a
+	// client and accepts it, or reports it taken when another loop
+	// (caddy-l4's) accepted it first. See serve.
+	acceptTurn func() (conn net.Conn, taken bool, err error)
 	// wait pauses (tests replace it); false when ctx ended.
 	wait func(context.Context, time.Duration) bool
 
@@ -241,13 +256,30 @@ func (l *acceptLoop) serve(ctx context.Context) {
 		wait = sleepCtx
 	}
 	for {
-		conn, err := l.ln.Accept()
+		// Both loops wait on the socket and every client wakes both. When
+		// caddy-l4's takes the client first, its loop is alive: the shadow
+		// stands aside for a while rather than make one wasted accept per
+		// client. When that loop has ended, every client is still queued
+		// when the shadow looks, and it accepts them all as before.
+		var conn net.Conn
+		var err error
+		if l.acceptTurn != nil {
+			var taken bool
+			if conn, taken, err = l.acceptTurn(); taken {
+				if !sleepCtx(ctx, shadowRest) {
+					return
+				}
+				continue
+			}
+		} else {
+			conn, err = l.ln.Accept()
+		}
 		if err == nil {
 			l.accepted()
 			go l.handle(conn)
 			continue
 		}
-		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 			return
 		}
 		kind := acceptErrorKind(err)

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,14 +126,15 @@ func dupListener(fd int, ino uint64, addr netip.AddrPort) (*shadowListener, erro
 	takeReserveLocked()
 	shadowState.mu.Unlock()
 
+	// f stays open to wait on: a listener's raw connection cannot.
 	f := os.NewFile(uintptr(dup), "vipa listener "+addr.String())
 	ln, err := net.FileListener(f) // a duplicate of its own
-	f.Close()
 	if err != nil {
+		f.Close()
 		releaseSocket(ino)
 		return nil, err
 	}
-	return &shadowListener{Listener: ln, ino: ino}, nil
+	return &shadowListener{Listener: ln, file: f, ino: ino}, nil
 }
 
 // listensAt tells whether fd is a stream socket listening at addr (an
@@ -264,4 +266,54 @@ func awaitQueued(ln *shadowListener) error {
 		waited = true
 		return done
 	})
+}
+
+// acceptTurn waits for a client on ln and accepts it, unless the other
+// goroutines woken with it (caddy-l4's accept loop) took it first: then it
+// reports the client taken. A client already queued is accepted at once.
+// Its accepts are raw, so a lost race is seen; a client it wins becomes a
+// net.Conn through a duplicate descriptor.
+func acceptTurn(ln *shadowListener) (conn net.Conn, taken bool, err error) {
+	rc, err := ln.file.SyscallConn()
+	if err != nil {
+		return nil, false, err
+	}
+	fd, woken := -1, false
+	var aerr error
+	err = rc.Read(func(lfd uintptr) bool {
+		if woken {
+			// Let caddy-l4's loop, woken by the same client, run first.
+			runtime.Gosched()
+		}
+		for {
+			nfd, _, e := unix.Accept4(int(lfd), unix.SOCK_CLOEXEC)
+			switch e {
+			case nil:
+				fd = nfd
+				return true
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			case unix.EAGAIN:
+				if woken {
+					taken = true // another loop took the client
+					return true
+				}
+				woken = true
+				return false // wait for the next client
+			default:
+				aerr = os.NewSyscallError("accept4", e)
+				return true
+			}
+		}
+	})
+	if err == nil {
+		err = aerr
+	}
+	if err != nil || taken {
+		return nil, taken, err
+	}
+	f := os.NewFile(uintptr(fd), "")
+	conn, err = net.FileConn(f)
+	f.Close()
+	return conn, false, err
 }

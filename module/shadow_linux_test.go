@@ -9,6 +9,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 )
 
 // reusePortListen listens as Caddy does, with SO_REUSEPORT.
@@ -130,5 +134,80 @@ func TestRefuseQueued(t *testing.T) {
 	defer shadowState.mu.Unlock()
 	if shadowState.reserve < 0 {
 		t.Fatal("the reserve was not taken again")
+	}
+}
+
+// TestShadowStandsAside: while another loop accepts on the socket, the
+// shadow loop leaves it the clients (acceptTurn reports them taken), and
+// once that loop is gone the shadow serves every client.
+func TestShadowStandsAside(t *testing.T) {
+	ln := reusePortListen(t, "127.0.0.1:0")
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	shadow, err := findListener(addr, nil)
+	if err != nil || shadow == nil {
+		t.Fatalf("findListener: %v, %v", shadow, err)
+	}
+	defer shadow.Close()
+
+	// The other loop, as caddy-l4's: accept and answer.
+	other := make(chan struct{})
+	go func() {
+		defer close(other)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte{'o'})
+			c.Close()
+		}
+	}()
+	served := make(chan struct{}, 64)
+	loop := &acceptLoop{
+		addr: addr, ln: shadow, counters: new(fleet.Counters), logger: zap.NewExample(),
+		handle: func(c net.Conn) {
+			c.Write([]byte{'s'})
+			c.Close()
+			served <- struct{}{}
+		},
+		acceptTurn: func() (net.Conn, bool, error) { return acceptTurn(shadow) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		loop.serve(ctx)
+	}()
+	defer func() {
+		cancel()
+		shadow.Close()
+		<-done
+	}()
+
+	exchange := func() byte {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			t.Fatalf("no answer ): %v", err)
+		}
+		return b[0]
+	}
+	for i := range 20 {
+		t.Logf("phase 1 client %d: %c", i, exchange())
+	}
+	// The other loop ends; the socket stays open through the shadow's
+	// descriptor, and the shadow takes over.
+	ln.Close()
+	<-other
+	for i := range 20 {
+		if got := exchange(); got != 's' {
+			t.Fatalf("client %d after the other loop ended: answered by %q, want the shadow", i, got)
+		}
 	}
 }

@@ -4,6 +4,7 @@ package module
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 )
 
@@ -22,3 +23,5 @@ func releaseSocket(uint64) {}
 func refuseQueued(*shadowListener) (int, bool) { return 0, false }
 
 func awaitQueued(*shadowListener) error { return errors.ErrUnsupported }
+
+func acceptTurn(*shadowListener) (net.Conn, bool, error) { return nil, false, errors.ErrUnsupported }
