@@ -44,6 +44,7 @@ type result struct {
 	gap           time.Duration
 	failed, stray int
 	strays        []string // each failure outside the outages: when, relative to the trial's marks, and why
+	marks         []string // the trial's marks, relative to the first, when a failure came outside the outages
 }
 
 // env is what a trial has.
@@ -79,7 +80,7 @@ func run() int {
 	rate := flag.Int("rate", 200, "new client connections per second during each trial")
 	runRE := flag.String("run", "", "only the scenarios whose name matches this regexp")
 	bin := flag.String("caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
-	verbose := flag.Bool("v", false, "list each connection that failed outside the outages: when and why")
+	verbose := flag.Bool("v", false, "list each connection that failed outside the outages, when and why, and the marks of its trial")
 	soak := flag.Duration("soak-duration", 10*time.Minute, "how long the soak scenario keeps the owner alive under CPU load")
 	keep := flag.Bool("keep", false, "keep the nodes' logs (printed: the directory)")
 	flag.Parse()
@@ -146,6 +147,9 @@ func run() int {
 			if *verbose {
 				for _, m := range r.strays {
 					fmt.Printf("    %s trial %d: failed outside the outages: %s\n", s.name, i, m)
+				}
+				if len(r.strays) > 0 {
+					fmt.Printf("    %s trial %d: marks: %s\n", s.name, i, strings.Join(r.marks, "; "))
 				}
 			}
 		}
@@ -296,6 +300,18 @@ func (w *windows) watchNeigh(f *fleet) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
+// list is the marks in order, each with its time after the first.
+func (w *windows) list() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	slices.SortStableFunc(w.marks, func(x, y mark) int { return x.at.Compare(y.at) })
+	out := []string{fmt.Sprintf("(first at %.3f Unix)", float64(w.marks[0].at.UnixNano())/1e9)}
+	for _, m := range w.marks {
+		out = append(out, fmt.Sprintf("%s %s", m.at.Sub(w.marks[0].at).Round(time.Millisecond), m.what))
+	}
+	return out
+}
+
 // place says when t was: after which mark, and how long after it.
 func (w *windows) place(t time.Time) string {
 	w.mu.Lock()
@@ -352,6 +368,9 @@ outer:
 		}
 		r.stray++
 		r.strays = append(r.strays, fmt.Sprintf("%s (%s)", w.place(a.start), a.err))
+	}
+	if r.stray > 0 {
+		r.marks = w.list()
 	}
 	return r
 }
