@@ -254,9 +254,10 @@ func openReserve() (int, bool) {
 	return fd, err == nil
 }
 
-// awaitQueued waits until a client is queued on ln (or ln is closed).
+// awaitQueued waits until a client is queued on ln (or ln is closed). It
+// waits on ln's file: a listener's raw connection cannot wait.
 func awaitQueued(ln *shadowListener) error {
-	rc, err := ln.Listener.(syscall.Conn).SyscallConn()
+	rc, err := ln.file.SyscallConn()
 	if err != nil {
 		return err
 	}

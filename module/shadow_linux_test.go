@@ -211,3 +211,36 @@ func TestShadowStandsAside(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitQueued: awaitQueued waits for a client and returns once one
+// is queued.
+func TestAwaitQueued(t *testing.T) {
+	ln := reusePortListen(t, "127.0.0.1:0")
+	defer ln.Close()
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	shadow, err := findListener(addr, nil)
+	if err != nil || shadow == nil {
+		t.Fatalf("findListener: %v, %v", shadow, err)
+	}
+	defer shadow.Close()
+	done := make(chan error, 1)
+	go func() { done <- awaitQueued(shadow) }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned before any client: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no return 10 s after a client queued")
+	}
+}
