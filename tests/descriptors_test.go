@@ -145,8 +145,9 @@ func TestReloadLeavesNoStaleSocket(t *testing.T) {
 	startApp(t, "app-1", reusePortListen(t, fmt.Sprintf("127.0.0.1:%d", port)))
 	waitFor(t, 3*time.Second, "a DPT row with ready=1", func() bool { return len(dpt(t, admin)) == 1 })
 
-	// One listening socket on the VIPA, open twice in Caddy: the layer4
-	// app's descriptor and the shadow loop's.
+	// One listening socket on the VIPA, open three times in Caddy: the
+	// layer4 app's descriptor and the shadow loop's two (its listener's and
+	// the file it waits on).
 	shadowed := func(when string) uint64 {
 		t.Helper()
 		var ino uint64
@@ -156,7 +157,7 @@ func TestReloadLeavesNoStaleSocket(t *testing.T) {
 				return false
 			}
 			ino = inodes[0]
-			return socketFDs(t, pid, ino) == 2
+			return socketFDs(t, pid, ino) == 3
 		})
 		return ino
 	}
