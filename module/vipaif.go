@@ -20,6 +20,11 @@ type vipaAddresses interface {
 
 	// Release removes vipa from the interface.
 	Release(vipa netip.Addr) error
+
+	// Quiet stops announcing vipa and keeps its address: a node handing
+	// the VIPA over must not move clients back to itself after the
+	// successor has announced.
+	Quiet(vipa netip.Addr)
 }
 
 // interfaceAddresses makes the vipaAddresses of vipa_interface name on
@@ -45,3 +50,4 @@ type userAddresses struct{}
 
 func (userAddresses) Own(netip.Addr) error     { return nil }
 func (userAddresses) Release(netip.Addr) error { return nil }
+func (userAddresses) Quiet(netip.Addr)         {}

@@ -20,6 +20,7 @@ import (
 type Addresses interface {
 	Own(vipa netip.Addr) error
 	Release(vipa netip.Addr) error
+	Quiet(vipa netip.Addr)
 }
 
 // dynPeriod paces the ownership loop; member changes and heartbeats kick
@@ -62,6 +63,7 @@ type noAddresses struct{}
 
 func (noAddresses) Own(netip.Addr) error     { return nil }
 func (noAddresses) Release(netip.Addr) error { return nil }
+func (noAddresses) Quiet(netip.Addr)         {}
 
 func (d *dyn) start(agent *serfsync.Agent, profile string) {
 	d.started = time.Now()
@@ -266,9 +268,13 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 			// A hand-over (takeback or move) to a successor that has not
 			// claimed yet: make before break. This node keeps the address
 			// and the route, so no client finds the VIPA unanswered, until
-			// the successor has claimed and announced it (lingerMax at most).
+			// the successor has claimed and announced it (lingerMax at most),
+			// but announces it no more: a repeat sent after the successor's
+			// announcement would move clients back here just before the
+			// address goes.
 			delete(d.claimed, c.VIPA)
 			d.linger[c.VIPA] = time.Now()
+			d.addrs.Quiet(c.VIPA)
 		case c.Release:
 			delete(d.claimed, c.VIPA)
 			d.releaseLocked(c.VIPA)

@@ -108,6 +108,23 @@ func (m *Manager) release(vipa netip.Addr) error {
 	return nil
 }
 
+// Quiet stops announcing vipa and keeps its address: a node handing the
+// VIPA over routes it until the successor has claimed it, but its repeats
+// must not move clients back after the successor's announcement. Own
+// announces it again.
+func (m *Manager) Quiet(vipa netip.Addr) {
+	vipa, err := check(vipa)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.owned[vipa]; ok && a != nil {
+		a.halt()
+		m.owned[vipa] = nil
+	}
+}
+
 // Owned lists the VIPAs owned through this manager, sorted.
 func (m *Manager) Owned() []netip.Addr {
 	m.mu.Lock()

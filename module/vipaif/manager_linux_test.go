@@ -270,3 +270,87 @@ func TestAnnouncementsRepeat(t *testing.T) {
 	for range seen {
 	}
 }
+
+// TestQuietStopsAnnouncements: after Quiet the repeats stop and the
+// address stays (a hand-over keeps it until the successor claims); Own
+// announces again.
+func TestQuietStopsAnnouncements(t *testing.T) {
+	l := newLink(t)
+	vipa := netip.MustParseAddr("192.0.2.103")
+	var c *arp.Client
+	var err error
+	in(t, l.client, func() {
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName(l.clientIf); err == nil {
+			c, err = arp.Dial(ifi)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seen := make(chan time.Time, 64)
+	go func() {
+		defer close(seen)
+		for {
+			p, _, err := c.Read()
+			if err != nil {
+				return
+			}
+			if p.Operation == arp.OperationRequest && p.SenderIP == vipa && p.TargetIP == vipa && p.SenderHardwareAddr.String() == l.nodeMAC {
+				seen <- time.Now()
+			}
+		}
+	}()
+	var m *Manager
+	in(t, l.node, func() {
+		if m, err = New(l.nodeIf); err == nil {
+			err = m.Own(vipa)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no gratuitous ARP after Own")
+	}
+	in(t, l.node, func() { m.Quiet(vipa) })
+	quietAt := time.Now()
+	// A repeat already under way as Quiet ran may still arrive; none after.
+	late := 0
+	for end := time.After(Announcements*Interval + time.Second); ; {
+		select {
+		case at := <-seen:
+			if at.Sub(quietAt) > 100*time.Millisecond {
+				late++
+			}
+			continue
+		case <-end:
+		}
+		break
+	}
+	if late > 0 {
+		t.Fatalf("%d gratuitous ARPs after Quiet", late)
+	}
+	if !l.has(t, "192.0.2.103/32") {
+		t.Fatalf("Quiet removed the address: %v", l.addrs(t))
+	}
+	in(t, l.node, func() { err = m.Own(vipa) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no gratuitous ARP after Own following Quiet")
+	}
+	in(t, l.node, func() { err = m.Close() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for range seen {
+	}
+}

@@ -22,6 +22,9 @@ func (*Manager) Own(netip.Addr) error { return ErrUnsupported }
 // Release fails.
 func (*Manager) Release(netip.Addr) error { return ErrUnsupported }
 
+// Quiet does nothing.
+func (*Manager) Quiet(netip.Addr) {}
+
 // Owned is empty.
 func (*Manager) Owned() []netip.Addr { return nil }
 
