@@ -37,6 +37,7 @@ type dyn struct {
 	state   *vipadyn.State
 	claimed map[netip.Addr]bool             // VIPAs this node routes now
 	linger  map[netip.Addr]time.Time        // VIPAs handed over, still routed here (address kept) until the successor claims them, and since when
+	claimAt map[netip.Addr]time.Time        // lingering VIPAs whose successor claims them, and since when
 	leaving bool                            // a graceful stop: hand-overs keep nothing
 	lastDef map[netip.Addr]*vipa.Definition // the latest definition of each VIPA this node backs up
 	down    map[string]time.Time            // members gone before serf says so, and since when
@@ -54,6 +55,7 @@ type dyn struct {
 func newDyn(f *Fleet) *dyn {
 	return &dyn{
 		f: f, state: vipadyn.New(vipadyn.Config{}), claimed: map[netip.Addr]bool{}, linger: map[netip.Addr]time.Time{},
+		claimAt: map[netip.Addr]time.Time{},
 		lastDef: map[netip.Addr]*vipa.Definition{}, down: map[string]time.Time{},
 		addrs: noAddresses{}, kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -291,6 +293,7 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 			continue // released meanwhile
 		}
 		delete(d.linger, v) // back before the successor came
+		delete(d.claimAt, v)
 		if err := d.addrs.Own(v); err != nil {
 			f.logger.Error("adding the VIPA's address", zap.Stringer("vipa", v), zap.Error(err))
 		}
@@ -301,26 +304,46 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 // its successor has not claimed it.
 const lingerMax = 2 * time.Second
 
+// lingerGrace is how long a handed-over VIPA stays routed here after its
+// successor's claim is seen: the claim travels by gossip and can arrive
+// before the successor's announcement reaches the clients, whose SYNs
+// still come here meanwhile. This node no longer announces it, so the
+// clients move on the successor's announcement alone.
+const lingerGrace = 250 * time.Millisecond
+
 // releaseLocked removes a VIPA's address; d.mu is held.
 func (d *dyn) releaseLocked(v netip.Addr) {
 	delete(d.linger, v)
+	delete(d.claimAt, v)
 	if err := d.addrs.Release(v); err != nil {
 		d.f.logger.Error("removing the VIPA's address", zap.Stringer("vipa", v), zap.Error(err))
 	}
 }
 
-// endLingers ends the hand-overs whose successor (or any other node) now
-// claims the VIPA, or that have waited lingerMax: the address goes, and
-// the route. It reports whether any ended.
+// endLingers ends the hand-overs whose successor (or any other node) has
+// claimed the VIPA for lingerGrace, or that have waited lingerMax: the
+// address goes, and the route. It reports whether any ended.
 func (d *dyn) endLingers(claimed map[netip.Addr]bool, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ended := false
 	for v, since := range d.linger {
-		if claimed[v] || now.Sub(since) >= lingerMax || d.leaving {
-			d.releaseLocked(v)
-			ended = true
+		if !d.leaving && now.Sub(since) < lingerMax {
+			if !claimed[v] {
+				delete(d.claimAt, v)
+				continue
+			}
+			at, seen := d.claimAt[v]
+			if !seen {
+				d.claimAt[v] = now
+				continue
+			}
+			if now.Sub(at) < lingerGrace {
+				continue
+			}
 		}
+		d.releaseLocked(v)
+		ended = true
 	}
 	return ended
 }
