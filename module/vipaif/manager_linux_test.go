@@ -213,31 +213,8 @@ func TestLeftoverOfAKilledProcess(t *testing.T) {
 func TestAnnouncementsRepeat(t *testing.T) {
 	l := newLink(t)
 	vipa := netip.MustParseAddr("192.0.2.102")
-	var c *arp.Client
+	seen := watchGARPs(t, l, vipa)
 	var err error
-	in(t, l.client, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(l.clientIf); err == nil {
-			c, err = arp.Dial(ifi)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seen := make(chan time.Time, 16)
-	go func() {
-		for {
-			p, _, err := c.Read()
-			if err != nil {
-				close(seen)
-				return
-			}
-			if p.Operation == arp.OperationRequest && p.SenderIP == vipa && p.TargetIP == vipa && p.SenderHardwareAddr.String() == l.nodeMAC {
-				seen <- time.Now()
-			}
-		}
-	}()
 
 	var m *Manager
 	in(t, l.node, func() {
@@ -266,9 +243,6 @@ func TestAnnouncementsRepeat(t *testing.T) {
 	if l.has(t, "192.0.2.102/32") {
 		t.Fatalf("Close left %v", l.addrs(t))
 	}
-	c.Close()
-	for range seen {
-	}
 }
 
 // TestQuietStopsAnnouncements: after Quiet the repeats stop and the
@@ -277,31 +251,8 @@ func TestAnnouncementsRepeat(t *testing.T) {
 func TestQuietStopsAnnouncements(t *testing.T) {
 	l := newLink(t)
 	vipa := netip.MustParseAddr("192.0.2.103")
-	var c *arp.Client
+	seen := watchGARPs(t, l, vipa)
 	var err error
-	in(t, l.client, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(l.clientIf); err == nil {
-			c, err = arp.Dial(ifi)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seen := make(chan time.Time, 64)
-	go func() {
-		defer close(seen)
-		for {
-			p, _, err := c.Read()
-			if err != nil {
-				return
-			}
-			if p.Operation == arp.OperationRequest && p.SenderIP == vipa && p.TargetIP == vipa && p.SenderHardwareAddr.String() == l.nodeMAC {
-				seen <- time.Now()
-			}
-		}
-	}()
 	var m *Manager
 	in(t, l.node, func() {
 		if m, err = New(l.nodeIf); err == nil {
@@ -350,7 +301,44 @@ func TestQuietStopsAnnouncements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
-	for range seen {
+}
+
+// watchGARPs listens in the client's namespace for the node's gratuitous
+// ARPs for vipa and sends the time each is seen; the listener closes when
+// the test ends.
+func watchGARPs(t *testing.T, l *link, vipa netip.Addr) <-chan time.Time {
+	t.Helper()
+	var c *arp.Client
+	var err error
+	in(t, l.client, func() {
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName(l.clientIf); err == nil {
+			c, err = arp.Dial(ifi)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	seen := make(chan time.Time, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			p, _, err := c.Read()
+			if err != nil {
+				return
+			}
+			if p.Operation == arp.OperationRequest && p.SenderIP == vipa && p.TargetIP == vipa && p.SenderHardwareAddr.String() == l.nodeMAC {
+				select {
+				case seen <- time.Now():
+				default: // more than the test reads: it has what it needs
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return seen
 }
