@@ -3,13 +3,9 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
-	"net"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,20 +21,7 @@ import (
 func TestLabTakebackWhenIdleQuickReturn(t *testing.T) {
 	f := startTakeoverFleet(t, nil)
 	killed := time.Now()
-	f.kill(t, "a", syscall.SIGKILL)
-	f.waitStatus(t, map[string]string{"b": "active"}, "caddy-b")
-	f.waitOwnerOnLAN(t, "b")
-
-	c, err := f.lab.Client.DialTimeout("tcp", net.JoinHostPort(netlab.VIPA.String(), fmt.Sprint(netlab.Port)), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
-	if _, err := r.ReadString('\n'); err != nil {
-		t.Fatalf("greeting through b: %v", err)
-	}
+	c, r := f.holdThroughBackup(t)
 
 	// a returns at once, before serf declares it failed (2 s or more
 	// after the kill with profile fast).

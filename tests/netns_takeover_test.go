@@ -157,6 +157,27 @@ func (f *takeoverFleet) kill(t *testing.T, name string, sig syscall.Signal) {
 }
 
 // restart starts the node again with its configuration.
+// holdThroughBackup SIGKILLs a, waits until b owns the VIPA on the LAN,
+// and opens a connection through it, greeted by b's target; it closes
+// when the test ends.
+func (f *takeoverFleet) holdThroughBackup(t *testing.T) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	f.kill(t, "a", syscall.SIGKILL)
+	f.waitStatus(t, map[string]string{"b": "active"}, "caddy-b")
+	f.waitOwnerOnLAN(t, "b")
+	c, err := f.lab.Client.DialTimeout("tcp", net.JoinHostPort(netlab.VIPA.String(), fmt.Sprint(netlab.Port)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := bufio.NewReader(c)
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("greeting through b: %v", err)
+	}
+	return c, r
+}
+
 func (f *takeoverFleet) restart(t *testing.T, name string) {
 	t.Helper()
 	n := f.configs[name]
@@ -214,20 +235,7 @@ func TestLabTakebackImmediate(t *testing.T) {
 // owner takes the VIPA back.
 func TestLabTakebackWhenIdle(t *testing.T) {
 	f := startTakeoverFleet(t, nil)
-	f.kill(t, "a", syscall.SIGKILL)
-	f.waitStatus(t, map[string]string{"b": "active"}, "caddy-b")
-	f.waitOwnerOnLAN(t, "b")
-
-	c, err := f.lab.Client.DialTimeout("tcp", net.JoinHostPort(netlab.VIPA.String(), fmt.Sprint(netlab.Port)), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
-	if _, err := r.ReadString('\n'); err != nil {
-		t.Fatalf("greeting through b: %v", err)
-	}
+	c, r := f.holdThroughBackup(t)
 
 	// a returns after the fleet has seen it fail (a new member to serf;
 	// TestLabTakebackWhenIdleQuickReturn: before, the same member).
