@@ -87,11 +87,10 @@ func (c *CRT) Insert(e *Entry) {
 	if e.Since == 0 {
 		e.Since = Now().UnixNano()
 	}
-	e.Target.stats.active.Add(1)
-	e.Target.stats.total.Add(1)
 	h := c.homes.Get().(*home)
 	e.shard = h.shard
 	c.homes.Put(h)
+	e.Target.stats.started(e.shard)
 	s := &c.shards[e.shard]
 	s.mu.Lock()
 	s.add(e)
@@ -107,8 +106,7 @@ func (c *CRT) Insert(e *Entry) {
 // target keeps the one it counted (totals only grow).
 func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 	s := &c.shards[e.shard]
-	t.stats.active.Add(1)
-	t.stats.total.Add(1)
+	t.stats.started(e.shard)
 	s.mu.Lock()
 	old := e.Target
 	e.Target, e.Why = t, why
@@ -121,7 +119,7 @@ func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 		c.failed[e] = last
 		c.failedMu.Unlock()
 	}
-	old.stats.active.Add(-1)
+	old.stats.move(old.stats.stripe(e.shard), -1)
 }
 
 // Remove takes the entry out, drops e.Target's active count (claims 11
@@ -148,10 +146,7 @@ func (c *CRT) Remove(e *Entry) {
 		delete(c.failed, e)
 		c.failedMu.Unlock()
 	}
-	st := e.Target.stats
-	st.active.Add(-1)
-	st.toTarget.Add(e.ToTarget.Load())
-	st.toClient.Add(e.ToClient.Load())
+	e.Target.stats.ended(e.shard, e.ToTarget.Load(), e.ToClient.Load())
 }
 
 // Release zeroes the entry and gives it back for reuse, removing it first

@@ -733,3 +733,33 @@ func TestReasons(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// TestMaxConnsBeyondSlack: a bound far above the counts' slack is kept
+// exactly too: rows fill to it, not one connection more or less.
+func TestMaxConnsBeyondSlack(t *testing.T) {
+	const bound = 300
+	f := newFixture(t, &Policy{MaxConns: bound}, "a", "b")
+	var es []*Entry
+	for i := range 2 * bound {
+		e := f.open(ip(i))
+		if e == nil {
+			t.Fatalf("connection %d refused", i)
+		}
+		es = append(es, e)
+	}
+	for _, tg := range f.group().Targets() {
+		if tg.ActiveConns() != bound {
+			t.Errorf("%s has %d", tg.Node, tg.ActiveConns())
+		}
+	}
+	if c := f.group().Pick(f.crt, ip(9), f.now); c.Next() != nil || !c.AllFull() {
+		t.Errorf("all full, yet Next offered a row")
+	}
+	f.close(es[0])
+	if e := f.open(ip(9)); e == nil || e.Target.Node != es[0].Target.Node {
+		t.Errorf("after a close the freed row takes the next: %v", e)
+	}
+	for _, e := range es[1:] {
+		f.close(e)
+	}
+}

@@ -191,7 +191,7 @@ func (c *Candidates) Commit(e *Entry) {
 
 // room reports whether t is below max_conns.
 func (g *Group) room(t *Target) bool {
-	return g.pol.MaxConns == 0 || t.stats.active.Load() < g.pol.MaxConns
+	return g.pol.MaxConns == 0 || t.stats.below(g.pol.MaxConns)
 }
 
 // eligible: the Active row i is healthy and has room.
@@ -244,20 +244,38 @@ func (g *Group) next(commit bool) int {
 // eff/Σeff of the active connections once this one is added.
 func (g *Group) mostBehind(start int) int {
 	n := len(g.active)
+	// each row's active count, -1 when it is not eligible; a larger
+	// group's rows past maxBounded are read twice
+	var act [maxBounded]int64
+	activeOf := func(i int) int64 {
+		if i < maxBounded {
+			return act[i]
+		}
+		if !g.eligible(i) {
+			return -1
+		}
+		return g.active[i].stats.active()
+	}
 	var total, sum int64
 	for i, t := range g.active {
+		a := int64(-1)
 		if g.eligible(i) {
-			total += t.stats.active.Load()
+			a = t.stats.active()
+			total += a
 			sum += int64(g.eff[i])
+		}
+		if i < maxBounded {
+			act[i] = a
 		}
 	}
 	best, bestD := -1, int64(math.MinInt64)
 	for k := range n {
 		i := (start + k) % n
-		if !g.eligible(i) {
+		a := activeOf(i)
+		if a < 0 {
 			continue
 		}
-		d := int64(g.eff[i])*(total+1) - g.active[i].stats.active.Load()*sum
+		d := int64(g.eff[i])*(total+1) - a*sum
 		if d > bestD {
 			best, bestD = i, d
 		}
@@ -279,7 +297,7 @@ func (g *Group) leastLoaded(start int) int {
 		if !g.eligible(i) {
 			continue
 		}
-		a, w := g.active[i].stats.active.Load(), int64(g.eff[i])
+		a, w := g.active[i].stats.active(), int64(g.eff[i])
 		if best < 0 || a*bestW < bestA*w {
 			best, bestA, bestW = i, a, w
 		}

@@ -114,19 +114,9 @@ type attrs struct {
 	state  State
 }
 
-// stats is shared by every Target of one row and padded to a cache line so
-// that busy targets do not slow each other down.
-type stats struct {
-	active   atomic.Int64
-	total    atomic.Uint64
-	toTarget atomic.Int64 // bytes of ended connections
-	toClient atomic.Int64
-	_        [32]byte
-}
-
 func newTarget(r Row, st *stats) *Target {
 	if st == nil {
-		st = new(stats)
+		st = newStats()
 	}
 	t := &Target{VIPA: r.VIPA, Port: r.Port, Node: r.Node, Address: r.Address, stats: st,
 		health: newHealth(time.Now().UnixNano())}
@@ -162,14 +152,15 @@ func (t *Target) EffectiveWeight() float64 { return float64(t.eff.Load()) / 100 
 func (t *Target) State() State { return t.attrs.Load().state }
 
 // ActiveConns is the number of CRT entries routed to this row right now.
-func (t *Target) ActiveConns() int64 { return t.stats.active.Load() }
+func (t *Target) ActiveConns() int64 { return t.stats.active() }
 
 // TotalConns is the number of connections ever routed to this row.
-func (t *Target) TotalConns() uint64 { return t.stats.total.Load() }
+func (t *Target) TotalConns() uint64 { return t.stats.total() }
 
 // Row returns the row's current values and counters.
 func (t *Target) Row() Row {
 	a := t.attrs.Load()
+	toTarget, toClient := t.stats.bytes()
 	return Row{
 		VIPA:            t.VIPA,
 		Port:            t.Port,
@@ -181,9 +172,9 @@ func (t *Target) Row() Row {
 		TSR:             t.TSR(),
 		Health:          t.Health(),
 		EffectiveWeight: t.EffectiveWeight(),
-		ActiveConns:     t.stats.active.Load(),
-		TotalConns:      t.stats.total.Load(),
-		BytesToTarget:   t.stats.toTarget.Load(),
-		BytesToClient:   t.stats.toClient.Load(),
+		ActiveConns:     t.stats.active(),
+		TotalConns:      t.stats.total(),
+		BytesToTarget:   toTarget,
+		BytesToClient:   toClient,
 	}
 }

@@ -1,0 +1,138 @@
+package tables
+
+import (
+	"math/bits"
+	"runtime"
+	"sync/atomic"
+)
+
+// stats counts one row's connections; every Target of the row shares it.
+//
+// A connection counts on one stripe: the one of the CRT shard its entry
+// is in, the home of the processor that inserted it. Connections routed on
+// different cores then write different cache lines, and the counts are
+// exact as sums over the stripes, whichever stripe each one counted on.
+// The active count is also kept roughly in approx, a line that changes
+// once every flushAt connections of a stripe, which is all max_conns needs
+// until a row gets near its bound.
+//
+// leastconn and weightedactive read every row's exact count on each
+// connection: their rows count on the first stripe only (mask 0), so that
+// such a read finds one changing line per row rather than one per core.
+type stats struct {
+	stripes []stripe // len is a power of two
+	mask    atomic.Uint32
+	_       [36]byte
+	approx  atomic.Int64 // sum of the stripes' published: within slack of active
+	_       [56]byte     // 128 bytes: approx changes without moving the line above
+}
+
+// stripe is one cache line of a row's counts.
+type stripe struct {
+	active    atomic.Int64
+	published atomic.Int64 // the part of active that approx includes
+	total     atomic.Uint64
+	toTarget  atomic.Int64 // bytes of ended connections
+	toClient  atomic.Int64
+	_         [24]byte
+}
+
+// stripeCount is a power of two at least GOMAXPROCS at start, at most 16:
+// an exact count reads every stripe.
+var stripeCount = min(1<<bits.Len(uint(runtime.GOMAXPROCS(0)-1)), 16)
+
+// flushAt is how far a stripe's active count moves before approx follows.
+const flushAt = 8
+
+// slack bounds |active - approx|: each stripe is within flushAt of what it
+// published, and as much again may be on its way to approx.
+func (st *stats) slack() int64 { return int64(2 * flushAt * len(st.stripes)) }
+
+func newStats() *stats {
+	st := &stats{stripes: make([]stripe, stripeCount)}
+	st.mask.Store(uint32(stripeCount - 1))
+	return st
+}
+
+// spread makes connections count on every stripe, or on the first only.
+func (st *stats) spread(on bool) {
+	m := uint32(0)
+	if on {
+		m = uint32(len(st.stripes) - 1)
+	}
+	if st.mask.Load() != m {
+		st.mask.Store(m)
+	}
+}
+
+// stripe is the stripe of CRT shard i.
+func (st *stats) stripe(i uint16) *stripe { return &st.stripes[uint32(i)&st.mask.Load()] }
+
+// started counts a connection inserted in CRT shard i.
+func (st *stats) started(i uint16) {
+	s := st.stripe(i)
+	s.total.Add(1)
+	st.move(s, 1)
+}
+
+// ended counts the end of a connection of CRT shard i that relayed
+// toTarget and toClient bytes.
+func (st *stats) ended(i uint16, toTarget, toClient int64) {
+	s := st.stripe(i)
+	st.move(s, -1)
+	s.toTarget.Add(toTarget)
+	s.toClient.Add(toClient)
+}
+
+// move adds d to s's active count and publishes the stripe's count to
+// approx once it is flushAt away from what approx has of it.
+func (st *stats) move(s *stripe, d int64) {
+	v := s.active.Add(d)
+	if p := s.published.Load(); v-p >= flushAt || p-v >= flushAt {
+		if s.published.CompareAndSwap(p, v) {
+			st.approx.Add(v - p)
+		}
+	}
+}
+
+// below reports whether the active count is below n, reading the stripes
+// only when approx is too close to n to tell, or when the row counts on
+// one stripe (its distmethod reads that line anyway).
+func (st *stats) below(n int64) bool {
+	if st.mask.Load() == 0 {
+		return st.active() < n
+	}
+	a, d := st.approx.Load(), st.slack()
+	if a+d < n {
+		return true
+	}
+	if a-d >= n {
+		return false
+	}
+	return st.active() < n
+}
+
+func (st *stats) active() int64 {
+	var n int64
+	for i := range st.stripes {
+		n += st.stripes[i].active.Load()
+	}
+	return n
+}
+
+func (st *stats) total() uint64 {
+	var n uint64
+	for i := range st.stripes {
+		n += st.stripes[i].total.Load()
+	}
+	return n
+}
+
+// bytes are the bytes relayed by the row's ended connections.
+func (st *stats) bytes() (toTarget, toClient int64) {
+	for i := range st.stripes {
+		toTarget += st.stripes[i].toTarget.Load()
+		toClient += st.stripes[i].toClient.Load()
+	}
+	return toTarget, toClient
+}

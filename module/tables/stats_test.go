@@ -1,0 +1,80 @@
+package tables
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// TestStatsStripes: connections counted on any stripe sum exactly, also
+// when the row's distmethod changes between their start and their end
+// (they then end on another stripe); approx stays within slack of the
+// active count, and below answers exactly for every bound near it,
+// whichever way it is read.
+func TestStatsStripes(t *testing.T) {
+	for _, n := range []int{1, 2, 16} {
+		st := &stats{stripes: make([]stripe, n)}
+		rng := rand.New(rand.NewPCG(5, 6))
+		var live []uint16 // the CRT shard of each open connection
+		var total uint64
+		for step := range 20_000 {
+			if step%1000 == 0 {
+				st.spread(step%3000 != 2000)
+			}
+			if len(live) > 0 && (len(live) > 300 || rng.IntN(2) == 0) {
+				k := rng.IntN(len(live))
+				st.ended(live[k], 3, 5)
+				live[k] = live[len(live)-1]
+				live = live[:len(live)-1]
+			} else {
+				sh := uint16(rng.IntN(4096))
+				st.started(sh)
+				live = append(live, sh)
+				total++
+			}
+			active := int64(len(live))
+			if st.active() != active {
+				t.Fatalf("%d stripes, step %d: active %d, want %d", n, step, st.active(), active)
+			}
+			if d := st.approx.Load() - active; d > st.slack() || -d > st.slack() {
+				t.Fatalf("%d stripes, step %d: approx %d, active %d, slack %d", n, step, st.approx.Load(), active, st.slack())
+			}
+			for b := active - st.slack() - 2; b <= active+st.slack()+2; b++ {
+				if st.below(b) != (active < b) {
+					t.Fatalf("%d stripes, step %d: below(%d) = %v with %d active", n, step, b, st.below(b), active)
+				}
+			}
+		}
+		ended := total - uint64(len(live))
+		if tt, tc := st.bytes(); st.total() != total || tt != 3*int64(ended) || tc != 5*int64(ended) {
+			t.Errorf("%d stripes: total %d, bytes %d/%d; want %d, %d/%d", n, st.total(), tt, tc, total, 3*ended, 5*ended)
+		}
+	}
+}
+
+// TestStatsConcurrent: goroutines counting on the same and on different
+// stripes lose nothing, and approx ends within slack.
+func TestStatsConcurrent(t *testing.T) {
+	st := newStats()
+	const workers, each = 8, 20_000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				sh := uint16(w*7 + i%3)
+				st.started(sh)
+				if i%4 != 0 {
+					st.ended(sh, 1, 1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := int64(workers * each / 4)
+	if st.active() != want || st.total() != workers*each {
+		t.Errorf("active %d, total %d; want %d, %d", st.active(), st.total(), want, workers*each)
+	}
+	if d := st.approx.Load() - want; d > st.slack() || -d > st.slack() {
+		t.Errorf("approx %d, active %d, slack %d", st.approx.Load(), want, st.slack())
+	}
+}
