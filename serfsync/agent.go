@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"sort"
@@ -196,7 +197,7 @@ func (a *Agent) Start() error {
 	go a.carrier()
 	go a.drain()
 	go a.work()
-	go a.tagger()
+	go a.tagger(maps.Clone(sc.Tags))
 	go a.join()
 	for range fetchers {
 		go a.fetcher()

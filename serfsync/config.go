@@ -71,6 +71,7 @@ type hooks struct {
 	dropRequest   func(to string) bool   // a sync request is lost on its way
 	dropAnswer    func(from string) bool // a sync answer is lost on its way
 	noCarry       bool                   // answer carry requests as a node predating them
+	taggerStart   func()                 // runs as the tagger goroutine begins
 }
 
 // fetchers is how many syncs with peers run at once.

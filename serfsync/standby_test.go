@@ -36,6 +36,30 @@ func TestVIPADynTag(t *testing.T) {
 	}
 }
 
+// TestVIPADynSetBeforeTaggerRuns: a vipadyn tag set right after Start,
+// before the tagger goroutine has begun (a config installed at once on a
+// loaded host), still reaches the fleet: the tagger starts from the tags
+// given to serf, not from the newer ones. A routing node whose rank never
+// reached its backups would be taken for a node that cannot own its VIPA.
+func TestVIPADynSetBeforeTaggerRuns(t *testing.T) {
+	begin := make(chan struct{})
+	held := fleetOpts{hooks: func(h *hooks) { h.taggerStart = func() { <-begin } }}
+	owner := startNode(t, held.config("n00", testIP(0), 0, nil))
+	owner.SetVIPADyn(VIPADyn{Ranks: map[netip.Addr]int{vipaA: 0}})
+	close(begin)
+	peer := startNode(t, fleetOpts{}.config("n01", testIP(1), 0, []string{owner.BindAddr().String()}))
+	t.Cleanup(func() { stopAll([]*tnode{owner, peer}) })
+	waitFor(t, 10*time.Second, "the peer to see n00's rank", func() bool {
+		ms := peer.Members()
+		i := slices.IndexFunc(ms, func(m Member) bool { return m.Name == "n00" })
+		if i < 0 {
+			return false
+		}
+		r, ok := ms[i].VIPADyn.Ranks[vipaA]
+		return ok && r == 0
+	})
+}
+
 // TestStandbyStaysWarm: a standby takes the targets' reports for a VIPA
 // another node routes, and keeps taking them after that node dies, until
 // it defines the VIPA itself; the targets keep reporting throughout.

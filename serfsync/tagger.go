@@ -44,12 +44,17 @@ func (a *Agent) kickTags() {
 	}
 }
 
-// tagger is the one goroutine that calls SetTags. memberlist can drop a
-// broadcast from its queue (it then reports a timeout), so a failed
-// SetTags is retried with the latest tags until one succeeds.
-func (a *Agent) tagger() {
+// tagger is the one goroutine that calls SetTags, from last, the tags
+// given to serf.Create: not the tags when it begins to run, which may
+// hold a change made since (a config installed right after Start) that
+// serf would then never publish. memberlist can drop a broadcast from its
+// queue (it then reports a timeout), so a failed SetTags is retried with
+// the latest tags until one succeeds.
+func (a *Agent) tagger(last map[string]string) {
 	defer a.wg.Done()
-	last := a.tags() // given to serf.Create
+	if h := a.cfg.hooks; h != nil && h.taggerStart != nil {
+		h.taggerStart()
+	}
 	for {
 		select {
 		case <-a.stop:
