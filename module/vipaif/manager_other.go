@@ -25,6 +25,12 @@ func (*Manager) Release(netip.Addr) error { return ErrUnsupported }
 // Quiet does nothing.
 func (*Manager) Quiet(netip.Addr) {}
 
+// Forward fails.
+func (*Manager) Forward(netip.Addr, netip.Addr) error { return ErrUnsupported }
+
+// Unforward does nothing.
+func (*Manager) Unforward(netip.Addr) error { return nil }
+
 // Owned is empty.
 func (*Manager) Owned() []netip.Addr { return nil }
 

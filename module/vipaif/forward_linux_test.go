@@ -1,0 +1,275 @@
+//go:build linux
+
+package vipaif
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lan is a bridge in a namespace of its own with the namespaces of two
+// nodes, a (192.0.2.11) and b (.12), and a client (.50) on it, made and
+// removed by the test.
+type lan struct {
+	sw, a, b, client string // namespace names
+	macA, macB       string
+}
+
+func newLAN(t *testing.T) *lan {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root (CI runs as root): skipped")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command (iproute2) to make network namespaces: skipped")
+	}
+	id := fmt.Sprintf("%d%d", os.Getpid()%100000, nsSeq.Add(1))
+	l := &lan{sw: "vipaif-s" + id, a: "vipaif-a" + id, b: "vipaif-b" + id, client: "vipaif-c" + id}
+	if err := ipCmd("netns", "add", l.sw); err != nil {
+		t.Skipf("cannot make a network namespace here: %v", err)
+	}
+	t.Cleanup(func() { _ = ipCmd("netns", "del", l.sw) })
+	if err := ipCmd("-n", l.sw, "link", "add", "br0", "type", "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ipCmd("-n", l.sw, "link", "set", "br0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range []struct{ ns, addr string }{{l.a, "192.0.2.11"}, {l.b, "192.0.2.12"}, {l.client, "192.0.2.50"}} {
+		if err := ipCmd("netns", "add", h.ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ipCmd("netns", "del", h.ns) })
+		port := fmt.Sprintf("p%d", i)
+		steps := [][]string{
+			{"-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.ns},
+			{"-n", l.sw, "link", "set", port, "master", "br0"},
+			{"-n", l.sw, "link", "set", port, "up"},
+			{"-n", h.ns, "addr", "add", h.addr + "/24", "dev", "eth0"},
+			{"-n", h.ns, "link", "set", "eth0", "up"},
+			{"-n", h.ns, "link", "set", "lo", "up"},
+		}
+		for _, s := range steps {
+			if err := ipCmd(s...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lk := &link{}
+	l.macA = lk.mac(t, l.a, "eth0")
+	l.macB = lk.mac(t, l.b, "eth0")
+	return l
+}
+
+// manager is a Manager of eth0 in namespace ns, closed there at cleanup.
+func (l *lan) manager(t *testing.T, ns string) *Manager {
+	t.Helper()
+	var m *Manager
+	var err error
+	in(t, ns, func() { m, err = New("eth0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in(t, ns, func() { _ = m.Close(); _ = m.Unforward(forwardVIPA) }) })
+	return m
+}
+
+func (l *lan) do(t *testing.T, ns string, op func() error) {
+	t.Helper()
+	var err error
+	in(t, ns, func() { err = op() })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *lan) neigh(t *testing.T, ip string) string {
+	return (&link{client: l.client, clientIf: "eth0"}).neigh(t, ip)
+}
+
+// nft runs an nft script in namespace ns; a missing nft skips the test.
+func nft(t *testing.T, ns, script string) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("the client's half-open handshake needs nft (nftables); .ci/run installs it")
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft in %s: %v: %s", ns, err, out)
+	}
+}
+
+// tables lists the nftables tables in namespace ns.
+func tables(t *testing.T, ns string) string {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("listing nftables tables needs nft; .ci/run installs it")
+	}
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables in %s: %v: %s", ns, err, out)
+	}
+	return string(out)
+}
+
+var forwardVIPA = netip.MustParseAddr("192.0.2.100")
+
+// serve answers each line a client sends with name, ':' and the line.
+func serve(t *testing.T, ns, name string) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	in(t, ns, func() { ln, err = net.Listen("tcp", forwardVIPA.String()+":80") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err == nil {
+					_, _ = io.WriteString(c, name+":"+line)
+				}
+			}()
+		}
+	}()
+}
+
+// halfOpen connects the client to the VIPA, a's, and holds back the
+// client's segments after its SYN: a has the handshake half-open (its
+// SYN-ACK answered by nothing), the client takes it as done.
+func (l *lan) halfOpen(t *testing.T) net.Conn {
+	t.Helper()
+	nft(t, l.client, "table ip hold {\n chain out {\n type filter hook output priority 0\n ip daddr 192.0.2.100 tcp flags & syn == 0 drop\n }\n}\n")
+	var c net.Conn
+	var err error
+	in(t, l.client, func() { c, err = net.DialTimeout("tcp", forwardVIPA.String()+":80", 5*time.Second) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if got := l.neigh(t, forwardVIPA.String()); got != l.macA {
+		t.Fatalf("the client reached the VIPA through %q, not a (%s)", got, l.macA)
+	}
+	return c
+}
+
+// finish lets the client's segments go again, now to b, and sends a line.
+func (l *lan) finish(t *testing.T, c net.Conn) (string, error) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "the client's entry for the VIPA to move to b", func() bool {
+		return l.neigh(t, forwardVIPA.String()) == l.macB
+	})
+	nft(t, l.client, "delete table ip hold")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "hello\n"); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
+}
+
+// TestForwardHalfOpenHandshake: a handshake the old owner a began and
+// whose end reaches the new owner b (the client's neighbour entry moved on
+// b's announcement) is reset by b's kernel; with Forward to a, b passes
+// the segments on and the connection is a's, while a new connection is
+// b's; Unforward leaves nothing.
+func TestForwardHalfOpenHandshake(t *testing.T) {
+	l := newLAN(t)
+	ma, mb := l.manager(t, l.a), l.manager(t, l.b)
+	l.do(t, l.a, func() error { return ma.Own(forwardVIPA) })
+	in(t, l.a, func() { ma.Quiet(forwardVIPA) }) // handing over: a's repeats must not move the client back
+	serve(t, l.a, "a")
+
+	// Without forwarding: b's kernel knows no such connection.
+	c := l.halfOpen(t)
+	l.do(t, l.b, func() error { return mb.Own(forwardVIPA) })
+	if line, err := l.finish(t, c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("without forwarding, the handshake finished at b: %q, %v; want a reset", line, err)
+	}
+	c.Close()
+
+	// Back to a, as before the hand-over.
+	l.do(t, l.b, func() error { return mb.Release(forwardVIPA) })
+	l.do(t, l.a, func() error { return ma.Own(forwardVIPA) })
+	waitUntil(t, 10*time.Second, "the client's entry for the VIPA to move back to a", func() bool {
+		return l.neigh(t, forwardVIPA.String()) == l.macA
+	})
+	in(t, l.a, func() { ma.Quiet(forwardVIPA) })
+
+	// With forwarding, set up before b adds the address, as a hand-over does.
+	c = l.halfOpen(t)
+	l.do(t, l.b, func() error { return mb.Forward(forwardVIPA, netip.MustParseAddr("192.0.2.11")) })
+	l.do(t, l.b, func() error { return mb.Own(forwardVIPA) })
+	serve(t, l.b, "b")
+	line, err := l.finish(t, c)
+	if err != nil || line != "a:hello\n" {
+		t.Fatalf("with forwarding: %q, %v; want a's answer", line, err)
+	}
+	// A new connection is b's: SYNs are not forwarded.
+	var nc net.Conn
+	in(t, l.client, func() { nc, err = net.DialTimeout("tcp", forwardVIPA.String()+":80", 5*time.Second) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, "new\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(nc).ReadString('\n'); err != nil || line != "b:new\n" {
+		t.Fatalf("a new connection during forwarding: %q, %v; want b's answer", line, err)
+	}
+
+	if got := l.neigh(t, forwardVIPA.String()); got != l.macB {
+		t.Fatalf("the client's entry for the VIPA went back to %s", got)
+	}
+	out, err := exec.Command("ip", "netns", "exec", l.b, "nft", "list", "table", "ip", ForwardTablePrefix+"192_0_2_100").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`ct state new counter packets [1-9]`).Match(out) {
+		t.Fatalf("b's forwarding table: %v: %s", err, out)
+	}
+	t.Logf("b's forwarding table:\n%s", out)
+	l.do(t, l.b, func() error { return mb.Unforward(forwardVIPA) })
+	l.do(t, l.b, func() error { return mb.Unforward(forwardVIPA) })
+	if got := tables(t, l.b); got != "" {
+		t.Fatalf("b's tables after Unforward: %q", got)
+	}
+}
+
+// TestForwardNotOnLink: an old owner reached through a gateway, or this
+// node's own address, is refused, and no table is left.
+func TestForwardNotOnLink(t *testing.T) {
+	l := newLAN(t)
+	mb := l.manager(t, l.b)
+	if err := ipCmd("-n", l.b, "route", "add", "198.51.100.0/24", "via", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"198.51.100.7", "192.0.2.12", "fd00::11"} {
+		var err error
+		in(t, l.b, func() { err = mb.Forward(forwardVIPA, netip.MustParseAddr(to)) })
+		if !errors.Is(err, ErrNotOnLink) {
+			t.Errorf("Forward to %s: %v, want ErrNotOnLink", to, err)
+		}
+	}
+	if got := tables(t, l.b); got != "" {
+		t.Fatalf("b's tables after refused forwards: %q", got)
+	}
+}
