@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-vipa/caddy-vipa/module/fleet"
 )
 
 // vipaAddresses manages the addresses of the VIPAs this node owns. The
@@ -25,6 +27,12 @@ type vipaAddresses interface {
 	// the VIPA over must not move clients back to itself after the
 	// successor has announced.
 	Quiet(vipa netip.Addr)
+
+	// Forward passes to the previous owner of vipa, at address to on the
+	// link, the TCP segments of connections unknown here, during a
+	// hand-over; Unforward ends it.
+	Forward(vipa, to netip.Addr) error
+	Unforward(vipa netip.Addr) error
 }
 
 // interfaceAddresses makes the vipaAddresses of vipa_interface name on
@@ -48,6 +56,8 @@ func newVIPAAddresses(iface string, logger *zap.Logger) (vipaAddresses, error) {
 // host's configuration) puts the VIPAs' addresses where they belong.
 type userAddresses struct{}
 
-func (userAddresses) Own(netip.Addr) error     { return nil }
-func (userAddresses) Release(netip.Addr) error { return nil }
-func (userAddresses) Quiet(netip.Addr)         {}
+func (userAddresses) Own(netip.Addr) error                 { return nil }
+func (userAddresses) Release(netip.Addr) error             { return nil }
+func (userAddresses) Quiet(netip.Addr)                     {}
+func (userAddresses) Forward(netip.Addr, netip.Addr) error { return fleet.ErrNotManaged }
+func (userAddresses) Unforward(netip.Addr) error           { return nil }

@@ -21,6 +21,10 @@ type Addresses interface {
 	Own(vipa netip.Addr) error
 	Release(vipa netip.Addr) error
 	Quiet(vipa netip.Addr)
+	// Forward passes to the previous owner at address to the segments for
+	// vipa of connections unknown here, until Unforward.
+	Forward(vipa, to netip.Addr) error
+	Unforward(vipa netip.Addr) error
 }
 
 // dynPeriod paces the ownership loop; member changes and heartbeats kick
@@ -35,15 +39,20 @@ type dyn struct {
 	f       *Fleet
 	mu      sync.Mutex // guards state, claimed, adopted, lastDef, down
 	state   *vipadyn.State
-	claimed map[netip.Addr]bool             // VIPAs this node routes now
-	linger  map[netip.Addr]time.Time        // VIPAs handed over, still routed here (address kept) until the successor claims them, and since when
-	claimAt map[netip.Addr]time.Time        // lingering VIPAs whose successor claims them, and since when
-	leaving bool                            // a graceful stop: hand-overs keep nothing
-	lastDef map[netip.Addr]*vipa.Definition // the latest definition of each VIPA this node backs up
-	down    map[string]time.Time            // members gone before serf says so, and since when
-	started time.Time
-	addrs   Addresses
-	watch   *ownerWatch // nil without an agent or on wan
+	claimed map[netip.Addr]bool      // VIPAs this node routes now
+	linger  map[netip.Addr]time.Time // VIPAs handed over, still routed here (address kept) until the successor claims them, and since when
+	claimAt map[netip.Addr]time.Time // lingering VIPAs whose successor claims them, and since when
+	leaving bool                     // a graceful stop: hand-overs keep nothing
+	owners  map[netip.Addr]string    // the other member seen routing each VIPA last
+	peers   map[string]netip.Addr    // live members not taken as down, by their advertise address
+	forward map[netip.Addr]time.Time // VIPAs whose unknown connections go to the previous owner, until when
+	// forwardWarned: a failed Forward was logged at warn; the next go to debug.
+	forwardWarned bool
+	lastDef       map[netip.Addr]*vipa.Definition // the latest definition of each VIPA this node backs up
+	down          map[string]time.Time            // members gone before serf says so, and since when
+	started       time.Time
+	addrs         Addresses
+	watch         *ownerWatch // nil without an agent or on wan
 
 	changes atomic.Uint64    // ownership changes seen here
 	confirm [3]atomic.Uint64 // confirmations of a silent owner, by vipadyn.Outcome
@@ -55,7 +64,8 @@ type dyn struct {
 func newDyn(f *Fleet) *dyn {
 	return &dyn{
 		f: f, state: vipadyn.New(vipadyn.Config{}), claimed: map[netip.Addr]bool{}, linger: map[netip.Addr]time.Time{},
-		claimAt: map[netip.Addr]time.Time{},
+		claimAt: map[netip.Addr]time.Time{}, owners: map[netip.Addr]string{}, peers: map[string]netip.Addr{},
+		forward: map[netip.Addr]time.Time{},
 		lastDef: map[netip.Addr]*vipa.Definition{}, down: map[string]time.Time{},
 		addrs: noAddresses{}, kick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -63,9 +73,11 @@ func newDyn(f *Fleet) *dyn {
 
 type noAddresses struct{}
 
-func (noAddresses) Own(netip.Addr) error     { return nil }
-func (noAddresses) Release(netip.Addr) error { return nil }
-func (noAddresses) Quiet(netip.Addr)         {}
+func (noAddresses) Own(netip.Addr) error                 { return nil }
+func (noAddresses) Release(netip.Addr) error             { return nil }
+func (noAddresses) Quiet(netip.Addr)                     {}
+func (noAddresses) Forward(netip.Addr, netip.Addr) error { return ErrNotManaged }
+func (noAddresses) Unforward(netip.Addr) error           { return nil }
 
 func (d *dyn) start(agent *serfsync.Agent, profile string) {
 	d.started = time.Now()
@@ -115,6 +127,11 @@ func (d *dyn) configure(node string, defs []*vipa.Definition, backups []*vipa.Ba
 		if !d.claimed[v] {
 			if err := addrs.Release(v); err != nil {
 				d.f.logger.Error("removing a VIPA's address left from before", zap.Stringer("vipa", v), zap.Error(err))
+			}
+		}
+		if _, ok := d.forward[v]; !ok {
+			if err := addrs.Unforward(v); err != nil {
+				d.f.logger.Debug("removing a hand-over's forwarding left from before", zap.Stringer("vipa", v), zap.Error(err))
 			}
 		}
 	}
@@ -178,6 +195,24 @@ func (d *dyn) update() {
 	for name := range d.down {
 		in.Down[name] = true
 	}
+	clear(d.peers)
+	for _, m := range ms {
+		if m.Name == node || m.Status != "alive" || in.Down[m.Name] {
+			continue
+		}
+		if addr := m.Advertise; addr.IsValid() && !addr.IsUnspecified() {
+			d.peers[m.Name] = addr
+		} else {
+			d.peers[m.Name] = m.Address.Addr()
+		}
+	}
+	for _, m := range members {
+		if m.Alive && m.Known && !in.Down[m.Name] {
+			for _, v := range m.Claims {
+				d.owners[v] = m.Name
+			}
+		}
+	}
 	if d.state.NeedsConns() {
 		in.Conns = f.connsByVIPA()
 	}
@@ -208,6 +243,7 @@ func (d *dyn) update() {
 			}
 		}
 	}
+	d.endForwards(now)
 	if d.endLingers(claimedElsewhere, now) && len(changes) == 0 {
 		f.publishOwnership()
 	}
@@ -277,6 +313,7 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 			delete(d.claimed, c.VIPA)
 			d.linger[c.VIPA] = time.Now()
 			d.addrs.Quiet(c.VIPA)
+			d.stopForward(c.VIPA)
 		case c.Release:
 			delete(d.claimed, c.VIPA)
 			d.releaseLocked(c.VIPA)
@@ -294,6 +331,9 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 		}
 		delete(d.linger, v) // back before the successor came
 		delete(d.claimAt, v)
+		// Before the address and its announcement: the first segments the
+		// announcement sends here may be of the previous owner's handshakes.
+		d.startForward(v, time.Now())
 		if err := d.addrs.Own(v); err != nil {
 			f.logger.Error("adding the VIPA's address", zap.Stringer("vipa", v), zap.Error(err))
 		}
@@ -315,6 +355,7 @@ const lingerGrace = 250 * time.Millisecond
 func (d *dyn) releaseLocked(v netip.Addr) {
 	delete(d.linger, v)
 	delete(d.claimAt, v)
+	d.stopForward(v)
 	if err := d.addrs.Release(v); err != nil {
 		d.f.logger.Error("removing the VIPA's address", zap.Stringer("vipa", v), zap.Error(err))
 	}
@@ -480,6 +521,7 @@ func (d *dyn) stopAll() []netip.Addr {
 	if len(changes) > 0 {
 		d.apply(changes)
 	}
+	d.stopForwards()
 	return out
 }
 
