@@ -52,14 +52,15 @@ type home struct{ shard uint16 }
 
 // shard holds its entries in slots, where they stay until removed: an
 // insert or a removal touches no other entry, and the entries hold no
-// pointers to one another for the GC to follow. It fills a cache line, so
-// neighbouring locks do not share one.
+// pointers to one another for the GC to follow. It is spread over
+// falseShare bytes, so the home shards of two cores never share a line
+// or a line pair.
 type shard struct {
 	mu    sync.Mutex
 	slots []*Entry // nil where free
 	free  []int32  // the free slots below len(slots)
 	n     int32    // entries
-	_     [4]byte
+	_     [falseShare - 60]byte
 }
 
 // NewCRT returns an empty table with enough shards for this machine.

@@ -37,13 +37,14 @@ type Group struct {
 }
 
 // groupState survives snapshot replacement so that a rotation is not reset
-// by an unrelated report. Every new connection bumps rr: 128 bytes (a
-// size class aligned to 128) keep it on a cache line of its own.
+// by an unrelated report. Every new connection bumps rr: 256 bytes (a
+// size class aligned to 256) keep it falseShare bytes away from anything
+// else.
 type groupState struct {
 	rr    atomic.Uint64
-	_     [56]byte
+	_     [falseShare - 8]byte
 	inUse atomic.Pointer[Target] // hotstandby without autoswitchback: the row in use
-	_     [56]byte
+	_     [falseShare - 8]byte
 }
 
 // schedCap bounds the round-robin schedule; larger weight sums are scaled
