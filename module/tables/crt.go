@@ -120,7 +120,7 @@ func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 		c.failed[e] = last
 		c.failedMu.Unlock()
 	}
-	old.stats.move(old.stats.stripe(e.shard), -1)
+	old.stats.move(e.shard, -1)
 }
 
 // Remove takes the entry out, drops e.Target's active count (claims 11

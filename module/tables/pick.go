@@ -247,20 +247,10 @@ func (g *Group) mostBehind(start int) int {
 	// each row's active count, -1 when it is not eligible; a larger
 	// group's rows past maxBounded are read twice
 	var act [maxBounded]int64
-	activeOf := func(i int) int64 {
-		if i < maxBounded {
-			return act[i]
-		}
-		if !g.eligible(i) {
-			return -1
-		}
-		return g.active[i].stats.active()
-	}
 	var total, sum int64
-	for i, t := range g.active {
-		a := int64(-1)
-		if g.eligible(i) {
-			a = t.stats.active()
+	for i := range g.active {
+		a := g.load(i)
+		if a >= 0 {
 			total += a
 			sum += int64(g.eff[i])
 		}
@@ -271,7 +261,12 @@ func (g *Group) mostBehind(start int) int {
 	best, bestD := -1, int64(math.MinInt64)
 	for k := range n {
 		i := (start + k) % n
-		a := activeOf(i)
+		a := int64(0)
+		if i < maxBounded {
+			a = act[i]
+		} else {
+			a = g.load(i)
+		}
 		if a < 0 {
 			continue
 		}
@@ -294,10 +289,10 @@ func (g *Group) leastLoaded(start int) int {
 	var bestA, bestW int64
 	for k := range n {
 		i := (start + k) % n
-		if !g.eligible(i) {
+		a, w := g.load(i), int64(g.eff[i])
+		if a < 0 {
 			continue
 		}
-		a, w := g.active[i].stats.active(), int64(g.eff[i])
 		if best < 0 || a*bestW < bestA*w {
 			best, bestA, bestW = i, a, w
 		}
@@ -306,6 +301,21 @@ func (g *Group) leastLoaded(start int) int {
 		return int(g.order[0])
 	}
 	return best
+}
+
+// load is the Active row i's exact count of active connections when it is
+// eligible (healthy, below max_conns), else -1: what leastconn and
+// weightedactive weigh, read once.
+func (g *Group) load(i int) int64 {
+	t := g.active[i]
+	if !t.healthy() {
+		return -1
+	}
+	a := t.stats.active()
+	if g.pol.MaxConns > 0 && a >= g.pol.MaxConns {
+		return -1
+	}
+	return a
 }
 
 // standby is hotstandby's row in use: the preferred destination, else the

@@ -92,6 +92,11 @@ func routeSetup(b *testing.B) {
 // affinity), with a million others live. The affinity lasts 1µs, so the
 // clients (4096 per goroutine) find theirs expired: each connection pays
 // for the affinity lookup and update and for the method too.
+//
+// Give it a duration (-benchtime 1s, the default), not a count: with -benchtime
+// Nx, RunParallel hands the goroutines their iterations one or two at a
+// time from a counter they share, a write on every connection that a
+// server does not make.
 func BenchmarkRoute(b *testing.B) {
 	routeSetup(b)
 	for i, m := range benchMethods {

@@ -63,44 +63,56 @@ func newStats() *stats {
 }
 
 // spread makes connections count on every stripe, or on the first only.
+// A row on one stripe does not keep approx (below reads the stripes), so
+// spreading it first brings approx up to date.
 func (st *stats) spread(on bool) {
 	m := uint32(0)
 	if on {
 		m = uint32(len(st.stripes) - 1)
 	}
-	if st.mask.Load() != m {
-		st.mask.Store(m)
+	if st.mask.Load() == m {
+		return
+	}
+	st.mask.Store(m)
+	if on {
+		for i := range st.stripes {
+			s := &st.stripes[i]
+			if v, p := s.active.Load(), s.published.Load(); v != p && s.published.CompareAndSwap(p, v) {
+				st.approx.Add(v - p)
+			}
+		}
 	}
 }
 
-// stripe is the stripe of CRT shard i.
-func (st *stats) stripe(i uint16) *stripe { return &st.stripes[uint32(i)&st.mask.Load()] }
-
 // started counts a connection inserted in CRT shard i.
 func (st *stats) started(i uint16) {
-	s := st.stripe(i)
-	s.total.Add(1)
-	st.move(s, 1)
+	st.move(i, 1).total.Add(1)
 }
 
 // ended counts the end of a connection of CRT shard i that relayed
 // toTarget and toClient bytes.
 func (st *stats) ended(i uint16, toTarget, toClient int64) {
-	s := st.stripe(i)
-	st.move(s, -1)
+	s := st.move(i, -1)
 	s.toTarget.Add(toTarget)
 	s.toClient.Add(toClient)
 }
 
-// move adds d to s's active count and publishes the stripe's count to
-// approx once it is flushAt away from what approx has of it.
-func (st *stats) move(s *stripe, d int64) {
+// move adds d to the active count of CRT shard i's stripe, and returns the
+// stripe. A spread row publishes the stripe's count to approx once it is
+// flushAt away from what approx has of it.
+func (st *stats) move(i uint16, d int64) *stripe {
+	m := st.mask.Load()
+	s := &st.stripes[uint32(i)&m]
 	v := s.active.Add(d)
+	if m == 0 {
+		return s
+	}
 	if p := s.published.Load(); v-p >= flushAt || p-v >= flushAt {
 		if s.published.CompareAndSwap(p, v) {
 			st.approx.Add(v - p)
 		}
 	}
+	return s
 }
 
 // below reports whether the active count is below n, reading the stripes
