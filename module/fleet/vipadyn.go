@@ -145,6 +145,7 @@ func (d *dyn) update() {
 	known := f.known
 	node := f.cfg.Node
 	join := len(f.agentCfg.Join) > 0
+	profile := f.agentCfg.Profile
 	f.mu.Unlock()
 
 	// Which members' claims this node holds, then the claims themselves:
@@ -190,7 +191,7 @@ func (d *dyn) update() {
 	now := time.Now()
 	in := vipadyn.Inputs{
 		Now: now, Members: members, Down: map[string]bool{},
-		Settled: !join || othersAlive || d.settledAlone(agent, now),
+		Settled: !join || settled(agent == nil || agent.JoinTried(), othersAlive, now.Sub(d.started), profile),
 	}
 	for name := range d.down {
 		in.Down[name] = true
@@ -252,18 +253,24 @@ func (d *dyn) update() {
 	}
 }
 
-// settledAlone says a node that has joined no one yet may decide alone: its
-// first join attempt has returned and settleWait has passed, or a join still
-// under way has taken maxSettleWait. A returning routing node must see its
-// backups first, and on a loaded host a join that reaches them can take
+// settled says a node with a join list may decide on the members it sees,
+// waited after its start. Once its first join attempt has returned (tried)
+// it knows the members the nodes it contacted know, and decides if it has
+// met one. Until then a member in view (one that contacted it, or the
+// first a join under way reached) is not enough for settleWait: a
+// returning routing node must see the backup that routes its VIPA, not
+// take the VIPA back from it, connections and all. Alone, it decides
+// settleWait after a join attempt has returned, or after maxSettleWait
+// if none does: on a loaded host a join that reaches the backups can take
 // longer than settleWait.
-func (d *dyn) settledAlone(agent *serfsync.Agent, now time.Time) bool {
-	waited := now.Sub(d.started)
-	if waited > maxSettleWait {
+func settled(tried, othersAlive bool, waited time.Duration, profile string) bool {
+	switch {
+	case tried && othersAlive, waited > maxSettleWait:
 		return true
+	case tried || othersAlive:
+		return waited > settleWait(profile)
 	}
-	tried := agent == nil || agent.JoinTried()
-	return tried && waited > settleWait(d.f.agentCfg.Profile)
+	return false
 }
 
 // maxSettleWait bounds the wait for a join attempt that neither answers
