@@ -74,7 +74,10 @@ func TestDescriptorExhaustion(t *testing.T) {
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("client %d arriving with %d descriptors open (%s) was left waiting 3s", i, openFDs(t, pid), fdKinds(t, pid))
 		}
-		if n != 0 || err == nil || time.Since(start) > time.Second {
+		// Closed, not queued: a refusal that lost its room to another
+		// thread waits out the accept backoff (up to 1 s), and a loaded
+		// machine adds to that; left waiting is the 3 s case above.
+		if n != 0 || err == nil || time.Since(start) > 2500*time.Millisecond {
 			t.Fatalf("client %d arriving with no descriptor left: read %d bytes, %v after %s; want closed at once", i, n, err, time.Since(start))
 		}
 	}
