@@ -500,12 +500,17 @@ func TestSlowStart(t *testing.T) {
 			t.Errorf("at %v: effective weight %.2f, want %.2f", tc.at, got, tc.want)
 		}
 	}
-	// A recovered row ramps again.
+	// A recovered row ramps again, from its recovery: at half the ramp it
+	// has 55% of weight × TSR (without the new ramp it would have all of it).
 	tg := f.target("a")
 	tg.DialFailed(start, true)
 	tg.ProbeDone(start.Add(time.Hour), true)
-	if got := eff(time.Hour + ramp/2); math.Abs(got-2.2*0.5-1.1) > 2.3 || got >= 4 {
-		t.Errorf("recovered at half the ramp: effective weight %.2f", got)
+	want := 4 * float64(tg.TSR()) / 100 * 0.55
+	if got := eff(time.Hour + ramp/2); math.Abs(got-want) > 0.05 {
+		t.Errorf("recovered at half the ramp: effective weight %.2f, want %.2f (TSR %d)", got, want, tg.TSR())
+	}
+	if got := eff(time.Hour + ramp); math.Abs(got-4*float64(tg.TSR())/100) > 0.05 {
+		t.Errorf("recovered, the ramp over: effective weight %.2f, want %.2f", got, 4*float64(tg.TSR())/100)
 	}
 }
 
