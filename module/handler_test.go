@@ -155,21 +155,41 @@ func TestHandlerClosesWithoutCandidate(t *testing.T) {
 	}
 }
 
+// TestHandlerClosesWhenNoTargetAnswers: with its only target refusing,
+// each client is closed and counted; the row turns unhealthy once, logged
+// and counted once however many clients dial it afterwards.
 func TestHandlerClosesWhenNoTargetAnswers(t *testing.T) {
 	vln := listenVIPA(t)
 	h, f, vipa := testHandler(t, vln)
+	core, logs := observer.New(zapcore.InfoLevel)
+	h.logger = zap.New(core)
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().(*net.TCPAddr).AddrPort()
 	dead.Close()
 	setRow(f, tables.Row{VIPA: vipa.Addr(), Port: vipa.Port(), Node: "a", Address: deadAddr, Ready: 1})
-	c, done := through(t, h, vln, nil)
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("read %d, %v; want EOF", n, err)
+	const clients = 5
+	for i := range clients {
+		c, done := through(t, h, vln, nil)
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("client %d: read %d, %v; want EOF", i, n, err)
+		}
+		<-done
 	}
-	<-done
 	if f.CRT.Len() != 0 {
 		t.Fatal("a failed route left a CRT entry")
+	}
+	if n := f.Counters.DialFailures.Load(); n != clients {
+		t.Errorf("%d failed dials, want one per client (%d)", n, clients)
+	}
+	if n := f.Counters.HealthDown.Load(); n != 1 {
+		t.Errorf("health_transitions_total{to=unhealthy} %d, want 1", n)
+	}
+	if n := logs.FilterMessageSnippet("target unhealthy").Len(); n != 1 {
+		t.Errorf("the transition logged %d times for %d clients, want once", n, clients)
+	}
+	if r := f.DPT.Rows(); len(r) != 1 || r[0].Health != tables.Unhealthy {
+		t.Errorf("rows %+v, want the one row unhealthy", r)
 	}
 }
 

@@ -673,6 +673,39 @@ func TestNeverClosedWhileHealthy(t *testing.T) {
 	}
 }
 
+// TestFailedRowNotOfferedAgain: a row whose dial for this connection
+// failed and turned it unhealthy is not offered again in the unhealthy
+// pass (a blackholed row would cost the client a second dial timeout);
+// a row unhealthy before the connection still is, once.
+func TestFailedRowNotOfferedAgain(t *testing.T) {
+	f := newFixture(t, nil, "a", "b")
+	c := f.group().Pick(f.crt, ip(1), f.now)
+	for range 2 {
+		tg := c.Next()
+		if tg == nil || tg.Health() != Healthy {
+			t.Fatalf("pass 1 offered %v", tg)
+		}
+		tg.DialFailed(f.now, true) // timed out: unhealthy at once
+		c.DialFailed()
+	}
+	if tg := c.Next(); tg != nil {
+		t.Fatalf("offered %s again after its dial for this connection failed", tg.Node)
+	}
+	// The next connection tries each unhealthy row once.
+	c = f.group().Pick(f.crt, ip(2), f.now)
+	var got []string
+	for tg := c.Next(); tg != nil; tg = c.Next() {
+		if !c.Unhealthy() {
+			t.Fatalf("%s offered as healthy", tg.Node)
+		}
+		got = append(got, tg.Node)
+		c.DialFailed()
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("the next connection was offered %v, want a and b once each", got)
+	}
+}
+
 // TestPeek: the what-if answer is the choice Pick makes next, and asking
 // changes nothing.
 func TestPeek(t *testing.T) {

@@ -44,8 +44,9 @@ func (r Reason) String() string { return reasonNames[r] }
 
 // Candidates is the preference order of a group's rows for one new
 // connection. Next offers first every healthy row with room, starting at
-// the ranked choice, then every unhealthy one with room: a connection is
-// refused only when each row is full or has failed its dial.
+// the ranked choice, then every unhealthy one with room that has not
+// failed a dial for this connection already: a connection is refused only
+// when each row is full or has failed its dial.
 //
 // It is a value: ranking and iterating allocate nothing.
 type Candidates struct {
@@ -62,6 +63,10 @@ type Candidates struct {
 	commit bool   // from Pick, not Peek
 	fails  uint8  // dials reported failed by DialFailed
 	last   uint16 // index in g.active of the last failed dial's row
+	// tried marks the pass-1 positions (below 64) whose dial failed: a
+	// row that turned unhealthy by this connection's own dial is not
+	// dialed again in pass 2.
+	tried uint64
 }
 
 // Pick ranks the group's rows for a new connection from client: it
@@ -134,7 +139,7 @@ func (c *Candidates) Next() *Target {
 				c.cur = c.reason
 			}
 			return t
-		case k >= n && !healthy:
+		case k >= n && !healthy && (p >= 64 || c.tried&(1<<p) == 0):
 			// A row that recovered between the passes was skipped by
 			// both: the next connection finds it.
 			c.cur = ReasonUnhealthy

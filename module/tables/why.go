@@ -46,13 +46,17 @@ func (w Why) Text(last string) string {
 }
 
 // DialFailed records that the row the last Next offered did not answer,
-// for the explanation of the row that does.
+// for the explanation of the row that does, and so that a row this dial
+// turned unhealthy is not offered again to the same connection.
 func (c *Candidates) DialFailed() {
 	if c.k == 0 {
 		return
 	}
 	n := int32(c.g.Len())
 	c.last = c.g.order[(c.first+(c.k-1)%n)%n]
+	if k := c.k - 1; k < n && k < 64 {
+		c.tried |= 1 << k
+	}
 	if c.fails < 255 {
 		c.fails++
 	}
