@@ -50,6 +50,8 @@ func TestDistributionErrors(t *testing.T) {
 		{"node after options", stmt("port 80", "destip caddy-a weight 2 caddy-b"), "'caddy-b' after options", 4},
 		{"option before the node", stmt("port 80", "destip preferred caddy-a"), "'preferred' follows exactly one node or address", 4},
 		{"bad node", stmt("port 80", "destip caddy_a! weight 2"), `node name "caddy_a!"`, 4},
+		{"weight under targetweight", stmt("port 80", "distmethod targetweight", "destip caddy-a", "destip caddy-b weight 3"),
+			"destip caddy-b: weight 3: targetweight uses the weight each target reports", 6},
 		{"unknown option", stmt("port 80 destip all", "stickiness 60s"), "unknown vipadistribute option 'stickiness'", 4},
 		{"bad timedaffinity", stmt("port 80 destip all", "timedaffinity forever"), "vipadistribute 127.0.0.100: invalid timedaffinity 'forever': want a duration", 4},
 		{"zero timedaffinity", stmt("port 80 destip all", "timedaffinity 0s"), "timedaffinity 0s: want a positive duration", 4},

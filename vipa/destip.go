@@ -185,6 +185,9 @@ func ValidateDestinations(method string, dests []Destination) error {
 			return bad(fmt.Errorf("destip %s: hotstandby needs preferred or backup", d.Node))
 		case method != HotStandby && d.Role != RoleNone:
 			return bad(fmt.Errorf("destip %s: %s needs distmethod hotstandby", d.Node, d.Role))
+		case method == TargetWeight && d.Weight > 1:
+			// It would be ignored: the weight is the one the target reports.
+			return bad(fmt.Errorf("destip %s: weight %d: targetweight uses the weight each target reports (weight in the target's vipadynamic block)", d.Node, d.Weight))
 		}
 		seen[d.Node] = true
 		if d.Role == RolePreferred {

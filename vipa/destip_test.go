@@ -65,6 +65,8 @@ func TestValidateDestinations(t *testing.T) {
 		{"all with others", RoundRobin, []Destination{{Node: "all"}, {Node: "a"}}, "destip all excludes other destinations"},
 		{"bad name", RoundRobin, []Destination{{Node: "a b"}}, `node name "a b"`},
 		{"none", RoundRobin, nil, "empty destip list"},
+		{"targetweight with a weight", TargetWeight, []Destination{{Node: "a"}, {Node: "b", Weight: 3}}, "destip b: weight 3: targetweight uses the weight each target reports"},
+		{"targetweight", TargetWeight, []Destination{{Node: "a"}, {Node: "b", Weight: 1}}, ""},
 	} {
 		err := ValidateDestinations(tc.method, tc.dests)
 		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
