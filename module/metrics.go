@@ -47,7 +47,7 @@ var (
 	selfWeightDesc = prometheus.NewDesc(metricsPrefix+"self_weight",
 		"The weight this node reports for itself as a target (weight auto or fixed), for distmethod targetweight.", nil, nil)
 	healthTransDesc = prometheus.NewDesc(metricsPrefix+"health_transitions_total",
-		"Targets turning unhealthy (to=unhealthy) or healthy again (to=healthy).", []string{"to"}, nil)
+		"Targets turning unhealthy (to=unhealthy) or healthy again (to=healthy), by this node's dials and probes (source=own) or, on a standby, by the health its routing node shares (source=carried).", []string{"to", "source"}, nil)
 	affinityDesc = prometheus.NewDesc(metricsPrefix+"affinities",
 		"Client affinities in force (timedaffinity), as of the last sweep.", nil, nil)
 	acceptErrDesc = prometheus.NewDesc(metricsPrefix+"accept_errors_total",
@@ -116,8 +116,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(dynamicDesc, prometheus.GaugeValue, float64(n.DynamicOpen.Load()))
 	ch <- prometheus.MustNewConstMetric(dynamicRefusedDesc, prometheus.CounterValue, float64(n.DynamicRefused.Load()), "limit")
 	ch <- prometheus.MustNewConstMetric(dynamicRefusedDesc, prometheus.CounterValue, float64(n.DynamicFailed.Load()), "listen")
-	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDown.Load()), "unhealthy")
-	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUp.Load()), "healthy")
+	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDown.Load()), "unhealthy", "own")
+	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUp.Load()), "healthy", "own")
+	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDownCarried.Load()), "unhealthy", "carried")
+	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUpCarried.Load()), "healthy", "carried")
 	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(n.Affinities.Load()))
 	ch <- prometheus.MustNewConstMetric(acceptErrDesc, prometheus.CounterValue, float64(n.AcceptNoDescriptors.Load()), "descriptors")
 	ch <- prometheus.MustNewConstMetric(acceptErrDesc, prometheus.CounterValue, float64(n.AcceptOther.Load()), "other")

@@ -143,6 +143,11 @@ func (f *Fleet) carryHealthLocked(node string, rows []tables.Row) {
 			h = serfsync.RowHealth{TSR: 100}
 		}
 		if t.Carry(now, h.TSR, h.Unhealthy) {
+			if h.Unhealthy {
+				f.Counters.HealthDownCarried.Add(1)
+			} else {
+				f.Counters.HealthUpCarried.Add(1)
+			}
 			f.logger.Info("standby row's health carried from the routing node", zap.Stringer("vipa", r.VIPA), zap.Uint16("port", r.Port),
 				zap.String("node", node), zap.String("health", t.Health().String()), zap.Int("tsr", h.TSR), zap.String("routing_node", c.from))
 		}

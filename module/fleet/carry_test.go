@@ -138,3 +138,33 @@ func TestCarriedDroppedWithStandby(t *testing.T) {
 		t.Fatalf("kept %v after the backup statement went", f.carried)
 	}
 }
+
+// TestCarriedHealthCounted: a standby counts the health changes its
+// routing node's shared state makes on its rows, once each and apart
+// from its own findings; an unchanged state counts nothing.
+func TestCarriedHealthCounted(t *testing.T) {
+	f := New()
+	f.cfg = Config{Node: "caddy-b"}
+	f.dyn.configure("caddy-b", nil, []*vipa.Backup{{VIPA: vA, Rank: 100, Takeback: vipa.TakebackWhenIdle}}, nil)
+	f.definitionsChanged([]serfsync.KnownDefinition{known("10.0.0.100", "caddy-a", true, "all")})
+	f.reportArrived("caddy-c", []vipa.Listener{lineAt(vA, 80, "10.0.0.13", 1)})
+	f.reportArrived("caddy-d", []vipa.Listener{lineAt(vA, 80, "10.0.0.14", 1)})
+	n := &f.Counters
+	counts := func() [4]uint64 {
+		return [4]uint64{n.HealthDownCarried.Load(), n.HealthUpCarried.Load(), n.HealthDown.Load(), n.HealthUp.Load()}
+	}
+	down := serfsync.OwnerState{Health: []serfsync.RowHealth{{VIPA: vA, Port: 80, Node: "caddy-d", TSR: 20, Unhealthy: true}}}
+	f.ownerStateArrived("caddy-a", down)
+	if got := counts(); got != [4]uint64{1, 0, 0, 0} || rowOn(f, vA, 80, "caddy-d").Health != tables.Unhealthy {
+		t.Fatalf("after the owner found caddy-d unhealthy: carried down/up, own down/up %v; row %+v", got, rowOn(f, vA, 80, "caddy-d"))
+	}
+	f.ownerStateArrived("caddy-a", down)
+	f.reportArrived("caddy-d", []vipa.Listener{lineAt(vA, 80, "10.0.0.14", 2)})
+	if got := counts(); got != [4]uint64{1, 0, 0, 0} {
+		t.Fatalf("the same state again and a later report counted: %v", got)
+	}
+	f.ownerStateArrived("caddy-a", serfsync.OwnerState{Health: []serfsync.RowHealth{{VIPA: vA, Port: 80, Node: "caddy-d", TSR: 60}}})
+	if got := counts(); got != [4]uint64{1, 1, 0, 0} || rowOn(f, vA, 80, "caddy-d").Health != tables.Healthy {
+		t.Fatalf("after the owner found caddy-d healthy: %v", got)
+	}
+}

@@ -51,9 +51,15 @@ type Counters struct {
 	MaxConns     atomic.Uint64 // every target full
 	Unhealthy    atomic.Uint64 // no healthy target, the unhealthy ones tried failed
 	DialFailures atomic.Uint64
-	HealthDown   atomic.Uint64 // rows turned unhealthy
-	HealthUp     atomic.Uint64 // rows turned healthy again
-	Affinities   atomic.Int64  // as of the last sweep
+	HealthDown   atomic.Uint64 // rows turned unhealthy by this node's dials or probes
+	HealthUp     atomic.Uint64 // rows turned healthy again by them
+	// Rows of a VIPA this node stands by for whose health changed with
+	// the state its routing node shares (carry.go): the rows a takeover
+	// here routes with, counted apart so fleet-wide sums count each
+	// finding once.
+	HealthDownCarried atomic.Uint64
+	HealthUpCarried   atomic.Uint64
+	Affinities        atomic.Int64 // as of the last sweep
 
 	// The VIPA listeners' shadow accept loops: clients closed for want of
 	// a descriptor, and failed accepts by kind.
