@@ -132,7 +132,7 @@ func (f *Fleet) quiesceOwnLocked(sel Selector, quiesced bool) ([]tables.Row, err
 	var rows []tables.Row
 	for _, l := range f.own {
 		if sel.matches(l.VIPA, l.Port, "") {
-			rows = append(rows, rowOf(f.cfg.Node, l))
+			rows = append(rows, ownRowOf(f.cfg.Node, l))
 		}
 	}
 	f.logger.Info("own rows "+stateWord(quiesced)+": the routing nodes follow the report",

@@ -110,6 +110,18 @@ func TestQuiesceOwn(t *testing.T) {
 	if got := stateLines(rows); err != nil || !slices.Equal(got, []string{"10.0.0.100:80 caddy-b active"}) {
 		t.Fatalf("resume port 80: %q %v", got, err)
 	}
+	// Unscored own rows read as new rows do: TSR 100, healthy, their
+	// weight while active and none while quiesced.
+	for _, r := range append(rows, f.DPTView()...) {
+		want := float64(r.Weight)
+		if r.State == tables.Quiesced {
+			want = 0
+		}
+		if r.TSR != 100 || r.Health != tables.Healthy || r.EffectiveWeight != want {
+			t.Errorf("own row %s:%d %s: tsr %d, %v, effective weight %v; want 100, healthy, %v",
+				r.VIPA, r.Port, r.State, r.TSR, r.Health, r.EffectiveWeight, want)
+		}
+	}
 	for _, sel := range []Selector{
 		{VIPA: vB}, // names another target
 		{VIPA: netip.MustParseAddr("10.9.9.9")},

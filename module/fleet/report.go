@@ -74,6 +74,20 @@ func rowOf(node string, l vipa.Listener) tables.Row {
 	return tables.Row{VIPA: l.VIPA, Port: l.Port, Node: node, Address: l.Address, Ready: l.Ready, Weight: max(l.Weight, 1), State: st}
 }
 
+// ownRowOf is one of this node's report lines as the views show it where
+// this node does not route the VIPA: no dial of this node scores it, so it
+// has the health of a new row (TSR 100, healthy) and its full weight
+// while active, none while quiesced, rather than a TSR of 0 beside
+// "healthy".
+func ownRowOf(node string, l vipa.Listener) tables.Row {
+	r := rowOf(node, l)
+	r.TSR = 100
+	if r.State == tables.Active {
+		r.EffectiveWeight = float64(r.Weight)
+	}
+	return r
+}
+
 func (f *Fleet) probeAddrs() []netip.AddrPort {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -249,7 +263,7 @@ func (f *Fleet) DPTView() []tables.Row {
 	var rows []tables.Row
 	for _, l := range f.own {
 		if !routed[l.VIPA] {
-			rows = append(rows, rowOf(f.cfg.Node, l))
+			rows = append(rows, ownRowOf(f.cfg.Node, l))
 		}
 	}
 	f.mu.Unlock()
