@@ -791,3 +791,30 @@ func TestHandOverPastAStaleClaim(t *testing.T) {
 	w.wantOwner("a")
 	w.wantChanges("c", "!moving/", "backup/a")
 }
+
+// TestBystanderFollowsSerf: a node that backs up nothing watches no owner,
+// so it learns of a killed owner from serf alone: while serf shows the
+// owner alive it is the owner there (the best live claimant, beside the
+// backup that took the VIPA on its own faster detection), and the backup
+// once serf declares it failed.
+func TestBystanderFollowsSerf(t *testing.T) {
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	w.add("b", 100, "", 0)
+	w.add("c", -1, "", 0)
+	w.wantOwner("a")
+	w.kill("a")
+	delete(w.nodes["c"].down, "a") // c has no owner watch
+	w.settleDown()
+	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) || w.row("b").Owner != "b" {
+		t.Fatalf("b did not take over on its own detection: %+v\n%v", w.row("b"), w.log)
+	}
+	if r := w.row("c"); r.Owner != "a" || r.Status != vipa.StatusNone {
+		t.Fatalf("the bystander before serf declares a failed: %+v, want owner a, status none", r)
+	}
+	w.nodes["a"].up = false // serf declares a failed
+	w.settleDown()
+	if r := w.row("c"); r.Owner != "b" || r.Status != vipa.StatusNone {
+		t.Fatalf("the bystander after serf declares a failed: %+v, want owner b", r)
+	}
+}
