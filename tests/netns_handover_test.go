@@ -129,3 +129,41 @@ func TestLabHandOverForwards(t *testing.T) {
 		}
 	}
 }
+
+// TestLabHandOverLeftoverRemoved: a process killed while it forwarded
+// leaves its hand-over table behind (it is the kernel's, not the
+// process's). Each node finds one made by Forward, as that process would
+// have, when it starts; the first configure removes it, since none of
+// them is forwarding then.
+func TestLabHandOverLeftoverRemoved(t *testing.T) {
+	var table string
+	f := startTakeoverFleet(t, func(n *netlab.Node) {
+		vipa, to := n.Addr(), n.Seed.IP // a forwards to b, the others to a
+		if n.Host == n.Seed {
+			to = n.Peers[0].IP
+		}
+		table = vipaif.ForwardTablePrefix + strings.ReplaceAll(vipa.String(), ".", "_")
+		err := n.Host.Run(func() error {
+			m, err := vipaif.New("eth0")
+			if err != nil {
+				return err
+			}
+			return m.Forward(vipa, to)
+		})
+		if err != nil {
+			t.Fatalf("caddy-%s: leaving a hand-over table behind: %v", n.Host.Name, err)
+		}
+		if fw, err := handoverForwards(n.Host); err != nil || len(fw[table]) == 0 {
+			t.Fatalf("caddy-%s's leftover table: %v (%v)", n.Host.Name, fw, err)
+		}
+	})
+	for _, h := range f.lab.Nodes {
+		if fw, err := handoverForwards(h); err != nil || len(fw) != 0 {
+			t.Errorf("caddy-%s, started and routing or backing up the VIPA, still holds %v (%v)", h.Name, fw, err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("%s, left in each node's namespace before it started, is gone on all three", table)
+}

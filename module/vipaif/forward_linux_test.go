@@ -19,8 +19,10 @@ import (
 )
 
 // lan is a bridge in a namespace of its own with the namespaces of two
-// nodes, a (192.0.2.11) and b (.12), and a client (.50) on it, made and
-// removed by the test.
+// nodes, a (192.0.2.11, 2001:db8::11) and b (.12, ::12), and a client
+// (.50, ::50) on it, made and removed by the test. The nodes forward no IP
+// (net.ipv4.ip_forward and net.ipv6.conf.all.forwarding 0): Forward's
+// copies must not need it.
 type lan struct {
 	sw, a, b, client string // namespace names
 	macA, macB       string
@@ -46,7 +48,9 @@ func newLAN(t *testing.T) *lan {
 	if err := ipCmd("-n", l.sw, "link", "set", "br0", "up"); err != nil {
 		t.Fatal(err)
 	}
-	for i, h := range []struct{ ns, addr string }{{l.a, "192.0.2.11"}, {l.b, "192.0.2.12"}, {l.client, "192.0.2.50"}} {
+	for i, h := range []struct{ ns, addr, addr6 string }{
+		{l.a, "192.0.2.11", "2001:db8::11"}, {l.b, "192.0.2.12", "2001:db8::12"}, {l.client, "192.0.2.50", "2001:db8::50"},
+	} {
 		if err := ipCmd("netns", "add", h.ns); err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +61,7 @@ func newLAN(t *testing.T) *lan {
 			{"-n", l.sw, "link", "set", port, "master", "br0"},
 			{"-n", l.sw, "link", "set", port, "up"},
 			{"-n", h.ns, "addr", "add", h.addr + "/24", "dev", "eth0"},
+			{"-n", h.ns, "addr", "add", h.addr6 + "/64", "dev", "eth0", "nodad"},
 			{"-n", h.ns, "link", "set", "eth0", "up"},
 			{"-n", h.ns, "link", "set", "lo", "up"},
 		}
@@ -65,6 +70,20 @@ func newLAN(t *testing.T) *lan {
 				t.Fatal(err)
 			}
 		}
+	}
+	for _, ns := range []string{l.a, l.b} {
+		in(t, ns, func() {
+			for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+				if err := os.WriteFile(f, []byte("0\n"), 0o644); err != nil {
+					t.Errorf("%s in %s: %v", f, ns, err)
+				} else if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != "0" {
+					t.Errorf("%s in %s reads %q, %v after writing 0", f, ns, b, err)
+				}
+			}
+		})
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	lk := &link{}
 	l.macA = lk.mac(t, l.a, "eth0")
@@ -81,7 +100,9 @@ func (l *lan) manager(t *testing.T, ns string) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in(t, ns, func() { _ = m.Close(); _ = m.Unforward(forwardVIPA) }) })
+	t.Cleanup(func() {
+		in(t, ns, func() { _ = m.Close(); _ = m.Unforward(forwardVIPA); _ = m.Unforward(forwardVIPA6) })
+	})
 	return m
 }
 
@@ -124,14 +145,18 @@ func tables(t *testing.T, ns string) string {
 	return string(out)
 }
 
-var forwardVIPA = netip.MustParseAddr("192.0.2.100")
+var (
+	forwardVIPA  = netip.MustParseAddr("192.0.2.100")
+	forwardVIPA6 = netip.MustParseAddr("2001:db8::100")
+)
 
-// serve answers each line a client sends with name, ':' and the line.
-func serve(t *testing.T, ns, name string) {
+// serve answers each line a client sends to vipa:80 in namespace ns with
+// name, ':' and the line.
+func serve(t *testing.T, ns, name string, vipa netip.Addr) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	in(t, ns, func() { ln, err = net.Listen("tcp", forwardVIPA.String()+":80") })
+	in(t, ns, func() { ln, err = net.Listen("tcp", netip.AddrPortFrom(vipa, 80).String()) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,32 +179,41 @@ func serve(t *testing.T, ns, name string) {
 	}()
 }
 
+// nftFamily is nft's name of vipa's family: ip or ip6.
+func nftFamily(vipa netip.Addr) string {
+	if vipa.Is4() {
+		return "ip"
+	}
+	return "ip6"
+}
+
 // halfOpen connects the client to the VIPA, a's, and holds back the
 // client's segments after its SYN: a has the handshake half-open (its
 // SYN-ACK answered by nothing), the client takes it as done.
-func (l *lan) halfOpen(t *testing.T) net.Conn {
+func (l *lan) halfOpen(t *testing.T, vipa netip.Addr) net.Conn {
 	t.Helper()
-	nft(t, l.client, "table ip hold {\n chain out {\n type filter hook output priority 0\n ip daddr 192.0.2.100 tcp flags & syn == 0 drop\n }\n}\n")
+	fam := nftFamily(vipa)
+	nft(t, l.client, "table "+fam+" hold {\n chain out {\n type filter hook output priority 0\n "+fam+" daddr "+vipa.String()+" tcp flags & syn == 0 drop\n }\n}\n")
 	var c net.Conn
 	var err error
-	in(t, l.client, func() { c, err = net.DialTimeout("tcp", forwardVIPA.String()+":80", 5*time.Second) })
+	in(t, l.client, func() { c, err = net.DialTimeout("tcp", netip.AddrPortFrom(vipa, 80).String(), 5*time.Second) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if got := l.neigh(t, forwardVIPA.String()); got != l.macA {
+	if got := l.neigh(t, vipa.String()); got != l.macA {
 		t.Fatalf("the client reached the VIPA through %q, not a (%s)", got, l.macA)
 	}
 	return c
 }
 
 // finish lets the client's segments go again, now to b, and sends a line.
-func (l *lan) finish(t *testing.T, c net.Conn) (string, error) {
+func (l *lan) finish(t *testing.T, c net.Conn, vipa netip.Addr) (string, error) {
 	t.Helper()
 	waitUntil(t, 10*time.Second, "the client's entry for the VIPA to move to b", func() bool {
-		return l.neigh(t, forwardVIPA.String()) == l.macB
+		return l.neigh(t, vipa.String()) == l.macB
 	})
-	nft(t, l.client, "delete table ip hold")
+	nft(t, l.client, "delete table "+nftFamily(vipa)+" hold")
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, "hello\n"); err != nil {
 		return "", err
@@ -193,40 +227,53 @@ func (l *lan) finish(t *testing.T, c net.Conn) (string, error) {
 // the segments on and the connection is a's, while a new connection is
 // b's; Unforward leaves nothing.
 func TestForwardHalfOpenHandshake(t *testing.T) {
+	forwardHalfOpen(t, forwardVIPA, netip.MustParseAddr("192.0.2.11"))
+}
+
+// TestForwardHalfOpenHandshakeIPv6: the same for an IPv6 VIPA: an ip6
+// table, a's address found on the link by neighbour discovery, the
+// client's entry moved by b's unsolicited neighbour advertisement.
+func TestForwardHalfOpenHandshakeIPv6(t *testing.T) {
+	forwardHalfOpen(t, forwardVIPA6, netip.MustParseAddr("2001:db8::11"))
+}
+
+// forwardHalfOpen is TestForwardHalfOpenHandshake for vipa, with a's
+// address on the link aAddr.
+func forwardHalfOpen(t *testing.T, vipa, aAddr netip.Addr) {
 	l := newLAN(t)
 	ma, mb := l.manager(t, l.a), l.manager(t, l.b)
-	l.do(t, l.a, func() error { return ma.Own(forwardVIPA) })
-	in(t, l.a, func() { ma.Quiet(forwardVIPA) }) // handing over: a's repeats must not move the client back
-	serve(t, l.a, "a")
+	l.do(t, l.a, func() error { return ma.Own(vipa) })
+	in(t, l.a, func() { ma.Quiet(vipa) }) // handing over: a's repeats must not move the client back
+	serve(t, l.a, "a", vipa)
 
 	// Without forwarding: b's kernel knows no such connection.
-	c := l.halfOpen(t)
-	l.do(t, l.b, func() error { return mb.Own(forwardVIPA) })
-	if line, err := l.finish(t, c); !errors.Is(err, syscall.ECONNRESET) {
+	c := l.halfOpen(t, vipa)
+	l.do(t, l.b, func() error { return mb.Own(vipa) })
+	if line, err := l.finish(t, c, vipa); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("without forwarding, the handshake finished at b: %q, %v; want a reset", line, err)
 	}
 	c.Close()
 
 	// Back to a, as before the hand-over.
-	l.do(t, l.b, func() error { return mb.Release(forwardVIPA) })
-	l.do(t, l.a, func() error { return ma.Own(forwardVIPA) })
+	l.do(t, l.b, func() error { return mb.Release(vipa) })
+	l.do(t, l.a, func() error { return ma.Own(vipa) })
 	waitUntil(t, 10*time.Second, "the client's entry for the VIPA to move back to a", func() bool {
-		return l.neigh(t, forwardVIPA.String()) == l.macA
+		return l.neigh(t, vipa.String()) == l.macA
 	})
-	in(t, l.a, func() { ma.Quiet(forwardVIPA) })
+	in(t, l.a, func() { ma.Quiet(vipa) })
 
 	// With forwarding, set up before b adds the address, as a hand-over does.
-	c = l.halfOpen(t)
-	l.do(t, l.b, func() error { return mb.Forward(forwardVIPA, netip.MustParseAddr("192.0.2.11")) })
-	l.do(t, l.b, func() error { return mb.Own(forwardVIPA) })
-	serve(t, l.b, "b")
-	line, err := l.finish(t, c)
+	c = l.halfOpen(t, vipa)
+	l.do(t, l.b, func() error { return mb.Forward(vipa, aAddr) })
+	l.do(t, l.b, func() error { return mb.Own(vipa) })
+	serve(t, l.b, "b", vipa)
+	line, err := l.finish(t, c, vipa)
 	if err != nil || line != "a:hello\n" {
 		t.Fatalf("with forwarding: %q, %v; want a's answer", line, err)
 	}
 	// A new connection is b's: SYNs are not forwarded.
 	var nc net.Conn
-	in(t, l.client, func() { nc, err = net.DialTimeout("tcp", forwardVIPA.String()+":80", 5*time.Second) })
+	in(t, l.client, func() { nc, err = net.DialTimeout("tcp", netip.AddrPortFrom(vipa, 80).String(), 5*time.Second) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,16 +286,18 @@ func TestForwardHalfOpenHandshake(t *testing.T) {
 		t.Fatalf("a new connection during forwarding: %q, %v; want b's answer", line, err)
 	}
 
-	if got := l.neigh(t, forwardVIPA.String()); got != l.macB {
+	if got := l.neigh(t, vipa.String()); got != l.macB {
 		t.Fatalf("the client's entry for the VIPA went back to %s", got)
 	}
-	out, err := exec.Command("ip", "netns", "exec", l.b, "nft", "list", "table", "ip", ForwardTablePrefix+"192_0_2_100").CombinedOutput()
-	if err != nil || !regexp.MustCompile(`ct state new counter packets [1-9]`).Match(out) {
+	name := ForwardTablePrefix + strings.NewReplacer(".", "_", ":", "_").Replace(vipa.String())
+	out, err := exec.Command("ip", "netns", "exec", l.b, "nft", "list", "table", nftFamily(vipa), name).CombinedOutput()
+	if err != nil || !regexp.MustCompile(`ct state new counter packets [1-9]`).Match(out) ||
+		!strings.Contains(string(out), "dup to "+aAddr.String()+" device") {
 		t.Fatalf("b's forwarding table: %v: %s", err, out)
 	}
 	t.Logf("b's forwarding table:\n%s", out)
-	l.do(t, l.b, func() error { return mb.Unforward(forwardVIPA) })
-	l.do(t, l.b, func() error { return mb.Unforward(forwardVIPA) })
+	l.do(t, l.b, func() error { return mb.Unforward(vipa) })
+	l.do(t, l.b, func() error { return mb.Unforward(vipa) })
 	if got := tables(t, l.b); got != "" {
 		t.Fatalf("b's tables after Unforward: %q", got)
 	}
