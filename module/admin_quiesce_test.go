@@ -41,3 +41,29 @@ func TestParseQuiesce(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMove(t *testing.T) {
+	v, to, idle, err := parseMove(strings.NewReader(`{"vipa": "::ffff:10.0.0.100", "to": "caddy-b", "when": "idle"}`))
+	if err != nil || v != netip.MustParseAddr("10.0.0.100") || to != "caddy-b" || !idle {
+		t.Fatalf("%v %q %v %v", v, to, idle, err)
+	}
+	if _, _, idle, err := parseMove(strings.NewReader(`{"vipa": "10.0.0.100", "to": "caddy-b"}`)); err != nil || idle {
+		t.Fatalf("when now by default: %v %v", idle, err)
+	}
+	for body, msg := range map[string]string{
+		"":                                    "empty body; want {",
+		`{}`:                                  "missing vipa; want {",
+		`{"vipa": "10.0.0.100"}`:              "missing to; want {",
+		`{"vipa": "10.0.0.999", "to": "b"}`:   "vipa: invalid VIPA",
+		`{"vipa": "10.0.0.100", "to": "a b"}`: "to:",
+		`{"vipa": "10.0.0.100", "to": "b", "when": "later"}`:        `when "later": want now or idle`,
+		`{"vipa": "10.0.0.100", "to": "b", "x": 1}`:                 `unknown field "x"`,
+		`{"vipa": "10.0.0.100", "to": "b"} x`:                       "more than one",
+		`nope`:                                                      "body: invalid character",
+		"{\"to\": \"" + strings.Repeat("x", maxQuiesceBody) + "\"}": "larger than",
+	} {
+		if _, _, _, err := parseMove(strings.NewReader(body)); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%.40q: %v, want %q", body, err, msg)
+		}
+	}
+}

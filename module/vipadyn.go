@@ -1,18 +1,22 @@
 package module
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-vipa/caddy-vipa/module/fleet"
+	"github.com/caddy-vipa/caddy-vipa/module/vipadyn"
+	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
 // vipadynRow is one VIPA in GET /vipa/vipadyn: what this node is for it.
@@ -42,38 +46,73 @@ type moveRequest struct {
 	When string `json:"when"` // now (default) or idle
 }
 
-// handleMove hands a VIPA this node routes to another node: now (its
-// connections through the VIPA break) or once it routes none on it.
-func handleMove(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+// moveUsage is the body POST /vipa/move wants, for its errors.
+const moveUsage = `want {"vipa": "<address>", "to": "<node>", "when": "now"|"idle"}, when optional`
+
+// parseMove reads a move body: the VIPA, the node to move it to, and
+// whether to wait until it is idle.
+func parseMove(r io.Reader) (v netip.Addr, to string, whenIdle bool, err error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxQuiesceBody+1))
+	if err != nil {
+		return v, "", false, fmt.Errorf("reading the body: %w", err)
+	}
+	if len(raw) > maxQuiesceBody {
+		return v, "", false, fmt.Errorf("body larger than %d bytes", maxQuiesceBody)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return v, "", false, errors.New("empty body; " + moveUsage)
 	}
 	var req moveRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: %w", err)}
+		return v, "", false, fmt.Errorf("body: %v; %s", err, moveUsage)
 	}
-	v, err := netip.ParseAddr(req.VIPA)
-	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: vipa %q: %w", req.VIPA, err)}
+	if dec.More() {
+		return v, "", false, errors.New("body: more than one JSON value")
+	}
+	if req.VIPA == "" {
+		return v, "", false, errors.New("missing vipa; " + moveUsage)
+	}
+	if v, err = vipa.ParseVIPA(req.VIPA); err != nil {
+		return v, "", false, fmt.Errorf("vipa: %v", err)
 	}
 	if req.To == "" {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("move: missing to")}
+		return v, "", false, errors.New("missing to; " + moveUsage)
 	}
-	var whenIdle bool
+	if err := vipa.ValidateNodeName(req.To); err != nil {
+		return v, "", false, fmt.Errorf("to: %v", err)
+	}
 	switch req.When {
 	case "", "now":
 	case "idle":
 		whenIdle = true
 	default:
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: when %q: want now or idle", req.When)}
+		return v, "", false, fmt.Errorf("when %q: want now or idle", req.When)
+	}
+	return v, req.To, whenIdle, nil
+}
+
+// handleMove hands a VIPA this node routes to another node: now (its
+// connections through the VIPA break) or once it routes none on it. A
+// VIPA this node does not know is 404; one it knows but does not route,
+// or a node that cannot take it, 409.
+func handleMove(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	v, to, whenIdle, err := parseMove(r.Body)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("move: %w", err)}
 	}
 	app := currentApp()
 	if app == nil {
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: errors.New("move: the vipadynamic app is not running")}
 	}
-	if err := app.fleet.Move(v.Unmap(), req.To, whenIdle); err != nil {
+	if !slices.ContainsFunc(app.fleet.VIPADyn(), func(row vipadyn.Row) bool { return row.VIPA == v }) {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("move: VIPA %s is not known to this node (GET /vipa/vipadyn lists those it knows)", v)}
+	}
+	if err := app.fleet.Move(v, to, whenIdle); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: fmt.Errorf("move: %w", err)}
 	}
 	rows, _ := vipadynRows(app.fleet, r)

@@ -97,6 +97,39 @@ func TestTakeover(t *testing.T) {
 		})
 	}
 
+	// A manual move away from the live routing node, and on to the second
+	// backup: each holds (the routing node's rank and the move reach the
+	// others by gossip after its claim does; neither takes it back).
+	for _, mv := range []struct{ on, to fleetNode }{{a, b}, {b, c}, {c, a}} {
+		resp, err := http.Post("http://"+mv.on.admin+"/vipa/move", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"vipa": %q, "to": %q}`, vip, mv.to.name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("move on %s to %s: %s", mv.on.name, mv.to.name, resp.Status)
+		}
+		waitFor(t, 10*time.Second, mv.to.name+" to route after the move", func() bool {
+			r := vipadyn(t, mv.to.admin, vip)
+			return r.Status == "active" && r.Owner == mv.to.name
+		})
+		for _, n := range []fleetNode{a, b, c} {
+			waitFor(t, 5*time.Second, n.name+" to show the move", func() bool {
+				return vipadyn(t, n.admin, vip).Owner == mv.to.name
+			})
+		}
+		held := time.Now()
+		for time.Since(held) < 1500*time.Millisecond {
+			for _, n := range []fleetNode{a, b, c} {
+				if r := vipadyn(t, n.admin, vip); r.Owner != mv.to.name {
+					t.Fatalf("%v after the move to %s: %s shows %+v", time.Since(held).Round(time.Millisecond), mv.to.name, n.name, r)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
 	// SIGKILL: the first backup takes over and routes from the rows it held.
 	start := time.Now()
 	if err := pa.cmd.Process.Signal(syscall.SIGKILL); err != nil {

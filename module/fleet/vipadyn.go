@@ -290,6 +290,7 @@ func settleWait(profile string) time.Duration {
 // logs and counts.
 func (d *dyn) apply(changes []vipadyn.Change) {
 	f := d.f
+	self := f.nodeName() // f.mu before d.mu, never inside it
 	var owned []netip.Addr
 	d.mu.Lock()
 	for _, c := range changes {
@@ -309,7 +310,17 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 		case c.Claim:
 			d.claimed[c.VIPA] = true
 			owned = append(owned, c.VIPA)
-		case c.Release && c.Status == vipa.StatusMoving && c.Owner == "" && !d.leaving:
+		case c.Status == vipa.StatusMoving && !c.Release:
+			// A hand-over is ready: this node routes the VIPA until the
+			// successor claims it, but announces it no more.
+			d.addrs.Quiet(c.VIPA)
+		case c.OldStatus == vipa.StatusMoving && !c.Release && c.Owner == self:
+			// The hand-over ended without a successor (it left): announce
+			// the address again.
+			if err := d.addrs.Own(c.VIPA); err != nil {
+				f.logger.Error("announcing the VIPA's address", zap.Stringer("vipa", c.VIPA), zap.Error(err))
+			}
+		case c.Release && (c.HandOver || c.Status == vipa.StatusMoving && c.Owner == "") && !d.leaving:
 			// A hand-over (takeback or move) to a successor that has not
 			// claimed yet: make before break. This node keeps the address
 			// and the route, so no client finds the VIPA unanswered, until
@@ -431,8 +442,8 @@ func (d *dyn) routed(cfgDefs []*vipa.Definition) (claimed, lingering []*vipa.Def
 	}
 	tag = serfsync.VIPADyn{Ranks: map[netip.Addr]int{}, Moves: d.state.Moves()}
 	for v, r := range d.state.Ranks() {
-		if r == vipadyn.Configured && d.claimed[v] {
-			continue // its definition says so
+		if r == vipadyn.Configured && d.claimed[v] && tag.Moves[v] == "" {
+			continue // its definition says so (a move travels with a rank)
 		}
 		tag.Ranks[v] = r
 	}

@@ -27,6 +27,14 @@
 // (once this node routes no connection on the VIPA, or after max_wait). A
 // VIPA moved by hand stays where it was moved: no takeback.
 //
+// A hand-over (takeback or move) is make before break: the node handing
+// the VIPA over names the target in its tags (Moves) and keeps claiming it
+// until the target's claim is known, handWait at most. Tags travel by
+// gossip, slower than claims: a claim dropped before the tag that names
+// the target would let every node choose by rank. The target claims while
+// the giver still does (it is no rival of the node it hands to), and
+// remembers the giver as no rival until its claim drops.
+//
 // # Owners gone before serf says so
 //
 // Watch and Decide judge the owners a node watches faster than SWIM: a

@@ -68,6 +68,10 @@ type Change struct {
 	Claim     bool // this node begins routing the VIPA
 	Release   bool // this node stops routing it
 
+	// HandOver: the release ends a hand-over (takeback or move); the node
+	// may keep routing the VIPA a moment for clients still sent to it.
+	HandOver bool
+
 	// Announce: this node keeps routing the VIPA and another node that
 	// routed it too (two owners after a partition) has given it up, or a
 	// node that can own it has come back into view (it may have routed it
@@ -85,7 +89,15 @@ type move struct {
 	to       string
 	whenIdle bool
 	since    time.Time
+	// ready: since when this node, done with its connections (or not
+	// waiting for them), names to in its tags and waits for to's claim
+	// before it stops claiming. Zero while it quiesces.
+	ready time.Time
 }
+
+// handWait bounds how long a node handing a VIPA over keeps claiming it
+// while the target's claim has not arrived.
+const handWait = 2 * time.Second
 
 type entry struct {
 	row      Row
@@ -94,6 +106,10 @@ type entry struct {
 	quiesce  time.Time // when a when_idle hand-over began; zero when none
 	handing  *move     // a hand-over under way or done, until the target claims
 	rival    bool      // another node routes it too while this one does
+
+	// from is the node that handed the VIPA to this one and still claims
+	// it, as it does until it holds this node's claim: no rival meanwhile.
+	from string
 }
 
 // State is one node's view of VIPA ownership.
@@ -147,11 +163,13 @@ func (s *State) Ranks() map[netip.Addr]int {
 	return out
 }
 
-// Moves are the VIPAs this node hands to another node, for its tags.
+// Moves are the VIPAs this node hands to another node, for its tags: from
+// when it is ready to let the VIPA go (a when_idle hand-over has quiesced)
+// until the target claims it.
 func (s *State) Moves() map[netip.Addr]string {
 	out := map[netip.Addr]string{}
 	for v, e := range s.vipas {
-		if e.handing != nil {
+		if e.handing != nil && !e.handing.ready.IsZero() {
 			out[v] = e.handing.to
 		}
 	}
@@ -186,11 +204,10 @@ func (s *State) Rows() []Row {
 func (s *State) Move(v netip.Addr, to string, whenIdle bool, members []Member, now time.Time) error {
 	e := s.vipas[v]
 	if e == nil || !e.claiming {
-		owner := ""
-		if e != nil {
-			owner = e.row.Owner
+		if e != nil && e.row.Owner != "" {
+			return fmt.Errorf("VIPA %s is not routed by this node: move it on its owner, %s", v, e.row.Owner)
 		}
-		return fmt.Errorf("VIPA %s is not routed by this node (owner: %q)", v, owner)
+		return fmt.Errorf("VIPA %s is not routed by this node, nor by any other now", v)
 	}
 	if to == s.cfg.Node {
 		return fmt.Errorf("VIPA %s is routed by %s already", v, to)
@@ -332,9 +349,18 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	// this node give up a VIPA it routes: a member's claims held from before
 	// it went silent are those of a process that may have been killed and
 	// restarted since, claiming nothing now, before serf noticed.
+	// A node handing the VIPA to this one (a move or a takeback) keeps
+	// claiming it until it holds this node's claim: make before break. It
+	// is no rival of this node meanwhile.
+	if e.from != "" && (!live(e.from) || !slices.Contains(members[e.from].Claims, v)) {
+		e.from = ""
+	}
+	handsHere := func(name string) bool {
+		return name == e.from || members[name].Moves[v] == s.cfg.Node
+	}
 	var claimants, knownClaimants []candidate
 	for name, m := range members {
-		if live(name) && slices.Contains(m.Claims, v) {
+		if live(name) && slices.Contains(m.Claims, v) && !handsHere(name) {
 			c := candidate{name, rankOf(m, v)}
 			claimants = append(claimants, c)
 			if m.Known {
@@ -355,7 +381,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	}
 
 	old := e.row
-	claim, release, announce := false, false, false
+	claim, release, announce, handed := false, false, false, false
 	status, owner := vipa.StatusNone, ""
 	if mine {
 		status = vipa.StatusBackup
@@ -369,11 +395,13 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		// Two owners after a partition: the better one keeps it.
 		release = true
 	case e.claiming:
-		if done := s.handOver(v, e, members, live, in); done {
+		if done, waiting := s.handOver(v, e, members, live, in); done {
 			release = true
 		} else {
 			owner, status = s.cfg.Node, vipa.StatusActive
-			if !e.quiesce.IsZero() {
+			if waiting {
+				status = vipa.StatusMoving
+			} else if !e.quiesce.IsZero() {
 				status = vipa.StatusQuiescing
 			}
 			// Once no other node routes it: after a rival gave it up, or
@@ -398,6 +426,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		}
 	}
 	if release {
+		handed = e.handing != nil
 		e.claiming, e.moved, e.quiesce, e.rival = false, false, time.Time{}, false
 		status = vipa.StatusMoving
 		if len(claimants) > 0 {
@@ -410,6 +439,9 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		for _, m := range members {
 			if live(m.Name) && m.Moves[v] == s.cfg.Node {
 				e.moved = true
+				if slices.Contains(m.Claims, v) {
+					e.from = m.Name
+				}
 			}
 		}
 	}
@@ -440,7 +472,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		return Change{}, false
 	}
 	e.row.Since = in.Now
-	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release, Announce: announce}, true
+	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release, Announce: announce, HandOver: handed}, true
 }
 
 // shownOwner is the owner a node that does not route v shows among its
@@ -535,41 +567,56 @@ func (s *State) noteKnown(members map[string]*Member, live func(string) bool, no
 	return arrived
 }
 
-// handOver says whether this node, routing v, gives it up now: a manual
-// move, or a takeback to the configured routing node. A when_idle
-// hand-over quiesces first.
-func (s *State) handOver(v netip.Addr, e *entry, members map[string]*Member, live func(string) bool, in Inputs) bool {
+// handOver says whether this node, routing v, gives it up now (done): a
+// manual move, or a takeback to the configured routing node. A when_idle
+// hand-over quiesces first; then the node names the target in its tags
+// and keeps routing (waiting) until the target's claim arrives, handWait
+// at most: a claim dropped before the tags that name the target would
+// let the other nodes choose by rank.
+func (s *State) handOver(v netip.Addr, e *entry, members map[string]*Member, live func(string) bool, in Inputs) (done, waiting bool) {
 	var whenIdle bool
 	var maxWait time.Duration
 	switch {
 	case e.handing != nil:
 		if !live(e.handing.to) {
 			e.handing, e.quiesce = nil, time.Time{}
-			return false
+			return false, false
 		}
 		whenIdle = e.handing.whenIdle
 	case e.moved:
-		return false
+		return false, false
 	default:
 		b := s.backups[v]
 		to := s.ownerBack(v, members, live)
 		if b == nil || to == "" {
 			e.quiesce = time.Time{}
-			return false
+			return false, false
 		}
 		whenIdle, maxWait = b.Takeback != vipa.TakebackImmediate, b.MaxWait
 		if !whenIdle || in.Conns[v] == 0 || maxWait > 0 && !e.quiesce.IsZero() && in.Now.Sub(e.quiesce) >= maxWait {
 			e.handing = &move{to: to, since: in.Now}
-			return true
+			return s.handReady(v, e, members, live, in.Now)
 		}
 	}
-	if !whenIdle || in.Conns[v] == 0 {
-		return true
+	if e.handing != nil && (!e.handing.ready.IsZero() || !whenIdle || in.Conns[v] == 0) {
+		return s.handReady(v, e, members, live, in.Now)
 	}
 	if e.quiesce.IsZero() {
 		e.quiesce = in.Now
 	}
-	return maxWait > 0 && in.Now.Sub(e.quiesce) >= maxWait
+	return false, false
+}
+
+// handReady: the hand-over of v is ready; it is done once the target is
+// known to claim v, or after handWait.
+func (s *State) handReady(v netip.Addr, e *entry, members map[string]*Member, live func(string) bool, now time.Time) (done, waiting bool) {
+	if e.handing.ready.IsZero() {
+		e.handing.ready = now
+	}
+	if m := members[e.handing.to]; m != nil && live(m.Name) && m.Known && slices.Contains(m.Claims, v) {
+		return true, false
+	}
+	return now.Sub(e.handing.ready) >= handWait, now.Sub(e.handing.ready) < handWait
 }
 
 // ownerBack is v's configured routing node if it is live, known and

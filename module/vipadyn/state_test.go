@@ -2,6 +2,7 @@ package vipadyn
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -25,6 +26,18 @@ type world struct {
 	byNode map[string][]Change
 	known  bool
 	settle bool
+
+	// tagLag delays the Ranks and Moves the others see of a node by that
+	// many rounds, while its claims arrive at once: in the fleet the tags
+	// travel by serf gossip and the claims (definitions) by a direct
+	// exchange, so a claim can drop before the tag that says why.
+	tagLag int
+	tags   map[string][]tagView // each node's published tags, latest last
+}
+
+type tagView struct {
+	ranks map[netip.Addr]int
+	moves map[netip.Addr]string
 }
 
 type node struct {
@@ -76,6 +89,15 @@ func (w *world) members(a string) []Member {
 			Name: b, Alive: w.sees(a, b), Ranks: nb.s.Ranks(), Moves: nb.s.Moves(),
 			Claims: nb.s.Claimed(), Known: w.known,
 		}
+		if h := w.tags[b]; w.tagLag > 0 && len(h) > 0 {
+			tv := h[max(0, len(h)-1-w.tagLag)]
+			m.Ranks, m.Moves = maps.Clone(tv.ranks), tv.moves
+			for _, v := range m.Claims { // as the fleet reads a claim
+				if _, ok := m.Ranks[v]; !ok {
+					m.Ranks[v] = Configured
+				}
+			}
+		}
 		if nb.held != nil {
 			m.Claims, m.Known = nil, false
 			if nb.heldBy[a] {
@@ -90,6 +112,21 @@ func (w *world) members(a string) []Member {
 // round lets every node look once; it returns whether anything changed.
 func (w *world) round() bool {
 	w.now = w.now.Add(100 * time.Millisecond)
+	if w.tags == nil {
+		w.tags = map[string][]tagView{}
+	}
+	for _, n := range w.order {
+		// As the fleet's tags: a defining node's rank is left out while it
+		// routes the VIPA (its claim says so), unless it hands it over.
+		st := w.nodes[n].s
+		ranks, moves := st.Ranks(), st.Moves()
+		for _, v := range st.Claimed() {
+			if ranks[v] == Configured && moves[v] == "" {
+				delete(ranks, v)
+			}
+		}
+		w.tags[n] = append(w.tags[n], tagView{ranks, moves})
+	}
 	views := map[string][]Member{}
 	for _, n := range w.order {
 		views[n] = w.members(n)
@@ -112,8 +149,11 @@ func (w *world) round() bool {
 // settle runs rounds until nothing changes.
 func (w *world) settleDown() {
 	w.t.Helper()
-	for range 20 {
-		if !w.round() {
+	quiet := 0
+	for range 20 + w.tagLag {
+		if w.round() {
+			quiet = 0
+		} else if quiet++; quiet > w.tagLag {
 			return
 		}
 	}
@@ -420,6 +460,34 @@ func TestMove(t *testing.T) {
 	w.wantOwner("a")
 }
 
+// A move holds though the moving node's tags (its move, its rank) reach
+// the others after its claims do: the target does not take a late rank of
+// the defining node for a takeback, and no other node claims by rank in
+// between. From the defining node to a backup, on between backups, and
+// back.
+func TestMoveTagsLate(t *testing.T) {
+	for _, lag := range []int{1, 3} {
+		t.Run(fmt.Sprint(lag), func(t *testing.T) {
+			w := newWorld(t)
+			w.tagLag = lag
+			w.add("a", Configured, "", 0)
+			w.add("b", 100, vipa.TakebackWhenIdle, 0)
+			w.add("c", 50, vipa.TakebackImmediate, 0)
+			w.wantOwner("a")
+			for _, mv := range []struct{ from, to string }{{"a", "b"}, {"b", "c"}, {"c", "b"}, {"b", "a"}} {
+				if err := w.nodes[mv.from].s.Move(vip, mv.to, false, w.members(mv.from), w.now); err != nil {
+					t.Fatal(err)
+				}
+				w.wantOwner(mv.to)
+				for range 2 * lag {
+					w.round() // the late tags arrive: the move holds
+				}
+				w.wantOwner(mv.to)
+			}
+		})
+	}
+}
+
 // A node that cannot tell yet (not joined, or a candidate's claims not
 // fetched) claims nothing.
 func TestWaitsUntilItKnows(t *testing.T) {
@@ -671,8 +739,9 @@ func TestReturnBeforeSerfWhenIdle(t *testing.T) {
 	}
 	w.nodes["b"].conns[vip] = 0
 	w.wantOwner("a")
-	w.wantChanges("b", "backup/", "backup/a", "+active/b", "quiescing/b", "!moving/", "backup/a")
-	w.wantChanges("c", "backup/", "backup/a", "backup/", "backup/b", "backup/", "backup/a")
+	w.wantChanges("b", "backup/", "backup/a", "+active/b", "quiescing/b", "moving/b", "!backup/a")
+	// make before break: c sees b hand over to a with no owner between
+	w.wantChanges("c", "backup/", "backup/a", "backup/", "backup/b", "backup/a")
 }
 
 // takeback immediate: the backup gives the VIPA back at once, but only to
@@ -693,7 +762,7 @@ func TestReturnBeforeSerfImmediate(t *testing.T) {
 	}
 	w.fresh("a")
 	w.wantOwner("a")
-	w.wantChanges("b", "backup/", "backup/a", "+active/b", "!moving/", "backup/a")
+	w.wantChanges("b", "backup/", "backup/a", "+active/b", "moving/b", "!backup/a")
 }
 
 // A routing node that flaps: killed and restarted again and again before
@@ -730,7 +799,7 @@ func TestFlappingReturns(t *testing.T) {
 	w.wantOwner("a")
 	w.wantChanges("b", "backup/", "backup/a", "+active/b",
 		"quiescing/b", "active/b", "quiescing/b", "active/b", "quiescing/b", "active/b",
-		"!moving/", "backup/a")
+		"moving/b", "!backup/a")
 
 	// Silent without restarting: a routed the VIPA all along (a link that
 	// carried nothing for a while). Heard again, its claims are fetched
@@ -784,12 +853,12 @@ func TestHandOverPastAStaleClaim(t *testing.T) {
 	if !slices.Contains(w.nodes["a"].s.Claimed(), vip) {
 		t.Fatalf("a did not claim\n%s", strings.Join(w.log, "\n"))
 	}
-	if r := w.row("c"); r.Status != vipa.StatusMoving || r.Owner != "" {
-		t.Fatalf("c on b's old claim, before a's claim reached it: %+v, want still moving to a\n%s", r, strings.Join(w.log, "\n"))
+	if r := w.row("c"); r.Status != vipa.StatusMoving || r.Owner != "c" {
+		t.Fatalf("c on b's old claim, before a's claim reached it: %+v, want still routing it, moving to a\n%s", r, strings.Join(w.log, "\n"))
 	}
 	w.fresh("b")
 	w.wantOwner("a")
-	w.wantChanges("c", "!moving/", "backup/a")
+	w.wantChanges("c", "moving/c", "!backup/a")
 }
 
 // TestBystanderFollowsSerf: a node that backs up nothing watches no owner,
