@@ -278,8 +278,9 @@ func (p *distParser) destip(args []string) error {
 	return nil
 }
 
-// finish checks the statement as a whole and splits its destinations: a
-// bare one joins destip, one with options is a destinations entry.
+// finish checks the statement as a whole and splits its destinations: one
+// with options is a destinations entry; destip lists every node in the
+// order written unless each has options.
 func (p *distParser) finish() (*Distribute, error) {
 	d, dist := p.d, p.dist
 	if !p.seen["port"] {
@@ -302,11 +303,19 @@ func (p *distParser) finish() (*Distribute, error) {
 		}
 		return nil, p.errf(err)
 	}
+	bare := 0
 	for _, dst := range p.dests {
 		if dst == (vipa.Destination{Node: dst.Node}) {
-			dist.DestIP = append(dist.DestIP, dst.Node)
+			bare++
 		} else {
 			dist.Destinations = append(dist.Destinations, dst)
+		}
+	}
+	if bare > 0 {
+		// Every node in destip, in the order written (/vipa/definitions
+		// shows it so), not the bare ones first.
+		for _, dst := range p.dests {
+			dist.DestIP = append(dist.DestIP, dst.Node)
 		}
 	}
 	// The whole statement as provision checks it: what the tables can run.

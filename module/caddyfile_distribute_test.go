@@ -1,6 +1,7 @@
 package module
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,6 +42,32 @@ func TestDistributeErrorsAgree(t *testing.T) {
 		}
 		if msg, _, _ := strings.Cut(cerr.Error(), ", at Testfile:"); msg != jerr.Error() {
 			t.Errorf("%s: Caddyfile says %q, JSON %q", tc.name, msg, jerr)
+		}
+	}
+}
+
+// TestDestIPOrder: destip lines, bare or with options, reach the
+// definition (and /vipa/definitions) in the order they are written.
+func TestDestIPOrder(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  []string
+	}{
+		{[]string{"destip caddy-a weight 3", "destip caddy-b", "destip caddy-c weight 2"}, []string{"caddy-a", "caddy-b", "caddy-c"}},
+		{[]string{"destip caddy-c caddy-b", "destip caddy-a weight 2"}, []string{"caddy-c", "caddy-b", "caddy-a"}},
+		{[]string{"distmethod hotstandby", "destip caddy-c backup 9", "destip caddy-a preferred"}, []string{"caddy-c", "caddy-a"}},
+	} {
+		in := "vipadynamic {\nvipadistribute 127.0.0.100 port 80 {\n" + strings.Join(tc.lines, "\n") + "\n}\n}"
+		var a App
+		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+			t.Fatal(err)
+		}
+		def, err := a.Distribute[0].definition("caddy-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(def.DestIP, tc.want) {
+			t.Errorf("%q: destip %v, want %v", tc.lines, def.DestIP, tc.want)
 		}
 	}
 }
