@@ -157,7 +157,11 @@ func (h *Handler) start(cx *layer4.Connection, conn *relay.Target, e *tables.Ent
 //go:noinline
 func (h *Handler) lookup(cx *layer4.Connection, local netip.AddrPort) *tables.Group {
 	vipa, port := h.vipaOf(local), local.Port()
-	if h.fleet.Route(vipa) == nil {
+	// A node standing by for the VIPA routes what reaches it from the DPT
+	// it holds: the address is local here too (loopback, SO_REUSEPORT
+	// listeners of several nodes on one host, or the user's own tooling),
+	// and refusing would fail the client.
+	if h.fleet.Route(vipa) == nil && !h.fleet.StandsBy(vipa) {
 		h.fleet.Counters.NoDefinition.Add(1)
 		h.refuse(cx, local, "no VIPADISTRIBUTE definition for this VIPA", nil)
 		return nil

@@ -36,28 +36,39 @@ func vipadyn(t *testing.T, admin, v string) vipadynRow {
 // routing node routes; SIGKILL hands the VIPA to the first backup, which
 // routes from the rows it already held; the routing node's return takes it
 // back (takeback immediate); a graceful stop hands it over again.
-// Loopback cannot bind one VIPA:port in two processes, so connections
-// through the backup are the network namespace tests' part.
+// Every node listens on the VIPA, as on a LAN: on loopback the three
+// processes share VIPA:port (Caddy's listeners set SO_REUSEPORT), so the
+// kernel spreads the clients over them and each node routes what it gets,
+// owner or not. The address moving is the network namespace tests' part.
 func TestTakeover(t *testing.T) {
 	const vip = "127.0.0.114"
 	port := freePort(t)
 	gossip := freePort(t)
 	seed := fmt.Sprintf("127.0.0.1:%d", gossip)
 
-	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, fmt.Sprintf("127.0.0.2:%d", gossip))
-	a.routes = fmt.Sprintf(`		vipadistribute define %s port %d destip all
-	}
+	layer4 := fmt.Sprintf(`
 	layer4 {
 		%s:%d {
 			route {
 				distribute
 			}
 		}
-	}`, vip, port, vip, port)
+	}`, vip, port)
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, fmt.Sprintf("127.0.0.2:%d", gossip))
+	a.routes = fmt.Sprintf("\t\tvipadistribute define %s port %d destip all\n\t}", vip, port) + layer4
 	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, seed)
-	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100 {\n\t\t\ttakeback immediate\n\t\t}\n\t}", vip)
+	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100 {\n\t\t\ttakeback immediate\n\t\t}\n\t}", vip) + layer4
 	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, seed)
-	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip) + layer4
+	// through reaches the applications through the VIPA n times, whichever
+	// node's listener the kernel gives each client.
+	through := func(n int) {
+		t.Helper()
+		for range n {
+			conn, _, _ := dialVIPA(t, fmt.Sprintf("%s:%d", vip, port))
+			conn.Close()
+		}
+	}
 
 	dirA := t.TempDir()
 	pa := startCaddyIn(t, dirA, a.admin, a.caddyfile())
@@ -86,15 +97,20 @@ func TestTakeover(t *testing.T) {
 		d := dptNodes(t, a.admin)
 		return d["caddy-a"] == 1 && d["caddy-b"] == 1 && d["caddy-c"] == 1
 	})
-	conn, _, _ := dialVIPA(t, fmt.Sprintf("%s:%d", vip, port))
-	conn.Close()
-
-	// Warm standby: the backup holds every target's row while it does not route.
-	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
-		series := fmt.Sprintf(`caddy_vipa_dpt_ready{node=%q,port="%d",vipa=%q} 1`, n, port, vip)
-		waitFor(t, 10*time.Second, "caddy-b's standby row of "+n, func() bool {
-			return strings.Contains(getText(t, b.admin, "/metrics"), series)
-		})
+	// Warm standby: the backups hold every target's row while they do not route.
+	for _, bk := range []fleetNode{b, c} {
+		for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
+			series := fmt.Sprintf(`caddy_vipa_dpt_ready{node=%q,port="%d",vipa=%q} 1`, n, port, vip)
+			waitFor(t, 10*time.Second, bk.name+"'s standby row of "+n, func() bool {
+				return strings.Contains(getText(t, bk.admin, "/metrics"), series)
+			})
+		}
+	}
+	through(12)
+	for _, bk := range []fleetNode{b, c} {
+		if !strings.Contains(getText(t, bk.admin, "/metrics"), `caddy_vipa_refused_connections_total{reason="no_definition"} 0`) {
+			t.Fatalf("%s refused a client that reached its listener on the VIPA", bk.name)
+		}
 	}
 
 	// A manual move away from the live routing node, and on to the second
@@ -159,6 +175,7 @@ func TestTakeover(t *testing.T) {
 	if d := dptNodes(t, b.admin); d["caddy-b"] != 1 || d["caddy-c"] != 1 {
 		t.Fatalf("caddy-b's DPT right after the takeover: %v; want the rows it held", d)
 	}
+	through(12)
 	waitFor(t, 5*time.Second, "caddy-c to follow", func() bool {
 		r := vipadyn(t, c.admin, vip)
 		return r.Status == "backup" && r.Owner == "caddy-b"
@@ -193,8 +210,7 @@ func TestTakeover(t *testing.T) {
 		d := dptNodes(t, a.admin)
 		return d["caddy-a"] == 1 && d["caddy-b"] == 1 && d["caddy-c"] == 1
 	})
-	conn, _, _ = dialVIPA(t, fmt.Sprintf("%s:%d", vip, port))
-	conn.Close()
+	through(6)
 
 	// A graceful stop hands over without waiting for failure detection.
 	start = time.Now()

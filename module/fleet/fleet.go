@@ -84,6 +84,10 @@ type Fleet struct {
 	// connection, replaced whole on reload.
 	routes atomic.Pointer[map[netip.Addr]*Route]
 
+	// standbys are the VIPAs this node defines or backs up: it holds
+	// their DPT while another node routes them.
+	standbys atomic.Pointer[map[netip.Addr]bool]
+
 	mu       sync.Mutex
 	agentCfg serfsync.Config // what a running agent cannot change without a restart
 	agent    *serfsync.Agent
@@ -128,6 +132,7 @@ func New() *Fleet {
 	f := &Fleet{DPT: tables.NewDPT(), CRT: tables.NewCRT(), logger: zap.NewNop(), dptChanged: make(chan struct{}, 1)}
 	empty := map[netip.Addr]*Route{}
 	f.routes.Store(&empty)
+	f.standbys.Store(&map[netip.Addr]bool{})
 	f.dyn = newDyn(f)
 	return f
 }
@@ -145,6 +150,10 @@ func (f *Fleet) notifyDPT() {
 
 // Route returns the route of a VIPA this node routes, or nil.
 func (f *Fleet) Route(v netip.Addr) *Route { return (*f.routes.Load())[v] }
+
+// StandsBy says whether this node defines or backs up v, and so holds its
+// DPT, whoever routes it now.
+func (f *Fleet) StandsBy(v netip.Addr) bool { return (*f.standbys.Load())[v] }
 
 // Start starts the serf agent once; a later config must keep its identity.
 func (f *Fleet) Start(cfg serfsync.Config, logger *zap.Logger) error {

@@ -597,6 +597,8 @@ func (f *Fleet) publishOwnership() {
 		routes[d.VIPA] = &Route{Def: d}
 	}
 	old := f.routes.Swap(&routes)
+	standbys := f.dyn.standby()
+	f.standbys.Store(&standbys)
 	f.adoptCarried(*old, routes)
 	if agent != nil {
 		agent.SetVIPADyn(tag)
