@@ -317,7 +317,7 @@ func TestVipaCommand(t *testing.T) {
 	}{
 		{[]string{"--vipa", "127.0.0.100", "--to", "caddy-x"}, "move: "},
 		{[]string{"--vipa", "127.0.0.100", "--to", "caddy-a", "--when", "later"}, `when "later"`},
-		{[]string{"--to", "caddy-b"}, "move: vipa"},
+		{[]string{"--to", "caddy-b"}, "move: missing vipa"},
 	} {
 		_, errs, ok := vipaCmd(t, append([]string{"move", "--address", admin}, c.args...)...)
 		if ok || !strings.HasPrefix(errs, "caddy vipa move: ") || !strings.Contains(errs, c.err) || strings.Count(errs, "\n") != 1 {
