@@ -130,11 +130,21 @@ func get[T any](rows func(*fleet.Fleet, *http.Request) ([]T, error)) caddy.Admin
 }
 
 // dptRows lists, per VIPA, the DPT where this node routes it and this
-// node's own report where it is only a target.
-func dptRows(f *fleet.Fleet, _ *http.Request) ([]dptRow, error) {
+// node's own report where it is only a target; the query filters them as
+// /vipa/crt's does.
+func dptRows(f *fleet.Fleet, r *http.Request) ([]dptRow, error) {
+	q, err := parseCRTFilter(r)
+	if err != nil {
+		return nil, err
+	}
 	var out []dptRow
-	for _, r := range f.DPTView() {
-		out = append(out, dptRowOf(r))
+	for _, row := range f.DPTView() {
+		if q.matchRow(row.VIPA, row.Port, row.Node) {
+			out = append(out, dptRowOf(row))
+			if len(out) == q.limit {
+				break
+			}
+		}
 	}
 	return out, nil
 }
@@ -157,20 +167,38 @@ func dptRowOf(r tables.Row) dptRow {
 	}
 }
 
-// affinityRows lists the client affinities in force on a routing node.
-func affinityRows(f *fleet.Fleet, _ *http.Request) ([]affinityRow, error) {
+// affinityRows lists the client affinities in force on a routing node;
+// the query filters them as /vipa/crt's does, and by client IP.
+func affinityRows(f *fleet.Fleet, req *http.Request) ([]affinityRow, error) {
+	q, err := parseCRTFilter(req)
+	if err != nil {
+		return nil, err
+	}
+	var client netip.Addr
+	if v := req.URL.Query().Get("client"); v != "" {
+		if client, err = netip.ParseAddr(v); err != nil {
+			return nil, fmt.Errorf("client %q: want an IP address", v)
+		}
+		client = client.Unmap()
+	}
 	var out []affinityRow
 	for _, a := range f.CRT.Affinities(time.Now()) {
+		if !q.matchRow(a.VIPA, a.Port, a.Node) || client.IsValid() && a.Client != client {
+			continue
+		}
 		r := affinityRow{Client: a.Client.String(), VIPA: a.VIPA.String(), Port: a.Port, Node: a.Node, ActiveConns: a.ActiveConns}
 		if !a.Expires.IsZero() {
 			r.Expires = a.Expires.UTC().Format(time.RFC3339)
 		}
-		out = append(out, r)
+		if out = append(out, r); len(out) == q.limit {
+			break
+		}
 	}
 	return out, nil
 }
 
-// crtFilter holds the /vipa/crt query: vipa, port, node, limit.
+// crtFilter holds the /vipa/crt query: vipa, port, node, limit; /vipa/dpt
+// and /vipa/affinity take it too.
 type crtFilter struct {
 	vipa  netip.Addr
 	port  uint16
@@ -209,10 +237,13 @@ func parseCRTFilter(r *http.Request) (crtFilter, error) {
 	return f, nil
 }
 
-func (f crtFilter) match(e *tables.Entry) bool {
-	return (!f.vipa.IsValid() || e.VIPA == f.vipa) &&
-		(f.port == 0 || e.Port == f.port) &&
-		(f.node == "" || e.Target.Node == f.node)
+func (f crtFilter) match(e *tables.Entry) bool { return f.matchRow(e.VIPA, e.Port, e.Target.Node) }
+
+// matchRow applies the filter to a row of any table with these columns.
+func (f crtFilter) matchRow(vipa netip.Addr, port uint16, node string) bool {
+	return (!f.vipa.IsValid() || vipa == f.vipa) &&
+		(f.port == 0 || port == f.port) &&
+		(f.node == "" || node == f.node)
 }
 
 func crtRows(fl *fleet.Fleet, r *http.Request) ([]crtRow, error) {

@@ -36,6 +36,21 @@ func post(t *testing.T, admin, path, body string) (int, []byte) {
 	return resp.StatusCode, out
 }
 
+// get fetches an admin route and returns the status and body.
+func get(t *testing.T, admin, path string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
 // quiesce posts to /vipa/quiesce or /vipa/resume and returns the rows.
 func quiesce(t *testing.T, admin, route, body string) []dptRow {
 	t.Helper()
@@ -218,6 +233,31 @@ func TestQuiesceAffinity(t *testing.T) {
 	defer conn.Close()
 	if got := spread(t, vipa, 4); got[first] != 4 {
 		t.Fatalf("4 connections with an affinity to %s: %v", first, got)
+	}
+	other := "caddy-a"
+	if first == other {
+		other = "caddy-b"
+	}
+	// /vipa/affinity and /vipa/dpt filter by their query, as /vipa/crt does.
+	for query, want := range map[string]int{
+		"": 1, "?node=" + first: 1, "?node=" + other: 0, "?client=127.0.0.1": 1, "?client=127.0.0.9": 0,
+		fmt.Sprintf("?vipa=127.0.0.100&port=%d", port): 1, fmt.Sprintf("?port=%d", port+1): 0,
+	} {
+		var rows []struct{ Client, Node string }
+		getJSON(t, a.admin, "/vipa/affinity"+query, &rows)
+		if len(rows) != want || want == 1 && (rows[0].Client != "127.0.0.1" || rows[0].Node != first) {
+			t.Errorf("/vipa/affinity%s: %+v, want %d row(s)", query, rows, want)
+		}
+	}
+	if _, rows := vipaTable(t, "affinity", "--address", a.admin, "--node", other); len(rows) != 0 {
+		t.Errorf("caddy vipa affinity --node %s: %v", other, rows)
+	}
+	var rows []dptRow
+	if getJSON(t, a.admin, "/vipa/dpt?node="+other, &rows); len(rows) != 1 || rows[0].Node != other {
+		t.Errorf("/vipa/dpt?node=%s: %+v", other, rows)
+	}
+	if code, out := get(t, a.admin, "/vipa/affinity?client=nobody"); code != http.StatusBadRequest || !bytes.Contains(out, []byte("client")) {
+		t.Errorf("/vipa/affinity?client=nobody: %d %s, want 400", code, out)
 	}
 	// The target the client is affine to quiesces itself.
 	quiesce(t, admins[first], "quiesce", `{}`)

@@ -15,6 +15,11 @@ listeners (RDY), weight, state and connection counts. A node that routes no
 VIPA shows the rows it reports to the routing nodes.
 `,
 		columns: dptColumns,
+		filters: []filter{
+			{name: "vipa", usage: "Only rows of this VIPA"},
+			{name: "port", usage: "Only rows of this port"},
+			{name: "node", usage: "Only rows of this target node"},
+		},
 	},
 	{
 		name:  "crt",
@@ -91,6 +96,13 @@ when the affinity expires once none is open.
 			{field: "node", header: "NODE"},
 			{field: "active_conns", header: "ACTIVE"},
 			{field: "expires", header: "EXPIRES"},
+		},
+		filters: []filter{
+			{name: "vipa", usage: "Only affinities to this VIPA"},
+			{name: "port", usage: "Only affinities to this port"},
+			{name: "node", usage: "Only affinities to this target node"},
+			{name: "client", usage: "Only this client IP's affinities"},
+			{name: "limit", usage: "At most this many rows"},
 		},
 	},
 	{
