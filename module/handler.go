@@ -397,9 +397,13 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 // isPeerGone tells an ordinary end of a connection from a real failure.
+// ENOTCONN: a socket its peer reset after the last read is no longer
+// connected, and shutting down its writing half at the other side's FIN
+// says so (a client that had its answer and closed).
 func isPeerGone(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ENOTCONN)
 }
 
 // Interface guards

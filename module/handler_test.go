@@ -1,9 +1,11 @@
 package module
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -352,5 +354,29 @@ func TestHandlerSkipsItsOwnAddress(t *testing.T) {
 	waitCRTEmpty(t, f)
 	if n := logs.FilterMessage("a connection arrived on a target's own address; that target is skipped").Len(); n != 1 {
 		t.Fatalf("%d skip lines, want 1 (logged once)", n)
+	}
+}
+
+// TestIsPeerGone: a peer that closed or reset its side ends the relay
+// ordinarily, however the relay's last call met it; anything else is a
+// failure.
+func TestIsPeerGone(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		gone bool
+	}{
+		{io.EOF, true},
+		{net.ErrClosed, true},
+		{fmt.Errorf("relay: client: splice: %w", syscall.ECONNRESET), true},
+		{fmt.Errorf("relay: client: splice: %w", syscall.EPIPE), true},
+		// The client read its line and reset before the target's FIN was
+		// passed on: shutting down the client's writing half is refused.
+		{fmt.Errorf("relay: client: shutdown: %w", syscall.ENOTCONN), true},
+		{fmt.Errorf("relay: target: splice: %w", syscall.ENOMEM), false},
+		{fmt.Errorf("relay: target: %w", syscall.ETIMEDOUT), false},
+	} {
+		if got := isPeerGone(c.err); got != c.gone {
+			t.Errorf("isPeerGone(%v) = %v, want %v", c.err, got, c.gone)
+		}
 	}
 }
