@@ -209,6 +209,22 @@ func TestQuiesce(t *testing.T) {
 		t.Fatalf("9 connections after resume: %v", got)
 	}
 	echo(t, open.c, open.r, "after resume")
+
+	// A quiesce does not last across a restart (nor does SD's VARY): caddy-b
+	// quiesces itself, stops and starts again, and its row is active.
+	quiesce(t, b.admin, "quiesce", `{}`)
+	waitFor(t, 5*time.Second, "caddy-b quiesced again", func() bool { return stateOf(t, a.admin, "caddy-b") == "quiesced" })
+	pb.stop()
+	waitFor(t, 10*time.Second, "caddy-b's row gone", func() bool { return stateOf(t, a.admin, "caddy-b") == "" })
+	startCaddy(t, b.admin, b.caddyfile())
+	waitFor(t, 15*time.Second, "caddy-b back, active", func() bool { return stateOf(t, a.admin, "caddy-b") == "active" })
+	waitFor(t, 5*time.Second, "caddy-b's own row active", func() bool {
+		own := stateOf(t, b.admin, "caddy-b")
+		if own == "quiesced" {
+			t.Fatal("caddy-b's own row quiesced after its restart")
+		}
+		return own == "active"
+	})
 }
 
 // TestQuiesceAffinity: a client's timed affinity does not take it to a
