@@ -329,7 +329,14 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 			// announcement would move clients back here just before the
 			// address goes.
 			delete(d.claimed, c.VIPA)
-			d.linger[c.VIPA] = time.Now()
+			// lingerMax counts from the hand-over's start, which came
+			// before the successor's claim: the successor forwards for
+			// lingerMax and a margin from its claim.
+			start := time.Now()
+			if !c.HandStart.IsZero() && c.HandStart.Before(start) {
+				start = c.HandStart
+			}
+			d.linger[c.VIPA] = start
 			d.addrs.Quiet(c.VIPA)
 			d.stopForward(c.VIPA)
 		case c.Release:

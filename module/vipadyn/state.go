@@ -70,7 +70,10 @@ type Change struct {
 
 	// HandOver: the release ends a hand-over (takeback or move); the node
 	// may keep routing the VIPA a moment for clients still sent to it.
-	HandOver bool
+	// HandStart is when the hand-over began (the node named its successor,
+	// before the successor claimed); zero if it had not.
+	HandOver  bool
+	HandStart time.Time
 
 	// Announce: this node keeps routing the VIPA and another node that
 	// routed it too (two owners after a partition) has given it up, or a
@@ -382,6 +385,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 
 	old := e.row
 	claim, release, announce, handed := false, false, false, false
+	var handStart time.Time
 	status, owner := vipa.StatusNone, ""
 	if mine {
 		status = vipa.StatusBackup
@@ -427,6 +431,9 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	}
 	if release {
 		handed = e.handing != nil
+		if handed {
+			handStart = e.handing.ready
+		}
 		e.claiming, e.moved, e.quiesce, e.rival = false, false, time.Time{}, false
 		status = vipa.StatusMoving
 		if len(claimants) > 0 {
@@ -472,7 +479,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		return Change{}, false
 	}
 	e.row.Since = in.Now
-	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release, Announce: announce, HandOver: handed}, true
+	return Change{Row: e.row, OldStatus: old.Status, OldOwner: old.Owner, Claim: claim, Release: release, Announce: announce, HandOver: handed, HandStart: handStart}, true
 }
 
 // shownOwner is the owner a node that does not route v shows among its

@@ -479,6 +479,17 @@ func TestMoveTagsLate(t *testing.T) {
 					t.Fatal(err)
 				}
 				w.wantOwner(mv.to)
+				// The giver released it as the end of a hand-over begun
+				// before the target's claim.
+				var rel Change
+				for _, c := range w.byNode[mv.from] {
+					if c.Release {
+						rel = c
+					}
+				}
+				if !rel.HandOver || rel.HandStart.IsZero() || !rel.HandStart.Before(rel.Since) || rel.Owner != mv.to {
+					t.Fatalf("%s's release: %+v; want the end of a hand-over to %s, begun before it", mv.from, rel, mv.to)
+				}
 				for range 2 * lag {
 					w.round() // the late tags arrive: the move holds
 				}
