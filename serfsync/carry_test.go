@@ -50,17 +50,42 @@ func TestOwnerStateRoundTrip(t *testing.T) {
 // TestOwnerStateRefused: a body off the canonical encoding or its bounds
 // is refused whole.
 func TestOwnerStateRefused(t *testing.T) {
-	row := func(e *enc, port uint16, node string, tsr, flags byte) {
-		e.addr(vipaA)
-		e.u16(port)
-		e.string(node)
-		e.byte(tsr)
-		e.byte(flags)
-	}
 	body := func(f func(e *enc)) []byte {
 		e := enc{}
 		f(&e)
 		return e.b
+	}
+	type row struct {
+		port       uint16
+		node       string
+		tsr, flags byte
+	}
+	// rows is a body of no drains and these rows, as written.
+	rows := func(rs ...row) []byte {
+		return body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(0)
+			e.uvarint(uint64(len(rs)))
+			for _, r := range rs {
+				e.addr(vipaA)
+				e.u16(r.port)
+				e.string(r.node)
+				e.byte(r.tsr)
+				e.byte(r.flags)
+			}
+		})
+	}
+	// drain is a body of one drain of any VIPA and port, and no rows.
+	drain := func(flags byte, node string) []byte {
+		return body(func(e *enc) {
+			e.byte(carryVersion)
+			e.uvarint(1)
+			e.byte(flags)
+			e.byte(0)
+			e.u16(0)
+			e.string(node)
+			e.uvarint(0)
+		})
 	}
 	cases := map[string][]byte{
 		"empty":   nil,
@@ -71,70 +96,17 @@ func TestOwnerStateRefused(t *testing.T) {
 			e.uvarint(0)
 			e.byte(0)
 		}),
-		"drain flag": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(1)
-			e.byte(2)
-			e.byte(0)
-			e.u16(0)
-			e.string("n01")
-			e.uvarint(0)
-		}),
-		"drain without node": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(1)
-			e.byte(1)
-			e.byte(0)
-			e.u16(0)
-			e.string("")
-			e.uvarint(0)
-		}),
-		"too many drains": body(func(e *enc) { e.byte(carryVersion); e.uvarint(MaxCarriedDrains + 1) }),
-		"too many rows":   body(func(e *enc) { e.byte(carryVersion); e.uvarint(0); e.uvarint(MaxCarriedRows + 1) }),
-		"tsr over 100": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(1)
-			row(e, 80, "n01", 101, 1)
-		}),
-		"full health sent": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(1)
-			row(e, 80, "n01", 100, 0)
-		}),
-		"row flag": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(1)
-			row(e, 80, "n01", 10, 3)
-		}),
-		"port 0": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(1)
-			row(e, 0, "n01", 10, 1)
-		}),
-		"bad name": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(1)
-			row(e, 80, "n 01", 10, 1)
-		}),
-		"unsorted": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(2)
-			row(e, 81, "n01", 10, 1)
-			row(e, 80, "n01", 10, 1)
-		}),
-		"repeated": body(func(e *enc) {
-			e.byte(carryVersion)
-			e.uvarint(0)
-			e.uvarint(2)
-			row(e, 80, "n01", 10, 1)
-			row(e, 80, "n01", 10, 1)
-		}),
+		"drain flag":         drain(2, "n01"),
+		"drain without node": drain(1, ""),
+		"too many drains":    body(func(e *enc) { e.byte(carryVersion); e.uvarint(MaxCarriedDrains + 1) }),
+		"too many rows":      body(func(e *enc) { e.byte(carryVersion); e.uvarint(0); e.uvarint(MaxCarriedRows + 1) }),
+		"tsr over 100":       rows(row{80, "n01", 101, 1}),
+		"full health sent":   rows(row{80, "n01", 100, 0}),
+		"row flag":           rows(row{80, "n01", 10, 3}),
+		"port 0":             rows(row{0, "n01", 10, 1}),
+		"bad name":           rows(row{80, "n 01", 10, 1}),
+		"unsorted":           rows(row{81, "n01", 10, 1}, row{80, "n01", 10, 1}),
+		"repeated":           rows(row{80, "n01", 10, 1}, row{80, "n01", 10, 1}),
 	}
 	for name, b := range cases {
 		if s, err := decodeOwnerState(b); err == nil {

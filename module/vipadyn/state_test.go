@@ -59,6 +59,28 @@ func newWorld(t *testing.T) *world {
 	return &world{t: t, now: time.Unix(1e9, 0), nodes: map[string]*node{}, group: map[string]int{}, byNode: map[string][]Change{}, known: true, settle: true}
 }
 
+// member is a node to start: rank Configured defines vip, a positive
+// rank backs it up, -1 is a target only.
+type member struct {
+	name     string
+	rank     int
+	takeback string
+	maxWait  time.Duration
+}
+
+// aRoutes starts a, defining vip, and the members given, and settles with
+// a as the owner.
+func aRoutes(t *testing.T, ms ...member) *world {
+	t.Helper()
+	w := newWorld(t)
+	w.add("a", Configured, "", 0)
+	for _, m := range ms {
+		w.add(m.name, m.rank, m.takeback, m.maxWait)
+	}
+	w.wantOwner("a")
+	return w
+}
+
 // add starts a node: rank Configured defines vip, a positive rank backs it up.
 func (w *world) add(name string, rank int, takeback string, maxWait time.Duration) {
 	cfg := Config{Node: name}
@@ -245,12 +267,7 @@ func (w *world) wantOwner(want string) {
 }
 
 func TestRanks(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.add("c", 50, "", 0)
-	w.add("d", -1, "", 0) // a target only
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0}, member{"c", 50, "", 0}, member{"d", -1, "", 0})
 	if s := w.status("a"); s != vipa.StatusActive {
 		t.Fatalf("a: %s", s)
 	}
@@ -269,11 +286,7 @@ func TestRanks(t *testing.T) {
 }
 
 func TestTiesGoToTheLowerName(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("c", 100, "", 0)
-	w.add("b", 100, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"c", 100, "", 0}, member{"b", 100, "", 0})
 	w.nodes["a"].up = false
 	w.wantOwner("b")
 }
@@ -283,11 +296,7 @@ func TestTiesGoToTheLowerName(t *testing.T) {
 func TestPartitionHeals(t *testing.T) {
 	for _, split := range [][]string{{"a"}, {"a", "c"}, {"b"}} {
 		t.Run(fmt.Sprint(split), func(t *testing.T) {
-			w := newWorld(t)
-			w.add("a", Configured, "", 0)
-			w.add("b", 100, vipa.TakebackWhenIdle, time.Hour)
-			w.add("c", 50, "", 0)
-			w.wantOwner("a")
+			w := aRoutes(t, member{"b", 100, vipa.TakebackWhenIdle, time.Hour}, member{"c", 50, "", 0})
 			w.nodes["b"].conns[vip] = 5 // when_idle would wait: a heal must not
 			for _, n := range split {
 				w.group[n] = 1
@@ -310,10 +319,7 @@ func TestPartitionHeals(t *testing.T) {
 // A configured routing node that restarts waits for its backup to give the
 // VIPA back; immediate gives it at once.
 func TestTakebackImmediate(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, vipa.TakebackImmediate, 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, vipa.TakebackImmediate, 0})
 	w.nodes["a"].up = false
 	w.wantOwner("b")
 	w.nodes["b"].conns[vip] = 5
@@ -333,10 +339,7 @@ func TestTakebackImmediate(t *testing.T) {
 }
 
 func TestTakebackWhenIdle(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, vipa.TakebackWhenIdle, time.Minute)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, vipa.TakebackWhenIdle, time.Minute})
 	w.nodes["a"].up = false
 	w.wantOwner("b")
 	w.nodes["b"].conns[vip] = 2
@@ -364,11 +367,7 @@ func TestTakebackWhenIdle(t *testing.T) {
 // A graceful stop gives the VIPA up, and the goodbye lets the backup claim
 // it before serf says the node left.
 func TestGracefulStop(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.add("c", 50, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0}, member{"c", 50, "", 0})
 	ch := w.nodes["a"].s.Stop(w.now)
 	if len(ch) != 1 || !ch[0].Release {
 		t.Fatalf("stop: %v", ch)
@@ -387,10 +386,7 @@ func TestGracefulStop(t *testing.T) {
 // Heartbeats confirmed missing count as gone before serf agrees: the
 // backup claims while serf still says the owner is alive.
 func TestDownBeforeSerf(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0})
 	w.nodes["a"].s.Stop(w.now) // the process is gone; serf has not noticed
 	w.nodes["a"].up = true
 	w.nodes["b"].down["a"] = true
@@ -405,11 +401,7 @@ func TestDownBeforeSerf(t *testing.T) {
 func TestFlappingMembers(t *testing.T) {
 	for _, flapper := range []string{"a", "b"} {
 		t.Run(flapper, func(t *testing.T) {
-			w := newWorld(t)
-			w.add("a", Configured, "", 0)
-			w.add("b", 100, vipa.TakebackImmediate, 0)
-			w.add("c", 50, vipa.TakebackWhenIdle, 0)
-			w.wantOwner("a")
+			w := aRoutes(t, member{"b", 100, vipa.TakebackImmediate, 0}, member{"c", 50, vipa.TakebackWhenIdle, 0})
 			for i := range 30 {
 				// seen failed by some, alive by others: a split that changes every round
 				if i%3 == 0 {
@@ -428,12 +420,7 @@ func TestFlappingMembers(t *testing.T) {
 // A manual move goes to the named node, even past a better backup, and
 // stays: the configured routing node does not take it back.
 func TestMove(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.add("c", 50, vipa.TakebackImmediate, 0)
-	w.add("d", -1, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0}, member{"c", 50, vipa.TakebackImmediate, 0}, member{"d", -1, "", 0})
 	if err := w.nodes["a"].s.Move(vip, "d", false, w.members("a"), w.now); err == nil {
 		t.Fatal("moved to a node that cannot own the VIPA")
 	}
@@ -521,10 +508,7 @@ func TestWaitsUntilItKnows(t *testing.T) {
 
 // The change log: every change once per node.
 func TestChangesOnce(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0})
 	w.log = nil
 	w.nodes["a"].up = false
 	w.wantOwner("b")
@@ -563,11 +547,7 @@ func TestTwoDefinersBothRoute(t *testing.T) {
 // other owner has given it up, so the link's neighbours stop sending to
 // that one; the loser and the bystanders announce nothing.
 func TestHealAnnouncesAgain(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.add("c", 50, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0}, member{"c", 50, "", 0})
 	w.group["a"] = 1
 	w.settleDown()
 	if !slices.Contains(w.nodes["b"].s.Claimed(), vip) {
@@ -728,11 +708,7 @@ func (w *world) wantChanges(n string, want ...string) {
 // The restarted node waits as a backup; when_idle keeps routing on the
 // backup (quiescing) until it is idle, then hands the VIPA back once.
 func TestReturnBeforeSerfWhenIdle(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, vipa.TakebackWhenIdle, time.Hour)
-	w.add("c", 50, vipa.TakebackWhenIdle, time.Hour)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, vipa.TakebackWhenIdle, time.Hour}, member{"c", 50, vipa.TakebackWhenIdle, time.Hour})
 	w.kill("a")
 	w.wantOwner("b")
 	w.nodes["b"].conns[vip] = 1
@@ -759,10 +735,7 @@ func TestReturnBeforeSerfWhenIdle(t *testing.T) {
 // the restarted node known to wait for it, by a hand-over (the restarted
 // node claims), not on the old process's claims.
 func TestReturnBeforeSerfImmediate(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, vipa.TakebackImmediate, 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, vipa.TakebackImmediate, 0})
 	w.kill("a")
 	w.wantOwner("b")
 	w.nodes["b"].conns[vip] = 3
@@ -782,11 +755,7 @@ func TestReturnBeforeSerfImmediate(t *testing.T) {
 // Every change is logged once; the backup never gives the VIPA up while it
 // has a connection on it unless the routing node still routes it too.
 func TestFlappingReturns(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, vipa.TakebackWhenIdle, time.Hour)
-	w.add("c", 50, vipa.TakebackWhenIdle, time.Hour)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, vipa.TakebackWhenIdle, time.Hour}, member{"c", 50, vipa.TakebackWhenIdle, time.Hour})
 	w.kill("a")
 	w.wantOwner("b")
 	w.nodes["b"].conns[vip] = 1
@@ -842,11 +811,7 @@ func TestFlappingReturns(t *testing.T) {
 // fail (killed while it routed the VIPA) neither ends the hand-over nor
 // shows as the owner.
 func TestHandOverPastAStaleClaim(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 200, vipa.TakebackWhenIdle, time.Hour)
-	w.add("c", 100, vipa.TakebackWhenIdle, time.Hour)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 200, vipa.TakebackWhenIdle, time.Hour}, member{"c", 100, vipa.TakebackWhenIdle, time.Hour})
 	w.kill("a")
 	w.wantOwner("b")
 	w.kill("b")
@@ -878,11 +843,7 @@ func TestHandOverPastAStaleClaim(t *testing.T) {
 // backup that took the VIPA on its own faster detection), and the backup
 // once serf declares it failed.
 func TestBystanderFollowsSerf(t *testing.T) {
-	w := newWorld(t)
-	w.add("a", Configured, "", 0)
-	w.add("b", 100, "", 0)
-	w.add("c", -1, "", 0)
-	w.wantOwner("a")
+	w := aRoutes(t, member{"b", 100, "", 0}, member{"c", -1, "", 0})
 	w.kill("a")
 	delete(w.nodes["c"].down, "a") // c has no owner watch
 	w.settleDown()
