@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -63,6 +64,35 @@ func (n *labNode) getJSON(t *testing.T, path string, v any) {
 	if err := harness.GetJSON(n.client, labAdmin, path, v); err != nil {
 		t.Fatalf("%s: %v", n.host.Name, err)
 	}
+}
+
+// post POSTs a JSON body to the admin endpoint and fails the test unless
+// it answers 200.
+func (n *labNode) post(t *testing.T, path, body string) {
+	t.Helper()
+	resp, err := n.client.Post("http://"+labAdmin+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s on %s: %d %s", path, n.host.Name, resp.StatusCode, out)
+	}
+}
+
+// dptByNode is the node's /vipa/dpt by target node; nil while the admin
+// endpoint does not answer.
+func (n *labNode) dptByNode() map[string]dptRow {
+	var rows []dptRow
+	if err := harness.GetJSON(n.client, labAdmin, "/vipa/dpt", &rows); err != nil {
+		return nil
+	}
+	out := map[string]dptRow{}
+	for _, r := range rows {
+		out[r.Node] = r
+	}
+	return out
 }
 
 // labApps starts an application on every node's LAN address and port.

@@ -3,10 +3,7 @@
 package tests
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,32 +22,9 @@ func TestLabTakeoverKeepsPolicy(t *testing.T) {
 		n.Distribute = []string{"destip caddy-a", "destip caddy-b weight 3", "destip caddy-c", "destip caddy-d"}
 	})
 	d := f.nodes["d"]
-	post := func(n *labNode, path, body string) {
-		t.Helper()
-		resp, err := n.client.Post("http://"+labAdmin+path, "application/json", bytes.NewBufferString(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST %s on %s: %d %s", path, n.host.Name, resp.StatusCode, out)
-		}
-	}
-	post(d, "/vipa/quiesce", "{}")
-	rowsOn := func(name string) map[string]dptRow {
-		var rows []dptRow
-		if err := harness.GetJSON(f.nodes[name].client, labAdmin, "/vipa/dpt", &rows); err != nil {
-			return nil
-		}
-		out := map[string]dptRow{}
-		for _, r := range rows {
-			out[r.Node] = r
-		}
-		return out
-	}
+	d.post(t, "/vipa/quiesce", "{}")
 	waitFor(t, 20*time.Second, "a's DPT: four rows, b weighing 3, d quiesced", func() bool {
-		rows := rowsOn("a")
+		rows := f.nodes["a"].dptByNode()
 		return len(rows) == 4 && rows["caddy-b"].Weight == 3 && rows["caddy-d"].State == "quiesced"
 	})
 	time.Sleep(time.Second) // the backups' reports and definitions settle
@@ -62,7 +36,7 @@ func TestLabTakeoverKeepsPolicy(t *testing.T) {
 	// names it the owner, a moment after it routes.
 	var rows map[string]dptRow
 	waitFor(t, 10*time.Second, "b's DPT: b weighing 3, c 1, d quiesced", func() bool {
-		rows = rowsOn("b")
+		rows = f.nodes["b"].dptByNode()
 		return len(rows) == 3 && rows["caddy-b"].Weight == 3 && rows["caddy-c"].Weight == 1 && rows["caddy-d"].State == "quiesced"
 	})
 	served := map[string]int{}
@@ -90,29 +64,6 @@ func TestLabTakeoverKeepsPolicy(t *testing.T) {
 // pays d's dial timeout again (b's dial failures stay 0; b only probes d).
 func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
 	f := startTakeoverFleetOf(t, []string{"d"}, nil)
-	post := func(n *labNode, path, body string) {
-		t.Helper()
-		resp, err := n.client.Post("http://"+labAdmin+path, "application/json", bytes.NewBufferString(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST %s on %s: %d %s", path, n.host.Name, resp.StatusCode, out)
-		}
-	}
-	rowsOn := func(name string) map[string]dptRow {
-		var rows []dptRow
-		if err := harness.GetJSON(f.nodes[name].client, labAdmin, "/vipa/dpt", &rows); err != nil {
-			return nil
-		}
-		out := map[string]dptRow{}
-		for _, r := range rows {
-			out[r.Node] = r
-		}
-		return out
-	}
 	dialFailures := func(name string) string {
 		body, err := harness.Get(f.nodes[name].client, labAdmin, "/metrics")
 		if err != nil {
@@ -125,8 +76,8 @@ func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
 		}
 		return "none"
 	}
-	waitFor(t, 20*time.Second, "a's DPT: four rows", func() bool { return len(rowsOn("a")) == 4 })
-	post(f.nodes["a"], "/vipa/quiesce", `{"node": "caddy-c"}`)
+	waitFor(t, 20*time.Second, "a's DPT: four rows", func() bool { return len(f.nodes["a"].dptByNode()) == 4 })
+	f.nodes["a"].post(t, "/vipa/quiesce", `{"node": "caddy-c"}`)
 
 	// d drops every SYN to the distributed port; its listener stays, so
 	// its row does. Clients through a find it dead: the first one routed
@@ -137,7 +88,7 @@ func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
 		t.Skipf("nft in caddy-d's namespace: %v: %s (.ci/run installs nft)", err, out)
 	}
 	waitFor(t, 60*time.Second, "a to find d unhealthy", func() bool {
-		if rowsOn("a")["caddy-d"].Health == "unhealthy" {
+		if f.nodes["a"].dptByNode()["caddy-d"].Health == "unhealthy" {
 			return true
 		}
 		_, _ = clientGreeting(f.lab, 10*time.Second)
@@ -145,7 +96,7 @@ func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
 	})
 	var rows map[string]dptRow
 	waitFor(t, 20*time.Second, "b's warm rows: c drained, d unhealthy, as on a", func() bool {
-		rows = rowsOn("b")
+		rows = f.nodes["b"].dptByNode()
 		return rows["caddy-c"].State == "quiesced" && rows["caddy-d"].Health == "unhealthy" && rows["caddy-d"].TSR < 100 &&
 			rows["caddy-b"].State == "active" && rows["caddy-b"].Health == "healthy"
 	})
@@ -157,7 +108,7 @@ func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
 	f.waitStatus(t, map[string]string{"b": "active", "c": "backup"}, "caddy-b")
 	f.waitOwnerOnLAN(t, "b")
 	waitFor(t, 10*time.Second, "b routes: c drained, d unhealthy", func() bool {
-		rows = rowsOn("b")
+		rows = f.nodes["b"].dptByNode()
 		return len(rows) == 3 && rows["caddy-c"].State == "quiesced" && rows["caddy-d"].Health == "unhealthy"
 	})
 	served := map[string]int{}
@@ -175,7 +126,7 @@ func TestLabTakeoverCarriesDrainAndHealth(t *testing.T) {
 		t.Fatalf("clients through b paid dials of d: dial failures %s", n)
 	}
 	// b owns the drain now: a resume here lifts it.
-	post(f.nodes["b"], "/vipa/resume", `{"node": "caddy-c"}`)
-	waitFor(t, 10*time.Second, "c resumed on b", func() bool { return rowsOn("b")["caddy-c"].State == "active" })
+	f.nodes["b"].post(t, "/vipa/resume", `{"node": "caddy-c"}`)
+	waitFor(t, 10*time.Second, "c resumed on b", func() bool { return f.nodes["b"].dptByNode()["caddy-c"].State == "active" })
 	t.Logf("after the takeover: %v; b's rows %+v", served, rows)
 }

@@ -201,20 +201,37 @@ func (r *runner) caddy() (string, error) {
 	return harness.BuildCaddy(r.ctx, r.dir)
 }
 
+// proxyAddrs picks n free ports on the proxy's address, as host:port.
+func proxyAddrs(pp *harness.PortPicker, n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		port, err := pp.Pick(proxyIP)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = net.JoinHostPort(proxyIP, strconv.Itoa(port))
+	}
+	return out, nil
+}
+
+// caddyLaunch starts the Caddy binary bin as contender name.
+func (r *runner) caddyLaunch(bin, name, caddyfile string) func() (*harness.Process, error) {
+	return func() (*harness.Process, error) {
+		return startCaddy(bin, r.dir, name, caddyfile, r.proxyCPU, r.cfg.GoEnv)
+	}
+}
+
 func (r *runner) distribute(pp *harness.PortPicker, bin string, port int) (*contender, error) {
 	ct := &contender{name: cDistribute, addr: net.JoinHostPort(vipa, strconv.Itoa(port))}
-	aport, err := pp.Pick(proxyIP)
+	addrs, err := proxyAddrs(pp, 2)
 	if err != nil {
 		return ct, err
 	}
-	gport, err := pp.Pick(proxyIP)
-	if err != nil {
-		return ct, err
-	}
-	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
-	caddyfile := distributeCaddyfile(ct.admin, backendIP, net.JoinHostPort(proxyIP, strconv.Itoa(gport)), vipa, port)
+	ct.admin = addrs[0]
+	caddyfile := distributeCaddyfile(ct.admin, backendIP, addrs[1], vipa, port)
+	start := r.caddyLaunch(bin, cDistribute, caddyfile)
 	ct.launch = func() (*harness.Process, error) {
-		p, err := startCaddy(bin, r.dir, cDistribute, caddyfile, r.proxyCPU, r.cfg.GoEnv)
+		p, err := start()
 		if err != nil {
 			return nil, err
 		}
@@ -227,30 +244,22 @@ func (r *runner) distribute(pp *harness.PortPicker, bin string, port int) (*cont
 
 func (r *runner) l4proxy(pp *harness.PortPicker, bin, backend string) (*contender, error) {
 	ct := &contender{name: cProxy, note: "./cmd/caddy, caddy-l4 v0.1.2 proxy handler"}
-	lport, err := pp.Pick(proxyIP)
+	addrs, err := proxyAddrs(pp, 2)
 	if err != nil {
 		return ct, err
 	}
-	aport, err := pp.Pick(proxyIP)
-	if err != nil {
-		return ct, err
-	}
-	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
-	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
-	caddyfile := proxyCaddyfile(ct.admin, ct.addr, backend)
-	ct.launch = func() (*harness.Process, error) {
-		return startCaddy(bin, r.dir, cProxy, caddyfile, r.proxyCPU, r.cfg.GoEnv)
-	}
+	ct.addr, ct.admin = addrs[0], addrs[1]
+	ct.launch = r.caddyLaunch(bin, cProxy, proxyCaddyfile(ct.admin, ct.addr, backend))
 	return ct, nil
 }
 
 func (r *runner) haproxy(pp *harness.PortPicker, bin, version, backend string) (*contender, error) {
 	ct := &contender{name: cHAProxy, note: version + ", mode tcp, nbthread 1"}
-	lport, err := pp.Pick(proxyIP)
+	addrs, err := proxyAddrs(pp, 1)
 	if err != nil {
 		return ct, err
 	}
-	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
+	ct.addr = addrs[0]
 	ct.launch = func() (*harness.Process, error) {
 		return startHAProxy(bin, r.dir, ct.addr, backend, r.cfg.IdleConns+256, r.proxyCPU)
 	}

@@ -6,10 +6,8 @@ import (
 	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -23,11 +21,11 @@ func (r *runner) gorelay(pp *harness.PortPicker, backend string, copyMode bool) 
 		ct = &contender{name: cGoCopy, note: "a plain Go proxy: accept loop, net.Dial, a goroutine per direction"}
 		extra = []string{"-copy"}
 	}
-	lport, err := pp.Pick(proxyIP)
+	addrs, err := proxyAddrs(pp, 1)
 	if err != nil {
 		return ct, err
 	}
-	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
+	ct.addr = addrs[0]
 	bin, err := buildCommand(r.dir, ct.name, "./tests/bench/gorelay")
 	if err != nil {
 		return ct, err
@@ -46,24 +44,16 @@ func (r *runner) gorelay(pp *harness.PortPicker, backend string, copyMode bool) 
 // the plugin's (the DPT lookup, the CRT, metrics, the vipadynamic app).
 func (r *runner) l4relay(pp *harness.PortPicker, backend string) (*contender, error) {
 	ct := &contender{name: cL4Relay, note: "caddy-l4 v0.1.2 with a handler that only relays (this relay, fixed target; no DPT, CRT or vipadynamic app)"}
-	lport, err := pp.Pick(proxyIP)
+	addrs, err := proxyAddrs(pp, 2)
 	if err != nil {
 		return ct, err
 	}
-	aport, err := pp.Pick(proxyIP)
-	if err != nil {
-		return ct, err
-	}
-	ct.addr = net.JoinHostPort(proxyIP, strconv.Itoa(lport))
-	ct.admin = net.JoinHostPort(proxyIP, strconv.Itoa(aport))
+	ct.addr, ct.admin = addrs[0], addrs[1]
 	bin, err := buildCommand(r.dir, ct.name, "./tests/bench/l4relay")
 	if err != nil {
 		return ct, err
 	}
-	caddyfile := l4relayCaddyfile(ct.admin, ct.addr, backend)
-	ct.launch = func() (*harness.Process, error) {
-		return startCaddy(bin, r.dir, cL4Relay, caddyfile, r.proxyCPU, r.cfg.GoEnv)
-	}
+	ct.launch = r.caddyLaunch(bin, cL4Relay, l4relayCaddyfile(ct.admin, ct.addr, backend))
 	return ct, nil
 }
 
