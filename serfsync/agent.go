@@ -85,6 +85,8 @@ type Agent struct {
 	core    *core // the fleet state and the protocol's decisions
 	conns   map[net.Conn]struct{}
 	closing bool
+
+	carryStreams atomic.Int32 // carry streams this node serves and keeps open
 }
 
 // New checks cfg and returns an agent that has bound nothing yet.

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,10 +26,17 @@ import (
 // every CarryPeriod over the state channel, naming the hash of the state it
 // holds; the routing node answers with its state only when that differs,
 // so an unchanged state costs one small exchange a period and a change
-// reaches the standbys within a period. A node that predates the exchange
-// drops the request as malformed (counted there as drop_decode); the
-// standby then counts carry_fail and asks that node again only after a
-// backoff (up to 30 s).
+// reaches the standbys within a period. The asks to one routing node go
+// over one stream, kept open while both keep to the period (the channel's
+// handshake once, not per ask; the routing node closes it after carryIdle
+// without an ask); a stream that ends is opened again at the next ask,
+// and one whose answer is not to be trusted (it fails to open, decode or
+// verify, counted as auth_fail, drop_decode, drop_hash or drop_size) is
+// closed and the ask counted as failed. A node that predates the
+// exchange drops the request as malformed (counted there as drop_decode);
+// the standby then counts carry_fail and asks that node again only after a
+// backoff (up to 30 s). One that predates carry streams answers one ask
+// per stream: the standby opens a stream per ask to it, as before.
 //
 //	request: type from(string) held(u64)
 //	answer:  type from(string) hash(u64) body(bytes; empty: the held one is current)
@@ -65,6 +74,12 @@ const (
 	// by for; carryBackoffMax bounds the wait after failures.
 	CarryPeriod     = time.Second
 	carryBackoffMax = 30 * time.Second
+
+	// carryIdle closes a carry stream whose standby stopped asking;
+	// maxCarryStreams bounds the streams a routing node keeps open (one
+	// per standby of its VIPAs).
+	carryIdle       = exchangeTimeout + 5*CarryPeriod
+	maxCarryStreams = 256
 
 	kindCarry byte = 'c'
 
@@ -278,17 +293,30 @@ func (a *Agent) carryOwners() map[string]netip.AddrPort {
 	return out
 }
 
+// carryPeer is what a standby holds of one routing node: the hash of
+// the state it holds, its failures, and its open carry stream, if any.
+type carryPeer struct {
+	held  uint64
+	fails int
+	next  time.Time // no ask before this, after failures
+
+	addr netip.AddrPort
+	conn net.Conn // nil: none open
+	br   *bufio.Reader
+	s    *session
+}
+
 // carrier asks the routing nodes this node stands by for for their state
 // every CarryPeriod, one after another, and hands what changed to
 // OnOwnerState.
 func (a *Agent) carrier() {
 	defer a.wg.Done()
-	type peerCarry struct {
-		held  uint64
-		fails int
-		next  time.Time
-	}
-	peers := map[string]*peerCarry{}
+	peers := map[string]*carryPeer{}
+	defer func() {
+		for _, p := range peers {
+			a.closeCarry(p)
+		}
+	}()
 	tick := time.NewTicker(CarryPeriod)
 	defer tick.Stop()
 	for {
@@ -297,21 +325,26 @@ func (a *Agent) carrier() {
 			return
 		case now := <-tick.C:
 			owners := a.carryOwners()
-			for name := range peers {
+			for name, p := range peers {
 				if _, ok := owners[name]; !ok {
+					a.closeCarry(p)
 					delete(peers, name)
 				}
 			}
 			for name, addr := range owners {
 				p := peers[name]
 				if p == nil {
-					p = &peerCarry{}
+					p = &carryPeer{}
 					peers[name] = p
+				}
+				if p.addr != addr {
+					a.closeCarry(p) // a new address: a restarted or moved node
+					p.addr = addr
 				}
 				if now.Before(p.next) {
 					continue
 				}
-				s, hash, err := a.fetchCarry(name, addr, p.held)
+				s, hash, err := a.fetchCarry(name, p)
 				if err != nil {
 					a.stats.inc("carry_fail")
 					p.fails++
@@ -333,42 +366,58 @@ func (a *Agent) carrier() {
 
 var errCarryFrom = errors.New("carried state from another node")
 
-// fetchCarry asks name for its state; an unchanged one returns held.
-func (a *Agent) fetchCarry(name string, addr netip.AddrPort, held uint64) (OwnerState, uint64, error) {
+// fetchCarry asks name for its state on the stream open to it, or a new
+// one; an unchanged state returns p.held. A stream that ends before its
+// answer (the routing node closed it idle, restarted, or predates carry
+// streams and answers one ask per stream) is opened again at once, once;
+// one that times out, or brings an answer not to be trusted, is closed
+// and the ask fails.
+func (a *Agent) fetchCarry(name string, p *carryPeer) (OwnerState, uint64, error) {
+	reused := p.conn != nil
+	s, hash, err := a.askCarry(name, p)
+	var ne net.Error
+	if err != nil && reused && errors.Is(err, errCarryStream) && !(errors.As(err, &ne) && ne.Timeout()) {
+		a.closeCarry(p)
+		s, hash, err = a.askCarry(name, p)
+	}
+	if err != nil {
+		a.closeCarry(p)
+	}
+	return s, hash, err
+}
+
+// errCarryStream wraps the errors of a carry stream's transport, as
+// against what its routing node sent.
+var errCarryStream = errors.New("carry stream")
+
+// askCarry sends one carry request on p's stream, opening it first if
+// none is open, and reads the answer.
+func (a *Agent) askCarry(name string, p *carryPeer) (OwnerState, uint64, error) {
 	a.stats.inc("carry_out")
-	conn, err := a.dial(name, addr)
+	if p.conn == nil {
+		if err := a.openCarry(name, p); err != nil {
+			return OwnerState{}, 0, err
+		}
+	}
+	_ = p.conn.SetDeadline(time.Now().Add(exchangeTimeout))
+	req := carryRequest{from: a.cfg.NodeName, held: p.held}
+	if err := writeFrame(p.conn, p.s.seal(req.encode())); err != nil {
+		return OwnerState{}, 0, fmt.Errorf("%w: %w", errCarryStream, err)
+	}
+	frame, err := readFrame(p.br, maxAnswerFrame)
+	if err == errFrame {
+		a.stats.inc("drop_size")
+		return OwnerState{}, 0, err
+	}
 	if err != nil {
-		return OwnerState{}, 0, err
+		return OwnerState{}, 0, fmt.Errorf("%w: %w", errCarryStream, err)
 	}
-	defer a.untrack(conn)
-	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
-	br := bufio.NewReader(conn)
-	nonceC, err := a.keys.clientHello(conn)
-	if err != nil {
-		return OwnerState{}, 0, err
-	}
-	nonceS, err := readServerHello(br)
-	if err != nil {
-		return OwnerState{}, 0, err
-	}
-	s, err := a.keys.clientSession(nonceC, nonceS)
-	if err != nil {
-		return OwnerState{}, 0, err
-	}
-	req := carryRequest{from: a.cfg.NodeName, held: held}
-	if err := writeFrame(conn, s.seal(req.encode())); err != nil {
-		return OwnerState{}, 0, err
-	}
-	frame, err := readFrame(br, maxAnswerFrame)
-	if err != nil {
-		return OwnerState{}, 0, err
-	}
-	p, err := s.open(frame)
+	msg, err := p.s.open(frame)
 	if err != nil {
 		a.stats.inc("auth_fail")
 		return OwnerState{}, 0, err
 	}
-	ans, err := decodeCarryAnswer(p)
+	ans, err := decodeCarryAnswer(msg)
 	if err != nil {
 		a.stats.inc("drop_decode")
 		return OwnerState{}, 0, err
@@ -378,11 +427,11 @@ func (a *Agent) fetchCarry(name string, addr netip.AddrPort, held uint64) (Owner
 		return OwnerState{}, 0, errCarryFrom
 	}
 	if len(ans.body) == 0 {
-		if ans.hash != held {
+		if ans.hash != p.held {
 			a.stats.inc("drop_decode") // claims a change and sends none
 			return OwnerState{}, 0, errDecode
 		}
-		return OwnerState{}, held, nil
+		return OwnerState{}, p.held, nil
 	}
 	if hashBody(kindCarry, ans.body) != ans.hash {
 		a.stats.inc("drop_hash")
@@ -396,4 +445,78 @@ func (a *Agent) fetchCarry(name string, addr netip.AddrPort, held uint64) (Owner
 		return OwnerState{}, 0, err
 	}
 	return st, ans.hash, nil
+}
+
+// openCarry opens a carry stream to name and runs the channel's
+// handshake on it.
+func (a *Agent) openCarry(name string, p *carryPeer) error {
+	conn, err := a.dial(name, p.addr)
+	if err != nil {
+		return err
+	}
+	a.stats.inc("carry_stream")
+	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
+	br := bufio.NewReader(conn)
+	nonceC, err := a.keys.clientHello(conn)
+	if err == nil {
+		var nonceS []byte
+		if nonceS, err = readServerHello(br); err == nil {
+			p.s, err = a.keys.clientSession(nonceC, nonceS)
+		}
+	}
+	if err != nil {
+		a.untrack(conn)
+		return err
+	}
+	p.conn, p.br = conn, br
+	return nil
+}
+
+// closeCarry closes p's stream, if open.
+func (a *Agent) closeCarry(p *carryPeer) {
+	if p.conn != nil {
+		a.untrack(p.conn)
+	}
+	p.conn, p.br, p.s = nil, nil, nil
+}
+
+// serveCarry answers a standby's carry requests on one stream, the first
+// already opened (p), for as long as the standby keeps asking: a request
+// every CarryPeriod, the stream closed after carryIdle without one. Past
+// maxCarryStreams open streams it answers one request per stream, as
+// nodes did before carry streams. A request naming another sender than
+// the stream's first, or one that fails to open or decode, ends the
+// stream.
+func (a *Agent) serveCarry(conn net.Conn, s *session, p []byte) {
+	keep := a.carryStreams.Add(1) <= maxCarryStreams && (a.cfg.hooks == nil || !a.cfg.hooks.carryOneShot)
+	defer a.carryStreams.Add(-1)
+	from := ""
+	for {
+		req, err := decodeCarryRequest(p)
+		if err != nil || (from != "" && req.from != from) {
+			a.stats.inc("drop_decode")
+			return
+		}
+		from = req.from
+		ans := a.answerCarry(req)
+		if h := a.cfg.hooks; h != nil && h.carryAnswer != nil {
+			h.carryAnswer(&ans)
+		}
+		_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
+		if err := writeFrame(conn, s.seal(ans.encode())); err != nil || !keep {
+			return
+		}
+		_ = conn.SetDeadline(time.Now().Add(carryIdle))
+		frame, err := readFrame(conn, maxRequestFrame)
+		if err == errFrame {
+			a.stats.inc("drop_size")
+		}
+		if err != nil {
+			return
+		}
+		if p, err = s.open(frame); err != nil {
+			a.stats.inc("auth_fail")
+			return
+		}
+	}
 }

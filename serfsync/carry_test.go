@@ -2,12 +2,16 @@ package serfsync
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
@@ -290,4 +294,135 @@ func TestCarryOlderOwner(t *testing.T) {
 	}
 	standby.set([]vipa.Listener{{VIPA: vipaA, Port: 8080, Ready: 1}})
 	waitFor(t, 10*time.Second, "the routing node's row of the standby", func() bool { return len(owner.dpt()["n01"]) == 1 })
+}
+
+// channelCounter counts the state channel streams an agent opens: the
+// dialed streams whose first bytes are the channel's hello.
+type channelCounter struct {
+	memberlist.NodeAwareTransport
+	streams atomic.Int64
+}
+
+func (t *channelCounter) DialAddressTimeout(a memberlist.Address, d time.Duration) (net.Conn, error) {
+	c, err := t.NodeAwareTransport.DialAddressTimeout(a, d)
+	if err != nil {
+		return c, err
+	}
+	return &firstWrite{Conn: c, t: t}, nil
+}
+
+type firstWrite struct {
+	net.Conn
+	t    *channelCounter
+	seen atomic.Bool
+}
+
+func (c *firstWrite) Write(b []byte) (int, error) {
+	if !c.seen.Swap(true) && bytes.HasPrefix(b, []byte(channelMagic)) {
+		c.t.streams.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// carryPair starts a routing node of vipaA, whose state changes with
+// every call of its OwnerState when changing is set, and a standby of
+// vipaA whose state channel streams are counted; owner runs before the
+// routing node starts.
+func carryPair(t *testing.T, owner func(n *tnode)) (o, s *tnode, streams *channelCounter, got func() int) {
+	t.Helper()
+	opts := fleetOpts{profile: vipa.ProfileFast}
+	streams = &channelCounter{}
+	var mu sync.Mutex
+	n := 0
+	o = startNodeWith(t, opts.config("n00", testIP(0), 0, nil), owner)
+	cfg := opts.config("n01", testIP(1), 0, []string{o.BindAddr().String()})
+	cfg.hooks.wrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+		streams.NodeAwareTransport = tr
+		return streams
+	}
+	s = startNodeWith(t, cfg, func(n2 *tnode) {
+		n2.OnOwnerState = func(string, OwnerState) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() { stopAll([]*tnode{o, s}) })
+	o.SetDefinitions([]*vipa.Definition{def(vipaA.String(), "n00", ports("8080"))})
+	s.SetVIPADyn(VIPADyn{Ranks: map[netip.Addr]int{vipaA: 100}})
+	return o, s, streams, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// changingState is an OwnerState that differs at every call.
+func changingState() func() OwnerState {
+	var mu sync.Mutex
+	tsr := 0
+	return func() OwnerState {
+		mu.Lock()
+		defer mu.Unlock()
+		tsr = tsr%99 + 1
+		return OwnerState{Health: []RowHealth{{VIPA: vipaA, Port: 8080, Node: "n02", TSR: tsr}}}
+	}
+}
+
+// TestCarryOneStream: a standby asks its routing node every period on one
+// stream, not a stream per ask, and gets every change on it.
+func TestCarryOneStream(t *testing.T) {
+	o, s, streams, got := carryPair(t, func(n *tnode) { n.OwnerState = changingState() })
+	waitFor(t, 20*time.Second, "the first carried state", func() bool { return got() >= 1 })
+	asked, opened, synced, states := s.Stats()["carry_out"], streams.streams.Load(), s.Stats()["sync_out"], got()
+	waitFor(t, 20*time.Second, "five more asks", func() bool { return s.Stats()["carry_out"] >= asked+5 })
+	carryStreams := streams.streams.Load() - opened - int64(s.Stats()["sync_out"]-synced)
+	if carryStreams > 1 {
+		t.Fatalf("%d state channel streams opened for %d asks", carryStreams, s.Stats()["carry_out"]-asked)
+	}
+	if got() < states+4 || s.Stats()["carry_fail"] != 0 {
+		t.Fatalf("%d states over the stream for 5 asks, %d failures", got()-states, s.Stats()["carry_fail"])
+	}
+	if n := o.carryStreams.Load(); n != 1 {
+		t.Fatalf("the routing node holds %d carry streams, want 1", n)
+	}
+}
+
+// TestCarryOneShotOwner: a routing node that answers one ask per stream
+// (before carry streams) still gets asked every period, a stream each,
+// with no failure counted and no backoff.
+func TestCarryOneShotOwner(t *testing.T) {
+	_, s, _, got := carryPair(t, func(n *tnode) {
+		n.cfg.hooks.carryOneShot = true
+		n.OwnerState = changingState()
+	})
+	waitFor(t, 20*time.Second, "the first carried state", func() bool { return got() >= 1 })
+	states := got()
+	start := time.Now()
+	waitFor(t, 20*time.Second, "four more states", func() bool { return got() >= states+4 })
+	if st := s.Stats(); st["carry_fail"] != 0 || time.Since(start) > 8*time.Second {
+		t.Fatalf("four states in %v with %d failures: want one a period", time.Since(start), st["carry_fail"])
+	}
+}
+
+// TestCarryBadAnswer: an answer that fails to verify is dropped and
+// counted, its stream closed; the next ask, after the backoff, opens
+// another and carries on.
+func TestCarryBadAnswer(t *testing.T) {
+	var answers atomic.Int64
+	_, s, _, got := carryPair(t, func(n *tnode) {
+		n.OwnerState = changingState()
+		n.cfg.hooks.carryAnswer = func(a *carryAnswer) {
+			if answers.Add(1)%3 == 0 {
+				a.hash++
+			}
+		}
+	})
+	waitFor(t, 30*time.Second, "two answers dropped", func() bool { return s.Stats()["drop_hash"] >= 2 })
+	states := got()
+	waitFor(t, 20*time.Second, "states after them", func() bool { return got() >= states+2 })
+	st := s.Stats()
+	if st["carry_fail"] < 2 || st["carry_stream"] < 3 {
+		t.Fatalf("stats %v: want each bad answer a failure and its stream replaced", st)
+	}
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // The state channel: one request and one answer per TCP stream, on the
-// gossip port (see muxTransport).
+// gossip port (see muxTransport); a carry stream (carry.go) goes on with
+// further requests and answers, sealed in the same session.
 //
 //	client → server  hello:  "VIPA" version mode len(label) label nonceC(16)
 //	server → client  hello:  "VIPA" version nonceS(16)

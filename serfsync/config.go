@@ -71,6 +71,8 @@ type hooks struct {
 	dropRequest   func(to string) bool   // a sync request is lost on its way
 	dropAnswer    func(from string) bool // a sync answer is lost on its way
 	noCarry       bool                   // answer carry requests as a node predating them
+	carryOneShot  bool                   // end a carry stream after one answer, as nodes before carry streams did
+	carryAnswer   func(a *carryAnswer)   // alters a carry answer before it is sent
 	taggerStart   func()                 // runs as the tagger goroutine begins
 }
 

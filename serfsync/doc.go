@@ -182,7 +182,8 @@
 // What a routing node decided itself is in no report: the drains it
 // applies to targets and its rows' health. A standby asks the live
 // routing node of each VIPA it stands by for every CarryPeriod (1 s) over
-// the state channel, naming the hash of what it holds; the answer carries
+// the state channel, on one stream kept open to each routing node, naming
+// the hash of what it holds; the answer carries
 // the body only when it changed (carry.go has the format and bounds). The
 // standby hands it on through OnOwnerState and keeps it after the routing
 // node is gone, so a takeover starts from it. A node that predates the

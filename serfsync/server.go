@@ -50,13 +50,7 @@ func (a *Agent) serveConn(conn net.Conn) {
 		return
 	}
 	if len(p) > 0 && p[0] == msgCarryRequest && (a.cfg.hooks == nil || !a.cfg.hooks.noCarry) {
-		req, err := decodeCarryRequest(p)
-		if err != nil {
-			a.stats.inc("drop_decode")
-			return
-		}
-		ans := a.answerCarry(req)
-		_ = writeFrame(conn, s.seal(ans.encode()))
+		a.serveCarry(conn, s, p)
 		return
 	}
 	req, err := decodeSyncRequest(p)

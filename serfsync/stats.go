@@ -55,7 +55,8 @@ func (s *stats) snapshot() map[string]uint64 {
 //	               probe_in: such requests answered
 //	carry_out      carried state asked of a routing node (a standby);
 //	               carry_in: such requests answered; carry_fail: asks
-//	               that failed (the node down, or predating them)
+//	               that failed (the node down, or predating them);
+//	               carry_stream: streams a standby opened for its asks
 //	fetch_retry    syncs that failed and were retried
 //	report_applied, defs_applied  new versions accepted
 //	tag_set        serf tag updates; tag_retry: SetTags failures retried
