@@ -1,11 +1,16 @@
 package module
 
 import (
+	"net/netip"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-vipa/caddy-vipa/module/fleet"
+	"github.com/caddy-vipa/caddy-vipa/module/tables"
 )
 
 // TestHealthTransitionsBySource: health_transitions_total shows a node's
@@ -49,5 +54,68 @@ func TestHealthTransitionsBySource(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%v = %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// series gathers c's metrics as "name{label="value",...}" → value, labels
+// sorted by name as Prometheus writes them.
+func series(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			slices.Sort(ls)
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			out[mf.GetName()+"{"+strings.Join(ls, ",")+"}"] = v
+		}
+	}
+	return out
+}
+
+// TestDistributionMetrics: the per-row health and state, the refusals by
+// reason and the affinity count appear under their documented names.
+func TestDistributionMetrics(t *testing.T) {
+	f := fleet.New()
+	v := netip.MustParseAddr("127.0.0.100")
+	setRow(f, tables.Row{VIPA: v, Port: 80, Node: "a", Address: netip.MustParseAddrPort("127.0.0.1:80"), Ready: 1})
+	setRow(f, tables.Row{VIPA: v, Port: 80, Node: "b", Address: netip.MustParseAddrPort("127.0.0.2:80"), Ready: 1, State: tables.Quiesced})
+	for _, tg := range f.DPT.Lookup(v, 80).All() {
+		if tg.Node == "a" {
+			tg.DialFailed(time.Now(), true)
+		}
+	}
+	f.Counters.MaxConns.Add(2)
+	f.Counters.Unhealthy.Add(1)
+	f.Counters.Affinities.Store(5)
+	got := series(t, collector{f})
+	row := func(node string) string { return `node="` + node + `",port="80",vipa="127.0.0.100"` }
+	for name, want := range map[string]float64{
+		"caddy_vipa_target_tsr{" + row("b") + "}":                                         100,
+		"caddy_vipa_target_healthy{" + row("a") + "}":                                     0,
+		"caddy_vipa_target_healthy{" + row("b") + "}":                                     1,
+		`caddy_vipa_target_state{node="a",port="80",state="active",vipa="127.0.0.100"}`:   1,
+		`caddy_vipa_target_state{node="b",port="80",state="quiesced",vipa="127.0.0.100"}`: 1,
+		`caddy_vipa_refused_connections_total{reason="max_conns"}`:                        2,
+		`caddy_vipa_refused_connections_total{reason="unhealthy"}`:                        1,
+		`caddy_vipa_affinities{}`:                                                         5,
+		`caddy_vipa_health_transitions_total{source="own",to="unhealthy"}`:                0,
+		"caddy_vipa_target_active_connections{" + row("a") + "}":                          0,
+	} {
+		if g, ok := got[name]; !ok || g != want {
+			t.Errorf("%s = %v (present %v), want %v", name, g, ok, want)
+		}
+	}
+	if tsr, ok := got["caddy_vipa_target_tsr{"+row("a")+"}"]; !ok || tsr >= 100 {
+		t.Errorf("the failed row's caddy_vipa_target_tsr = %v (present %v), want below 100", tsr, ok)
 	}
 }
