@@ -18,9 +18,10 @@ type Entry struct {
 	Client netip.AddrPort
 	VIPA   netip.Addr
 	Port   uint16
-	Why    Why  // why it went to Target
-	linked bool // in a shard; only the owner reads it outside the lock
-	affine bool // counted in aff by Candidates.Commit
+	Why    Why   // why it went to Target
+	linked bool  // in a shard; only the owner reads it outside the lock
+	affine bool  // counted in aff by Candidates.Commit
+	stripe uint8 // the processor that inserted it: its row counts it on that stripe
 	shard  uint16
 	slot   int32 // index in its shard's slots
 	Target *Target
@@ -91,7 +92,8 @@ func (c *CRT) Insert(e *Entry) {
 	h := c.homes.Get().(*home)
 	e.shard = h.shard
 	c.homes.Put(h)
-	e.Target.stats.started(e.shard)
+	e.stripe = uint8(proc())
+	e.Target.stats.started(e.stripe)
 	s := &c.shards[e.shard]
 	s.mu.Lock()
 	s.add(e)
@@ -107,7 +109,7 @@ func (c *CRT) Insert(e *Entry) {
 // target keeps the one it counted (totals only grow).
 func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 	s := &c.shards[e.shard]
-	t.stats.started(e.shard)
+	t.stats.started(e.stripe)
 	s.mu.Lock()
 	old := e.Target
 	e.Target, e.Why = t, why
@@ -120,7 +122,7 @@ func (c *CRT) Move(e *Entry, t *Target, why Why, last string) {
 		c.failed[e] = last
 		c.failedMu.Unlock()
 	}
-	old.stats.move(e.shard, -1)
+	old.stats.move(e.stripe, -1)
 }
 
 // Remove takes the entry out, drops e.Target's active count (claims 11
@@ -147,7 +149,7 @@ func (c *CRT) Remove(e *Entry) {
 		delete(c.failed, e)
 		c.failedMu.Unlock()
 	}
-	e.Target.stats.ended(e.shard, e.ToTarget.Load(), e.ToClient.Load())
+	e.Target.stats.ended(e.stripe, e.ToTarget.Load(), e.ToClient.Load())
 }
 
 // Release zeroes the entry and gives it back for reuse, removing it first

@@ -210,9 +210,9 @@ func (g *Group) eligible(i int) bool {
 func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 	switch g.pol.method {
 	case weightedActive:
-		return g.mostBehind(g.rotation(commit)), ReasonWeightedActive
+		return g.mostBehind(), ReasonWeightedActive
 	case leastConn:
-		return g.leastLoaded(g.rotation(commit)), ReasonLeastConn
+		return g.leastLoaded(), ReasonLeastConn
 	case hotStandby:
 		return g.standby()
 	case sourceHash:
@@ -221,17 +221,6 @@ func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 		return g.next(commit), ReasonTargetWeight
 	}
 	return g.next(commit), ReasonRoundRobin
-}
-
-// rotation is where a scan starts, so that ties rotate.
-func (g *Group) rotation(commit bool) int {
-	var n uint64
-	if commit {
-		n = g.st.rr.Add(1) - 1
-	} else {
-		n = g.st.rr.Load()
-	}
-	return int(n % uint64(len(g.active)))
 }
 
 // next is the smooth weighted round robin's turn.
@@ -245,33 +234,56 @@ func (g *Group) next(commit bool) int {
 	return int(g.sched[n%uint64(len(g.sched))])
 }
 
-// mostBehind is weightedactive: the eligible row furthest below its share
-// eff/Σeff of the active connections once this one is added.
-func (g *Group) mostBehind(start int) int {
-	n := len(g.active)
-	// each row's active count, -1 when it is not eligible; a larger
-	// group's rows past maxBounded are read twice
-	var act [maxBounded]int64
-	var total, sum int64
+// loads is what leastconn and weightedactive weigh: each row's exact
+// active count (-1 for a row that is not eligible), and where their scan
+// starts so that ties rotate: the eligible rows' total connections, which
+// each connection routed to them advances by one, read from the lines
+// that hold the active counts. Ranking then writes nothing; a rotation
+// counter was one more line written by every core on every connection.
+// A larger group's rows past maxBounded are read again in the scan.
+type loads struct {
+	act   [maxBounded]int64
+	start int
+}
+
+// loads reads each row's counts once; sum is the eligible rows' effective
+// weight, total their active connections.
+func (g *Group) loads(l *loads) (sum, total int64) {
+	var turns uint64
 	for i := range g.active {
-		a := g.load(i)
+		a, n := g.load(i)
 		if a >= 0 {
 			total += a
 			sum += int64(g.eff[i])
+			turns += n
 		}
 		if i < maxBounded {
-			act[i] = a
+			l.act[i] = a
 		}
 	}
+	l.start = int(turns % uint64(len(g.active)))
+	return sum, total
+}
+
+// at is the Active row i's load as loads read it.
+func (g *Group) at(l *loads, i int) int64 {
+	if i < maxBounded {
+		return l.act[i]
+	}
+	a, _ := g.load(i)
+	return a
+}
+
+// mostBehind is weightedactive: the eligible row furthest below its share
+// eff/Σeff of the active connections once this one is added.
+func (g *Group) mostBehind() int {
+	var l loads
+	sum, total := g.loads(&l)
+	n := len(g.active)
 	best, bestD := -1, int64(math.MinInt64)
 	for k := range n {
-		i := (start + k) % n
-		a := int64(0)
-		if i < maxBounded {
-			a = act[i]
-		} else {
-			a = g.load(i)
-		}
+		i := (l.start + k) % n
+		a := g.at(&l, i)
 		if a < 0 {
 			continue
 		}
@@ -288,13 +300,15 @@ func (g *Group) mostBehind(start int) int {
 
 // leastLoaded is leastconn: the eligible row with the fewest active
 // connections per unit of effective weight.
-func (g *Group) leastLoaded(start int) int {
+func (g *Group) leastLoaded() int {
+	var l loads
+	g.loads(&l)
 	n := len(g.active)
 	best := -1
 	var bestA, bestW int64
 	for k := range n {
-		i := (start + k) % n
-		a, w := g.load(i), int64(g.eff[i])
+		i := (l.start + k) % n
+		a, w := g.at(&l, i), int64(g.eff[i])
 		if a < 0 {
 			continue
 		}
@@ -309,18 +323,18 @@ func (g *Group) leastLoaded(start int) int {
 }
 
 // load is the Active row i's exact count of active connections when it is
-// eligible (healthy, below max_conns), else -1: what leastconn and
-// weightedactive weigh, read once.
-func (g *Group) load(i int) int64 {
+// eligible (healthy, below max_conns), else -1, with its total
+// connections: what leastconn and weightedactive weigh, read once.
+func (g *Group) load(i int) (int64, uint64) {
 	t := g.active[i]
 	if !t.healthy() {
-		return -1
+		return -1, 0
 	}
-	a := t.stats.active()
+	a, n := t.stats.counts()
 	if g.pol.MaxConns > 0 && a >= g.pol.MaxConns {
-		return -1
+		return -1, 0
 	}
-	return a
+	return a, n
 }
 
 // standby is hotstandby's row in use: the preferred destination, else the

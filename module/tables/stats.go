@@ -8,10 +8,10 @@ import (
 
 // stats counts one row's connections; every Target of the row shares it.
 //
-// A connection counts on one stripe: the one of the CRT shard its entry
-// is in, the home of the processor that inserted it. Connections routed on
-// different cores then write different cache lines, and the counts are
-// exact as sums over the stripes, whichever stripe each one counted on.
+// A connection counts on one stripe: the one of the processor that
+// inserted its CRT entry. Connections routed on different cores then write
+// different cache lines, and the counts are exact as sums over the
+// stripes, whichever stripe each one counted on.
 // The active count is also kept roughly in approx, a line that changes
 // once every flushAt connections of a stripe, which is all max_conns needs
 // until a row gets near its bound.
@@ -84,23 +84,23 @@ func (st *stats) spread(on bool) {
 	}
 }
 
-// started counts a connection inserted in CRT shard i.
-func (st *stats) started(i uint16) {
+// started counts a connection inserted on processor i.
+func (st *stats) started(i uint8) {
 	st.move(i, 1).total.Add(1)
 }
 
-// ended counts the end of a connection of CRT shard i that relayed
-// toTarget and toClient bytes.
-func (st *stats) ended(i uint16, toTarget, toClient int64) {
+// ended counts the end of a connection inserted on processor i that
+// relayed toTarget and toClient bytes.
+func (st *stats) ended(i uint8, toTarget, toClient int64) {
 	s := st.move(i, -1)
 	s.toTarget.Add(toTarget)
 	s.toClient.Add(toClient)
 }
 
-// move adds d to the active count of CRT shard i's stripe, and returns the
-// stripe. A spread row publishes the stripe's count to approx once it is
+// move adds d to the active count of processor i's stripe, and returns
+// the stripe. A spread row publishes the stripe's count to approx once it is
 // flushAt away from what approx has of it.
-func (st *stats) move(i uint16, d int64) *stripe {
+func (st *stats) move(i uint8, d int64) *stripe {
 	m := st.mask.Load()
 	s := &st.stripes[uint32(i)&m]
 	v := s.active.Add(d)
@@ -130,6 +130,17 @@ func (st *stats) below(n int64) bool {
 		return false
 	}
 	return st.active() < n
+}
+
+// counts is the active and total counts, read once: leastconn and
+// weightedactive weigh the first and rotate their ties by the second.
+func (st *stats) counts() (active int64, total uint64) {
+	for i := range st.stripes {
+		s := &st.stripes[i]
+		active += s.active.Load()
+		total += s.total.Load()
+	}
+	return active, total
 }
 
 func (st *stats) active() int64 {

@@ -17,7 +17,7 @@ func TestStatsStripes(t *testing.T) {
 	for _, n := range []int{1, 2, 16} {
 		st := &stats{stripes: make([]stripe, n)}
 		rng := rand.New(rand.NewPCG(5, 6))
-		var live []uint16 // the CRT shard of each open connection
+		var live []uint8 // the processor of each open connection
 		var total uint64
 		for step := range 20_000 {
 			if step%1000 == 0 {
@@ -29,7 +29,7 @@ func TestStatsStripes(t *testing.T) {
 				live[k] = live[len(live)-1]
 				live = live[:len(live)-1]
 			} else {
-				sh := uint16(rng.IntN(4096))
+				sh := uint8(rng.IntN(256))
 				st.started(sh)
 				live = append(live, sh)
 				total++
@@ -64,7 +64,7 @@ func TestStatsConcurrent(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				sh := uint16(w*7 + i%3)
+				sh := uint8(w*7 + i%3)
 				st.started(sh)
 				if i%4 != 0 {
 					st.ended(sh, 1, 1)
@@ -110,7 +110,7 @@ func TestStatsSpreadAgain(t *testing.T) {
 	st := &stats{stripes: make([]stripe, 4)}
 	st.spread(false)
 	for i := range 200 {
-		st.started(uint16(i))
+		st.started(uint8(i))
 	}
 	st.spread(true)
 	if d := st.approx.Load() - 200; d > st.slack() || -d > st.slack() {

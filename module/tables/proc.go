@@ -1,0 +1,23 @@
+package tables
+
+import _ "unsafe" // go:linkname
+
+// proc is the number of the processor (P) running the caller, below
+// GOMAXPROCS; the goroutine may move to another one right after. A
+// connection's counts go to its processor's stripe: unlike a CRT home
+// shard, which a processor gets anew when the GC empties the pools, the
+// processors of two cores never share a stripe (with at most 16 of them).
+func proc() int {
+	p := procPin()
+	procUnpin()
+	return p
+}
+
+// procPin and procUnpin are the runtime's, which keeps them for linkname
+// (go.dev/issue/67401); sync.Pool is built on them.
+//
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
