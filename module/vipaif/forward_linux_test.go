@@ -65,7 +65,16 @@ func newLAN(t *testing.T) *lan {
 			{"-n", h.ns, "link", "set", "eth0", "up"},
 			{"-n", h.ns, "link", "set", "lo", "up"},
 		}
-		for _, s := range steps {
+		for j, s := range steps {
+			if j == len(steps)-2 {
+				// No duplicate address detection for the link-local
+				// address either: see below.
+				in(t, h.ns, func() {
+					if err := os.WriteFile("/proc/sys/net/ipv6/conf/eth0/accept_dad", []byte("0\n"), 0o644); err != nil {
+						t.Errorf("accept_dad in %s: %v", h.ns, err)
+					}
+				})
+			}
 			if err := ipCmd(s...); err != nil {
 				t.Fatal(err)
 			}
@@ -84,6 +93,17 @@ func newLAN(t *testing.T) *lan {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+	// A node sends no neighbour solicitation while its link-local address
+	// is tentative (duplicate address detection, a second or two after
+	// the link comes up): until then b could not find a's MAC, and its
+	// copies to a would wait there, the client retransmitting meanwhile.
+	// Nodes on a real LAN are long past that.
+	for _, ns := range []string{l.a, l.b, l.client} {
+		waitUntil(t, 10*time.Second, "duplicate address detection to end in "+ns, func() bool {
+			out, err := exec.Command("ip", "-n", ns, "-6", "addr", "show", "dev", "eth0", "tentative").CombinedOutput()
+			return err == nil && strings.TrimSpace(string(out)) == ""
+		})
 	}
 	lk := &link{}
 	l.macA = lk.mac(t, l.a, "eth0")
