@@ -330,12 +330,16 @@ func (d *dyn) apply(changes []vipadyn.Change) {
 			// address goes.
 			delete(d.claimed, c.VIPA)
 			// lingerMax counts from the hand-over's start, which came
-			// before the successor's claim: the successor forwards for
-			// lingerMax and a margin from its claim.
-			start := time.Now()
+			// before the successor's claim (the successor forwards for
+			// lingerMax and a margin from its claim), but lingerGrace at
+			// least remains: the hand-over may have waited long for the
+			// successor's tags.
+			now := time.Now()
+			start := now
 			if !c.HandStart.IsZero() && c.HandStart.Before(start) {
 				start = c.HandStart
 			}
+			start = later(start, now.Add(lingerGrace-lingerMax))
 			d.linger[c.VIPA] = start
 			d.addrs.Quiet(c.VIPA)
 			d.stopForward(c.VIPA)
@@ -659,4 +663,11 @@ func (f *Fleet) handOver() {
 	if vipas := f.dyn.stopAll(); len(vipas) > 0 {
 		f.logger.Info("graceful stop: VIPAs handed over", zap.Int("vipas", len(vipas)))
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -95,12 +95,19 @@ type move struct {
 	// ready: since when this node, done with its connections (or not
 	// waiting for them), names to in its tags and waits for to's claim
 	// before it stops claiming. Zero while it quiesces.
-	ready time.Time
+	ready  time.Time
+	manual bool // a move by hand, not a takeback
 }
 
-// handWait bounds how long a node handing a VIPA over keeps claiming it
-// while the target's claim has not arrived.
+// handWait bounds how long a node handing a VIPA back to its configured
+// routing node keeps claiming it while that node's claim has not arrived:
+// then the ownership rule gives the VIPA to that node anyway.
 const handWait = 2 * time.Second
+
+// moveWait is handWait for a manual move, which the rule would not honour
+// without the tags naming the target: long enough for a lost tag broadcast
+// to be repaired by a push/pull (every 10 s with profile fast, 30 s on lan).
+const moveWait = 40 * time.Second
 
 type entry struct {
 	row      Row
@@ -222,7 +229,7 @@ func (s *State) Move(v netip.Addr, to string, whenIdle bool, members []Member, n
 	if _, ok := members[i].Ranks[v]; !ok {
 		return fmt.Errorf("node %q cannot own VIPA %s: it neither defines nor backs it up", to, v)
 	}
-	e.handing = &move{to: to, whenIdle: whenIdle, since: now}
+	e.handing = &move{to: to, whenIdle: whenIdle, since: now, manual: true}
 	e.quiesce = time.Time{}
 	return nil
 }
@@ -623,7 +630,11 @@ func (s *State) handReady(v netip.Addr, e *entry, members map[string]*Member, li
 	if m := members[e.handing.to]; m != nil && live(m.Name) && m.Known && slices.Contains(m.Claims, v) {
 		return true, false
 	}
-	return now.Sub(e.handing.ready) >= handWait, now.Sub(e.handing.ready) < handWait
+	wait := handWait
+	if e.handing.manual {
+		wait = moveWait
+	}
+	return now.Sub(e.handing.ready) >= wait, now.Sub(e.handing.ready) < wait
 }
 
 // ownerBack is v's configured routing node if it is live, known and

@@ -172,7 +172,7 @@ func (w *world) round() bool {
 func (w *world) settleDown() {
 	w.t.Helper()
 	quiet := 0
-	for range 20 + w.tagLag {
+	for range 20 + 3*w.tagLag {
 		if w.round() {
 			quiet = 0
 		} else if quiet++; quiet > w.tagLag {
@@ -453,7 +453,7 @@ func TestMove(t *testing.T) {
 // between. From the defining node to a backup, on between backups, and
 // back.
 func TestMoveTagsLate(t *testing.T) {
-	for _, lag := range []int{1, 3} {
+	for _, lag := range []int{1, 3, 30} { // 30: 3 s, past a takeback's handWait
 		t.Run(fmt.Sprint(lag), func(t *testing.T) {
 			w := newWorld(t)
 			w.tagLag = lag
