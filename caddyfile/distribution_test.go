@@ -63,6 +63,8 @@ func TestDistributionErrors(t *testing.T) {
 		{"max_conns not a number", stmt("port 80 destip all", "max_conns lots"), "invalid max_conns 'lots': want a number", 4},
 		{"max_conns without value", stmt("port 80 destip all", "max_conns"), "wrong argument count", 4},
 		{"optlocal with a value", stmt("port 80 destip all", "optlocal on"), "wrong argument count", 4},
+		{"optlocal under hotstandby", stmt("port 80", "optlocal", "destip caddy-a preferred", "destip caddy-b backup 9", "distmethod hotstandby"),
+			"vipadistribute 127.0.0.100: optlocal does not apply to hotstandby", 4},
 		{"optlocal twice", stmt("port 80 destip all", "optlocal", "optlocal"), "duplicate vipadistribute option 'optlocal'", 5},
 		{"distmethod twice", stmt("port 80 destip all distmethod leastconn", "distmethod roundrobin"), "duplicate vipadistribute option 'distmethod'", 4},
 		{"block on another option", stmt("port 80 destip all", "max_conns 5 {", "\tautoswitchback on", "}"), "vipadistribute option 'max_conns' takes no block", 5},

@@ -24,6 +24,7 @@ type distParser struct {
 	at    []caddyfile.Token // the destip line of each of dests
 	dm    caddyfile.Token   // the distmethod line
 	excl  caddyfile.Token   // the exclude line
+	optl  caddyfile.Token   // the optlocal line
 }
 
 // unmarshalDistribute parses one VIPADISTRIBUTE statement, inline and
@@ -140,7 +141,7 @@ func (p *distParser) option(opt string, args []string) error {
 		if len(args) != 0 {
 			return d.ArgErr()
 		}
-		dist.OptLocal = true
+		dist.OptLocal, p.optl = true, d.Token()
 	case "max_conns":
 		if len(args) != 1 {
 			return d.ArgErr()
@@ -302,6 +303,11 @@ func (p *distParser) finish() (*Distribute, error) {
 			return nil, errAt(p.dm, "vipadistribute %s: %v", p.vipa, err)
 		}
 		return nil, p.errf(err)
+	}
+	if dist.OptLocal {
+		if err := vipa.ValidateOptLocal(method); err != nil {
+			return nil, errAt(p.optl, "vipadistribute %s: %v", p.vipa, err)
+		}
 	}
 	bare := 0
 	for _, dst := range p.dests {

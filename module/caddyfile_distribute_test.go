@@ -27,6 +27,8 @@ func TestDistributeErrorsAgree(t *testing.T) {
 		{"all with a weight", []string{"destip all weight 2"}, Distribute{Destinations: []vipa.Destination{{Node: "all", Weight: 2}}}},
 		{"hotstandby with all", []string{"distmethod hotstandby", "destip all"}, Distribute{Distmethod: "hotstandby", DestIP: []string{"all"}}},
 		{"twice", []string{"destip a", "destip a weight 2"}, Distribute{Destinations: []vipa.Destination{{Node: "a"}, {Node: "a", Weight: 2}}}},
+		{"optlocal under hotstandby", []string{"distmethod hotstandby", "destip a preferred", "optlocal"},
+			Distribute{Distmethod: "hotstandby", Destinations: []vipa.Destination{{Node: "a", Role: "preferred"}}, OptLocal: true}},
 		{"negative max_conns", []string{"destip all", "max_conns -1"}, Distribute{DestIP: []string{"all"}, MaxConns: -1}},
 		{"switches without hotstandby", []string{"destip all", "distmethod leastconn {", "healthswitch off", "}"},
 			Distribute{DestIP: []string{"all"}, Distmethod: "leastconn", HotStandby: new(HotStandby)}},

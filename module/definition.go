@@ -80,6 +80,11 @@ func (d *Distribute) checkOptions(method string) error {
 	if err := vipa.ValidateDestinations(method, dests); err != nil {
 		return err
 	}
+	if d.OptLocal {
+		if err := vipa.ValidateOptLocal(method); err != nil {
+			return err
+		}
+	}
 	if d.MaxConns != 0 { // 0: unlimited
 		if err := vipa.ValidateMaxConns(d.MaxConns); err != nil {
 			return err

@@ -21,7 +21,7 @@ func TestDistributeOptions(t *testing.T) {
 			{Node: "caddy-a", Role: vipa.RolePreferred},
 			{Node: "caddy-b", Role: vipa.RoleBackup, Rank: 100},
 		},
-		TimedAffinity: caddy.Duration(time.Minute), OptLocal: true, MaxConns: 10, SlowStart: caddy.Duration(time.Second),
+		TimedAffinity: caddy.Duration(time.Minute), MaxConns: 10, SlowStart: caddy.Duration(time.Second),
 		HotStandby: &HotStandby{AutoSwitchBack: &off},
 	}
 	def, err := d.definition("caddy-r")
@@ -32,9 +32,20 @@ func TestDistributeOptions(t *testing.T) {
 		t.Errorf("destip %v", def.DestIP)
 	}
 	p := tables.PolicyOf(def, "caddy-r")
-	if p.Distmethod != "hotstandby" || p.AutoSwitchBack || !p.HealthSwitch || p.LocalNode != "caddy-r" ||
+	if p.Distmethod != "hotstandby" || p.AutoSwitchBack || !p.HealthSwitch || p.LocalNode != "" ||
 		p.MaxConns != 10 || p.TimedAffinity != time.Minute || p.SlowStart != time.Second || len(p.Destinations) != 2 {
 		t.Errorf("policy %+v", p)
+	}
+	// optlocal names the routing node's own row; under hotstandby, which a
+	// config refuses, a peer's definition that carries it changes nothing.
+	withLocal := *def
+	withLocal.Options.OptLocal = true
+	if p := tables.PolicyOf(&withLocal, "caddy-r"); p.LocalNode != "" {
+		t.Errorf("hotstandby with optlocal: local node %q, want none", p.LocalNode)
+	}
+	withLocal.Distmethod = "leastconn"
+	if p := tables.PolicyOf(&withLocal, "caddy-r"); p.LocalNode != "caddy-r" {
+		t.Errorf("leastconn with optlocal: local node %q, want caddy-r", p.LocalNode)
 	}
 
 	for _, tc := range []struct {
@@ -52,6 +63,7 @@ func TestDistributeOptions(t *testing.T) {
 			d.Distmethod, d.HotStandby, d.Destinations = "roundrobin", nil, []vipa.Destination{{Node: "a", Weight: 101}}
 		}, "weight 101"},
 		{"negative max_conns", func(d *Distribute) { d.MaxConns = -1 }, "max_conns -1"},
+		{"optlocal under hotstandby", func(d *Distribute) { d.OptLocal = true }, "optlocal does not apply to hotstandby"},
 		{"unknown distmethod", func(d *Distribute) { d.Distmethod = "random" }, `"random"`},
 	} {
 		bad := d

@@ -1,6 +1,7 @@
 package vipa
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,6 +50,17 @@ func ValidateMaxConns(n int64) error {
 func ValidateSpan(option string, d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("%s %v: want a positive duration (leave it out for off)", option, d)
+	}
+	return nil
+}
+
+// ValidateOptLocal checks that optlocal is given to a distmethod it can
+// change: hotstandby sends every connection to its preferred destination
+// (or the backup in use), so a routing node that is a backup would take
+// them all while its row showed standby.
+func ValidateOptLocal(method string) error {
+	if method == HotStandby {
+		return errors.New("optlocal does not apply to hotstandby: the preferred destination takes every connection")
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ func PolicyOf(def *vipa.Definition, node string) *Policy {
 		AutoSwitchBack: !o.NoAutoSwitchBack,
 		HealthSwitch:   !o.NoHealthSwitch,
 	}
-	if o.OptLocal {
+	if o.OptLocal && def.Distmethod != vipa.HotStandby { // a config refuses it; a peer's may carry it
 		p.LocalNode = node
 	}
 	return p
