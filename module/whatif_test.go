@@ -25,6 +25,9 @@ func whatIfPolicies() map[string]*tables.Policy {
 		if m == vipa.HotStandby {
 			p.Destinations = []vipa.Destination{{Node: "a", Role: vipa.RolePreferred}, {Node: "b", Role: vipa.RoleBackup, Rank: 2}, {Node: "c", Role: vipa.RoleBackup, Rank: 1}}
 		}
+		if m == vipa.TargetWeight {
+			p.Destinations = nil // it weighs the rows by what their targets report: 3, 2, 1 here
+		}
 		if m != vipa.SourceHash {
 			p.TimedAffinity = 0 // one client address: affinity would decide every time
 		}
