@@ -214,17 +214,8 @@ func TestAnnouncementsRepeat(t *testing.T) {
 	l := newLink(t)
 	vipa := netip.MustParseAddr("192.0.2.102")
 	seen := watchGARPs(t, l, vipa)
-	var err error
-
-	var m *Manager
-	in(t, l.node, func() {
-		if m, err = New(l.nodeIf); err == nil {
-			err = m.Own(vipa)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := l.manager(t)
+	l.do(t, func() error { return m.Own(vipa) })
 	var times []time.Time
 	timeout := time.After(Announcements*Interval + 10*time.Second)
 	for len(times) < Announcements {
@@ -236,10 +227,7 @@ func TestAnnouncementsRepeat(t *testing.T) {
 		}
 	}
 	t.Logf("%d gratuitous ARPs over %s", len(times), times[len(times)-1].Sub(times[0]).Round(time.Millisecond))
-	in(t, l.node, func() { err = m.Close() })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, m.Close)
 	if l.has(t, "192.0.2.102/32") {
 		t.Fatalf("Close left %v", l.addrs(t))
 	}
@@ -252,16 +240,8 @@ func TestQuietStopsAnnouncements(t *testing.T) {
 	l := newLink(t)
 	vipa := netip.MustParseAddr("192.0.2.103")
 	seen := watchGARPs(t, l, vipa)
-	var err error
-	var m *Manager
-	in(t, l.node, func() {
-		if m, err = New(l.nodeIf); err == nil {
-			err = m.Own(vipa)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := l.manager(t)
+	l.do(t, func() error { return m.Own(vipa) })
 	select {
 	case <-seen:
 	case <-time.After(10 * time.Second):
@@ -288,19 +268,13 @@ func TestQuietStopsAnnouncements(t *testing.T) {
 	if !l.has(t, "192.0.2.103/32") {
 		t.Fatalf("Quiet removed the address: %v", l.addrs(t))
 	}
-	in(t, l.node, func() { err = m.Own(vipa) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, func() error { return m.Own(vipa) })
 	select {
 	case <-seen:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no gratuitous ARP after Own following Quiet")
 	}
-	in(t, l.node, func() { err = m.Close() })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.do(t, m.Close)
 }
 
 // watchGARPs listens in the client's namespace for the node's gratuitous
