@@ -30,13 +30,7 @@ type lan struct {
 
 func newLAN(t *testing.T) *lan {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root (CI runs as root): skipped")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command (iproute2) to make network namespaces: skipped")
-	}
-	id := fmt.Sprintf("%d%d", os.Getpid()%100000, nsSeq.Add(1))
+	id := nsID(t)
 	l := &lan{sw: "vipaif-s" + id, a: "vipaif-a" + id, b: "vipaif-b" + id, client: "vipaif-c" + id}
 	if err := ipCmd("netns", "add", l.sw); err != nil {
 		t.Skipf("cannot make a network namespace here: %v", err)

@@ -35,9 +35,10 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-// newLink makes the namespaces, or skips the test where this system
-// cannot (not root, no ip command, no namespaces).
-func newLink(t *testing.T) *link {
+// nsID skips the test where this system cannot make network namespaces
+// (not root, no ip command) and gives its namespaces' names a suffix of
+// their own.
+func nsID(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root (CI runs as root): skipped")
@@ -45,7 +46,14 @@ func newLink(t *testing.T) *link {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("no ip command (iproute2) to make network namespaces: skipped")
 	}
-	id := fmt.Sprintf("%d%d", os.Getpid()%100000, nsSeq.Add(1))
+	return fmt.Sprintf("%d%d", os.Getpid()%100000, nsSeq.Add(1))
+}
+
+// newLink makes the namespaces, or skips the test where this system
+// cannot (not root, no ip command, no namespaces).
+func newLink(t *testing.T) *link {
+	t.Helper()
+	id := nsID(t)
 	l := &link{node: "vipaif-n" + id, client: "vipaif-c" + id, nodeIf: "vn" + id, clientIf: "vc" + id}
 	if err := ipCmd("netns", "add", l.node); err != nil {
 		t.Skipf("cannot make a network namespace here: %v", err)
