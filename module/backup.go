@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -78,7 +79,13 @@ func (a *App) checkInterface() error {
 		return err
 	}
 	if _, err := net.InterfaceByName(a.VIPAInterface); err != nil {
-		return fmt.Errorf("vipa_interface %s: no such interface on this host: %w", a.VIPAInterface, err)
+		var names []string
+		if ifs, lerr := net.Interfaces(); lerr == nil {
+			for _, i := range ifs {
+				names = append(names, i.Name)
+			}
+		}
+		return fmt.Errorf("vipa_interface %s: no such interface on this host (it has %s): %w", a.VIPAInterface, strings.Join(names, ", "), err)
 	}
 	return nil
 }
