@@ -317,19 +317,30 @@ func forwardHalfOpen(t *testing.T, vipa, aAddr netip.Addr) {
 	}
 }
 
-// TestForwardNotOnLink: an old owner reached through a gateway, or this
-// node's own address, is refused, and no table is left.
+// TestForwardNotOnLink: an old owner reached through a gateway, this
+// node's own address, or one of the other family is refused, for an IPv4
+// and an IPv6 VIPA, and no table is left.
 func TestForwardNotOnLink(t *testing.T) {
 	l := newLAN(t)
 	mb := l.manager(t, l.b)
-	if err := ipCmd("-n", l.b, "route", "add", "198.51.100.0/24", "via", "192.0.2.1"); err != nil {
-		t.Fatal(err)
+	for _, r := range [][]string{{"198.51.100.0/24", "via", "192.0.2.1"}, {"2001:db8:1::/64", "via", "2001:db8::1"}} {
+		if err := ipCmd(append([]string{"-n", l.b, "route", "add"}, r...)...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, to := range []string{"198.51.100.7", "192.0.2.12", "fd00::11"} {
-		var err error
-		in(t, l.b, func() { err = mb.Forward(forwardVIPA, netip.MustParseAddr(to)) })
-		if !errors.Is(err, ErrNotOnLink) {
-			t.Errorf("Forward to %s: %v, want ErrNotOnLink", to, err)
+	for _, c := range []struct {
+		vipa netip.Addr
+		to   []string
+	}{
+		{forwardVIPA, []string{"198.51.100.7", "192.0.2.12", "fd00::11", "2001:db8::11"}},
+		{forwardVIPA6, []string{"2001:db8:1::7", "2001:db8::12", "192.0.2.11"}},
+	} {
+		for _, to := range c.to {
+			var err error
+			in(t, l.b, func() { err = mb.Forward(c.vipa, netip.MustParseAddr(to)) })
+			if !errors.Is(err, ErrNotOnLink) {
+				t.Errorf("Forward of %s to %s: %v, want ErrNotOnLink", c.vipa, to, err)
+			}
 		}
 	}
 	if got := tables(t, l.b); got != "" {
