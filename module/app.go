@@ -65,6 +65,11 @@ type App struct {
 	// each move. Default: none; the VIPAs' addresses are the user's.
 	VIPAInterface string `json:"vipa_interface,omitempty"`
 
+	// VIPAInterfaceAt is where vipa_interface was written (file:line), set
+	// by the Caddyfile adapter: whether the host has the interface is
+	// known only at provision, and the refusal then names the line.
+	VIPAInterfaceAt string `json:"vipa_interface_at,omitempty"`
+
 	fleet     *fleet.Fleet
 	fleetKey  string
 	agentCfg  serfsync.Config

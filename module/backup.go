@@ -85,7 +85,11 @@ func (a *App) checkInterface() error {
 				names = append(names, i.Name)
 			}
 		}
-		return fmt.Errorf("vipa_interface %s: no such interface on this host (it has %s): %w", a.VIPAInterface, strings.Join(names, ", "), err)
+		err = fmt.Errorf("vipa_interface %s: no such interface on this host (it has %s): %w", a.VIPAInterface, strings.Join(names, ", "), err)
+		if a.VIPAInterfaceAt != "" {
+			err = fmt.Errorf("%s: %w", a.VIPAInterfaceAt, err)
+		}
+		return err
 	}
 	return nil
 }

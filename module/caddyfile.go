@@ -2,6 +2,7 @@ package module
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"net/netip"
@@ -121,11 +122,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			backed[v] = true
 			a.Backups = append(a.Backups, b)
 		case "vipa_interface":
+			at := fmt.Sprintf("%s:%d", d.File(), d.Line())
 			name, err := unmarshalInterface(d)
 			if err != nil {
 				return err
 			}
-			a.VIPAInterface = name
+			a.VIPAInterface, a.VIPAInterfaceAt = name, at
 		default:
 			return d.Errf("unknown vipadynamic option '%s'", opt)
 		}

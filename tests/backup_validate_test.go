@@ -8,11 +8,12 @@ import (
 )
 
 // TestBackupProvisionRules: what only the host or the JSON config can show
-// is refused at provision: an interface the host lacks, and a JSON backup
+// is refused at provision: an interface the host lacks (named by the
+// Caddyfile's line), and a JSON backup
 // of the node's own VIPA or out of rank.
 func TestBackupProvisionRules(t *testing.T) {
 	out, err := validate(t, "{\n\tvipadynamic {\n\t\tnode a\n\t\tvipa_interface nosuchif0\n\t\tvipabackup 10.0.0.100 rank 100\n\t}\n}\n")
-	if err == nil || !strings.Contains(out, "vipa_interface nosuchif0: no such interface on this host (it has ") || !strings.Contains(out, "lo") {
+	if err == nil || !strings.Contains(out, "Caddyfile:4: vipa_interface nosuchif0: no such interface on this host (it has ") || !strings.Contains(out, "lo") {
 		t.Fatalf("unknown interface: want a refusal, got %v:\n%s", err, out)
 	}
 	for _, tc := range []struct{ name, app, want string }{
