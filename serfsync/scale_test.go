@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,12 +72,30 @@ const (
 	scaleStartGoal  = time.Second            // DPT exact after all members are alive
 	scaleChangeGoal = 250 * time.Millisecond // after one change, or ten at once
 	scaleLossyGoal  = time.Second            // after ten changes with 20 % loss
+
+	// A one-target trial during which the process's threads waited this
+	// long in all for a CPU that other processes held is not judged; see
+	// TestScale100x20.
+	scaleStarvedWait = 50 * time.Millisecond
+	scaleTrials      = 20 // one-target trials judged
+	scaleTrialsMin   = 10 // fewer judged: the machine, not the fleet, is measured
+	scaleTrialsMax   = 60 // trials run at most
 )
+
+// waitedSince is how long the process's threads waited for a CPU since w0
+// (cpuWaited), or "not measured".
+func waitedSince(w0 time.Duration, ok bool) string {
+	w, _ := cpuWaited()
+	if !ok {
+		return "not measured"
+	}
+	return (w - w0).Round(time.Millisecond).String()
+}
 
 // checkGoal logs got against want. The test itself asserts that the DPT
 // becomes exact; a miss of the timings fails it with VIPA_SCALE_GOALS=1,
-// as .ci/run sets on its machine alone. A developer's shared machine, whose
-// load moves them, gets them logged.
+// as .ci/run sets. A developer's shared machine, whose load moves them,
+// gets them logged.
 func checkGoal(t *testing.T, what string, got, want time.Duration) {
 	t.Helper()
 	if got <= want {
@@ -96,6 +115,21 @@ func checkGoal(t *testing.T, what string, got, want time.Duration) {
 // change at once, and after ten change while a fifth of tag updates, sync
 // requests and answers are lost. Minutes of CPU under -race, so the race
 // run skips it and .ci/run runs it without -race.
+//
+// The goals are the fleet's, on a machine that gives the process its
+// cores. On a shared one a change's path (two exchanges over the state
+// channel, about a dozen goroutine wake-ups between the target, the
+// routing node and their fetchers) waits at each hop for the CPU other
+// processes hold, and a trial's latency follows that wait: in runs beside
+// three busy loops, every trial over 100 ms had the process's threads
+// waiting 145-212 ms on the run queue, and at higher priority beside the
+// same loops none passed 70 ms. So each one-target trial measures that
+// wait (Linux: the threads' schedstat; a few ms when the process has the
+// machine, its threads rarely outnumbering the cores), and one with more than
+// scaleStarvedWait is logged with it and not judged; another trial takes
+// its place, up to scaleTrialsMax. Its change must still arrive (10 s).
+// Fewer than scaleTrialsMin judged trials is a missed goal: the machine
+// was too busy to tell. The other figures log the wait beside them.
 func TestScale100x20(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("100-agent scale test: .ci/run runs it without -race")
@@ -123,6 +157,7 @@ func TestScale100x20(t *testing.T) {
 	nodes := make([]*tnode, count)
 	var join []string
 	cpu0 := cpuTime()
+	w0, wok := cpuWaited()
 	start := time.Now()
 	for i := range count {
 		cfg := o.config(fmt.Sprintf("n%02d", i), testIP(i), 0, join)
@@ -142,20 +177,42 @@ func TestScale100x20(t *testing.T) {
 	started := time.Since(start)
 	joined := waitFor(t, 60*time.Second, "all members alive on the routing node", func() bool { return alive(r) == count })
 	d := waitExact(t, 30*time.Second, r, nodes, defs)
-	t.Logf("%d agents × %d ports: started in %v; all alive on the routing node %v later; DPT exact %v after that (goal %v); %v of CPU so far",
-		count, nports, started.Round(time.Millisecond), joined.Round(time.Millisecond), d.Round(time.Millisecond), scaleStartGoal, (cpuTime() - cpu0).Round(10*time.Millisecond))
+	t.Logf("%d agents × %d ports: started in %v; all alive on the routing node %v later; DPT exact %v after that (goal %v); %v of CPU so far, %s waiting for one",
+		count, nports, started.Round(time.Millisecond), joined.Round(time.Millisecond), d.Round(time.Millisecond), scaleStartGoal, (cpuTime() - cpu0).Round(10*time.Millisecond), waitedSince(w0, wok))
 	t.Logf("routing node's counters: %v", r.Stats())
 	checkGoal(t, "DPT exact after all members were alive", d, scaleStartGoal)
 
+	// Targets n40 to n79; the changes at once below are n80 to n99's.
 	var single []time.Duration
-	for i := range 20 {
-		nodes[count-60+i].set(draw())
-		single = append(single, waitExact(t, 10*time.Second, r, nodes, defs))
+	var starved []string
+	for i := 0; len(single) < scaleTrials && i < scaleTrialsMax; i++ {
+		w0, wok := cpuWaited()
+		nodes[count-60+i%40].set(draw())
+		d := waitExact(t, 10*time.Second, r, nodes, defs)
+		if w, _ := cpuWaited(); wok && w-w0 > scaleStarvedWait {
+			starved = append(starved, fmt.Sprintf("%v (waited %v)", d.Round(100*time.Microsecond), (w-w0).Round(time.Millisecond)))
+			continue
+		}
+		single = append(single, d)
 	}
-	p50, _ := percentiles(single)
-	worst := slices.Max(single)
-	t.Logf("one target changes (20 trials): DPT exact after p50 %v, max %v (goal %v)", p50, worst, scaleChangeGoal)
-	checkGoal(t, "one target's change, max of 20", worst, scaleChangeGoal)
+	if len(starved) > 0 {
+		t.Logf("one target changes: %d trials not judged, the process's threads waiting over %v in all for a CPU: %s",
+			len(starved), scaleStarvedWait, strings.Join(starved, ", "))
+	}
+	if len(single) < scaleTrialsMin {
+		what := fmt.Sprintf("one target's change: %d trials of %d judged, the others starved of CPU (at least %d wanted)", len(single), len(single)+len(starved), scaleTrialsMin)
+		if os.Getenv("VIPA_SCALE_GOALS") == "1" {
+			t.Errorf("goal missed: %s", what)
+		} else {
+			t.Logf("goal missed: %s; VIPA_SCALE_GOALS=1 fails on it", what)
+		}
+	}
+	if len(single) > 0 {
+		p50, _ := percentiles(single)
+		worst := slices.Max(single)
+		t.Logf("one target changes (%d trials judged): DPT exact after p50 %v, max %v (goal %v)", len(single), p50, worst, scaleChangeGoal)
+		checkGoal(t, fmt.Sprintf("one target's change, max of %d", len(single)), worst, scaleChangeGoal)
+	}
 
 	changeAtOnce := func(ns []*tnode) time.Duration {
 		lss := make([][]vipa.Listener, len(ns))
@@ -169,15 +226,17 @@ func TestScale100x20(t *testing.T) {
 		wg.Wait()
 		return waitExact(t, 10*time.Second, r, nodes, defs)
 	}
+	w0, wok = cpuWaited()
 	d = changeAtOnce(nodes[count-10:])
-	t.Logf("10 targets changed at once: DPT exact after %v (goal %v)", d, scaleChangeGoal)
+	t.Logf("10 targets changed at once: DPT exact after %v (goal %v); %s waiting for a CPU", d, scaleChangeGoal, waitedSince(w0, wok))
 	checkGoal(t, "10 targets changed at once", d, scaleChangeGoal)
 
 	// One tag update, request and answer in five lost.
 	lossPct.Store(20)
+	w0, wok = cpuWaited()
 	d = changeAtOnce(nodes[count-20 : count-10])
 	lossPct.Store(0)
-	t.Logf("10 targets changed with 20%% loss: DPT exact after %v (goal %v)", d, scaleLossyGoal)
+	t.Logf("10 targets changed with 20%% loss: DPT exact after %v (goal %v); %s waiting for a CPU", d, scaleLossyGoal, waitedSince(w0, wok))
 	checkGoal(t, "10 targets changed with 20% loss", d, scaleLossyGoal)
 	t.Logf("routing node's counters: %v", r.Stats())
 }
