@@ -22,11 +22,8 @@ func whatIfPolicies() map[string]*tables.Policy {
 	for _, m := range []string{vipa.RoundRobin, vipa.WeightedActive, vipa.LeastConn, vipa.SourceHash, vipa.TargetWeight, vipa.HotStandby} {
 		p := &tables.Policy{Distmethod: m, TimedAffinity: time.Minute, MaxConns: 3,
 			Destinations: []vipa.Destination{{Node: "a", Weight: 3}, {Node: "b", Weight: 2}, {Node: "c", Weight: 1}}}
-		switch m {
-		case vipa.HotStandby:
+		if m == vipa.HotStandby {
 			p.Destinations = []vipa.Destination{{Node: "a", Role: vipa.RolePreferred}, {Node: "b", Role: vipa.RoleBackup, Rank: 2}, {Node: "c", Role: vipa.RoleBackup, Rank: 1}}
-		case vipa.TargetWeight:
-			p.Destinations = nil // the targets report 3, 2 and 1 (whatIfHandler's rows)
 		}
 		if m == vipa.TargetWeight {
 			p.Destinations = nil // it weighs the rows by what their targets report: 3, 2, 1 here
