@@ -210,9 +210,9 @@ func (g *Group) eligible(i int) bool {
 func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 	switch g.pol.method {
 	case weightedActive:
-		return g.mostBehind(), ReasonWeightedActive
+		return g.mostBehind(client), ReasonWeightedActive
 	case leastConn:
-		return g.leastLoaded(), ReasonLeastConn
+		return g.leastLoaded(client), ReasonLeastConn
 	case hotStandby:
 		return g.standby()
 	case sourceHash:
@@ -236,10 +236,13 @@ func (g *Group) next(commit bool) int {
 
 // loads is what leastconn and weightedactive weigh: each row's exact
 // active count (-1 for a row that is not eligible), and where their scan
-// starts so that ties rotate: the eligible rows' total connections, which
-// each connection routed to them advances by one, read from the lines
-// that hold the active counts. Ranking then writes nothing; a rotation
-// counter was one more line written by every core on every connection.
+// starts, which breaks ties: the eligible rows' total connections, which
+// each connection routed to them advances by one (read from the lines
+// that hold the active counts), plus a hash of the client. Ranking then
+// writes nothing: a rotation counter was one more line written by every
+// core on every connection. One client's connections rotate over tied
+// rows; different clients start at different rows, so that two cores
+// routing at once, which read the same totals, seldom pick the same row.
 // A larger group's rows past maxBounded are read again in the scan.
 type loads struct {
 	act   [maxBounded]int64
@@ -248,7 +251,7 @@ type loads struct {
 
 // loads reads each row's counts once; sum is the eligible rows' effective
 // weight, total their active connections.
-func (g *Group) loads(l *loads) (sum, total int64) {
+func (g *Group) loads(l *loads, client netip.Addr) (sum, total int64) {
 	var turns uint64
 	for i := range g.active {
 		a, n := g.load(i)
@@ -261,7 +264,7 @@ func (g *Group) loads(l *loads) (sum, total int64) {
 			l.act[i] = a
 		}
 	}
-	l.start = int(turns % uint64(len(g.active)))
+	l.start = int((turns + clientHash(client)) % uint64(len(g.active)))
 	return sum, total
 }
 
@@ -276,9 +279,9 @@ func (g *Group) at(l *loads, i int) int64 {
 
 // mostBehind is weightedactive: the eligible row furthest below its share
 // eff/Σeff of the active connections once this one is added.
-func (g *Group) mostBehind() int {
+func (g *Group) mostBehind(client netip.Addr) int {
 	var l loads
-	sum, total := g.loads(&l)
+	sum, total := g.loads(&l, client)
 	n := len(g.active)
 	best, bestD := -1, int64(math.MinInt64)
 	for k := range n {
@@ -300,9 +303,9 @@ func (g *Group) mostBehind() int {
 
 // leastLoaded is leastconn: the eligible row with the fewest active
 // connections per unit of effective weight.
-func (g *Group) leastLoaded() int {
+func (g *Group) leastLoaded(client netip.Addr) int {
 	var l loads
-	g.loads(&l)
+	g.loads(&l, client)
 	n := len(g.active)
 	best := -1
 	var bestA, bestW int64
@@ -376,8 +379,7 @@ func (g *Group) standby() (int, Reason) {
 // w/(1-u): a row whose upper bound is below another's lower bound cannot
 // win, and when one row is left it wins without a logarithm.
 func (g *Group) hashed(client netip.Addr) int {
-	a := client.As16()
-	x := mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
+	x := clientHash(client)
 	if len(g.active) > maxBounded {
 		return g.rendezvous(x)
 	}
@@ -442,6 +444,12 @@ func (g *Group) rendezvous(x uint64) int {
 		return int(g.order[0])
 	}
 	return best
+}
+
+// clientHash hashes a client address.
+func clientHash(client netip.Addr) uint64 {
+	a := client.As16()
+	return mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
 }
 
 // unitOf hashes a client (x) and a row's seed to a number in (0, 1).
