@@ -37,10 +37,9 @@ type Group struct {
 }
 
 // groupState survives snapshot replacement so that a rotation is not reset
-// by an unrelated report. Every new connection of roundrobin and
-// targetweight bumps rr: one rotation for the group, whatever core routes
-// the connection, keeps consecutive connections smooth. 256 bytes (a size
-// class aligned to 256) keep it falseShare bytes away from anything else.
+// by an unrelated report. Every new connection bumps rr: 256 bytes (a
+// size class aligned to 256) keep it falseShare bytes away from anything
+// else.
 type groupState struct {
 	rr    atomic.Uint64
 	_     [falseShare - 8]byte

@@ -210,9 +210,9 @@ func (g *Group) eligible(i int) bool {
 func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 	switch g.pol.method {
 	case weightedActive:
-		return g.mostBehind(client), ReasonWeightedActive
+		return g.mostBehind(g.rotation(commit)), ReasonWeightedActive
 	case leastConn:
-		return g.leastLoaded(client), ReasonLeastConn
+		return g.leastLoaded(g.rotation(commit)), ReasonLeastConn
 	case hotStandby:
 		return g.standby()
 	case sourceHash:
@@ -221,6 +221,17 @@ func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 		return g.next(commit), ReasonTargetWeight
 	}
 	return g.next(commit), ReasonRoundRobin
+}
+
+// rotation is where a scan starts, so that ties rotate.
+func (g *Group) rotation(commit bool) int {
+	var n uint64
+	if commit {
+		n = g.st.rr.Add(1) - 1
+	} else {
+		n = g.st.rr.Load()
+	}
+	return int(n % uint64(len(g.active)))
 }
 
 // next is the smooth weighted round robin's turn.
@@ -234,59 +245,33 @@ func (g *Group) next(commit bool) int {
 	return int(g.sched[n%uint64(len(g.sched))])
 }
 
-// loads is what leastconn and weightedactive weigh: each row's exact
-// active count (-1 for a row that is not eligible), and where their scan
-// starts, which breaks ties: the eligible rows' total connections, which
-// each connection routed to them advances by one (read from the lines
-// that hold the active counts), plus a hash of the client. Ranking then
-// writes nothing: a rotation counter was one more line written by every
-// core on every connection. One client's connections rotate over tied
-// rows; different clients start at different rows, so that two cores
-// routing at once, which read the same totals, seldom pick the same row.
-// A larger group's rows past maxBounded are read again in the scan.
-type loads struct {
-	act   [maxBounded]int64
-	start int
-}
-
-// loads reads each row's counts once; sum is the eligible rows' effective
-// weight, total their active connections.
-func (g *Group) loads(l *loads, client netip.Addr) (sum, total int64) {
-	var turns uint64
+// mostBehind is weightedactive: the eligible row furthest below its share
+// eff/Σeff of the active connections once this one is added.
+func (g *Group) mostBehind(start int) int {
+	n := len(g.active)
+	// each row's active count, -1 when it is not eligible; a larger
+	// group's rows past maxBounded are read twice
+	var act [maxBounded]int64
+	var total, sum int64
 	for i := range g.active {
-		a, n := g.load(i)
+		a := g.load(i)
 		if a >= 0 {
 			total += a
 			sum += int64(g.eff[i])
-			turns += n
 		}
 		if i < maxBounded {
-			l.act[i] = a
+			act[i] = a
 		}
 	}
-	l.start = int((turns + clientHash(client)) % uint64(len(g.active)))
-	return sum, total
-}
-
-// at is the Active row i's load as loads read it.
-func (g *Group) at(l *loads, i int) int64 {
-	if i < maxBounded {
-		return l.act[i]
-	}
-	a, _ := g.load(i)
-	return a
-}
-
-// mostBehind is weightedactive: the eligible row furthest below its share
-// eff/Σeff of the active connections once this one is added.
-func (g *Group) mostBehind(client netip.Addr) int {
-	var l loads
-	sum, total := g.loads(&l, client)
-	n := len(g.active)
 	best, bestD := -1, int64(math.MinInt64)
 	for k := range n {
-		i := (l.start + k) % n
-		a := g.at(&l, i)
+		i := (start + k) % n
+		a := int64(0)
+		if i < maxBounded {
+			a = act[i]
+		} else {
+			a = g.load(i)
+		}
 		if a < 0 {
 			continue
 		}
@@ -303,15 +288,13 @@ func (g *Group) mostBehind(client netip.Addr) int {
 
 // leastLoaded is leastconn: the eligible row with the fewest active
 // connections per unit of effective weight.
-func (g *Group) leastLoaded(client netip.Addr) int {
-	var l loads
-	g.loads(&l, client)
+func (g *Group) leastLoaded(start int) int {
 	n := len(g.active)
 	best := -1
 	var bestA, bestW int64
 	for k := range n {
-		i := (l.start + k) % n
-		a, w := g.at(&l, i), int64(g.eff[i])
+		i := (start + k) % n
+		a, w := g.load(i), int64(g.eff[i])
 		if a < 0 {
 			continue
 		}
@@ -326,18 +309,18 @@ func (g *Group) leastLoaded(client netip.Addr) int {
 }
 
 // load is the Active row i's exact count of active connections when it is
-// eligible (healthy, below max_conns), else -1, with its total
-// connections: what leastconn and weightedactive weigh, read once.
-func (g *Group) load(i int) (int64, uint64) {
+// eligible (healthy, below max_conns), else -1: what leastconn and
+// weightedactive weigh, read once.
+func (g *Group) load(i int) int64 {
 	t := g.active[i]
 	if !t.healthy() {
-		return -1, 0
+		return -1
 	}
-	a, n := t.stats.counts()
+	a := t.stats.active()
 	if g.pol.MaxConns > 0 && a >= g.pol.MaxConns {
-		return -1, 0
+		return -1
 	}
-	return a, n
+	return a
 }
 
 // standby is hotstandby's row in use: the preferred destination, else the
@@ -379,7 +362,8 @@ func (g *Group) standby() (int, Reason) {
 // w/(1-u): a row whose upper bound is below another's lower bound cannot
 // win, and when one row is left it wins without a logarithm.
 func (g *Group) hashed(client netip.Addr) int {
-	x := clientHash(client)
+	a := client.As16()
+	x := mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
 	if len(g.active) > maxBounded {
 		return g.rendezvous(x)
 	}
@@ -444,12 +428,6 @@ func (g *Group) rendezvous(x uint64) int {
 		return int(g.order[0])
 	}
 	return best
-}
-
-// clientHash hashes a client address.
-func clientHash(client netip.Addr) uint64 {
-	a := client.As16()
-	return mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
 }
 
 // unitOf hashes a client (x) and a row's seed to a number in (0, 1).

@@ -132,17 +132,6 @@ func (st *stats) below(n int64) bool {
 	return st.active() < n
 }
 
-// counts is the active and total counts, read once: leastconn and
-// weightedactive weigh the first and rotate their ties by the second.
-func (st *stats) counts() (active int64, total uint64) {
-	for i := range st.stripes {
-		s := &st.stripes[i]
-		active += s.active.Load()
-		total += s.total.Load()
-	}
-	return active, total
-}
-
 func (st *stats) active() int64 {
 	var n int64
 	for i := range st.stripes {
