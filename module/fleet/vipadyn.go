@@ -147,6 +147,13 @@ func (d *dyn) update() {
 	join := len(f.agentCfg.Join) > 0
 	profile := f.agentCfg.Profile
 	f.mu.Unlock()
+	if node == "" {
+		// No config yet (the agent starts, and may kick this loop, before
+		// the first one is installed): this node's name is unknown, so it
+		// would count itself among the members, and what it may own is
+		// unknown too. Its config's Configure looks at the fleet.
+		return
+	}
 
 	// Which members' claims this node holds, then the claims themselves:
 	// in that order, from the agent, so a member counted as known never

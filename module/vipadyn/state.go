@@ -366,7 +366,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		e.from = ""
 	}
 	handsHere := func(name string) bool {
-		return name == e.from || members[name].Moves[v] == s.cfg.Node
+		return name == e.from || s.movedHere(members[name], v)
 	}
 	var claimants, knownClaimants []candidate
 	for name, m := range members {
@@ -399,8 +399,9 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	}
 
 	switch {
-	case e.claiming && !mine && !e.moved:
-		// No longer configured to own it.
+	case e.claiming && !mine:
+		// No longer configured to own it (a move's target too: a move
+		// goes only to a node that can own the VIPA).
 		release = true
 	case e.claiming && len(knownRivals) > 0 && better(knownRivals[0], self):
 		// Two owners after a partition: the better one keeps it.
@@ -429,7 +430,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 			status = vipa.StatusMoving // no claim known yet: the hand-over goes on
 		}
 	default:
-		if to := s.chosen(v, members, live, in); to == s.cfg.Node {
+		if to := s.chosen(v, members, live, in); to != "" && to == s.cfg.Node && mine {
 			claim = true
 			owner, status = s.cfg.Node, vipa.StatusActive
 		} else if e.handing != nil {
@@ -451,7 +452,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 		e.claiming = true
 		e.moved = false
 		for _, m := range members {
-			if live(m.Name) && m.Moves[v] == s.cfg.Node {
+			if live(m.Name) && s.movedHere(m, v) {
 				e.moved = true
 				if slices.Contains(m.Claims, v) {
 					e.from = m.Name
@@ -461,7 +462,7 @@ func (s *State) decide(v netip.Addr, members map[string]*Member, live func(strin
 	}
 	// A hand-over ends when its target (or anyone) is known to claim the
 	// VIPA: not on a claim held from before a member went silent.
-	if e.handing != nil && !e.claiming && (len(knownClaimants) > 0 || !live(e.handing.to)) {
+	if e.handing != nil && !e.claiming && (len(knownClaimants) > 0 || !canTake(members, live, e.handing.to, v)) {
 		e.handing = nil
 		if status == vipa.StatusMoving {
 			status = vipa.StatusBackup
@@ -509,11 +510,13 @@ func shownOwner(claimants, known []candidate, shown string) string {
 func (s *State) chosen(v netip.Addr, members map[string]*Member, live func(string) bool, in Inputs) string {
 	// A releasing owner's named successor goes first, this node's own
 	// included.
-	if e := s.vipas[v]; e != nil && e.handing != nil && live(e.handing.to) {
+	// A move's target must be able to own the VIPA, as Move requires: a
+	// tag naming one that cannot (its config changed since) is no move.
+	if e := s.vipas[v]; e != nil && e.handing != nil && canTake(members, live, e.handing.to, v) {
 		return e.handing.to
 	}
 	for name, m := range members {
-		if to := m.Moves[v]; to != "" && live(name) && live(to) && (to == s.cfg.Node || members[to] != nil) {
+		if to := m.Moves[v]; to != "" && live(name) && (s.movedHere(m, v) || to != s.cfg.Node && canTake(members, live, to, v)) {
 			return to
 		}
 	}
@@ -592,7 +595,8 @@ func (s *State) handOver(v netip.Addr, e *entry, members map[string]*Member, liv
 	var maxWait time.Duration
 	switch {
 	case e.handing != nil:
-		if !live(e.handing.to) {
+		if !canTake(members, live, e.handing.to, v) {
+			// Gone, or no longer able to own it: no hand-over.
 			e.handing, e.quiesce = nil, time.Time{}
 			return false, false
 		}
@@ -646,6 +650,22 @@ func (s *State) ownerBack(v netip.Addr, members map[string]*Member, live func(st
 		}
 	}
 	return ""
+}
+
+// movedHere says whether m's tags hand v to this node by a move, which
+// this node follows only if it can own v: Move refuses a target that
+// neither defines nor backs up the VIPA, and a node without a name (no
+// config yet) is no move's target.
+func (s *State) movedHere(m *Member, v netip.Addr) bool {
+	_, mine := s.rank[v]
+	return mine && s.cfg.Node != "" && m.Moves[v] == s.cfg.Node
+}
+
+// canTake says whether the named member is live and can own v (defines
+// or backs it up): a hand-over's target.
+func canTake(members map[string]*Member, live func(string) bool, name string, v netip.Addr) bool {
+	m := members[name]
+	return m != nil && live(name) && hasRank(m, v)
 }
 
 func hasRank(m *Member, v netip.Addr) bool {

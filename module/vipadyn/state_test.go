@@ -859,3 +859,85 @@ func TestBystanderFollowsSerf(t *testing.T) {
 		t.Fatalf("the bystander after serf declares a failed: %+v, want owner b", r)
 	}
 }
+
+// A node that neither defines nor backs up a VIPA never claims it: not
+// before its config names it (the fleet looks at the members before the
+// node's first config is installed, itself among them), not on a move's
+// tags naming it (a move is refused to a node that cannot own the VIPA,
+// so such a tag is not a move this node may follow), not when no one else
+// can own it.
+func TestRanklessNeverClaims(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	claimed := func(cs []Change) bool {
+		return slices.ContainsFunc(cs, func(c Change) bool { return c.Claim || c.Status == vipa.StatusActive })
+	}
+	a := Member{Name: "a", Alive: true, Known: true, Ranks: map[netip.Addr]int{vip: Configured}, Claims: []netip.Addr{vip}}
+
+	// No config yet: no node name, no rank. The member list holds the node
+	// itself, its claims unknown, beside the routing node.
+	s := New(Config{})
+	self := Member{Name: "b", Alive: true}
+	for i, ms := range [][]Member{{a, self}, {{Name: "a", Alive: true, Ranks: a.Ranks, Claims: a.Claims}, self}, {self}, {a}} {
+		for _, settled := range []bool{false, true} {
+			if cs := s.Update(Inputs{Now: t0.Add(time.Duration(i) * time.Second), Members: ms, Settled: settled}); claimed(cs) {
+				t.Fatalf("claimed before its config (members %d, settled %v): %v", i, settled, cs)
+			}
+		}
+	}
+	// Its config defines nothing: still nothing claimed, a routes it.
+	s.Configure(Config{Node: "b"})
+	if cs := s.Update(Inputs{Now: t0.Add(5 * time.Second), Members: []Member{a}, Settled: true}); claimed(cs) || len(s.Claimed()) > 0 {
+		t.Fatalf("claimed once configured with no rank: %v %v", cs, s.Claimed())
+	}
+	if r := s.Rows(); len(r) != 1 || r[0].Owner != "a" || r[0].Status != vipa.StatusNone {
+		t.Fatalf("rows of a node without a rank: %+v", r)
+	}
+
+	// A move's tags name this rankless node: with a still claiming, and
+	// after a has dropped its claim.
+	s = New(Config{Node: "c"})
+	moving := a
+	moving.Moves = map[netip.Addr]string{vip: "c"}
+	if cs := s.Update(Inputs{Now: t0, Members: []Member{moving}, Settled: true}); claimed(cs) {
+		t.Fatalf("claimed on a move naming a node without a rank: %v", cs)
+	}
+	moving.Claims = nil
+	for d := time.Duration(0); d <= moveWait+time.Second; d += 10 * time.Second {
+		if cs := s.Update(Inputs{Now: t0.Add(d), Members: []Member{moving}, Settled: true}); claimed(cs) || len(s.Claimed()) > 0 {
+			t.Fatalf("claimed %s after a move's tags named a node without a rank: %v", d, cs)
+		}
+	}
+
+	// The other nodes ignore such a tag too: a backup takes the VIPA its
+	// lower-ranked owner dropped by the rule.
+	s = New(Config{Node: "d", Backups: []*vipa.Backup{{VIPA: vip, Rank: 100}}})
+	giver := Member{Name: "a", Alive: true, Known: true, Ranks: map[netip.Addr]int{vip: 50}, Moves: map[netip.Addr]string{vip: "c"}}
+	target := Member{Name: "c", Alive: true, Known: true}
+	if cs := s.Update(Inputs{Now: t0, Members: []Member{giver, target}, Settled: true}); !slices.Contains(s.Claimed(), vip) {
+		t.Fatalf("the best backup did not claim beside a move's tags naming a node without a rank: %v %+v", cs, s.Rows())
+	}
+
+	// The giver: a move's target that no longer backs the VIPA up (its
+	// config changed after the move was asked) ends the move, and the
+	// giver keeps routing the VIPA and names no one in its tags.
+	s = New(Config{Node: "a", Defined: []netip.Addr{vip}})
+	target.Ranks = map[netip.Addr]int{vip: 100}
+	s.Update(Inputs{Now: t0, Members: []Member{target}, Settled: true})
+	if err := s.Move(vip, "c", false, []Member{target}, t0); err != nil {
+		t.Fatal(err)
+	}
+	target.Ranks = nil
+	for d := time.Duration(0); d <= moveWait+time.Second; d += 10 * time.Second {
+		cs := s.Update(Inputs{Now: t0.Add(d), Members: []Member{target}, Settled: true})
+		if r := s.Rows(); !slices.Contains(s.Claimed(), vip) || r[0].Status != vipa.StatusActive || len(s.Moves()) > 0 {
+			t.Fatalf("%s after the move's target lost its rank: %v %+v moves %v", d, cs, r, s.Moves())
+		}
+	}
+
+	// No one else can own it, no one claims it: it stays unrouted here.
+	s = New(Config{Node: "c"})
+	gone := Member{Name: "a", Ranks: a.Ranks}
+	if cs := s.Update(Inputs{Now: t0, Members: []Member{gone, {Name: "d", Alive: true, Known: true}}, Settled: true}); claimed(cs) {
+		t.Fatalf("claimed a VIPA no live node can own: %v", cs)
+	}
+}
