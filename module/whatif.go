@@ -94,16 +94,18 @@ func parseRouteQuery(r *http.Request) (routeQuery, error) {
 }
 
 // answerRoute asks the DPT group of the query what a new connection would
-// get: the handler's choice, made with Peek.
+// get: the handler's choice, made with Peek. A node that defines or backs up
+// the VIPA answers from the DPT it holds, as its handler routes what reaches
+// its listener, whoever routes the VIPA now.
 func answerRoute(f *fleet.Fleet, q routeQuery, now time.Time) (routeAnswer, error) {
 	ans := routeAnswer{VIPA: q.vipa.String(), Port: q.port, Client: q.client.Addr().String(), Candidates: []routeCandidate{}}
 	if q.client.Port() != 0 {
 		ans.Client = q.client.String()
 	}
-	if f.Route(q.vipa) == nil {
+	if f.Route(q.vipa) == nil && !f.StandsBy(q.vipa) {
 		for _, k := range f.Definitions() {
 			if k.Owner && k.VIPA == q.vipa {
-				return ans, fmt.Errorf("this node does not route VIPA %s: ask its routing node, %s", q.vipa, k.RoutingNode)
+				return ans, fmt.Errorf("this node neither defines nor backs up VIPA %s: ask its routing node, %s", q.vipa, k.RoutingNode)
 			}
 		}
 		return ans, fmt.Errorf("no VIPADISTRIBUTE definition for VIPA %s", q.vipa)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
 )
 
 // vipadynRow is one row of GET /vipa/vipadyn.
@@ -110,6 +112,22 @@ func TestTakeover(t *testing.T) {
 	for _, bk := range []fleetNode{b, c} {
 		if !strings.Contains(getText(t, bk.admin, "/metrics"), `caddy_vipa_refused_connections_total{reason="no_definition"} 0`) {
 			t.Fatalf("%s refused a client that reached its listener on the VIPA", bk.name)
+		}
+		// A backup says what it would do with a connection that reached
+		// its listener: a target from the DPT it holds.
+		var ans struct {
+			Node       string `json:"node"`
+			Address    string `json:"address"`
+			Candidates []any  `json:"candidates"`
+		}
+		getJSON(t, bk.admin, fmt.Sprintf("/vipa/route?vipa=%s&port=%d&client=127.0.0.1", vip, port), &ans)
+		if ans.Node == "" || ans.Address == "" || len(ans.Candidates) != 3 {
+			t.Fatalf("%s's /vipa/route: %+v, want a target of three candidates", bk.name, ans)
+		}
+		// A VIPA it holds nothing for stays an error.
+		if _, err := harness.Get(http.DefaultClient, bk.admin, fmt.Sprintf("/vipa/route?vipa=127.0.0.199&port=%d&client=127.0.0.1", port)); err == nil ||
+			!strings.Contains(err.Error(), "no VIPADISTRIBUTE definition") {
+			t.Fatalf("%s's /vipa/route for a VIPA it holds nothing for: %v", bk.name, err)
 		}
 	}
 
