@@ -192,12 +192,18 @@ func testSingleNode(t *testing.T, f family, port, gossip, port2 int) {
 
 	// A reload keeps the agent, the DPT and the CRT: the open connection
 	// still works and is still in the CRT.
+	// The reload installs the definitions at once and the agent's worker
+	// shows them on its next round (kicked, no timer); the bound is the
+	// fleet tests' for a -race build on a loaded host, where the two
+	// processes' goroutines can be starved for seconds.
+	reloaded := time.Now()
 	p.reload(singleNodeConfig(f, admin, gossip, port, fmt.Sprintf("vipadistribute define %s port %d destip all", f.vipa2, port2)))
-	waitFor(t, 10*time.Second, "the reloaded definitions", func() bool {
+	waitFor(t, 30*time.Second, "the reloaded definitions", func() bool {
 		var defs []map[string]any
 		getJSON(t, admin, "/vipa/definitions", &defs)
 		return len(defs) == 2
 	})
+	t.Logf("reload and its definitions: %v", time.Since(reloaded).Round(time.Millisecond))
 	echo(t, kept, keptR, "after reload")
 	if rows := crt(t, admin, ""); len(rows) != 1 || rows[0].Client != kept.LocalAddr().String() {
 		t.Fatalf("CRT after reload: %+v", rows)
