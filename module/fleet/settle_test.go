@@ -1,9 +1,11 @@
 package fleet
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/caddy-vipa/caddy-vipa/serfsync"
 	"github.com/caddy-vipa/caddy-vipa/vipa"
 )
 
@@ -30,6 +32,30 @@ func TestSettledAfterTheJoin(t *testing.T) {
 	} {
 		if got := settled(c.tried, c.others, c.waited, vipa.ProfileFast); got != c.want {
 			t.Errorf("join returned %v, others in view %v, %v after the start: settled %v, want %v", c.tried, c.others, c.waited, got, c.want)
+		}
+	}
+}
+
+// All nodes started at once: a backup whose join reached one member of its
+// list has not seen the others, and the routing node may be one of them. It
+// decides once each member the list names by address is alive in view.
+func TestJoinedAll(t *testing.T) {
+	self := netip.MustParseAddrPort("127.0.0.2:7946")
+	m := func(addr, status string) serfsync.Member {
+		return serfsync.Member{Address: netip.MustParseAddrPort(addr), Status: status}
+	}
+	join := []string{"127.0.0.1:7946", "127.0.0.2:7946", "127.0.0.3:7946", "seed.example:7946"}
+	for _, c := range []struct {
+		ms   []serfsync.Member
+		want bool
+	}{
+		{[]serfsync.Member{m("127.0.0.3:7946", "alive")}, false},
+		{[]serfsync.Member{m("127.0.0.3:7946", "alive"), m("127.0.0.1:7946", "failed")}, false},
+		{[]serfsync.Member{m("127.0.0.3:7946", "alive"), m("127.0.0.1:7946", "alive")}, true},
+		{[]serfsync.Member{m("[::ffff:127.0.0.3]:7946", "alive"), m("127.0.0.1:7946", "alive")}, true},
+	} {
+		if got := joinedAll(join, self, c.ms); got != c.want {
+			t.Errorf("members %+v: joined all %v, want %v", c.ms, got, c.want)
 		}
 	}
 }

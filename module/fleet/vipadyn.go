@@ -145,6 +145,7 @@ func (d *dyn) update() {
 	known := f.known
 	node := f.cfg.Node
 	join := len(f.agentCfg.Join) > 0
+	joinList, self := f.agentCfg.Join, f.agentCfg.BindAddr
 	profile := f.agentCfg.Profile
 	f.mu.Unlock()
 	if node == "" {
@@ -198,7 +199,7 @@ func (d *dyn) update() {
 	now := time.Now()
 	in := vipadyn.Inputs{
 		Now: now, Members: members, Down: map[string]bool{},
-		Settled: !join || settled(agent == nil || agent.JoinTried(), othersAlive, now.Sub(d.started), profile),
+		Settled: !join || settled(agent == nil || agent.JoinTried(), othersAlive && joinedAll(joinList, self, ms), now.Sub(d.started), profile),
 	}
 	for name := range d.down {
 		in.Down[name] = true
@@ -278,6 +279,29 @@ func settled(tried, othersAlive bool, waited time.Duration, profile string) bool
 		return waited > settleWait(profile)
 	}
 	return false
+}
+
+// joinedAll says every member the join list names by address, this node
+// aside, is alive in view: until then the routing node a backup defers to
+// may be one of those not yet seen (all nodes started at once, the join
+// reached another). A name that is no IP address counts as seen.
+func joinedAll(join []string, self netip.AddrPort, ms []serfsync.Member) bool {
+	for _, j := range join {
+		ap, err := netip.ParseAddrPort(j)
+		if err != nil {
+			continue
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if ap == self || ap.Addr().IsUnspecified() {
+			continue
+		}
+		if !slices.ContainsFunc(ms, func(m serfsync.Member) bool {
+			return m.Status == "alive" && netip.AddrPortFrom(m.Address.Addr().Unmap(), m.Address.Port()) == ap
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxSettleWait bounds the wait for a join attempt that neither answers
