@@ -264,7 +264,9 @@ func (d *dyn) update() {
 // settled says a node with a join list may decide on the members it sees,
 // waited after its start. Once its first join attempt has returned (tried)
 // it knows the members the nodes it contacted know, and decides if it has
-// met one. Until then a member in view (one that contacted it, or the
+// met one and sees alive every member its join list names (joinedAll,
+// passed in othersAlive): all nodes started at once, the join may have
+// reached a backup before the routing node. Until then a member in view (one that contacted it, or the
 // first a join under way reached) is not enough for settleWait: a
 // returning routing node must see the backup that routes its VIPA, not
 // take the VIPA back from it, connections and all. Alone, it decides
