@@ -25,21 +25,19 @@ type bufioConn struct {
 func post(t *testing.T, admin, path, body string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Post("http://"+admin+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, out
+	return answer(t, resp, err)
 }
 
 // get fetches an admin route and returns the status and body.
 func get(t *testing.T, admin, path string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + path)
+	return answer(t, resp, err)
+}
+
+// answer reads an admin route's response: its status and body.
+func answer(t *testing.T, resp *http.Response, err error) (int, []byte) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
