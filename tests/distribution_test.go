@@ -298,6 +298,12 @@ func testHotStandby(t *testing.T, admin string, v distVIPA, b *app, autoswitchba
 		return !ok
 	})
 	only("with the preferred stopped", "caddy-c")
+	// A client stays connected to caddy-c across the switch back: a row
+	// holding connections is in use, so it reads active, not standby.
+	held, _, name := dialVIPA(t, v.addr())
+	if name != "caddy-c" {
+		t.Fatalf("the held connection went to %s, want caddy-c", name)
+	}
 
 	startApp(t, "caddy-b", reusePortListen(t, fmt.Sprintf("127.0.0.2:%d", v.port)))
 	waitFor(t, 10*time.Second, "caddy-b's row to return", func() bool {
@@ -306,8 +312,18 @@ func testHotStandby(t *testing.T, admin string, v distVIPA, b *app, autoswitchba
 	})
 	if autoswitchback {
 		only("with the preferred back", "caddy-b")
+		if s := states(); s["caddy-b"] != "active" || s["caddy-c"] != "active" || s["caddy-a"] != "standby" {
+			t.Errorf("states %v, want caddy-b active, caddy-c active (a connection), caddy-a standby", s)
+		}
+		held.Close()
+		waitFor(t, 10*time.Second, "caddy-c standby once its last connection ends", func() bool {
+			return states()["caddy-c"] == "standby"
+		})
 	} else {
 		only("with the preferred back, autoswitchback off", "caddy-c")
+		if s := states(); s["caddy-b"] != "standby" || s["caddy-c"] != "active" || s["caddy-a"] != "standby" {
+			t.Errorf("states %v, want caddy-c active (in use), caddy-b and caddy-a standby", s)
+		}
 	}
 }
 

@@ -308,6 +308,71 @@ func TestHotStandbyNoHealthSwitch(t *testing.T) {
 	}
 }
 
+// TestHotStandbyStateInUse: a row that holds connections or takes the new
+// ones reads active in Rows and WhatIf, whichever row the method prefers;
+// standby is only for rows not in use.
+func TestHotStandbyStateInUse(t *testing.T) {
+	whatIf := func(f *fixture) string {
+		var out []string
+		for _, k := range f.group().WhatIf(f.crt, ip(99), netip.AddrPort{}, f.now).Candidates {
+			out = append(out, k.Node+"="+k.State.String())
+		}
+		return strings.Join(out, " ")
+	}
+	check := func(t *testing.T, f *fixture, want string) {
+		t.Helper()
+		if got := states(f.d); got != want {
+			t.Errorf("Rows states %s, want %s", got, want)
+		}
+		if got := whatIf(f); got != want {
+			t.Errorf("WhatIf states %s, want %s", got, want)
+		}
+	}
+	t.Run("timedaffinity to a backup after the switch back", func(t *testing.T) {
+		p := hotstandby(true, true)
+		p.TimedAffinity = time.Minute
+		f := newFixture(t, p, "a", "b", "c")
+		f.d.Delete(vipa1, 80, "a")
+		e1 := f.open(ip(1))
+		f.d.Set(row(vipa1, 80, "a", 1))
+		e2 := f.open(ip(1)) // the client's affinity keeps it on c
+		if e1.Target.Node != "c" || e2.Target.Node != "c" {
+			t.Fatalf("connections to %s and %s, want c by the affinity", e1.Target.Node, e2.Target.Node)
+		}
+		if got := f.seq(1); got != "a" {
+			t.Fatalf("other clients: %s, want the preferred", got)
+		}
+		check(t, f, "a=active b=standby c=active")
+		f.close(e1)
+		f.close(e2)
+		check(t, f, "a=active b=standby c=standby")
+	})
+	t.Run("max_conns overflow", func(t *testing.T) {
+		p := hotstandby(true, true)
+		p.MaxConns = 2
+		f := newFixture(t, p, "a", "b", "c")
+		var es []*Entry
+		for i, want := range []string{"a", "a", "c"} {
+			e := f.open(ip(i))
+			if e == nil || e.Target.Node != want {
+				t.Fatalf("connection %d: %v, want %s", i, e, want)
+			}
+			es = append(es, e)
+		}
+		// a is full and keeps its connections, c takes the new ones
+		check(t, f, "a=active b=standby c=active")
+		f.close(es[0]) // a has room again; c only holds its connection
+		if got := f.seq(1); got != "a" {
+			t.Fatalf("a with room: %s, want a", got)
+		}
+		check(t, f, "a=active b=standby c=active")
+		f.close(es[2])
+		check(t, f, "a=active b=standby c=standby")
+		f.close(es[1])
+		check(t, f, "a=active b=standby c=standby")
+	})
+}
+
 // remapped is the fraction of clients whose sourcehash row differs.
 func remapped(before, after map[int]string) float64 {
 	n := 0

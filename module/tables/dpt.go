@@ -54,21 +54,15 @@ func (d *DPT) Lookup(vipa netip.Addr, port uint16) *Group {
 func (d *DPT) Len() int { return d.snap.Load().rows }
 
 // Rows returns every row with its counters, sorted by VIPA, Port, Node. A
-// hotstandby backup that is not in use shows as Standby.
+// hotstandby row that is not in use shows as Standby (see shown).
 func (d *DPT) Rows() []Row {
 	s := d.snap.Load()
 	rows := make([]Row, 0, s.rows)
 	for _, g := range s.groups {
-		var inUse *Target
-		if g.pol.method == hotStandby && g.Len() > 0 {
-			i, _ := g.standby()
-			inUse = g.active[i]
-		}
+		inUse := g.inUse()
 		for _, t := range g.all {
 			r := t.Row()
-			if inUse != nil && r.State == Active && t != inUse {
-				r.State = Standby
-			}
+			shown(&r, t, inUse)
 			rows = append(rows, r)
 		}
 	}

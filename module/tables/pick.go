@@ -352,6 +352,27 @@ func (g *Group) standby() (int, Reason) {
 	return int(g.order[0]), why(int(g.order[0]))
 }
 
+// inUse is hotstandby's row in use, the one new connections go to now
+// (standby), or nil under another distmethod or with no Active row.
+func (g *Group) inUse() *Target {
+	if g.pol.method != hotStandby || g.Len() == 0 {
+		return nil
+	}
+	i, _ := g.standby()
+	return g.active[i]
+}
+
+// shown sets the state the operator views give r, t's row, where inUse is
+// its group's inUse(): under hotstandby an Active row reads Standby unless it is the
+// row in use or still holds connections (a client's timed affinity to a
+// backup after the switch back, the overflow of a full preferred, the
+// connections left on the preferred when it turned unhealthy).
+func shown(r *Row, t, inUse *Target) {
+	if inUse != nil && r.State == Active && t != inUse && r.ActiveConns == 0 {
+		r.State = Standby
+	}
+}
+
 // hashed is sourcehash: weighted rendezvous hashing of the client address
 // over the eligible rows, the row with the highest score w / -ln u where u
 // in (0, 1) hashes the client and the row. A row that leaves takes only

@@ -17,7 +17,8 @@ const (
 	Active State = iota
 	// Quiesced rows keep their connections but receive no new ones.
 	Quiesced
-	// Standby rows are hotstandby backups not in use. Only Rows reports
+	// Standby rows are hotstandby rows not in use: not the row new
+	// connections go to, and holding none. Only Rows and WhatIf report
 	// it: a row is never set to Standby.
 	Standby
 )

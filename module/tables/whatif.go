@@ -46,11 +46,7 @@ func (g *Group) WhatIf(crt *CRT, client netip.Addr, local netip.AddrPort, now ti
 			}
 		}
 	}
-	var inUse *Target
-	if g.pol.method == hotStandby && g.Len() > 0 {
-		i, _ := g.standby()
-		inUse = g.active[i]
-	}
+	inUse := g.inUse()
 	for _, t := range g.all {
 		k := Candidate{Row: t.Row()}
 		switch {
@@ -65,9 +61,7 @@ func (g *Group) WhatIf(crt *CRT, client netip.Addr, local netip.AddrPort, now ti
 		default:
 			k.Eligible = true
 		}
-		if inUse != nil && k.State == Active && t != inUse {
-			k.State = Standby
-		}
+		shown(&k.Row, t, inUse)
 		a.Candidates = append(a.Candidates, k)
 	}
 	return a
