@@ -49,7 +49,7 @@ var (
 	healthTransDesc = prometheus.NewDesc(metricsPrefix+"health_transitions_total",
 		"Targets turning unhealthy (to=unhealthy) or healthy again (to=healthy), by this node's dials and probes (source=own) or, on a standby, by the health its routing node shares (source=carried).", []string{"to", "source"}, nil)
 	affinityDesc = prometheus.NewDesc(metricsPrefix+"affinities",
-		"Client affinities in force (timedaffinity), as of the last sweep.", nil, nil)
+		"Client affinities held (timedaffinity): each from its client's first connection until the sweep after it expires (every 5 s).", nil, nil)
 	acceptErrDesc = prometheus.NewDesc(metricsPrefix+"accept_errors_total",
 		"Failed accepts on VIPA listeners, retried after a pause, by reason (descriptors, other).", []string{"reason"}, nil)
 	membersDesc = prometheus.NewDesc(metricsPrefix+"members",
@@ -120,7 +120,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUp.Load()), "healthy", "own")
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthDownCarried.Load()), "unhealthy", "carried")
 	ch <- prometheus.MustNewConstMetric(healthTransDesc, prometheus.CounterValue, float64(n.HealthUpCarried.Load()), "healthy", "carried")
-	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(n.Affinities.Load()))
+	ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.GaugeValue, float64(c.f.CRT.AffinityLen()))
 	ch <- prometheus.MustNewConstMetric(acceptErrDesc, prometheus.CounterValue, float64(n.AcceptNoDescriptors.Load()), "descriptors")
 	ch <- prometheus.MustNewConstMetric(acceptErrDesc, prometheus.CounterValue, float64(n.AcceptOther.Load()), "other")
 	status := make(map[string]int)

@@ -96,7 +96,6 @@ func TestDistributionMetrics(t *testing.T) {
 	}
 	f.Counters.MaxConns.Add(2)
 	f.Counters.Unhealthy.Add(1)
-	f.Counters.Affinities.Store(5)
 	got := series(t, collector{f})
 	row := func(node string) string { return `node="` + node + `",port="80",vipa="127.0.0.100"` }
 	for name, want := range map[string]float64{
@@ -107,7 +106,7 @@ func TestDistributionMetrics(t *testing.T) {
 		`caddy_vipa_target_state{node="b",port="80",state="quiesced",vipa="127.0.0.100"}`: 1,
 		`caddy_vipa_refused_connections_total{reason="max_conns"}`:                        2,
 		`caddy_vipa_refused_connections_total{reason="unhealthy"}`:                        1,
-		`caddy_vipa_affinities{}`:                                                         5,
+		`caddy_vipa_affinities{}`:                                                         0,
 		`caddy_vipa_health_transitions_total{source="own",to="unhealthy"}`:                0,
 		"caddy_vipa_target_active_connections{" + row("a") + "}":                          0,
 	} {
@@ -117,5 +116,47 @@ func TestDistributionMetrics(t *testing.T) {
 	}
 	if tsr, ok := got["caddy_vipa_target_tsr{"+row("a")+"}"]; !ok || tsr >= 100 {
 		t.Errorf("the failed row's caddy_vipa_target_tsr = %v (present %v), want below 100", tsr, ok)
+	}
+}
+
+// TestAffinitiesMetricCurrent: caddy_vipa_affinities counts an affinity
+// from its client's first connection, not from the next sweep, and drops
+// it at the sweep after it expires.
+func TestAffinitiesMetricCurrent(t *testing.T) {
+	f := fleet.New()
+	v := netip.MustParseAddr("127.0.0.100")
+	const ttl = time.Minute
+	if err := f.DPT.SetPolicy(v, &tables.Policy{TimedAffinity: ttl}); err != nil {
+		t.Fatal(err)
+	}
+	setRow(f, tables.Row{VIPA: v, Port: 80, Node: "a", Address: netip.MustParseAddrPort("127.0.0.1:80"), Ready: 1})
+	affinities := func() float64 { return series(t, collector{f})["caddy_vipa_affinities{}"] }
+	now := time.Now()
+	open := func(client string) *tables.Entry {
+		c := f.DPT.Lookup(v, 80).Pick(f.CRT, netip.MustParseAddr(client), now)
+		e := f.CRT.Acquire()
+		e.Client, e.VIPA, e.Port, e.Target = netip.MustParseAddrPort(client+":40000"), v, 80, c.Next()
+		f.CRT.Insert(e)
+		c.Commit(e)
+		return e
+	}
+	e1 := open("198.51.100.1")
+	if n := affinities(); n != 1 {
+		t.Errorf("after a client's first connection: %v affinities, want 1", n)
+	}
+	e2 := open("198.51.100.1")
+	e3 := open("198.51.100.2")
+	if n := affinities(); n != 2 {
+		t.Errorf("two clients, three connections: %v affinities, want 2", n)
+	}
+	for _, e := range []*tables.Entry{e1, e2, e3} {
+		f.CRT.Release(e)
+	}
+	if n := affinities(); n != 2 {
+		t.Errorf("connections closed, affinities in force for their ttl: %v, want 2", n)
+	}
+	f.CRT.SweepAffinity(time.Now().Add(2 * ttl))
+	if n := affinities(); n != 0 {
+		t.Errorf("after the sweep past their expiry: %v affinities, want 0", n)
 	}
 }

@@ -245,6 +245,10 @@ func TestQuiesceAffinity(t *testing.T) {
 
 	conn, r, first := dialVIPA(t, vipa)
 	defer conn.Close()
+	// The metric counts the affinity at once, not at the next sweep.
+	if n := metricValue(t, "\n"+getText(t, a.admin, "/metrics"), "\ncaddy_vipa_affinities"); n != 1 {
+		t.Errorf("caddy_vipa_affinities %d right after the first connection, want 1", n)
+	}
 	if got := spread(t, vipa, 4); got[first] != 4 {
 		t.Fatalf("4 connections with an affinity to %s: %v", first, got)
 	}

@@ -59,7 +59,6 @@ type Counters struct {
 	// finding once.
 	HealthDownCarried atomic.Uint64
 	HealthUpCarried   atomic.Uint64
-	Affinities        atomic.Int64 // as of the last sweep
 
 	// The VIPA listeners' shadow accept loops: clients closed for want of
 	// a descriptor, and failed accepts by kind.

@@ -71,7 +71,7 @@ func (u *upkeep) run(ctx context.Context) {
 			}
 			if now.Sub(lastSweep) >= sweepInterval {
 				lastSweep = now
-				u.f.Counters.Affinities.Store(int64(u.f.CRT.SweepAffinity(now)))
+				u.f.CRT.SweepAffinity(now)
 				u.f.pruneDrains() // of targets reaped after they failed
 			}
 		}

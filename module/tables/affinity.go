@@ -130,7 +130,7 @@ type affinityTable struct {
 type affShard struct {
 	mu   sync.Mutex
 	tab  atomic.Pointer[affTab] // replaced whole when it grows or is swept
-	n    int                    // records in tab
+	n    atomic.Int64           // records in tab; written under mu, read by Len without it
 	free []*affinity
 	_    [16]byte
 }
@@ -264,12 +264,13 @@ func (s *affShard) insert(k *affKey, h uint64) *affinity {
 	v.c1.Store(k.c1)
 	v.g.Store(k.g)
 	v.state.Store(uint64(affGen(v.state.Load())+1) << affGenShift) // live: even
+	n := int(s.n.Load()) + 1
 	t := s.tab.Load()
-	if t == nil || 2*(s.n+1) > len(t.slots) {
-		t = s.rebuild(t, s.n+1)
+	if t == nil || 2*n > len(t.slots) {
+		t = s.rebuild(t, n)
 	}
 	t.put(v, h)
-	s.n++
+	s.n.Store(int64(n))
 	return v
 }
 
@@ -322,10 +323,10 @@ func (a *affinityTable) sweep(now int64) int {
 				}
 			}
 			if gone > 0 {
-				s.n -= gone
-				s.rebuild(t, s.n)
+				s.n.Add(int64(-gone))
+				s.rebuild(t, int(s.n.Load()))
 			}
-			n += s.n
+			n += int(s.n.Load())
 		}
 		s.mu.Unlock()
 	}
@@ -345,6 +346,18 @@ func (v *affinity) expire(now int64) bool {
 // SweepAffinity deletes expired affinities and returns how many remain. The
 // routing node calls it periodically, off the connection path.
 func (c *CRT) SweepAffinity(now time.Time) int { return c.aff.sweep(mono(now)) }
+
+// AffinityLen is the number of affinity records held: each counts from its
+// client's first connection until the first SweepAffinity after it
+// expires. It takes no lock: a shard's count changes only when a record is
+// made or swept, never per connection.
+func (c *CRT) AffinityLen() int {
+	n := int64(0)
+	for i := range c.aff.shards {
+		n += c.aff.shards[i].n.Load()
+	}
+	return int(n)
+}
 
 // Affinities lists the affinities in force, sorted by VIPA, port, client.
 func (c *CRT) Affinities(now time.Time) []Affinity {
