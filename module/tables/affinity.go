@@ -87,11 +87,14 @@ type affinity struct {
 	// was not) and a generation, odd while the record is swept.
 	state   atomic.Uint64
 	expires atomic.Int64 // monotonic clock (mono); in force only once active is 0
-	ttl     atomic.Int64
-	target  atomic.Pointer[Target] // its Node is the affinity's
-	h       atomic.Uint64          // key's hash
-	c0, c1  atomic.Uint64          // key: client
-	g       atomic.Pointer[groupKey]
+	// ttl is the affinity's duration, negated when its rows count the
+	// record (stats.affine): the sign is set when the record is made and
+	// kept while it lives, so an increment and its decrement always pair.
+	ttl    atomic.Int64
+	target atomic.Pointer[Target] // its Node is the affinity's
+	h      atomic.Uint64          // key's hash
+	c0, c1 atomic.Uint64          // key: client
+	g      atomic.Pointer[groupKey]
 	// 64 bytes: a lookup, a commit and a release each touch one line.
 }
 
@@ -201,18 +204,51 @@ func (a *affinityTable) lookup(k affKey, now int64) (node string, ok bool, rec *
 // commit counts a connection of the client (vipa, port, client) to t and
 // returns its record, which stays in the table until release ends the
 // count. rec and gen are what lookup found, if anything: while the record
-// was not swept since, it is counted without a lock.
-func (a *affinityTable) commit(vipa netip.Addr, port uint16, client netip.Addr, t *Target, ttl int64, rec *affinity, gen uint32) *affinity {
+// was not swept since, it is counted without a lock. A record made with
+// counted set is counted by the row it points at (hotstandby's, whose
+// views need it); others cost the connection path nothing more.
+func (a *affinityTable) commit(vipa netip.Addr, port uint16, client netip.Addr, t *Target, ttl int64, counted bool, rec *affinity, gen uint32) *affinity {
 	if rec == nil || !rec.count(gen) {
-		return a.add(affKeyOf(vipa, port, client), t, ttl)
+		return a.add(affKeyOf(vipa, port, client), t, ttl, counted)
 	}
-	if rec.ttl.Load() != ttl {
-		rec.ttl.Store(ttl)
-	}
+	rec.setTTL(ttl)
 	if rec.target.Load() != t {
-		rec.target.Store(t)
+		rec.retarget(t)
 	}
 	return rec
+}
+
+// setTTL sets v's duration, keeping its sign.
+func (v *affinity) setTTL(ttl int64) {
+	cur := v.ttl.Load()
+	if cur < 0 {
+		ttl = -ttl
+	}
+	if cur != ttl {
+		v.ttl.Store(ttl)
+	}
+}
+
+// duration is v's ttl.
+func (v *affinity) duration() int64 {
+	d := v.ttl.Load()
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// retarget points v at t and, for a counted record, keeps each row's count
+// of the records that point at it. A record is retargeted only under its
+// shard's lock or while a connection is counted in it, so sweep cannot
+// take it out meanwhile.
+func (v *affinity) retarget(t *Target) {
+	if old := v.target.Swap(t); old != t && v.ttl.Load() < 0 {
+		if old != nil {
+			old.stats.affine(-1)
+		}
+		t.stats.affine(1)
+	}
 }
 
 // count adds a connection to v unless v was swept since it was of
@@ -233,24 +269,28 @@ func (v *affinity) count(gen uint32) bool {
 // add counts a connection to t on k's record, made if there is none.
 // Sweep holds the shard's lock to take a record out, so the one found
 // under it is live.
-func (a *affinityTable) add(k affKey, t *Target, ttl int64) *affinity {
+func (a *affinityTable) add(k affKey, t *Target, ttl int64, counted bool) *affinity {
 	h := k.hash()
 	s := a.shard(h)
 	s.mu.Lock()
 	v, st := s.get(&k, h)
 	if v == nil {
-		v = s.insert(&k, h)
+		if counted {
+			ttl = -ttl
+		}
+		v = s.insert(&k, h, ttl)
 		st = v.state.Load()
+	} else {
+		v.setTTL(ttl)
 	}
-	v.target.Store(t)
-	v.ttl.Store(ttl)
+	v.retarget(t)
 	v.count(affGen(st))
 	s.mu.Unlock()
 	return v
 }
 
-// insert adds a new record for k to the locked shard s.
-func (s *affShard) insert(k *affKey, h uint64) *affinity {
+// insert adds a new record for k with ttl, signed, to the locked shard s.
+func (s *affShard) insert(k *affKey, h uint64, ttl int64) *affinity {
 	var v *affinity
 	if n := len(s.free); n > 0 {
 		v, s.free = s.free[n-1], s.free[:n-1]
@@ -259,6 +299,7 @@ func (s *affShard) insert(k *affKey, h uint64) *affinity {
 		v.state.Store(1 << affGenShift) // as if swept once
 	}
 	v.expires.Store(0)
+	v.ttl.Store(ttl)
 	v.h.Store(h)
 	v.c0.Store(k.c0)
 	v.c1.Store(k.c1)
@@ -298,7 +339,7 @@ func (a *affinityTable) release(v *affinity, now func() int64) {
 		if affActive(st) == 1 {
 			// Before the count drops, so that sweep never sees 0 with a
 			// stale expiry.
-			v.expires.Store(now() + v.ttl.Load())
+			v.expires.Store(now() + v.duration())
 		}
 		if v.state.CompareAndSwap(st, st-1) {
 			return
@@ -317,6 +358,9 @@ func (a *affinityTable) sweep(now int64) int {
 			for j := range t.slots {
 				if v := t.slots[j].Load(); v != nil && v.expire(now) {
 					gone++
+					if old := v.target.Swap(nil); old != nil && v.ttl.Load() < 0 {
+						old.stats.affine(-1)
+					}
 					if len(s.free) < affFreeMax {
 						s.free = append(s.free, v)
 					}

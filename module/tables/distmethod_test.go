@@ -345,7 +345,37 @@ func TestHotStandbyStateInUse(t *testing.T) {
 		check(t, f, "a=active b=standby c=active")
 		f.close(e1)
 		f.close(e2)
+		// The affinity holds for a minute: the client's next connection
+		// still goes to c.
+		check(t, f, "a=active b=standby c=active")
+		if e := f.open(ip(1)); e.Target.Node != "c" {
+			t.Fatalf("within the affinity: %s, want c", e.Target.Node)
+		} else {
+			f.close(e)
+		}
+		if n := f.crt.SweepAffinity(time.Now()); n != 1 {
+			t.Fatalf("sweep before expiry left %d affinities", n)
+		}
+		check(t, f, "a=active b=standby c=active")
+		f.now = time.Now().Add(2 * time.Minute)
+		f.crt.SweepAffinity(f.now)
 		check(t, f, "a=active b=standby c=standby")
+		// Each row counts the records that point at it: a new client's
+		// only, on a.
+		e3 := f.open(ip(2))
+		if e3.Target.Node != "a" {
+			t.Fatalf("a new client: %s, want a", e3.Target.Node)
+		}
+		f.close(e3)
+		for _, n := range []string{"a", "b", "c"} {
+			want := int64(0)
+			if n == "a" {
+				want = 1
+			}
+			if got := f.target(n).stats.affined(); got != want {
+				t.Errorf("%s: %d affinities counted, want %d", n, got, want)
+			}
+		}
 	})
 	t.Run("max_conns overflow", func(t *testing.T) {
 		p := hotstandby(true, true)

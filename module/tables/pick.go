@@ -184,7 +184,7 @@ func (c *Candidates) Commit(e *Entry) {
 		return
 	}
 	if g.pol.affinity > 0 && c.crt != nil {
-		e.aff = c.crt.aff.commit(e.VIPA, e.Port, e.Client.Addr(), e.Target, g.pol.affinity, c.aff, c.affGen)
+		e.aff = c.crt.aff.commit(e.VIPA, e.Port, e.Client.Addr(), e.Target, g.pol.affinity, g.pol.method == hotStandby, c.aff, c.affGen)
 		e.affine = true
 	}
 	if g.pol.method == hotStandby && !g.pol.AutoSwitchBack && (c.cur == ReasonPreferred || c.cur == ReasonBackup) {
@@ -363,12 +363,14 @@ func (g *Group) inUse() *Target {
 }
 
 // shown sets the state the operator views give r, t's row, where inUse is
-// its group's inUse(): under hotstandby an Active row reads Standby unless it is the
-// row in use or still holds connections (a client's timed affinity to a
-// backup after the switch back, the overflow of a full preferred, the
-// connections left on the preferred when it turned unhealthy).
+// its group's inUse(): under hotstandby an Active row reads Standby unless
+// it is the row in use, still holds connections (the overflow of a full
+// preferred, the connections left on a preferred that turned unhealthy)
+// or is the target of a client's timed affinity (after the switch back,
+// until the sweep after the affinity expires): that client's next
+// connection goes there.
 func shown(r *Row, t, inUse *Target) {
-	if inUse != nil && r.State == Active && t != inUse && r.ActiveConns == 0 {
+	if inUse != nil && r.State == Active && t != inUse && r.ActiveConns == 0 && t.stats.affined() == 0 {
 		r.State = Standby
 	}
 }

@@ -34,7 +34,11 @@ type stripe struct {
 	total     atomic.Uint64
 	toTarget  atomic.Int64 // bytes of ended connections
 	toClient  atomic.Int64
-	_         [falseShare - 40]byte
+	// counted (hotstandby's) affinity records whose target is the row:
+	// moved where a record is made or changes target, and by the sweep
+	// that takes it out
+	affinities atomic.Int64
+	_          [falseShare - 48]byte
 }
 
 // falseShare is how far apart data written by different cores is kept. A
@@ -144,6 +148,21 @@ func (st *stats) total() uint64 {
 	var n uint64
 	for i := range st.stripes {
 		n += st.stripes[i].total.Load()
+	}
+	return n
+}
+
+// affine adds d to the count of affinity records pointing at the row.
+func (st *stats) affine(d int64) {
+	st.stripes[uint32(proc())&st.mask.Load()].affinities.Add(d)
+}
+
+// affined is the number of affinity records pointing at the row: in
+// force, or expired since the last sweep.
+func (st *stats) affined() int64 {
+	var n int64
+	for i := range st.stripes {
+		n += st.stripes[i].affinities.Load()
 	}
 	return n
 }

@@ -18,8 +18,8 @@ const (
 	// Quiesced rows keep their connections but receive no new ones.
 	Quiesced
 	// Standby rows are hotstandby rows not in use: not the row new
-	// connections go to, and holding none. Only Rows and WhatIf report
-	// it: a row is never set to Standby.
+	// connections go to, holding none, and no client's timed affinity.
+	// Only Rows and WhatIf report it: a row is never set to Standby.
 	Standby
 )
 
