@@ -296,6 +296,8 @@ func (a *App) buildAgentConfig() (serfsync.Config, error) {
 		Profile:    a.Gossip.Profile,
 
 		SnapshotPath: snapshotPath(a.Node, bind),
+
+		JoinWhenConfigured: true, // Start configures the fleet right after
 	}
 	return cfg, cfg.Validate()
 }

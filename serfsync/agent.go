@@ -65,8 +65,12 @@ type Agent struct {
 	keys  channelKeys
 	stats stats
 
-	joinTried atomic.Bool         // the first join attempt has returned
-	keyring   *memberlist.Keyring // serf's; guarded unless RemoteKeys
+	joinTried      atomic.Bool   // the first join attempt has returned
+	configured     chan struct{} // closed by Configured
+	configuredOnce sync.Once
+	joinReady      chan struct{} // closed once serf carries the configured tags
+	joinReadyOnce  sync.Once
+	keyring        *memberlist.Keyring // serf's; guarded unless RemoteKeys
 
 	serf    *serf.Serf
 	mux     *muxTransport
@@ -108,6 +112,9 @@ func New(cfg Config) (*Agent, error) {
 		stop:    make(chan struct{}),
 		updates: map[string]memberView{},
 		conns:   map[net.Conn]struct{}{},
+
+		configured: make(chan struct{}),
+		joinReady:  make(chan struct{}),
 	}
 	a.core = newCore(cfg.NodeName, cfg.Advertise, newGen(), cfg.reconcilePeriod(), cfg.Logger, &a.stats)
 	return a, nil
@@ -276,6 +283,13 @@ func (a *Agent) join() {
 	if len(a.cfg.Join) == 0 {
 		return
 	}
+	if a.cfg.JoinWhenConfigured {
+		select {
+		case <-a.stop:
+			return
+		case <-a.joinReady:
+		}
+	}
 	backoff := 200 * time.Millisecond
 	for {
 		n, err := a.serf.Join(a.cfg.Join, true)
@@ -292,6 +306,16 @@ func (a *Agent) join() {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// Configured says this node's config is in: its SetDefinitions and
+// SetVIPADyn are done. With JoinWhenConfigured the join begins once serf
+// carries the tags they set. Only the first call counts.
+func (a *Agent) Configured() {
+	a.configuredOnce.Do(func() {
+		close(a.configured)
+		a.kickTags()
+	})
 }
 
 // JoinTried reports whether the first attempt to join the configured

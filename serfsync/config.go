@@ -53,6 +53,13 @@ type Config struct {
 	// none; a file that cannot be written is logged and done without.
 	SnapshotPath string
 
+	// JoinWhenConfigured holds the join until Configured is called and
+	// serf carries the tags set by then, so the fleet's first sight of
+	// this node shows what it defines and backs up: seen before, it looks
+	// like a node that can own nothing, and a backup that decides then
+	// claims a VIPA whose defining node is in view.
+	JoinWhenConfigured bool
+
 	// Logger receives the agent's logs and serf's and memberlist's.
 	Logger *zap.Logger
 

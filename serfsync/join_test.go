@@ -42,3 +42,39 @@ func TestValidateJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinWhenConfigured: a node started with JoinWhenConfigured joins
+// only once Configured is called and serf carries the tags set before it,
+// so the members it joins see what it can own from their first sight of
+// it: seen earlier, it would look like a node that owns nothing.
+func TestJoinWhenConfigured(t *testing.T) {
+	var o fleetOpts
+	first := startNode(t, o.config("n00", testIP(0), 0, nil))
+	cfg := o.config("n01", testIP(1), 0, []string{first.BindAddr().String()})
+	cfg.JoinWhenConfigured = true
+	second := startNode(t, cfg)
+	t.Cleanup(func() { stopAll([]*tnode{first, second}) })
+
+	time.Sleep(300 * time.Millisecond) // a join on loopback takes milliseconds
+	if alive(first) != 1 || second.JoinTried() {
+		t.Fatalf("n01 joined before its config: n00 sees %d alive, join tried %v", alive(first), second.JoinTried())
+	}
+	second.SetVIPADyn(VIPADyn{Ranks: map[netip.Addr]int{vipaA: 100}})
+	second.Configured()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range first.Members() {
+			if m.Name != "n01" {
+				continue
+			}
+			if r, ok := m.VIPADyn.Ranks[vipaA]; !ok || r != 100 {
+				t.Fatalf("n00's first sight of n01: %+v, want rank 100 for %s", m, vipaA)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("n01 did not join after its config")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -64,6 +64,8 @@ func (a *Agent) tagger(last map[string]string) {
 		if !a.sleep(tagDebounce) {
 			return
 		}
+		// Read before the tags: configured, they hold the config.
+		configured := closed(a.configured)
 		backoff := 100 * time.Millisecond
 		for {
 			tags := a.tags()
@@ -83,6 +85,19 @@ func (a *Agent) tagger(last map[string]string) {
 			}
 			backoff = min(2*backoff, 2*time.Second)
 		}
+		if configured {
+			a.joinReadyOnce.Do(func() { close(a.joinReady) })
+		}
+	}
+}
+
+// closed says whether ch is closed.
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -229,6 +229,9 @@ func (f *Fleet) Configure(c Config) {
 	}
 	f.configureWeight(c.Weight)
 	f.publishOwnership()
+	if agent := f.agentOf(); agent != nil {
+		agent.Configured() // the join may begin: the tags say what this node can own
+	}
 	f.dyn.update()
 }
 
