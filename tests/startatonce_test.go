@@ -1,0 +1,188 @@
+//go:build linux
+
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-vipa/caddy-vipa/tests/internal/harness"
+)
+
+// TestFleetStartsAtOnce starts a routing node and two ranked backups whose
+// join lists name each other at once, the backups first and the routing
+// node some tens of milliseconds after them, five times. From the moment
+// each process starts, every node's /vipa/vipadyn is read every 10 ms until
+// the fleet has settled (caddy-a active, the backups backup) and two
+// seconds more: no node may ever name another owner than caddy-a, no
+// backup may show itself routing the VIPA, and no two nodes may route it at
+// once. A backup that decided as soon as its join reached the other backup
+// claimed the VIPA, with no routing node in view, until caddy-a appeared.
+func TestFleetStartsAtOnce(t *testing.T) {
+	// The routing node's start after the backups': each under the backups'
+	// settle wait (2 s with profile fast), so a backup that claims has
+	// decided before the routing node it waits for was in view.
+	for _, lag := range []time.Duration{0, 30, 80, 150, 300} {
+		lag *= time.Millisecond
+		t.Run(fmt.Sprintf("owner+%v", lag), func(t *testing.T) { startAtOnce(t, "127.0.0.115", lag) })
+	}
+}
+
+func startAtOnce(t *testing.T, vip string, lag time.Duration) {
+	port := freePort(t)
+	gossip := freePort(t)
+	at := func(ip string) string { return fmt.Sprintf("%s:%d", ip, gossip) }
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, at("127.0.0.2"), at("127.0.0.3"))
+	a.routes = fmt.Sprintf("\t\tvipadistribute define %s port %d destip all\n\t}", vip, port)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, at("127.0.0.1"), at("127.0.0.3"))
+	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100\n\t}", vip)
+	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, at("127.0.0.1"), at("127.0.0.2"))
+	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+
+	w := &vipadynWatch{vip: vip, owner: a.name, start: time.Now(), latest: map[string]vipadynRow{},
+		seen: map[string][]string{}, stop: make(chan struct{})}
+	var procs []*caddyProc
+	for _, n := range []fleetNode{c, b} {
+		w.watch(n)
+		procs = append(procs, launchCaddy(t, n.name, t.TempDir(), n.admin, n.caddyfile()))
+	}
+	time.Sleep(lag)
+	w.watch(a)
+	procs = append(procs, launchCaddy(t, a.name, t.TempDir(), a.admin, a.caddyfile()))
+
+	want := map[string]vipadynRow{
+		"caddy-a": {Status: "active", Rank: 0, Owner: "caddy-a"},
+		"caddy-b": {Status: "backup", Rank: 100, Owner: "caddy-a"},
+		"caddy-c": {Status: "backup", Rank: 50, Owner: "caddy-a"},
+	}
+	var settledAt time.Duration
+	waitFor(t, 15*time.Second, "the fleet to settle", func() bool {
+		settledAt = time.Since(w.start)
+		return w.all(func(name string, r vipadynRow) bool {
+			x := want[name]
+			return r.Status == x.Status && r.Rank == x.Rank && r.Owner == x.Owner
+		})
+	})
+	time.Sleep(2 * time.Second)
+	close(w.stop)
+	w.wg.Wait()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop()
+		}()
+	}
+	wg.Wait()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
+		t.Logf("%s (%d reads): %s", n, w.reads[n], strings.Join(w.seen[n], ", "))
+	}
+	t.Logf("settled %v after the first start", settledAt.Round(time.Millisecond))
+	if len(w.bad) > 0 {
+		t.Errorf("%d reads broke the ownership rule, the first:\n%s", w.nbad, strings.Join(w.bad, "\n"))
+	}
+}
+
+// vipadynWatch reads every node's /vipa/vipadyn row of one VIPA as fast as
+// is reasonable and notes each read that breaks the rule: only the
+// defining node owns the VIPA, and at most one node routes it.
+type vipadynWatch struct {
+	vip, owner string
+	start      time.Time
+	stop       chan struct{}
+	wg         sync.WaitGroup
+
+	mu     sync.Mutex
+	latest map[string]vipadynRow
+	seen   map[string][]string // each node's rows as they changed, timed from start
+	reads  map[string]int
+	bad    []string // the first violations
+	nbad   int
+}
+
+// watch reads n's row every 10 ms, from now until stop; reads that fail
+// (the process not yet listening) are skipped.
+func (w *vipadynWatch) watch(n fleetNode) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		client := &http.Client{Timeout: time.Second}
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			var rows []vipadynRow
+			body, err := harness.Get(client, n.admin, "/vipa/vipadyn")
+			if err != nil || json.Unmarshal(body, &rows) != nil {
+				continue
+			}
+			for _, r := range rows {
+				if r.VIPA == w.vip {
+					w.note(n.name, r)
+				}
+			}
+		}
+	}()
+}
+
+func (w *vipadynWatch) note(name string, r vipadynRow) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at := time.Since(w.start).Round(time.Millisecond)
+	if w.reads == nil {
+		w.reads = map[string]int{}
+	}
+	w.reads[name]++
+	if old, ok := w.latest[name]; !ok || old.Status != r.Status || old.Owner != r.Owner {
+		w.seen[name] = append(w.seen[name], fmt.Sprintf("+%v %s/%q", at, r.Status, r.Owner))
+	}
+	w.latest[name] = r
+	var why []string
+	if r.Owner != "" && r.Owner != w.owner {
+		why = append(why, "names owner "+r.Owner)
+	}
+	if name != w.owner && r.Status != "none" && r.Status != "backup" {
+		why = append(why, "a backup in status "+r.Status)
+	}
+	var routing []string
+	for n, l := range w.latest {
+		if l.Status == "active" || l.Status == "quiescing" {
+			routing = append(routing, n)
+		}
+	}
+	if len(routing) > 1 {
+		why = append(why, fmt.Sprintf("routed by %v at once", routing))
+	}
+	if len(why) > 0 {
+		w.nbad++
+		if len(w.bad) < 10 {
+			w.bad = append(w.bad, fmt.Sprintf("+%v %s %+v: %s", at, name, r, strings.Join(why, "; ")))
+		}
+	}
+}
+
+// all says cond holds for the latest row of every node.
+func (w *vipadynWatch) all(cond func(name string, r vipadynRow) bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
+		r, ok := w.latest[n]
+		if !ok || !cond(n, r) {
+			return false
+		}
+	}
+	return true
+}
