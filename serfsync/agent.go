@@ -28,6 +28,11 @@ type Member struct {
 	Advertise netip.Addr
 	Status    string // alive, leaving, left, failed
 	VIPADyn   VIPADyn
+
+	// Configured: its tags carry its config (see Agent.Configured). A
+	// member without it may define or back up VIPAs its tags do not show
+	// yet: it is starting, or runs a version that does not say.
+	Configured bool
 }
 
 // Agent is one node's membership in the fleet.
@@ -309,8 +314,9 @@ func (a *Agent) join() {
 }
 
 // Configured says this node's config is in: its SetDefinitions and
-// SetVIPADyn are done. With JoinWhenConfigured the join begins once serf
-// carries the tags they set. Only the first call counts.
+// SetVIPADyn are done. Its tags say so from then (Member.Configured), and
+// with JoinWhenConfigured the join begins once serf carries them. Only the
+// first call counts.
 func (a *Agent) Configured() {
 	a.configuredOnce.Do(func() {
 		close(a.configured)
@@ -340,6 +346,8 @@ func (a *Agent) Members() []Member {
 			Advertise: adv,
 			Status:    m.Status.String(),
 			VIPADyn:   parseVIPADyn(m.Tags[tagVIPADyn]),
+
+			Configured: m.Tags[tagConfigured] != "",
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -175,6 +175,10 @@ func TestTagsFit(t *testing.T) {
 	}
 	top := digest{^uint64(0), ^uint64(0), ^uint64(0)}
 	a.core.own = ownState{report: report{digest: top}, defs: defsVersion{digest: top}}
+	a.Configured()
+	if a.tags()[tagConfigured] == "" {
+		t.Fatal("no configured tag after Configured")
+	}
 	size := 0
 	for k, v := range a.tags() {
 		size += len(k) + len(v) + 4 // msgpack: map entry headers

@@ -67,8 +67,14 @@ func TestJoinWhenConfigured(t *testing.T) {
 			if m.Name != "n01" {
 				continue
 			}
-			if r, ok := m.VIPADyn.Ranks[vipaA]; !ok || r != 100 {
-				t.Fatalf("n00's first sight of n01: %+v, want rank 100 for %s", m, vipaA)
+			if r, ok := m.VIPADyn.Ranks[vipaA]; !ok || r != 100 || !m.Configured {
+				t.Fatalf("n00's first sight of n01: %+v, want rank 100 for %s, configured", m, vipaA)
+			}
+			// n00 was never configured: n01 sees it so.
+			for _, m := range second.Members() {
+				if m.Name == "n00" && m.Configured {
+					t.Fatalf("n01 sees n00 configured: %+v", m)
+				}
 			}
 			return
 		}

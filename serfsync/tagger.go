@@ -16,8 +16,10 @@ const tagDebounce = 25 * time.Millisecond
 var errTagTimeout = errors.New("timeout waiting for update broadcast")
 
 // tags are this node's serf tags: its advertise address and the digests
-// of its report and definitions, about 100 bytes of serf's 512.
+// of its report and definitions, about 100 bytes of serf's 512, its
+// vipadyn tag, and once Configured, tagConfigured.
 func (a *Agent) tags() map[string]string {
+	configured := closed(a.configured) // before the state: Configured follows the config
 	a.mu.Lock()
 	own, vd := a.core.own, a.core.vipadynTag
 	a.mu.Unlock()
@@ -32,6 +34,9 @@ func (a *Agent) tags() map[string]string {
 	}
 	if vd != "" {
 		t[tagVIPADyn] = vd
+	}
+	if configured {
+		t[tagConfigured] = "1"
 	}
 	return t
 }

@@ -13,6 +13,12 @@ const (
 	tagAdvertise = "adv" // this host's advertise address
 	tagReport    = "r"   // digest of the listener report
 	tagDefs      = "d"   // digest of the definitions this node routes
+
+	// tagConfigured is set, to "1", once the node's config is in (Agent.Configured):
+	// its tags then say what it defines and backs up. A member without it
+	// is starting (serf's rejoin from its snapshot, a join retry that
+	// reached it between its bind and its tags) or older.
+	tagConfigured = "c"
 )
 
 // State kinds, mixed into the hash so a report never verifies as definitions.

@@ -59,3 +59,39 @@ func TestJoinedAll(t *testing.T) {
 		}
 	}
 }
+
+// A member counts as in view for settling only once its tags carry its
+// config: serf's rejoin from its snapshot, or a join retry that reached it
+// between its bind and its tags, shows it with no ranks and no
+// definitions, and a backup that decided then would claim the VIPA it
+// defines. One that never says (an older version) leaves the node to the
+// settle wait.
+func TestSettledOnConfiguredMembers(t *testing.T) {
+	self := netip.MustParseAddrPort("127.0.0.2:7946")
+	m := func(name, addr string, configured bool) serfsync.Member {
+		return serfsync.Member{Name: name, Address: netip.MustParseAddrPort(addr), Status: "alive", Configured: configured}
+	}
+	me := m("caddy-b", "127.0.0.2:7946", false) // this node's own entry counts as configured
+	join := []string{"127.0.0.1:7946", "127.0.0.3:7946"}
+	byName := []string{"caddy-a.example:7946"}
+	short, long := 100*time.Millisecond, 2500*time.Millisecond
+	for _, c := range []struct {
+		name   string
+		join   []string
+		ms     []serfsync.Member
+		waited time.Duration
+		want   bool
+	}{
+		{"both bare", join, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", false), m("caddy-c", "127.0.0.3:7946", false)}, short, false},
+		{"owner bare", join, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", false), m("caddy-c", "127.0.0.3:7946", true)}, short, false},
+		{"both configured", join, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", true), m("caddy-c", "127.0.0.3:7946", true)}, short, true},
+		{"bare, settle wait passed", join, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", false), m("caddy-c", "127.0.0.3:7946", false)}, long, true},
+		{"named, bare", byName, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", false)}, short, false},
+		{"named, configured", byName, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", true)}, short, true},
+		{"named, bare, settle wait passed", byName, []serfsync.Member{me, m("caddy-a", "127.0.0.1:7946", false)}, long, true},
+	} {
+		if got := settledOn(true, c.join, self, "caddy-b", c.ms, c.waited, vipa.ProfileFast); got != c.want {
+			t.Errorf("%s, %v after the start: settled %v, want %v", c.name, c.waited, got, c.want)
+		}
+	}
+}

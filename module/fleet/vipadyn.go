@@ -177,13 +177,11 @@ func (d *dyn) update() {
 		}
 	}
 	var members []vipadyn.Member
-	othersAlive := false
 	for _, m := range ms {
 		if m.Name == node {
 			continue
 		}
 		alive := m.Status == "alive"
-		othersAlive = othersAlive || alive
 		vm := vipadyn.Member{Name: m.Name, Alive: alive, Ranks: m.VIPADyn.Ranks, Moves: m.VIPADyn.Moves,
 			Claims: claims[m.Name]}
 		for _, v := range vm.Claims {
@@ -199,7 +197,7 @@ func (d *dyn) update() {
 	now := time.Now()
 	in := vipadyn.Inputs{
 		Now: now, Members: members, Down: map[string]bool{},
-		Settled: !join || settled(agent == nil || agent.JoinTried(), othersAlive && joinedAll(joinList, self, ms), now.Sub(d.started), profile),
+		Settled: !join || settledOn(agent == nil || agent.JoinTried(), joinList, self, node, ms, now.Sub(d.started), profile),
 	}
 	for name := range d.down {
 		in.Down[name] = true
@@ -261,11 +259,35 @@ func (d *dyn) update() {
 	}
 }
 
+// settledOn says whether a node with a join list may decide on the
+// members ms it sees (see settled). Only members whose tags carry their
+// config count as in view: a member seen before its config's tags are set
+// (serf's rejoin from its snapshot at a restart begins before the config
+// is in; a join retry can reach a node between its bind and its tags)
+// looks like a node that can own nothing, and deciding then would claim a
+// VIPA it defines. A member that never sets the tag (an older version)
+// leaves the node to the settle wait.
+func settledOn(tried bool, join []string, self netip.AddrPort, node string, ms []serfsync.Member, waited time.Duration, profile string) bool {
+	var inView []serfsync.Member // this node among them: its config is in
+	others := false
+	for _, m := range ms {
+		switch {
+		case m.Name == node:
+			inView = append(inView, m)
+		case m.Status == "alive" && m.Configured:
+			inView = append(inView, m)
+			others = true
+		}
+	}
+	return settled(tried, others && joinedAll(join, self, inView), waited, profile)
+}
+
 // settled says a node with a join list may decide on the members it sees,
 // waited after its start. Once its first join attempt has returned (tried)
 // it knows the members the nodes it contacted know, and decides if it has
 // met one and sees alive every member its join list names (joinedAll,
-// passed in othersAlive): all nodes started at once, the join may have
+// passed in othersAlive; settledOn counts only members whose tags carry
+// their config): all nodes started at once, the join may have
 // reached a backup before the routing node. Until then a member in view (one that contacted it, or the
 // first a join under way reached) is not enough for settleWait: a
 // returning routing node must see the backup that routes its VIPA, not
