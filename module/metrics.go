@@ -20,16 +20,21 @@ func b2f(b bool) float64 {
 
 const metricsPrefix = "caddy_vipa_"
 
+// rowLabels label the per-row metrics: the rows /vipa/dpt shows
+// (fleet.DPTViewRoles), with their role (routing, backup, target), so a
+// sum over the fleet's scrapes of role="routing" counts each row once.
+var rowLabels = []string{"vipa", "port", "node", "role"}
+
 var (
 	readyDesc = prometheus.NewDesc(metricsPrefix+"dpt_ready",
-		"Listening sockets of a target for a VIPA port (DPT ready).", []string{"vipa", "port", "node"}, nil)
+		"Listening sockets of a target for a VIPA port (DPT ready).", rowLabels, nil)
 	activeDesc = prometheus.NewDesc(metricsPrefix+"target_active_connections",
-		"Live connections routed to a target.", []string{"vipa", "port", "node"}, nil)
+		"Live connections routed to a target.", rowLabels, nil)
 	totalDesc = prometheus.NewDesc(metricsPrefix+"target_connections_total",
-		"Connections routed to a target since its row appeared.", []string{"vipa", "port", "node"}, nil)
+		"Connections routed to a target since its row appeared.", rowLabels, nil)
 	bytesDesc = prometheus.NewDesc(metricsPrefix+"target_bytes_total",
 		"Bytes relayed by ended connections of a target since its row appeared, by direction (to_target, to_client).",
-		[]string{"vipa", "port", "node", "direction"}, nil)
+		append(rowLabels[:4:4], "direction"), nil)
 	crtDesc = prometheus.NewDesc(metricsPrefix+"crt_entries",
 		"Live routed connections (CRT entries).", nil, nil)
 	refusedDesc = prometheus.NewDesc(metricsPrefix+"refused_connections_total",
@@ -37,11 +42,11 @@ var (
 	dialFailDesc = prometheus.NewDesc(metricsPrefix+"dial_failures_total",
 		"Failed dials of a target (the next candidate is tried).", nil, nil)
 	tsrDesc = prometheus.NewDesc(metricsPrefix+"target_tsr",
-		"A target's responsiveness score (TSR) 0-100, from its recent dial outcomes.", []string{"vipa", "port", "node"}, nil)
+		"A target's responsiveness score (TSR) 0-100, from its recent dial outcomes.", rowLabels, nil)
 	healthyDesc = prometheus.NewDesc(metricsPrefix+"target_healthy",
-		"1 while a target is healthy, 0 while it is unhealthy.", []string{"vipa", "port", "node"}, nil)
+		"1 while a target is healthy, 0 while it is unhealthy.", rowLabels, nil)
 	stateDesc = prometheus.NewDesc(metricsPrefix+"target_state",
-		"1 for a target's current state (active, quiesced, standby).", []string{"vipa", "port", "node", "state"}, nil)
+		"1 for a target's current state (active, quiesced, standby).", append(rowLabels[:4:4], "state"), nil)
 	reportStateDesc = prometheus.NewDesc(metricsPrefix+"report_state",
 		"1 for the state this node reports for its own row as a target (active, quiesced).", []string{"vipa", "port", "state"}, nil)
 	selfWeightDesc = prometheus.NewDesc(metricsPrefix+"self_weight",
@@ -78,17 +83,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.f.DPT.Rows() {
-		labels := []string{r.VIPA.String(), strconv.Itoa(int(r.Port)), r.Node}
-		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, float64(r.Ready), labels...)
-		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(r.ActiveConns), labels...)
-		ch <- prometheus.MustNewConstMetric(totalDesc, prometheus.CounterValue, float64(r.TotalConns), labels...)
-		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(r.BytesToTarget), append(labels, "to_target")...)
-		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(r.BytesToClient), append(labels, "to_client")...)
-		ch <- prometheus.MustNewConstMetric(tsrDesc, prometheus.GaugeValue, float64(r.TSR), labels...)
-		ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, b2f(r.Health == tables.Healthy), labels...)
-		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, append(labels, r.State.String())...)
-	}
+	collectRows(ch, c.f.DPTViewRoles())
 	for _, l := range c.f.OwnReport() {
 		st := vipa.StateActive
 		if l.State == vipa.StateQuiesced {
@@ -136,5 +131,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		} else {
 			ch <- prometheus.MustNewConstMetric(fleetDesc, prometheus.CounterValue, float64(v), name)
 		}
+	}
+}
+
+// collectRows exports the per-row metrics of rows: those of /vipa/dpt.
+func collectRows(ch chan<- prometheus.Metric, rows []fleet.ViewRow) {
+	for _, r := range rows {
+		labels := []string{r.VIPA.String(), strconv.Itoa(int(r.Port)), r.Node, string(r.Role)}
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, float64(r.Ready), labels...)
+		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(r.ActiveConns), labels...)
+		ch <- prometheus.MustNewConstMetric(totalDesc, prometheus.CounterValue, float64(r.TotalConns), labels...)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(r.BytesToTarget), append(labels, "to_target")...)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(r.BytesToClient), append(labels, "to_client")...)
+		ch <- prometheus.MustNewConstMetric(tsrDesc, prometheus.GaugeValue, float64(r.TSR), labels...)
+		ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, b2f(r.Health == tables.Healthy), labels...)
+		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, append(labels, r.State.String())...)
 	}
 }

@@ -1,6 +1,9 @@
 package module
 
 import (
+	"fmt"
+	"maps"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -97,18 +100,23 @@ func TestDistributionMetrics(t *testing.T) {
 	f.Counters.MaxConns.Add(2)
 	f.Counters.Unhealthy.Add(1)
 	got := series(t, collector{f})
-	row := func(node string) string { return `node="` + node + `",port="80",vipa="127.0.0.100"` }
+	var rows []fleet.ViewRow // as a routing node's view shows them
+	for _, r := range f.DPT.Rows() {
+		rows = append(rows, fleet.ViewRow{Row: r, Role: fleet.RoleRouting})
+	}
+	maps.Copy(got, series(t, rowsCollector(rows)))
+	row := func(node string) string { return `node="` + node + `",port="80",role="routing",vipa="127.0.0.100"` }
 	for name, want := range map[string]float64{
-		"caddy_vipa_target_tsr{" + row("b") + "}":                                         100,
-		"caddy_vipa_target_healthy{" + row("a") + "}":                                     0,
-		"caddy_vipa_target_healthy{" + row("b") + "}":                                     1,
-		`caddy_vipa_target_state{node="a",port="80",state="active",vipa="127.0.0.100"}`:   1,
-		`caddy_vipa_target_state{node="b",port="80",state="quiesced",vipa="127.0.0.100"}`: 1,
-		`caddy_vipa_refused_connections_total{reason="max_conns"}`:                        2,
-		`caddy_vipa_refused_connections_total{reason="unhealthy"}`:                        1,
-		`caddy_vipa_affinities{}`:                                                         0,
-		`caddy_vipa_health_transitions_total{source="own",to="unhealthy"}`:                0,
-		"caddy_vipa_target_active_connections{" + row("a") + "}":                          0,
+		"caddy_vipa_target_tsr{" + row("b") + "}":                                                        100,
+		"caddy_vipa_target_healthy{" + row("a") + "}":                                                    0,
+		"caddy_vipa_target_healthy{" + row("b") + "}":                                                    1,
+		`caddy_vipa_target_state{node="a",port="80",role="routing",state="active",vipa="127.0.0.100"}`:   1,
+		`caddy_vipa_target_state{node="b",port="80",role="routing",state="quiesced",vipa="127.0.0.100"}`: 1,
+		`caddy_vipa_refused_connections_total{reason="max_conns"}`:                                       2,
+		`caddy_vipa_refused_connections_total{reason="unhealthy"}`:                                       1,
+		`caddy_vipa_affinities{}`:                                                                        0,
+		`caddy_vipa_health_transitions_total{source="own",to="unhealthy"}`:                               0,
+		"caddy_vipa_target_active_connections{" + row("a") + "}":                                         0,
 	} {
 		if g, ok := got[name]; !ok || g != want {
 			t.Errorf("%s = %v (present %v), want %v", name, g, ok, want)
@@ -117,6 +125,60 @@ func TestDistributionMetrics(t *testing.T) {
 	if tsr, ok := got["caddy_vipa_target_tsr{"+row("a")+"}"]; !ok || tsr >= 100 {
 		t.Errorf("the failed row's caddy_vipa_target_tsr = %v (present %v), want below 100", tsr, ok)
 	}
+}
+
+// rowsCollector exports the per-row metrics of its rows.
+type rowsCollector []fleet.ViewRow
+
+func (c rowsCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+func (c rowsCollector) Collect(ch chan<- prometheus.Metric) { collectRows(ch, c) }
+
+// TestRowMetricsAreDPTView: the per-row metrics export the rows /vipa/dpt
+// shows, not every row of the DPT. This node holds DPT rows of a VIPA it
+// does not route (no definition gives it to this node), so /vipa/dpt
+// shows none of them and neither do the metrics; summed over the fleet's
+// scrapes, such rows would count beside the routing node's own.
+func TestRowMetricsAreDPTView(t *testing.T) {
+	f := fleet.New()
+	v := netip.MustParseAddr("127.0.0.100")
+	setRow(f, tables.Row{VIPA: v, Port: 80, Node: "a", Address: netip.MustParseAddrPort("127.0.0.1:80"), Ready: 1})
+	setRow(f, tables.Row{VIPA: v, Port: 80, Node: "b", Address: netip.MustParseAddrPort("127.0.0.2:80"), Ready: 2})
+	if len(f.DPT.Rows()) != 2 {
+		t.Fatalf("DPT %+v, want 2 rows", f.DPT.Rows())
+	}
+	view, err := dptRows(f, httptest.NewRequest("GET", "/vipa/dpt", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, r := range view {
+		want = append(want, fmt.Sprintf("%s:%d %s", r.VIPA, r.Port, r.Node))
+	}
+	got := rowSeries(t, collector{f})
+	if !slices.Equal(got, want) {
+		t.Errorf("caddy_vipa_dpt_ready rows %q, /vipa/dpt rows %q", got, want)
+	}
+}
+
+// rowSeries lists the rows of c's caddy_vipa_dpt_ready series as
+// "vipa:port node", sorted.
+func rowSeries(t *testing.T, c prometheus.Collector) []string {
+	t.Helper()
+	var out []string
+	for name := range series(t, c) {
+		rest, ok := strings.CutPrefix(name, metricsPrefix+"dpt_ready{")
+		if !ok {
+			continue
+		}
+		l := map[string]string{}
+		for _, kv := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k] = strings.Trim(v, `"`)
+		}
+		out = append(out, l["vipa"]+":"+l["port"]+" "+l["node"])
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestAffinitiesMetricCurrent: caddy_vipa_affinities counts an affinity

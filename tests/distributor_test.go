@@ -159,7 +159,7 @@ func testSingleNode(t *testing.T, f family, port, gossip, port2 int) {
 	// application's "bye" may still have reached the client).
 	metrics := getText(t, admin, "/metrics")
 	for dir, n := range map[string]int64{"to_target": e.BytesToTarget, "to_client": e.BytesToClient} {
-		series := fmt.Sprintf(`caddy_vipa_target_bytes_total{direction="%s",node="caddy-a",port="%d",vipa="%s"} `, dir, port, f.vipa)
+		series := fmt.Sprintf(`caddy_vipa_target_bytes_total{direction="%s",node="caddy-a",port="%d",role="routing",vipa="%s"} `, dir, port, f.vipa)
 		var got int64
 		if i := strings.Index(metrics, series); i < 0 {
 			t.Errorf("metrics lack %q", series)

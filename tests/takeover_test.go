@@ -99,10 +99,11 @@ func TestTakeover(t *testing.T) {
 		d := dptNodes(t, a.admin)
 		return d["caddy-a"] == 1 && d["caddy-b"] == 1 && d["caddy-c"] == 1
 	})
-	// Warm standby: the backups hold every target's row while they do not route.
+	// Warm standby: the backups hold every target's row while they do not
+	// route, and show them in /vipa/dpt and in the metrics as role backup.
 	for _, bk := range []fleetNode{b, c} {
 		for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
-			series := fmt.Sprintf(`caddy_vipa_dpt_ready{node=%q,port="%d",vipa=%q} 1`, n, port, vip)
+			series := fmt.Sprintf(`caddy_vipa_dpt_ready{node=%q,port="%d",role="backup",vipa=%q} 1`, n, port, vip)
 			waitFor(t, 10*time.Second, bk.name+"'s standby row of "+n, func() bool {
 				return strings.Contains(getText(t, bk.admin, "/metrics"), series)
 			})

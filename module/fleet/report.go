@@ -238,6 +238,22 @@ func withoutDown(known []serfsync.KnownDefinition, down map[string]bool) []serfs
 	return out
 }
 
+// Role says why a row is in DPTView, so that views summed over the
+// fleet count each row once: only the routing node's rows (RoleRouting).
+type Role string
+
+const (
+	RoleRouting Role = "routing" // a row of a VIPA this node routes
+	RoleBackup  Role = "backup"  // a warm row of a VIPA this node backs up and does not define
+	RoleTarget  Role = "target"  // this node's own report of a VIPA another node routes
+)
+
+// ViewRow is a row of DPTView with its role.
+type ViewRow struct {
+	tables.Row
+	Role Role
+}
+
 // DPTView is what /vipa/dpt shows, sorted by VIPA, port and node: the DPT
 // rows of each VIPA this node routes, the warm rows of each VIPA it backs
 // up and does not define (as it would route them after a takeover: the
@@ -245,35 +261,50 @@ func withoutDown(known []serfsync.KnownDefinition, down map[string]bool) []serfs
 // another node routes (where this node lost a conflict, too). A VIPA this
 // node backs up and has claimed counts as routed before the fleet's
 // definitions name it: a backup that took over shows the rows it routes
-// with at once.
+// with at once. The DPT's other rows (the warm rows of a VIPA this node
+// backs up and defines, as a ranked backup or a conflict's loser) are not
+// shown: its own report stands for it there.
 func (f *Fleet) DPTView() []tables.Row {
+	view := f.DPTViewRoles()
+	rows := make([]tables.Row, len(view))
+	for i, r := range view {
+		rows[i] = r.Row
+	}
+	return rows
+}
+
+// DPTViewRoles is DPTView with each row's role; the per-row metrics export
+// these rows.
+func (f *Fleet) DPTViewRoles() []ViewRow {
 	standby := f.dyn.standby()
 	f.mu.Lock()
 	defines := make(map[netip.Addr]bool, len(f.cfg.Defs))
 	for _, d := range f.cfg.Defs {
 		defines[d.VIPA] = true
 	}
-	routed := make(map[netip.Addr]bool) // or warm
+	shown := make(map[netip.Addr]Role) // VIPAs whose DPT rows are shown
 	for _, k := range f.known {
-		if (k.Owner && k.RoutingNode == f.cfg.Node) || (!defines[k.VIPA] && f.dyn.claims(k.VIPA)) ||
-			(k.Owner && standby[k.VIPA] && !defines[k.VIPA]) {
-			routed[k.VIPA] = true
+		switch {
+		case (k.Owner && k.RoutingNode == f.cfg.Node) || (!defines[k.VIPA] && f.dyn.claims(k.VIPA)):
+			shown[k.VIPA] = RoleRouting
+		case k.Owner && standby[k.VIPA] && !defines[k.VIPA] && shown[k.VIPA] == "":
+			shown[k.VIPA] = RoleBackup
 		}
 	}
-	var rows []tables.Row
+	var rows []ViewRow
 	for _, l := range f.own {
-		if !routed[l.VIPA] {
-			rows = append(rows, ownRowOf(f.cfg.Node, l))
+		if shown[l.VIPA] == "" {
+			rows = append(rows, ViewRow{ownRowOf(f.cfg.Node, l), RoleTarget})
 		}
 	}
 	f.mu.Unlock()
 
 	for _, r := range f.DPT.Rows() {
-		if routed[r.VIPA] {
-			rows = append(rows, r)
+		if role := shown[r.VIPA]; role != "" {
+			rows = append(rows, ViewRow{r, role})
 		}
 	}
-	slices.SortFunc(rows, func(a, b tables.Row) int {
+	slices.SortFunc(rows, func(a, b ViewRow) int {
 		if c := a.VIPA.Compare(b.VIPA); c != 0 {
 			return c
 		}
