@@ -274,6 +274,50 @@ func TestFleetConflict(t *testing.T) {
 	if rows := dpt(t, b.admin); len(rows) != 1 || rows[0].Node != "caddy-b" || rows[0].Address != fmt.Sprintf("127.0.0.2:%d", port) {
 		t.Fatalf("the conflict loser shows %+v, want only its own report row", rows)
 	}
+	// The per-row metrics show the rows /vipa/dpt shows, with their role:
+	// caddy-a routes both rows, caddy-b shows its own report as a target.
+	for _, tc := range []struct {
+		n    fleetNode
+		want []string
+	}{
+		{a, []string{"127.0.0.100 caddy-a routing", "127.0.0.100 caddy-b routing"}},
+		{b, []string{"127.0.0.100 caddy-b target"}},
+	} {
+		var view []string
+		for _, r := range dpt(t, tc.n.admin) {
+			view = append(view, r.VIPA+" "+r.Node)
+		}
+		slices.Sort(view)
+		got := readyRows(t, tc.n.admin)
+		var rows []string
+		for _, g := range got {
+			rows = append(rows, g[:strings.LastIndexByte(g, ' ')])
+		}
+		if !slices.Equal(got, tc.want) || !slices.Equal(rows, view) {
+			t.Errorf("%s: caddy_vipa_dpt_ready rows %q, want %q (/vipa/dpt %q)", tc.n.name, got, tc.want, view)
+		}
+	}
+}
+
+// readyRows lists a node's caddy_vipa_dpt_ready series as "vipa node
+// role", sorted.
+func readyRows(t *testing.T, admin string) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(getText(t, admin, "/metrics"), "\n") {
+		rest, ok := strings.CutPrefix(line, "caddy_vipa_dpt_ready{")
+		if !ok {
+			continue
+		}
+		l := map[string]string{}
+		for _, kv := range strings.Split(rest[:strings.IndexByte(rest, '}')], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k] = strings.Trim(v, `"`)
+		}
+		out = append(out, l["vipa"]+" "+l["node"]+" "+l["role"])
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestDPTViewPerVIPA: caddy-a routes 127.0.0.100 and caddy-b routes
