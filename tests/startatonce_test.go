@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -185,4 +186,90 @@ func (w *vipadynWatch) all(cond func(name string, r vipadynRow) bool) bool {
 		}
 	}
 	return true
+}
+
+// TestFleetRestartsAtOnce kills a settled fleet of a routing node and two
+// ranked backups and starts it again at once, three times. Each node's
+// serf rejoins the members of its snapshot as it starts, before its config
+// is in, so the others first see it with no ranks and no definitions: a
+// backup must not take such a member for the fleet and claim the VIPA.
+// The same watch as TestFleetStartsAtOnce applies from the restart on.
+func TestFleetRestartsAtOnce(t *testing.T) {
+	for i := range 3 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) { restartAtOnce(t, "127.0.0.116") })
+	}
+}
+
+func restartAtOnce(t *testing.T, vip string) {
+	port := freePort(t)
+	gossip := freePort(t)
+	at := func(ip string) string { return fmt.Sprintf("%s:%d", ip, gossip) }
+	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, at("127.0.0.2"), at("127.0.0.3"))
+	a.routes = fmt.Sprintf("\t\tvipadistribute define %s port %d destip all\n\t}", vip, port)
+	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, at("127.0.0.1"), at("127.0.0.3"))
+	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100\n\t}", vip)
+	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, at("127.0.0.1"), at("127.0.0.2"))
+	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+	nodes := []fleetNode{c, b, a}
+	dirs := map[string]string{}
+	for _, n := range nodes {
+		dirs[n.name] = t.TempDir()
+	}
+	want := map[string]vipadynRow{
+		"caddy-a": {Status: "active", Rank: 0, Owner: "caddy-a"},
+		"caddy-b": {Status: "backup", Rank: 100, Owner: "caddy-a"},
+		"caddy-c": {Status: "backup", Rank: 50, Owner: "caddy-a"},
+	}
+	settledAs := func(name string, r vipadynRow) bool {
+		x := want[name]
+		return r.Status == x.Status && r.Rank == x.Rank && r.Owner == x.Owner
+	}
+	launch := func() (*vipadynWatch, []*caddyProc) {
+		w := &vipadynWatch{vip: vip, owner: a.name, start: time.Now(), latest: map[string]vipadynRow{},
+			seen: map[string][]string{}, stop: make(chan struct{})}
+		var procs []*caddyProc
+		for _, n := range nodes {
+			w.watch(n)
+			procs = append(procs, launchCaddy(t, n.name, dirs[n.name], n.admin, n.caddyfile()))
+		}
+		waitFor(t, 15*time.Second, "the fleet to settle", func() bool { return w.all(settledAs) })
+		return w, procs
+	}
+
+	first, procs := launch()
+	time.Sleep(time.Second) // the snapshots are flushed
+	close(first.stop)
+	first.wg.Wait()
+	for _, p := range procs {
+		_ = p.cmd.Process.Kill()
+	}
+	for _, p := range procs {
+		<-p.exited
+	}
+	for name, dir := range dirs {
+		if snaps, _ := filepath.Glob(filepath.Join(dir, "caddy", "vipa", "*.snapshot")); len(snaps) == 0 {
+			t.Fatalf("%s left no serf snapshot in %s", name, dir)
+		}
+	}
+
+	w, procs := launch()
+	settledAt := time.Since(w.start)
+	time.Sleep(2 * time.Second)
+	close(w.stop)
+	w.wg.Wait()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(p.stop)
+	}
+	wg.Wait()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
+		t.Logf("%s (%d reads): %s", n, w.reads[n], strings.Join(w.seen[n], ", "))
+	}
+	t.Logf("settled %v after the restart", settledAt.Round(time.Millisecond))
+	if len(w.bad) > 0 {
+		t.Errorf("%d reads broke the ownership rule, the first:\n%s", w.nbad, strings.Join(w.bad, "\n"))
+	}
 }
