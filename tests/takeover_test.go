@@ -5,6 +5,7 @@ package tests
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,6 +163,45 @@ func TestTakeover(t *testing.T) {
 				}
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		// Every node's per-row metrics show its /vipa/dpt rows, by role: the
+		// owner's routed rows, the warm rows of a backup that does not
+		// define the VIPA, and on caddy-a, which defines it, its own report
+		// alone: the warm rows it holds (its /vipa/route answers from all
+		// three) would count beside the owner's in a sum over the fleet.
+		for _, n := range []fleetNode{a, b, c} {
+			role := "backup"
+			switch {
+			case n.name == mv.to.name:
+				role = "routing"
+			case n.name == "caddy-a":
+				role = "target"
+			}
+			rows := 3
+			if role == "target" {
+				rows = 1
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				got, view := readyRows(t, n.admin), []string(nil)
+				for _, r := range dpt(t, n.admin) {
+					view = append(view, r.VIPA+" "+r.Node+" "+role)
+				}
+				slices.Sort(view)
+				if len(view) == rows && slices.Equal(got, view) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the move to %s: %s's caddy_vipa_dpt_ready rows %q, want its %d /vipa/dpt rows as role %s: %q",
+						mv.to.name, n.name, got, rows, role, view)
+				}
+			}
+		}
+		var ans struct {
+			Candidates []any `json:"candidates"`
+		}
+		getJSON(t, a.admin, fmt.Sprintf("/vipa/route?vipa=%s&port=%d&client=127.0.0.1", vip, port), &ans)
+		if len(ans.Candidates) != 3 {
+			t.Fatalf("caddy-a's /vipa/route after the move to %s: %d candidates, want the 3 rows it holds", mv.to.name, len(ans.Candidates))
 		}
 	}
 
