@@ -194,7 +194,6 @@ func TestEmptyGroup(t *testing.T) {
 }
 
 func TestLeastConn(t *testing.T) {
-	oneProcessor(t)
 	f := newFixture(t, &Policy{Distmethod: "leastconn", Destinations: weights("c", 2)}, "a", "b", "c")
 	// With no connection open all tie: the choice rotates.
 	if got := f.seq(3); got != "a b c" {
@@ -221,59 +220,6 @@ func TestLeastConn(t *testing.T) {
 	}
 	for _, e := range es[1:] {
 		f.close(e)
-	}
-}
-
-// TestTiesPerProcessor: leastconn and weightedactive rotate ties on each
-// processor, every row in turn, the processors starting at different rows;
-// picks on many goroutines at once spread over tied rows within one pick
-// per processor of an even share, wherever the goroutines ran.
-func TestTiesPerProcessor(t *testing.T) {
-	for _, m := range []string{"leastconn", "weightedactive"} {
-		f := newFixture(t, &Policy{Distmethod: m}, "a", "b", "c", "d")
-		g := f.group()
-		procs := len(g.ties)
-		starts := map[int]bool{}
-		for p := range uint64(procs) {
-			first := g.turn(p, false)
-			starts[first] = true
-			var got []int
-			for range 4 {
-				got = append(got, g.turn(p, true))
-			}
-			if slices.Sort(got); !slices.Equal(got, []int{0, 1, 2, 3}) || g.turn(p, false) != first {
-				t.Errorf("%s: processor %d's four turns from row %d took rows %v, then row %d", m, p, first, got, g.turn(p, false))
-			}
-		}
-		if len(starts) != min(procs, 4) {
-			t.Errorf("%s: %d processors start at rows %v", m, procs, starts)
-		}
-
-		const workers, each = 8, 3000
-		counts := make([]map[string]int, workers)
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				counts[w] = map[string]int{}
-				for i := range each {
-					c := f.group().Pick(nil, ip(i), f.now)
-					counts[w][c.Next().Node]++
-				}
-			})
-		}
-		wg.Wait()
-		total := map[string]int{}
-		for _, c := range counts {
-			for n, k := range c {
-				total[n] += k
-			}
-		}
-		for _, n := range []string{"a", "b", "c", "d"} {
-			if d := total[n] - workers*each/4; d > procs || -d > procs {
-				t.Errorf("%s: %d tied picks on %d goroutines went %v, want %d ± %d each", m, workers*each, workers, total, workers*each/4, procs)
-				break
-			}
-		}
 	}
 }
 
@@ -858,7 +804,6 @@ func TestFailedRowNotOfferedAgain(t *testing.T) {
 // TestPeek: the what-if answer is the choice Pick makes next, and asking
 // changes nothing.
 func TestPeek(t *testing.T) {
-	oneProcessor(t)
 	for _, m := range []string{"roundrobin", "weightedactive", "leastconn", "sourcehash", "targetweight"} {
 		f := newFixture(t, &Policy{Distmethod: m, TimedAffinity: time.Minute, Destinations: weights("a", 2)}, "a", "b", "c")
 		for i := range 50 {

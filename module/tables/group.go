@@ -21,7 +21,6 @@ type Group struct {
 	all    []*Target // every row, sorted by Node
 	active []*Target // the Active rows of all, in the same order
 	st     *groupState
-	ties   []tieCounter // leastconn and weightedactive: st.ties
 	pol    *compiled
 	akey   *groupKey // the group's part of its clients' affinity keys
 
@@ -38,26 +37,14 @@ type Group struct {
 }
 
 // groupState survives snapshot replacement so that a rotation is not reset
-// by an unrelated report. Every new roundrobin or targetweight connection
-// bumps rr: 256 bytes (a size class aligned to 256) keep it falseShare
-// bytes away from anything else.
+// by an unrelated report. Every new connection bumps rr: 256 bytes (a
+// size class aligned to 256) keep it falseShare bytes away from anything
+// else.
 type groupState struct {
 	rr    atomic.Uint64
 	_     [falseShare - 8]byte
 	inUse atomic.Pointer[Target] // hotstandby without autoswitchback: the row in use
-	// leastconn's and weightedactive's tie rotations, one per processor
-	// (stripeCount of them), allocated for the first group of either
-	// method; only the DPT's writer touches the field.
-	ties []tieCounter
-	_    [falseShare - 8 - 24]byte
-}
-
-// tieCounter is one processor's rotation of ties. A slice of them is a
-// multiple of falseShare bytes, in a size class aligned to its size: each
-// is on a line pair of its own.
-type tieCounter struct {
-	n atomic.Uint64
-	_ [falseShare - 8]byte
+	_     [falseShare - 8]byte
 }
 
 // schedCap bounds the round-robin schedule; larger weight sums are scaled
@@ -74,12 +61,6 @@ func newGroup(k key, all []*Target, st *groupState, pol *compiled, now int64) *G
 	}
 	for _, t := range all {
 		t.stats.spread(pol.method != leastConn && pol.method != weightedActive)
-	}
-	if pol.method == leastConn || pol.method == weightedActive {
-		if st.ties == nil {
-			st.ties = make([]tieCounter, stripeCount)
-		}
-		g.ties = st.ties
 	}
 	n := len(g.active)
 	g.weight = make([]int32, n)

@@ -3,7 +3,6 @@ package tables
 import (
 	"encoding/binary"
 	"math"
-	"math/bits"
 	"net/netip"
 	"time"
 )
@@ -85,8 +84,7 @@ func (g *Group) PickTo(c *Candidates, crt *CRT, client netip.Addr, now time.Time
 }
 
 // Peek is Pick without side effects: what a connection from client would
-// get now (under leastconn and weightedactive, a tie goes as it would on
-// the processor Peek runs on).
+// get now.
 func (g *Group) Peek(crt *CRT, client netip.Addr, now time.Time) (c Candidates) {
 	g.rank(&c, crt, client, mono(now), false)
 	return c
@@ -225,27 +223,15 @@ func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 	return g.next(commit), ReasonRoundRobin
 }
 
-// rotation is where leastconn's and weightedactive's scan starts, so that
-// ties rotate: each processor keeps its own turn, so that ranking writes
-// no line another core writes, and processor p's turns are p/stripeCount
-// of the rows ahead of the first one's, so that two cores ranking at once
-// tend to start at different rows. Consecutive connections on one
-// processor take every row in turn; a goroutine moved to another
-// processor between two picks continues that processor's rotation, and
-// Peek answers for the processor it runs on.
-func (g *Group) rotation(commit bool) int { return g.turn(uint64(proc()), commit) }
-
-// turn is processor p's rotation.
-func (g *Group) turn(p uint64, commit bool) int {
-	n, procs := uint64(len(g.active)), uint64(len(g.ties))
-	p &= procs - 1
-	var k uint64
+// rotation is where a scan starts, so that ties rotate.
+func (g *Group) rotation(commit bool) int {
+	var n uint64
 	if commit {
-		k = g.ties[p].n.Add(1) - 1
+		n = g.st.rr.Add(1) - 1
 	} else {
-		k = g.ties[p].n.Load()
+		n = g.st.rr.Load()
 	}
-	return int((k + p*n>>bits.TrailingZeros64(procs)) % n)
+	return int(n % uint64(len(g.active)))
 }
 
 // next is the smooth weighted round robin's turn.
@@ -279,10 +265,7 @@ func (g *Group) mostBehind(start int) int {
 	}
 	best, bestD := -1, int64(math.MinInt64)
 	for k := range n {
-		i := start + k
-		if i >= n {
-			i -= n
-		}
+		i := (start + k) % n
 		a := int64(0)
 		if i < maxBounded {
 			a = act[i]
@@ -310,10 +293,7 @@ func (g *Group) leastLoaded(start int) int {
 	best := -1
 	var bestA, bestW int64
 	for k := range n {
-		i := start + k
-		if i >= n {
-			i -= n
-		}
+		i := (start + k) % n
 		a, w := g.load(i), int64(g.eff[i])
 		if a < 0 {
 			continue

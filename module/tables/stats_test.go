@@ -84,13 +84,12 @@ func TestStatsConcurrent(t *testing.T) {
 
 // TestFalseShareLayout: what different cores write on the connection path
 // is falseShare bytes apart: each stripe, a row's rough count, the group's
-// rotation, each processor's rotation of ties.
+// rotation.
 func TestFalseShareLayout(t *testing.T) {
 	for name, n := range map[string]uintptr{
 		"stripe":     unsafe.Sizeof(stripe{}),
 		"stats":      unsafe.Sizeof(stats{}),
 		"groupState": unsafe.Sizeof(groupState{}),
-		"tieCounter": unsafe.Sizeof(tieCounter{}),
 	} {
 		if n%falseShare != 0 {
 			t.Errorf("%s is %d bytes, not a multiple of %d", name, n, falseShare)

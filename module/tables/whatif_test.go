@@ -28,7 +28,6 @@ func allMethods() map[string]*Policy {
 // row and explanation the next connection gets, as rows fill up, fail and
 // clients come back within their affinity.
 func TestWhatIfIsNextPick(t *testing.T) {
-	oneProcessor(t)
 	for m, p := range allMethods() {
 		t.Run(m, func(t *testing.T) {
 			f := newFixture(t, p, "a", "b", "c")
