@@ -69,16 +69,19 @@ func startAtOnce(t *testing.T, vip string, lag time.Duration) {
 			return r.Status == x.Status && r.Rank == x.Rank && r.Owner == x.Owner
 		})
 	})
+	w.end(t, procs, fmt.Sprintf("settled %v after the first start", settledAt.Round(time.Millisecond)))
+}
+
+// end watches 2 s more, stops the watch and the nodes, and judges what
+// was read: each node's rows as they changed are logged, with what.
+func (w *vipadynWatch) end(t *testing.T, procs []*caddyProc, what string) {
+	t.Helper()
 	time.Sleep(2 * time.Second)
 	close(w.stop)
 	w.wg.Wait()
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.stop()
-		}()
+		wg.Go(p.stop)
 	}
 	wg.Wait()
 
@@ -87,7 +90,7 @@ func startAtOnce(t *testing.T, vip string, lag time.Duration) {
 	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
 		t.Logf("%s (%d reads): %s", n, w.reads[n], strings.Join(w.seen[n], ", "))
 	}
-	t.Logf("settled %v after the first start", settledAt.Round(time.Millisecond))
+	t.Log(what)
 	if len(w.bad) > 0 {
 		t.Errorf("%d reads broke the ownership rule, the first:\n%s", w.nbad, strings.Join(w.bad, "\n"))
 	}
@@ -254,22 +257,5 @@ func restartAtOnce(t *testing.T, vip string) {
 
 	w, procs := launch()
 	settledAt := time.Since(w.start)
-	time.Sleep(2 * time.Second)
-	close(w.stop)
-	w.wg.Wait()
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		wg.Go(p.stop)
-	}
-	wg.Wait()
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, n := range []string{"caddy-a", "caddy-b", "caddy-c"} {
-		t.Logf("%s (%d reads): %s", n, w.reads[n], strings.Join(w.seen[n], ", "))
-	}
-	t.Logf("settled %v after the restart", settledAt.Round(time.Millisecond))
-	if len(w.bad) > 0 {
-		t.Errorf("%d reads broke the ownership rule, the first:\n%s", w.nbad, strings.Join(w.bad, "\n"))
-	}
+	w.end(t, procs, fmt.Sprintf("settled %v after the restart", settledAt.Round(time.Millisecond)))
 }
