@@ -35,18 +35,9 @@ func TestFleetStartsAtOnce(t *testing.T) {
 }
 
 func startAtOnce(t *testing.T, vip string, lag time.Duration) {
-	port := freePort(t)
-	gossip := freePort(t)
-	at := func(ip string) string { return fmt.Sprintf("%s:%d", ip, gossip) }
-	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, at("127.0.0.2"), at("127.0.0.3"))
-	a.routes = fmt.Sprintf("\t\tvipadistribute define %s port %d destip all\n\t}", vip, port)
-	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, at("127.0.0.1"), at("127.0.0.3"))
-	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100\n\t}", vip)
-	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, at("127.0.0.1"), at("127.0.0.2"))
-	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+	a, b, c := rankedFleet(t, vip)
 
-	w := &vipadynWatch{vip: vip, owner: a.name, start: time.Now(), latest: map[string]vipadynRow{},
-		seen: map[string][]string{}, stop: make(chan struct{})}
+	w := newVipadynWatch(vip, a.name)
 	var procs []*caddyProc
 	for _, n := range []fleetNode{c, b} {
 		w.watch(n)
@@ -56,18 +47,10 @@ func startAtOnce(t *testing.T, vip string, lag time.Duration) {
 	w.watch(a)
 	procs = append(procs, launchCaddy(t, a.name, t.TempDir(), a.admin, a.caddyfile()))
 
-	want := map[string]vipadynRow{
-		"caddy-a": {Status: "active", Rank: 0, Owner: "caddy-a"},
-		"caddy-b": {Status: "backup", Rank: 100, Owner: "caddy-a"},
-		"caddy-c": {Status: "backup", Rank: 50, Owner: "caddy-a"},
-	}
 	var settledAt time.Duration
 	waitFor(t, 15*time.Second, "the fleet to settle", func() bool {
 		settledAt = time.Since(w.start)
-		return w.all(func(name string, r vipadynRow) bool {
-			x := want[name]
-			return r.Status == x.Status && r.Rank == x.Rank && r.Owner == x.Owner
-		})
+		return w.all(settledRanked)
 	})
 	w.end(t, procs, fmt.Sprintf("settled %v after the first start", settledAt.Round(time.Millisecond)))
 }
@@ -204,38 +187,20 @@ func TestFleetRestartsAtOnce(t *testing.T) {
 }
 
 func restartAtOnce(t *testing.T, vip string) {
-	port := freePort(t)
-	gossip := freePort(t)
-	at := func(ip string) string { return fmt.Sprintf("%s:%d", ip, gossip) }
-	a := newFleetNode(t, "caddy-a", "127.0.0.1", gossip, at("127.0.0.2"), at("127.0.0.3"))
-	a.routes = fmt.Sprintf("\t\tvipadistribute define %s port %d destip all\n\t}", vip, port)
-	b := newFleetNode(t, "caddy-b", "127.0.0.2", gossip, at("127.0.0.1"), at("127.0.0.3"))
-	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100\n\t}", vip)
-	c := newFleetNode(t, "caddy-c", "127.0.0.3", gossip, at("127.0.0.1"), at("127.0.0.2"))
-	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+	a, b, c := rankedFleet(t, vip)
 	nodes := []fleetNode{c, b, a}
 	dirs := map[string]string{}
 	for _, n := range nodes {
 		dirs[n.name] = t.TempDir()
 	}
-	want := map[string]vipadynRow{
-		"caddy-a": {Status: "active", Rank: 0, Owner: "caddy-a"},
-		"caddy-b": {Status: "backup", Rank: 100, Owner: "caddy-a"},
-		"caddy-c": {Status: "backup", Rank: 50, Owner: "caddy-a"},
-	}
-	settledAs := func(name string, r vipadynRow) bool {
-		x := want[name]
-		return r.Status == x.Status && r.Rank == x.Rank && r.Owner == x.Owner
-	}
 	launch := func() (*vipadynWatch, []*caddyProc) {
-		w := &vipadynWatch{vip: vip, owner: a.name, start: time.Now(), latest: map[string]vipadynRow{},
-			seen: map[string][]string{}, stop: make(chan struct{})}
+		w := newVipadynWatch(vip, a.name)
 		var procs []*caddyProc
 		for _, n := range nodes {
 			w.watch(n)
 			procs = append(procs, launchCaddy(t, n.name, dirs[n.name], n.admin, n.caddyfile()))
 		}
-		waitFor(t, 15*time.Second, "the fleet to settle", func() bool { return w.all(settledAs) })
+		waitFor(t, 15*time.Second, "the fleet to settle", func() bool { return w.all(settledRanked) })
 		return w, procs
 	}
 
@@ -258,4 +223,34 @@ func restartAtOnce(t *testing.T, vip string) {
 	w, procs := launch()
 	settledAt := time.Since(w.start)
 	w.end(t, procs, fmt.Sprintf("settled %v after the restart", settledAt.Round(time.Millisecond)))
+}
+
+// rankedFleet is the fleet of both tests: caddy-a defines vip, caddy-b
+// and caddy-c back it up with ranks 100 and 50; each joins the other two.
+func rankedFleet(t *testing.T, vip string) (a, b, c fleetNode) {
+	port := freePort(t)
+	gossip := freePort(t)
+	at := func(ip string) string { return fmt.Sprintf("%s:%d", ip, gossip) }
+	a = newFleetNode(t, "caddy-a", "127.0.0.1", gossip, at("127.0.0.2"), at("127.0.0.3"))
+	a.routes = fmt.Sprintf("\t\tvipadistribute define %s port %d destip all\n\t}", vip, port)
+	b = newFleetNode(t, "caddy-b", "127.0.0.2", gossip, at("127.0.0.1"), at("127.0.0.3"))
+	b.routes = fmt.Sprintf("\t\tvipabackup %s rank 100\n\t}", vip)
+	c = newFleetNode(t, "caddy-c", "127.0.0.3", gossip, at("127.0.0.1"), at("127.0.0.2"))
+	c.routes = fmt.Sprintf("\t\tvipabackup %s rank 50\n\t}", vip)
+	return a, b, c
+}
+
+// settledRanked says node name's row is the settled rankedFleet's.
+func settledRanked(name string, r vipadynRow) bool {
+	x := map[string]vipadynRow{
+		"caddy-a": {Status: "active", Rank: 0, Owner: "caddy-a"},
+		"caddy-b": {Status: "backup", Rank: 100, Owner: "caddy-a"},
+		"caddy-c": {Status: "backup", Rank: 50, Owner: "caddy-a"},
+	}[name]
+	return r.Status == x.Status && r.Rank == x.Rank && r.Owner == x.Owner
+}
+
+func newVipadynWatch(vip, owner string) *vipadynWatch {
+	return &vipadynWatch{vip: vip, owner: owner, start: time.Now(), latest: map[string]vipadynRow{},
+		seen: map[string][]string{}, stop: make(chan struct{})}
 }
