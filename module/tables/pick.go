@@ -223,26 +223,23 @@ func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 	return g.next(commit), ReasonRoundRobin
 }
 
+// turn is the group's rotation, advanced for a connection (commit), read
+// for a question.
+func (g *Group) turn(commit bool) uint64 {
+	if commit {
+		return g.st.rr.Add(1) - 1
+	}
+	return g.st.rr.Load()
+}
+
 // rotation is where a scan starts, so that ties rotate.
 func (g *Group) rotation(commit bool) int {
-	var n uint64
-	if commit {
-		n = g.st.rr.Add(1) - 1
-	} else {
-		n = g.st.rr.Load()
-	}
-	return int(n % uint64(len(g.active)))
+	return int(g.turn(commit) % uint64(len(g.active)))
 }
 
 // next is the smooth weighted round robin's turn.
 func (g *Group) next(commit bool) int {
-	var n uint64
-	if commit {
-		n = g.st.rr.Add(1) - 1
-	} else {
-		n = g.st.rr.Load()
-	}
-	return int(g.sched[n%uint64(len(g.sched))])
+	return int(g.sched[g.turn(commit)%uint64(len(g.sched))])
 }
 
 // mostBehind is weightedactive: the eligible row furthest below its share
