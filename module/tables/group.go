@@ -59,9 +59,6 @@ func newGroup(k key, all []*Target, st *groupState, pol *compiled, now int64) *G
 			g.active = append(g.active, t)
 		}
 	}
-	for _, t := range all {
-		t.stats.spread(pol.method != leastConn && pol.method != weightedActive)
-	}
 	n := len(g.active)
 	g.weight = make([]int32, n)
 	g.seeds = make([]uint64, n)

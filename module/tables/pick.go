@@ -210,9 +210,9 @@ func (g *Group) eligible(i int) bool {
 func (g *Group) choose(client netip.Addr, commit bool) (int, Reason) {
 	switch g.pol.method {
 	case weightedActive:
-		return g.mostBehind(g.rotation(commit)), ReasonWeightedActive
+		return g.tieTurn(g.mostBehind, commit), ReasonWeightedActive
 	case leastConn:
-		return g.leastLoaded(g.rotation(commit)), ReasonLeastConn
+		return g.tieTurn(g.leastLoaded, commit), ReasonLeastConn
 	case hotStandby:
 		return g.standby()
 	case sourceHash:
@@ -232,9 +232,20 @@ func (g *Group) turn(commit bool) uint64 {
 	return g.st.rr.Load()
 }
 
-// rotation is where a scan starts, so that ties rotate.
-func (g *Group) rotation(commit bool) int {
-	return int(g.turn(commit) % uint64(len(g.active)))
+// tieTurn ranks with scan, which starts at a row of the rotation and
+// reports whether another row tied with its choice. Only a tie takes a
+// turn: a clear choice writes nothing, and a question (not commit) gets
+// the answer the next connection will, tie or not.
+func (g *Group) tieTurn(scan func(start int) (int, bool), commit bool) int {
+	n := uint64(len(g.active))
+	at := g.turn(false)
+	i, tied := scan(int(at % n))
+	if tied && commit {
+		if t := g.turn(true); t != at {
+			i, _ = scan(int(t % n))
+		}
+	}
+	return i
 }
 
 // next is the smooth weighted round robin's turn.
@@ -243,8 +254,12 @@ func (g *Group) next(commit bool) int {
 }
 
 // mostBehind is weightedactive: the eligible row furthest below its share
-// eff/Σeff of the active connections once this one is added.
-func (g *Group) mostBehind(start int) int {
+// eff/Σeff of the active connections once this one is added, the first
+// from start among equals, and whether it had one.
+func (g *Group) mostBehind(start int) (int, bool) {
+	if i := g.clearlyBehind(); i >= 0 {
+		return i, false
+	}
 	n := len(g.active)
 	// each row's active count, -1 when it is not eligible; a larger
 	// group's rows past maxBounded are read twice
@@ -260,7 +275,7 @@ func (g *Group) mostBehind(start int) int {
 			act[i] = a
 		}
 	}
-	best, bestD := -1, int64(math.MinInt64)
+	best, bestD, tied := -1, int64(math.MinInt64), false
 	for k := range n {
 		i := (start + k) % n
 		a := int64(0)
@@ -272,22 +287,28 @@ func (g *Group) mostBehind(start int) int {
 		if a < 0 {
 			continue
 		}
-		d := int64(g.eff[i])*(total+1) - a*sum
-		if d > bestD {
-			best, bestD = i, d
+		switch d := int64(g.eff[i])*(total+1) - a*sum; {
+		case d > bestD:
+			best, bestD, tied = i, d, false
+		case d == bestD:
+			tied = true
 		}
 	}
 	if best < 0 {
-		return int(g.order[0])
+		return int(g.order[0]), false
 	}
-	return best
+	return best, tied
 }
 
 // leastLoaded is leastconn: the eligible row with the fewest active
-// connections per unit of effective weight.
-func (g *Group) leastLoaded(start int) int {
+// connections per unit of effective weight, the first from start among
+// equals, and whether it had one.
+func (g *Group) leastLoaded(start int) (int, bool) {
+	if i := g.clearlyLeast(); i >= 0 {
+		return i, false
+	}
 	n := len(g.active)
-	best := -1
+	best, tied := -1, false
 	var bestA, bestW int64
 	for k := range n {
 		i := (start + k) % n
@@ -295,14 +316,17 @@ func (g *Group) leastLoaded(start int) int {
 		if a < 0 {
 			continue
 		}
-		if best < 0 || a*bestW < bestA*w {
-			best, bestA, bestW = i, a, w
+		switch {
+		case best < 0 || a*bestW < bestA*w:
+			best, bestA, bestW, tied = i, a, w, false
+		case a*bestW == bestA*w:
+			tied = true
 		}
 	}
 	if best < 0 {
-		return int(g.order[0])
+		return int(g.order[0]), false
 	}
-	return best
+	return best, tied
 }
 
 // load is the Active row i's exact count of active connections when it is

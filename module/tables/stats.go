@@ -13,16 +13,13 @@ import (
 // different cache lines, and the counts are exact as sums over the
 // stripes, whichever stripe each one counted on.
 // The active count is also kept roughly in approx, a line that changes
-// once every flushAt connections of a stripe, which is all max_conns needs
-// until a row gets near its bound.
-//
-// leastconn and weightedactive read every row's exact count on each
-// connection: their rows count on the first stripe only (mask 0), so that
-// such a read finds one changing line per row rather than one per core.
+// once every flushAt connections of a stripe: max_conns needs no more
+// until a row gets near its bound, and leastconn and weightedactive read
+// the exact counts only when the rough ones leave the choice open
+// (rough.go).
 type stats struct {
 	stripes []stripe // len is a power of two
-	mask    atomic.Uint32
-	_       [falseShare - 28]byte
+	_       [falseShare - 24]byte
 	approx  atomic.Int64         // sum of the stripes' published: within slack of active
 	_       [falseShare - 8]byte // approx changes without moving the fields above
 }
@@ -60,33 +57,7 @@ const flushAt = 8
 // published, and as much again may be on its way to approx.
 func (st *stats) slack() int64 { return int64(2 * flushAt * len(st.stripes)) }
 
-func newStats() *stats {
-	st := &stats{stripes: make([]stripe, stripeCount)}
-	st.mask.Store(uint32(stripeCount - 1))
-	return st
-}
-
-// spread makes connections count on every stripe, or on the first only.
-// A row on one stripe does not keep approx (below reads the stripes), so
-// spreading it first brings approx up to date.
-func (st *stats) spread(on bool) {
-	m := uint32(0)
-	if on {
-		m = uint32(len(st.stripes) - 1)
-	}
-	if st.mask.Load() == m {
-		return
-	}
-	st.mask.Store(m)
-	if on {
-		for i := range st.stripes {
-			s := &st.stripes[i]
-			if v, p := s.active.Load(), s.published.Load(); v != p && s.published.CompareAndSwap(p, v) {
-				st.approx.Add(v - p)
-			}
-		}
-	}
-}
+func newStats() *stats { return &stats{stripes: make([]stripe, stripeCount)} }
 
 // started counts a connection inserted on processor i.
 func (st *stats) started(i uint8) {
@@ -102,15 +73,11 @@ func (st *stats) ended(i uint8, toTarget, toClient int64) {
 }
 
 // move adds d to the active count of processor i's stripe, and returns
-// the stripe. A spread row publishes the stripe's count to approx once it is
+// the stripe. The stripe's count is published to approx once it is
 // flushAt away from what approx has of it.
 func (st *stats) move(i uint8, d int64) *stripe {
-	m := st.mask.Load()
-	s := &st.stripes[uint32(i)&m]
+	s := &st.stripes[int(i)&(len(st.stripes)-1)]
 	v := s.active.Add(d)
-	if m == 0 {
-		return s
-	}
 	if p := s.published.Load(); v-p >= flushAt || p-v >= flushAt {
 		if s.published.CompareAndSwap(p, v) {
 			st.approx.Add(v - p)
@@ -120,12 +87,8 @@ func (st *stats) move(i uint8, d int64) *stripe {
 }
 
 // below reports whether the active count is below n, reading the stripes
-// only when approx is too close to n to tell, or when the row counts on
-// one stripe (its distmethod reads that line anyway).
+// only when approx is too close to n to tell.
 func (st *stats) below(n int64) bool {
-	if st.mask.Load() == 0 {
-		return st.active() < n
-	}
 	a, d := st.approx.Load(), st.slack()
 	if a+d < n {
 		return true
@@ -154,7 +117,7 @@ func (st *stats) total() uint64 {
 
 // affine adds d to the count of affinity records pointing at the row.
 func (st *stats) affine(d int64) {
-	st.stripes[uint32(proc())&st.mask.Load()].affinities.Add(d)
+	st.stripes[proc()&(len(st.stripes)-1)].affinities.Add(d)
 }
 
 // affined is the number of affinity records pointing at the row: in
