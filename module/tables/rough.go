@@ -19,7 +19,9 @@ func (g *Group) roughs(a *[maxBounded]int64) int64 {
 	for i, t := range g.active {
 		a[i] = -1
 		if t.healthy() && g.room(t) {
-			a[i] = t.stats.approx.Load()
+			// approx may dip below 0 while two adds cross; an exact
+			// count never does, so 0 is nearer to it
+			a[i] = max(t.stats.approx.Load(), 0)
 		}
 	}
 	return g.active[0].stats.slack()
