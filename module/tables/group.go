@@ -37,9 +37,10 @@ type Group struct {
 }
 
 // groupState survives snapshot replacement so that a rotation is not reset
-// by an unrelated report. Every new connection bumps rr: 256 bytes (a
-// size class aligned to 256) keep it falseShare bytes away from anything
-// else.
+// by an unrelated report. Every roundrobin and targetweight connection
+// bumps rr, and a leastconn or weightedactive one that breaks a tie: 256
+// bytes (a size class aligned to 256) keep it falseShare bytes away from
+// anything else.
 type groupState struct {
 	rr    atomic.Uint64
 	_     [falseShare - 8]byte
