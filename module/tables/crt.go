@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"net/netip"
 	"runtime"
@@ -37,8 +38,6 @@ type Entry struct {
 // concurrent use. Use NewCRT to make one.
 type CRT struct {
 	shards []shard
-	homes  sync.Pool // *home: the shard this processor inserts into
-	nhomes atomic.Uint32
 	pool   sync.Pool
 	aff    affinityTable
 
@@ -46,10 +45,11 @@ type CRT struct {
 	failed   map[*Entry]string // the last failed dial's node, of entries with Why.Failed > 0
 }
 
-// home is a shard handed out through a sync.Pool, which keeps it on one
-// processor: the connections a processor routes go to its own shard, and
-// the shard's lock stays in that core's cache as they come and go.
-type home struct{ shard uint16 }
+// homeShards is how many shards each processor inserts into: its home
+// shards, picked by a hash of the client. The connections a processor
+// routes go to its own shards, whose locks stay in that core's cache as
+// they come and go, and no one shard takes them all.
+const homeShards = 16
 
 // shard holds its entries in slots, where they stay until removed: an
 // insert or a removal touches no other entry, and the entries hold no
@@ -66,13 +66,11 @@ type shard struct {
 
 // NewCRT returns an empty table with enough shards for this machine.
 func NewCRT() *CRT {
-	// 16 shards per P: a processor's home changes when the GC empties the
-	// pools, and the shards it leaves keep their entries.
-	b := bits.Len(uint(runtime.GOMAXPROCS(0)*16 - 1))
+	// homeShards per P (a GOMAXPROCS raised later shares them)
+	b := bits.Len(uint(runtime.GOMAXPROCS(0)*homeShards - 1))
 	b = min(max(b, 6), 12)
 	c := &CRT{shards: make([]shard, 1<<b)}
 	c.pool.New = func() any { return new(Entry) }
-	c.homes.New = func() any { return &home{shard: uint16((c.nhomes.Add(1) - 1) % uint32(len(c.shards)))} }
 	return c
 }
 
@@ -89,10 +87,9 @@ func (c *CRT) Insert(e *Entry) {
 	if e.Since == 0 {
 		e.Since = Now().UnixNano()
 	}
-	h := c.homes.Get().(*home)
-	e.shard = h.shard
-	c.homes.Put(h)
-	e.stripe = uint8(proc())
+	p := proc()
+	e.stripe = uint8(p)
+	e.shard = uint16((p*homeShards + homeOf(e.Client)) & (len(c.shards) - 1))
 	e.Target.stats.started(e.stripe)
 	s := &c.shards[e.shard]
 	s.mu.Lock()
@@ -100,6 +97,14 @@ func (c *CRT) Insert(e *Entry) {
 	e.linked = true
 	s.n++
 	s.mu.Unlock()
+}
+
+// homeOf picks one of a processor's home shards for a client.
+func homeOf(client netip.AddrPort) int {
+	a := client.Addr().As16()
+	x := binary.LittleEndian.Uint64(a[8:]) ^ uint64(client.Port())<<32
+	x *= 0x9e3779b97f4a7c15
+	return int(x >> 60)
 }
 
 // Move re-targets an entry in the table to t: its dial failed and the

@@ -4,9 +4,9 @@ import _ "unsafe" // go:linkname
 
 // proc is the number of the processor (P) running the caller, below
 // GOMAXPROCS; the goroutine may move to another one right after. A
-// connection's counts go to its processor's stripe: unlike a CRT home
-// shard, which a processor gets anew when the GC empties the pools, the
-// processors of two cores never share a stripe (with at most 16 of them).
+// connection's counts go to its processor's stripe and its CRT entry to
+// one of its processor's home shards: the processors of two cores never
+// share a stripe (with at most 16 of them) or a home shard.
 func proc() int {
 	p := procPin()
 	procUnpin()
