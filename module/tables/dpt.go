@@ -34,20 +34,32 @@ func keyOf(vipa netip.Addr, port uint16) key { return key{vipa.Unmap(), port} }
 // snapshot is never modified once published.
 type snapshot struct {
 	groups map[key]*Group
+	v4     map[uint64]*Group // groups' IPv4 VIPAs again, under v4Key: the connection path's lookup
 	rows   int
+}
+
+// v4Key is an IPv4 VIPA and port as one word, which a map hashes and
+// compares faster than key.
+func v4Key(vipa netip.Addr, port uint16) uint64 {
+	a := vipa.As4()
+	return uint64(a[0])<<40 | uint64(a[1])<<32 | uint64(a[2])<<24 | uint64(a[3])<<16 | uint64(port)
 }
 
 // NewDPT returns an empty table.
 func NewDPT() *DPT {
 	d := &DPT{nodes: make(map[string]map[key]struct{}), policies: make(map[netip.Addr]*compiled)}
-	d.snap.Store(&snapshot{groups: map[key]*Group{}})
+	d.snap.Store(&snapshot{groups: map[key]*Group{}, v4: map[uint64]*Group{}})
 	return d
 }
 
 // Lookup returns the rows for (vipa, port), or nil when there are none. It
 // is lock-free and allocates nothing.
 func (d *DPT) Lookup(vipa netip.Addr, port uint16) *Group {
-	return d.snap.Load().groups[keyOf(vipa, port)]
+	s := d.snap.Load()
+	if vipa.Is4() {
+		return s.v4[v4Key(vipa, port)]
+	}
+	return s.groups[keyOf(vipa, port)]
 }
 
 // Len is the number of rows.
@@ -316,6 +328,7 @@ func (e *edit) commit() {
 	}
 	next := &snapshot{
 		groups: maps.Clone(e.base.groups),
+		v4:     maps.Clone(e.base.v4),
 		rows:   e.base.rows,
 	}
 	for k, ts := range e.dirty {
@@ -323,13 +336,20 @@ func (e *edit) commit() {
 		next.rows += len(ts) - len(old.All())
 		if len(ts) == 0 {
 			delete(next.groups, k)
+			if k.vipa.Is4() {
+				delete(next.v4, v4Key(k.vipa, k.port))
+			}
 			continue
 		}
 		st := new(groupState)
 		if old != nil {
 			st = old.st
 		}
-		next.groups[k] = newGroup(k, ts, st, e.d.policyOf(k.vipa), e.now)
+		g := newGroup(k, ts, st, e.d.policyOf(k.vipa), e.now)
+		next.groups[k] = g
+		if k.vipa.Is4() {
+			next.v4[v4Key(k.vipa, k.port)] = g
+		}
 	}
 	e.d.snap.Store(next)
 }

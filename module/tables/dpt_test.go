@@ -430,5 +430,23 @@ func TestDPTModel(t *testing.T) {
 				t.Fatalf("Targets of %s:%d wrong for %+v", r.VIPA, r.Port, r)
 			}
 		}
+		// every key, with rows or without, by either form of its VIPA
+		for _, v := range vipas {
+			for port := uint16(80); port < 83; port++ {
+				n := 0
+				for _, r := range want {
+					if r.VIPA == v && r.Port == port {
+						n++
+					}
+				}
+				g := d.Lookup(v, port)
+				if len(g.All()) != n || (n == 0) != (g == nil) {
+					t.Fatalf("op %d: Lookup(%s, %d) has %d rows, want %d", i, v, port, len(g.All()), n)
+				}
+				if m := netip.AddrFrom16(v.As16()); d.Lookup(m, port) != g {
+					t.Fatalf("op %d: Lookup(%s, %d) differs from Lookup(%s, %d)", i, m, port, v, port)
+				}
+			}
+		}
 	}
 }
