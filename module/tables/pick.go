@@ -123,8 +123,15 @@ func (c *Candidates) Next() *Target {
 	for c.k < 2*n {
 		k := c.k
 		c.k++
-		p := k % n
-		t := g.active[g.order[(c.first+p)%n]]
+		p := k // position from the ranked choice, in either pass
+		if p >= n {
+			p -= n
+		}
+		i := c.first + p
+		if i >= n {
+			i -= n
+		}
+		t := g.active[g.order[i]]
 		if !g.room(t) {
 			if k < n {
 				c.full++
