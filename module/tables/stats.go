@@ -79,11 +79,20 @@ func (st *stats) move(i uint8, d int64) *stripe {
 	s := &st.stripes[int(i)&(len(st.stripes)-1)]
 	v := s.active.Add(d)
 	if p := s.published.Load(); v-p >= flushAt || p-v >= flushAt {
-		if s.published.CompareAndSwap(p, v) {
-			st.approx.Add(v - p)
-		}
+		st.publish(s, p)
 	}
 	return s
+}
+
+// publish brings approx up to stripe s's count, of which p is what approx
+// has. It reads the count afresh: the count a move returned may be stale
+// by now (its goroutine was preempted meanwhile while others moved and
+// published), and publishing that could leave approx further than slack
+// from the exact count until the stripe's next move.
+func (st *stats) publish(s *stripe, p int64) {
+	if v := s.active.Load(); v != p && s.published.CompareAndSwap(p, v) {
+		st.approx.Add(v - p)
+	}
 }
 
 // below reports whether the active count is below n, reading the stripes

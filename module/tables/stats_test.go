@@ -96,3 +96,31 @@ func TestFalseShareLayout(t *testing.T) {
 		t.Errorf("groupState.inUse at %d, want %d", off, falseShare)
 	}
 }
+
+// TestStatsPublishStale: a move whose goroutine stalled after counting,
+// while other moves took the stripe far from the count it saw and
+// published that, publishes the stripe's count as it is now, not the
+// stale one.
+func TestStatsPublishStale(t *testing.T) {
+	st := &stats{stripes: make([]stripe, 2)}
+	s := &st.stripes[0]
+	st.started(0) // the stalled move counted 1 …
+	p := s.published.Load()
+	for range 30 { // … then others took the stripe to 31 and published
+		st.started(0)
+	}
+	if s.published.Load() == p {
+		t.Fatal("30 moves published nothing")
+	}
+	st.publish(s, s.published.Load())
+	if d := st.approx.Load() - st.active(); d != 0 {
+		t.Errorf("approx %d off the count %d after publish", st.approx.Load(), st.active())
+	}
+	// the stalled move now finds published moved on: nothing to do, and
+	// approx stays within slack
+	st.publish(s, p)
+	if d := st.approx.Load() - st.active(); d > st.slack() || -d > st.slack() {
+		t.Errorf("approx %d, active %d, slack %d", st.approx.Load(), st.active(), st.slack())
+	}
+}
+
