@@ -123,4 +123,3 @@ func TestStatsPublishStale(t *testing.T) {
 		t.Errorf("approx %d, active %d, slack %d", st.approx.Load(), st.active(), st.slack())
 	}
 }
-
